@@ -1,0 +1,379 @@
+//! The engine, the linker, the compiled-component cache and the epoch
+//! ticker, shared by every step run of a process.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, Store, UpdateDeadline};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+use crate::cache::{engine_hash, CompiledCache};
+use crate::logs::LogPipe;
+use crate::sandbox::{panic_message, Interrupt, MemoryLimiter, StepState};
+use crate::tracker::Tracker;
+use crate::{component_digest, Cancel, Limits, RuntimeError, SandboxDirs, StepFailure, StepOutcome};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit/step",
+        world: "step",
+        imports: { default: trappable },
+        exports: { default: async },
+    });
+}
+
+use bindings::weft::step::types::StepError;
+use bindings::StepPre;
+
+/// How often the epoch ticks; timeouts and cancellation act within one tick.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Largest component file accepted.
+pub const MAX_COMPONENT_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Settings of a [`Runtime`].
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Where compiled components are cached.
+    pub cache_dir: PathBuf,
+}
+
+/// The WebAssembly host of one process. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    linker: Linker<StepState>,
+    cache: CompiledCache,
+    engine_hash: String,
+    loaded: Mutex<HashMap<String, LoadedStep>>,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Runtime {
+    /// Creates the engine and starts its epoch ticker.
+    pub fn new(options: RuntimeOptions) -> Result<Self, RuntimeError> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+
+        let mut linker = Linker::<StepState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        bindings::Step::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
+            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+
+        let cache = CompiledCache::open(options.cache_dir)?;
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        {
+            let engine = engine.clone();
+            let stop = stop_ticker.clone();
+            std::thread::Builder::new()
+                .name("weft-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::SeqCst) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch ticker: {e}")))?;
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine_hash: engine_hash(&engine),
+                engine,
+                linker,
+                cache,
+                loaded: Mutex::new(HashMap::new()),
+                stop_ticker,
+            }),
+        })
+    }
+
+    /// Reads, compiles (or loads from the compiled cache) and
+    /// pre-instantiates a step component. Loading the same bytes twice
+    /// returns the same [`LoadedStep`]. This is CPU-bound: call it from a
+    /// blocking context.
+    pub fn load(&self, path: &Path) -> Result<LoadedStep, RuntimeError> {
+        let read_err = |source| RuntimeError::ReadComponent {
+            path: path.to_owned(),
+            source,
+        };
+        let size = std::fs::metadata(path).map_err(read_err)?.len();
+        if size > MAX_COMPONENT_BYTES {
+            return Err(RuntimeError::InvalidComponent {
+                path: path.to_owned(),
+                message: format!("it is {size} bytes; the limit is {MAX_COMPONENT_BYTES}"),
+            });
+        }
+        let bytes = std::fs::read(path).map_err(read_err)?;
+        self.load_bytes(path, &bytes)
+    }
+
+    /// Like [`Runtime::load`], from bytes already in memory; `path` only
+    /// names the component in errors.
+    pub fn load_bytes(&self, path: &Path, bytes: &[u8]) -> Result<LoadedStep, RuntimeError> {
+        let digest = component_digest(bytes);
+        if let Some(step) = self.lock_loaded().get(&digest) {
+            return Ok(step.clone());
+        }
+        let started = Instant::now();
+        let entry = self.inner.cache.entry_path(&digest, &self.inner.engine_hash);
+        let cached = self.inner.cache.get(&entry).and_then(|compiled| {
+            // SAFETY: the bytes carry a MAC made with this host's private key,
+            // so they were written by this host's own `precompile_component`
+            // for an engine with the same compatibility hash.
+            unsafe { Component::deserialize(&self.inner.engine, &compiled) }.ok()
+        });
+        let from_cache = cached.is_some();
+        let component = match cached {
+            Some(component) => component,
+            None => {
+                let invalid = |e: wasmtime::Error| RuntimeError::InvalidComponent {
+                    path: path.to_owned(),
+                    message: format!("{e:#}"),
+                };
+                if !bytes.starts_with(b"\0asm") {
+                    return Err(RuntimeError::InvalidComponent {
+                        path: path.to_owned(),
+                        message: "it does not start with the WebAssembly magic bytes".into(),
+                    });
+                }
+                let compiled = self.inner.engine.precompile_component(bytes).map_err(invalid)?;
+                if let Err(e) = self.inner.cache.put(&entry, &compiled) {
+                    tracing::warn!("not caching the compiled component: {e}");
+                }
+                // SAFETY: `compiled` was produced just now by this engine.
+                unsafe { Component::deserialize(&self.inner.engine, &compiled) }.map_err(invalid)?
+            }
+        };
+        let incompatible = |e: wasmtime::Error| RuntimeError::Incompatible {
+            path: path.to_owned(),
+            message: format!("{e:#}"),
+        };
+        let pre = self.inner.linker.instantiate_pre(&component).map_err(incompatible)?;
+        let pre = StepPre::new(pre).map_err(incompatible)?;
+        let step = LoadedStep {
+            digest: digest.clone(),
+            compiled_from_cache: from_cache,
+            load_time: started.elapsed(),
+            pre,
+            engine: self.inner.engine.clone(),
+        };
+        self.lock_loaded().insert(digest, step.clone());
+        Ok(step)
+    }
+
+    /// The compiled-component cache.
+    pub fn cache(&self) -> &CompiledCache {
+        &self.inner.cache
+    }
+
+    fn lock_loaded(&self) -> std::sync::MutexGuard<'_, HashMap<String, LoadedStep>> {
+        match self.inner.loaded.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+/// A compiled, pre-instantiated step component.
+#[derive(Clone)]
+pub struct LoadedStep {
+    digest: String,
+    compiled_from_cache: bool,
+    load_time: Duration,
+    pre: StepPre<StepState>,
+    engine: Engine,
+}
+
+impl std::fmt::Debug for LoadedStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedStep").field("digest", &self.digest).finish_non_exhaustive()
+    }
+}
+
+impl LoadedStep {
+    /// Hex blake3 digest of the component bytes.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// Whether the compiled code came from the on-disk cache.
+    pub fn compiled_from_cache(&self) -> bool {
+        self.compiled_from_cache
+    }
+
+    /// Time spent compiling or loading the component.
+    pub fn load_time(&self) -> Duration {
+        self.load_time
+    }
+
+    /// Runs the step once in a fresh sandbox. Never panics and never fails
+    /// the host: every failure is in the outcome.
+    pub async fn run(&self, params_json: &str, dirs: &SandboxDirs, limits: &Limits, cancel: &Cancel) -> StepOutcome {
+        let started = Instant::now();
+        let logs = LogPipe::new(limits.max_log_bytes);
+        let finish = |result, events| StepOutcome {
+            result,
+            logs: logs.text(),
+            events,
+            duration: started.elapsed(),
+        };
+
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(logs.clone())
+            .stderr(logs.clone())
+            .arg("step")
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }));
+        for (host, guest, perms) in [
+            (&dirs.inputs, "/inputs", FsPerms::ReadOnly),
+            (&dirs.outputs, "/outputs", FsPerms::ReadWrite),
+            (&dirs.tmp, "/tmp", FsPerms::ReadWrite),
+        ] {
+            if let Err(e) = wasi.preopened_dir(host, guest, perms) {
+                let message = format!("cannot mount {} at {guest}: {e:#}", host.display());
+                return finish(Err(StepFailure::Trapped(message)), Vec::new());
+            }
+        }
+        let mut table = wasmtime::component::ResourceTable::new();
+        table.set_max_capacity(limits.max_resources);
+        let deadline = started + limits.timeout;
+        let state = StepState {
+            wasi: wasi.build(),
+            table,
+            tracker: Tracker::default(),
+            limiter: MemoryLimiter {
+                limit: limits.memory_bytes,
+                exceeded: None,
+            },
+            deadline,
+            cancel: cancel.clone(),
+            interrupted: None,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            if state.cancel.is_cancelled() {
+                state.interrupted = Some(Interrupt::Cancelled);
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            if Instant::now() >= state.deadline {
+                state.interrupted = Some(Interrupt::Timeout);
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+
+        // The epoch callback stops a guest that computes; this watchdog stops
+        // one that is blocked in a host call (sleeping, polling).
+        let watchdog = {
+            let cancel = cancel.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(EPOCH_TICK * 2).await;
+                    if cancel.is_cancelled() {
+                        return Interrupt::Cancelled;
+                    }
+                    if Instant::now() >= deadline + EPOCH_TICK * 10 {
+                        return Interrupt::Timeout;
+                    }
+                }
+            }
+        };
+        let call = async {
+            let step = self.pre.instantiate_async(&mut store).await?;
+            step.call_run(&mut store, params_json).await
+        };
+        let outcome = tokio::select! {
+            result = call => Ok(result),
+            why = watchdog => Err(why),
+        };
+        let state = store.data_mut();
+        let events = std::mem::take(&mut state.tracker.events);
+        let result = match outcome {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(StepError::InvalidParams(m)))) => Err(StepFailure::InvalidParams(m)),
+            Ok(Ok(Err(StepError::Failed(m)))) => Err(StepFailure::Failed(m)),
+            Ok(Err(error)) => Err(classify(error, state, limits, &logs.text())),
+            Err(Interrupt::Timeout) => Err(StepFailure::TimedOut(limits.timeout)),
+            Err(Interrupt::Cancelled) => Err(StepFailure::Cancelled),
+        };
+        finish(result, events)
+    }
+}
+
+/// Turns a wasmtime error from a guest call into the reason a user can act on.
+fn classify(error: wasmtime::Error, state: &StepState, limits: &Limits, logs: &str) -> StepFailure {
+    match state.interrupted {
+        Some(Interrupt::Timeout) => return StepFailure::TimedOut(limits.timeout),
+        Some(Interrupt::Cancelled) => return StepFailure::Cancelled,
+        None => {}
+    }
+    if let Some(requested) = state.limiter.exceeded {
+        return StepFailure::MemoryLimit {
+            requested,
+            limit: state.limiter.limit,
+        };
+    }
+    if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return if exit.0 == 0 {
+            StepFailure::Failed("the step called exit(0) instead of returning from run".into())
+        } else {
+            StepFailure::Exited(exit.0)
+        };
+    }
+    if let Some(message) = panic_message(logs) {
+        return StepFailure::Panicked(message);
+    }
+    let mut message = String::new();
+    for (i, cause) in error.chain().enumerate() {
+        let text = cause.to_string();
+        // wasmtime adds the guest backtrace as context; keep it out of the
+        // headline, the first line of each cause is what matters.
+        let first = text.lines().next().unwrap_or_default();
+        if i > 0 {
+            message.push_str(": ");
+        }
+        message.push_str(first);
+    }
+    StepFailure::Trapped(message)
+}
+
+impl bindings::weft::step::types::Host for StepState {}
+
+/// A tracker call that breaks a rule traps the guest with the reason: the
+/// step fails with a message that names the key.
+impl bindings::weft::step::tracker::Host for StepState {
+    fn log_metric(&mut self, key: String, value: f64, step: Option<u64>) -> wasmtime::Result<()> {
+        self.tracker.log_metric(key, value, step).map_err(wasmtime::Error::msg)
+    }
+    fn log_param(&mut self, key: String, value: String) -> wasmtime::Result<()> {
+        self.tracker.log_param(key, value).map_err(wasmtime::Error::msg)
+    }
+    fn set_tag(&mut self, key: String, value: String) -> wasmtime::Result<()> {
+        self.tracker.set_tag(key, value).map_err(wasmtime::Error::msg)
+    }
+    fn log_metadata(&mut self, key: String, json: String) -> wasmtime::Result<()> {
+        self.tracker.log_metadata(key, json).map_err(wasmtime::Error::msg)
+    }
+}
