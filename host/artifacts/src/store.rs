@@ -1,0 +1,479 @@
+//! The store itself.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, PutPayload};
+
+use crate::tree::{is_safe_relative, Tree, TreeEntry};
+use crate::{validate_digest, ArtifactError};
+
+/// Most files one directory artifact may hold.
+pub const MAX_TREE_FILES: usize = 100_000;
+
+/// Whether an artifact is one file or a directory of files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArtifactKind {
+    File,
+    Dir,
+}
+
+impl ArtifactKind {
+    /// `"file"` or `"dir"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArtifactKind::File => "file",
+            ArtifactKind::Dir => "dir",
+        }
+    }
+
+    /// Parses [`ArtifactKind::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "file" => Some(ArtifactKind::File),
+            "dir" => Some(ArtifactKind::Dir),
+            _ => None,
+        }
+    }
+}
+
+/// What storing something produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// blake3 hex digest of the file, or of the canonical tree.
+    pub digest: String,
+    /// Bytes of content (a directory: the sum of its files).
+    pub size: u64,
+    /// File or directory.
+    pub kind: ArtifactKind,
+}
+
+/// A content-addressed store of files and directories. Cheap to clone.
+#[derive(Clone)]
+pub struct ArtifactStore {
+    objects: Arc<dyn ObjectStore>,
+    /// Root directory when the store is on the local filesystem.
+    local_root: Option<PathBuf>,
+    url: String,
+}
+
+impl std::fmt::Debug for ArtifactStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArtifactStore").field("url", &self.url).finish()
+    }
+}
+
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ArtifactError + 'a {
+    move |source| ArtifactError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn blob_path(digest: &str) -> ObjectPath {
+    ObjectPath::from(format!("blobs/{}/{digest}", &digest[..2]))
+}
+
+fn tree_path(digest: &str) -> ObjectPath {
+    ObjectPath::from(format!("trees/{}/{digest}", &digest[..2]))
+}
+
+impl ArtifactStore {
+    /// Opens a store from a URL: `file:///abs/path` or a plain path.
+    pub fn open(url: &str) -> Result<Self, ArtifactError> {
+        let path = match url.strip_prefix("file://") {
+            Some(path) => PathBuf::from(path),
+            None if url.contains("://") => return Err(ArtifactError::BadUrl(url.to_string())),
+            None => PathBuf::from(url),
+        };
+        Self::local(&path)
+    }
+
+    /// Opens (creating it if needed) a store in a local directory.
+    pub fn local(root: &Path) -> Result<Self, ArtifactError> {
+        fs::create_dir_all(root.join(".staging")).map_err(io_err("create", root))?;
+        let root = root.canonicalize().map_err(io_err("resolve", root))?;
+        let objects = LocalFileSystem::new_with_prefix(&root)?;
+        Ok(Self {
+            objects: Arc::new(objects),
+            url: format!("file://{}", root.display()),
+            local_root: Some(root),
+        })
+    }
+
+    /// The store's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Stores a file or a directory (recursively). `limit` caps the total
+    /// bytes; symlinks and special files are refused.
+    pub async fn ingest(&self, path: &Path, limit: u64) -> Result<Stored, ArtifactError> {
+        let meta = fs::symlink_metadata(path).map_err(io_err("read", path))?;
+        if meta.file_type().is_symlink() {
+            return Err(ArtifactError::Unsupported {
+                path: path.to_owned(),
+                what: "a symbolic link",
+            });
+        }
+        if meta.is_file() {
+            if meta.len() > limit {
+                return Err(ArtifactError::TooLarge {
+                    path: path.to_owned(),
+                    limit,
+                });
+            }
+            let (digest, size) = self.put_file(path).await?;
+            return Ok(Stored {
+                digest,
+                size,
+                kind: ArtifactKind::File,
+            });
+        }
+        if !meta.is_dir() {
+            return Err(ArtifactError::Unsupported {
+                path: path.to_owned(),
+                what: "neither a regular file nor a directory",
+            });
+        }
+        let files = {
+            let path = path.to_owned();
+            tokio::task::spawn_blocking(move || walk(&path, limit))
+                .await
+                .map_err(|e| ArtifactError::Io {
+                    action: "walk",
+                    path: PathBuf::new(),
+                    source: std::io::Error::other(e),
+                })??
+        };
+        let mut tree = Tree::default();
+        for (relative, file) in files {
+            let (digest, size) = self.put_file(&file).await?;
+            tree.entries.push(TreeEntry {
+                path: relative,
+                digest,
+                size,
+            });
+        }
+        let bytes = tree.canonical_bytes();
+        let digest = blake3::hash(&bytes).to_hex().to_string();
+        let location = tree_path(&digest);
+        if self.objects.head(&location).await.is_err() {
+            self.objects.put(&location, PutPayload::from(bytes)).await?;
+        }
+        Ok(Stored {
+            digest,
+            size: tree.size(),
+            kind: ArtifactKind::Dir,
+        })
+    }
+
+    /// Stores bytes as a file artifact.
+    pub async fn put_bytes(&self, bytes: Bytes) -> Result<Stored, ArtifactError> {
+        let digest = blake3::hash(&bytes).to_hex().to_string();
+        let size = bytes.len() as u64;
+        let location = blob_path(&digest);
+        if self.objects.head(&location).await.is_err() {
+            self.objects.put(&location, PutPayload::from(bytes)).await?;
+        }
+        Ok(Stored {
+            digest,
+            size,
+            kind: ArtifactKind::File,
+        })
+    }
+
+    /// Stores one file; returns its digest and size.
+    async fn put_file(&self, path: &Path) -> Result<(String, u64), ArtifactError> {
+        match &self.local_root {
+            Some(root) => {
+                let root = root.clone();
+                let path = path.to_owned();
+                tokio::task::spawn_blocking(move || put_local_file(&root, &path))
+                    .await
+                    .map_err(|e| ArtifactError::Io {
+                        action: "store",
+                        path: PathBuf::new(),
+                        source: std::io::Error::other(e),
+                    })?
+            }
+            None => {
+                let bytes = tokio::fs::read(path).await.map_err(io_err("read", path))?;
+                let stored = self.put_bytes(Bytes::from(bytes)).await?;
+                Ok((stored.digest, stored.size))
+            }
+        }
+    }
+
+    /// Whether every byte of the artifact is still in the store.
+    pub async fn contains(&self, digest: &str, kind: ArtifactKind) -> Result<bool, ArtifactError> {
+        validate_digest(digest)?;
+        match kind {
+            ArtifactKind::File => Ok(self.objects.head(&blob_path(digest)).await.is_ok()),
+            ArtifactKind::Dir => {
+                let tree = match self.tree(digest).await {
+                    Ok(tree) => tree,
+                    Err(ArtifactError::Missing(_)) => return Ok(false),
+                    Err(e) => return Err(e),
+                };
+                for entry in &tree.entries {
+                    if self.objects.head(&blob_path(&entry.digest)).await.is_err() {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// Reads a directory artifact's listing.
+    pub async fn tree(&self, digest: &str) -> Result<Tree, ArtifactError> {
+        validate_digest(digest)?;
+        let bytes = match self.objects.get(&tree_path(digest)).await {
+            Ok(result) => result.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => return Err(ArtifactError::Missing(digest.to_string())),
+            Err(e) => return Err(e.into()),
+        };
+        Tree::parse(&bytes).map_err(|message| ArtifactError::CorruptTree {
+            digest: digest.to_string(),
+            message,
+        })
+    }
+
+    /// Reads a file artifact's bytes.
+    pub async fn get_bytes(&self, digest: &str) -> Result<Bytes, ArtifactError> {
+        validate_digest(digest)?;
+        match self.objects.get(&blob_path(digest)).await {
+            Ok(result) => Ok(result.bytes().await?),
+            Err(object_store::Error::NotFound { .. }) => Err(ArtifactError::Missing(digest.to_string())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Places an artifact at `dest` (which must not exist) for a sandbox to
+    /// read. On the local filesystem files are hard links to the immutable
+    /// blobs, so this costs no copy; the sandbox mounts them read-only.
+    pub async fn materialize(&self, digest: &str, kind: ArtifactKind, dest: &Path) -> Result<(), ArtifactError> {
+        self.place(digest, kind, dest, true).await
+    }
+
+    /// Copies an artifact to `dest` (which must not exist) for a user: a
+    /// fresh copy, never a link into the store.
+    pub async fn export(&self, digest: &str, kind: ArtifactKind, dest: &Path) -> Result<(), ArtifactError> {
+        self.place(digest, kind, dest, false).await
+    }
+
+    async fn place(&self, digest: &str, kind: ArtifactKind, dest: &Path, link: bool) -> Result<(), ArtifactError> {
+        validate_digest(digest)?;
+        match kind {
+            ArtifactKind::File => self.place_file(digest, dest, link).await,
+            ArtifactKind::Dir => {
+                let tree = self.tree(digest).await?;
+                fs::create_dir_all(dest).map_err(io_err("create", dest))?;
+                for entry in &tree.entries {
+                    if !is_safe_relative(&entry.path) {
+                        return Err(ArtifactError::CorruptTree {
+                            digest: digest.to_string(),
+                            message: format!("unsafe path '{}'", entry.path),
+                        });
+                    }
+                    let target = dest.join(&entry.path);
+                    if let Some(parent) = target.parent() {
+                        fs::create_dir_all(parent).map_err(io_err("create", parent))?;
+                    }
+                    self.place_file(&entry.digest, &target, link).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn place_file(&self, digest: &str, dest: &Path, link: bool) -> Result<(), ArtifactError> {
+        if let Some(root) = &self.local_root {
+            let blob = root.join("blobs").join(&digest[..2]).join(digest);
+            if !blob.exists() {
+                return Err(ArtifactError::Missing(digest.to_string()));
+            }
+            if link && fs::hard_link(&blob, dest).is_ok() {
+                return Ok(());
+            }
+            fs::copy(&blob, dest).map_err(io_err("copy to", dest))?;
+            let mut perms = fs::metadata(dest).map_err(io_err("read", dest))?.permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            perms.set_readonly(false);
+            fs::set_permissions(dest, perms).map_err(io_err("chmod", dest))?;
+            return Ok(());
+        }
+        let bytes = self.get_bytes(digest).await?;
+        tokio::fs::write(dest, &bytes).await.map_err(io_err("write", dest))
+    }
+}
+
+/// Hashes `src` while copying it into the store's staging area, then renames
+/// the copy into place (or drops it when the blob already exists).
+fn put_local_file(root: &Path, src: &Path) -> Result<(String, u64), ArtifactError> {
+    let mut input = fs::File::open(src).map_err(io_err("open", src))?;
+    let staging_name = format!("{}-{}", std::process::id(), rand_suffix());
+    let staging = root.join(".staging").join(staging_name);
+    let mut output = fs::File::create(&staging).map_err(io_err("create", &staging))?;
+    let result = (|| {
+        let mut hasher = blake3::Hasher::new();
+        let mut buffer = vec![0u8; 1 << 20];
+        let mut size = 0u64;
+        loop {
+            let n = input.read(&mut buffer).map_err(io_err("read", src))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+            output.write_all(&buffer[..n]).map_err(io_err("write", &staging))?;
+            size += n as u64;
+        }
+        drop(output);
+        let digest = hasher.finalize().to_hex().to_string();
+        let dir = root.join("blobs").join(&digest[..2]);
+        let blob = dir.join(&digest);
+        if blob.exists() {
+            let _ = fs::remove_file(&staging);
+        } else {
+            fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+            let mut perms = fs::metadata(&staging).map_err(io_err("read", &staging))?.permissions();
+            perms.set_readonly(true);
+            fs::set_permissions(&staging, perms).map_err(io_err("chmod", &staging))?;
+            fs::rename(&staging, &blob).map_err(io_err("rename into", &blob))?;
+        }
+        Ok((digest, size))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&staging);
+    }
+    result
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{t:x}-{n}")
+}
+
+/// Lists the regular files under `dir` as (relative path, absolute path),
+/// refusing symlinks, special files, non-UTF-8 names and more than `limit`
+/// bytes in total.
+fn walk(dir: &Path, limit: u64) -> Result<Vec<(String, PathBuf)>, ArtifactError> {
+    let mut files = Vec::new();
+    let mut total = 0u64;
+    let mut stack = vec![(dir.to_owned(), String::new())];
+    while let Some((path, prefix)) = stack.pop() {
+        for entry in fs::read_dir(&path).map_err(io_err("list", &path))? {
+            let entry = entry.map_err(io_err("list", &path))?;
+            let full = entry.path();
+            let name = entry.file_name().into_string().map_err(|_| ArtifactError::Unsupported {
+                path: full.clone(),
+                what: "a file whose name is not UTF-8",
+            })?;
+            let relative = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+            let meta = fs::symlink_metadata(&full).map_err(io_err("read", &full))?;
+            if meta.file_type().is_symlink() {
+                return Err(ArtifactError::Unsupported {
+                    path: full,
+                    what: "a symbolic link",
+                });
+            } else if meta.is_dir() {
+                stack.push((full, relative));
+            } else if meta.is_file() {
+                total += meta.len();
+                if total > limit {
+                    return Err(ArtifactError::TooLarge {
+                        path: dir.to_owned(),
+                        limit,
+                    });
+                }
+                files.push((relative, full));
+                if files.len() > MAX_TREE_FILES {
+                    return Err(ArtifactError::Unsupported {
+                        path: dir.to_owned(),
+                        what: "a directory with more files than the limit (100000)",
+                    });
+                }
+            } else {
+                return Err(ArtifactError::Unsupported {
+                    path: full,
+                    what: "neither a regular file nor a directory",
+                });
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn files_dedup_and_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::local(&dir.path().join("store")).unwrap();
+        let a = dir.path().join("a.txt");
+        fs::write(&a, "hello").unwrap();
+        let stored = store.ingest(&a, u64::MAX).await.unwrap();
+        assert_eq!(stored.digest, blake3::hash(b"hello").to_hex().to_string());
+        assert_eq!(stored.size, 5);
+        let again = store.ingest(&a, u64::MAX).await.unwrap();
+        assert_eq!(stored, again);
+        let blobs: Vec<_> = fs::read_dir(dir.path().join("store/blobs").join(&stored.digest[..2])).unwrap().collect();
+        assert_eq!(blobs.len(), 1);
+        assert_eq!(store.get_bytes(&stored.digest).await.unwrap(), Bytes::from("hello"));
+        assert!(store.contains(&stored.digest, ArtifactKind::File).await.unwrap());
+        // No staging leftovers.
+        assert_eq!(fs::read_dir(dir.path().join("store/.staging")).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn directories_round_trip_and_refuse_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::local(&dir.path().join("store")).unwrap();
+        let src = dir.path().join("src");
+        fs::create_dir_all(src.join("sub")).unwrap();
+        fs::write(src.join("x.csv"), "1,2").unwrap();
+        fs::write(src.join("sub/y.csv"), "3,4").unwrap();
+        let stored = store.ingest(&src, u64::MAX).await.unwrap();
+        assert_eq!(stored.kind, ArtifactKind::Dir);
+        assert_eq!(stored.size, 6);
+        let out = dir.path().join("out");
+        store.export(&stored.digest, ArtifactKind::Dir, &out).await.unwrap();
+        assert_eq!(fs::read_to_string(out.join("sub/y.csv")).unwrap(), "3,4");
+
+        std::os::unix::fs::symlink("/etc/passwd", src.join("link")).unwrap();
+        let err = store.ingest(&src, u64::MAX).await.unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn size_limit_and_missing_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::local(&dir.path().join("store")).unwrap();
+        let big = dir.path().join("big");
+        fs::write(&big, vec![0u8; 1000]).unwrap();
+        assert!(matches!(store.ingest(&big, 999).await, Err(ArtifactError::TooLarge { .. })));
+        let stored = store.ingest(&big, 1000).await.unwrap();
+        let blob = dir.path().join("store/blobs").join(&stored.digest[..2]).join(&stored.digest);
+        fs::remove_file(blob).unwrap();
+        assert!(!store.contains(&stored.digest, ArtifactKind::File).await.unwrap());
+        assert!(matches!(store.get_bytes(&stored.digest).await, Err(ArtifactError::Missing(_))));
+        assert!(matches!(store.get_bytes("../../etc").await, Err(ArtifactError::BadDigest(_))));
+    }
+}

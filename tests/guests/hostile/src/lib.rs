@@ -1,0 +1,126 @@
+//! A step that attacks its sandbox, one attack per run (param `attack`).
+//!
+//! When an attack is stopped, the step returns the error it got, so the
+//! tests can check both that it failed and why. When an attack gets
+//! through, the step *succeeds* and writes what it obtained to `out`: a test
+//! that sees success has found a hole.
+
+use std::io::Write;
+
+use serde::Deserialize;
+use weft_sdk::{bail, Error};
+
+#[derive(Deserialize)]
+struct Params {
+    attack: String,
+    #[serde(default)]
+    steps: u64,
+}
+
+fn hostile(params: Params) -> weft_sdk::Result<()> {
+    match params.attack.as_str() {
+        "none" => {
+            weft_sdk::log_metric("ok", 1.0);
+            weft_sdk::write_output("out", "harmless")
+        }
+        "read-host-file" => stolen(std::fs::read_to_string("/etc/passwd"), "read /etc/passwd"),
+        "dotdot" => stolen(std::fs::read_to_string("/inputs/../../../../etc/passwd"), "read /inputs/../../../../etc/passwd"),
+        "dotdot-relative" => stolen(std::fs::read_dir("/outputs/..").map(|d| format!("{} entries", d.count())), "list /outputs/.."),
+        "symlink" => {
+            // Plant a symlink that points out of the sandbox, then follow it.
+            let link = "/outputs/escape";
+            plant_symlink("../../../../../../etc/passwd", "escape")?;
+            stolen(std::fs::read_to_string(link), "read through the planted symlink")
+        }
+        "symlink-output" => {
+            // Declare a symlink to a host file as the output itself.
+            plant_symlink("/etc/passwd", "out")
+        }
+        "socket" => stolen(
+            std::net::TcpStream::connect("127.0.0.1:80").map(|_| "connected".to_string()),
+            "connect to 127.0.0.1:80",
+        ),
+        "env" => match std::env::var("PATH").or_else(|_| std::env::var("HOME")) {
+            Ok(value) => weft_sdk::write_output("out", value),
+            Err(e) => bail!("read env var PATH: {e}"),
+        },
+        "list-env" => {
+            let vars: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+            if vars.is_empty() {
+                bail!("the environment is empty");
+            }
+            weft_sdk::write_output("out", vars.join(","))
+        }
+        "write-input" => stolen(
+            std::fs::write("/inputs/in", "overwritten").map(|_| "wrote".to_string()),
+            "write /inputs/in",
+        ),
+        "create-in-inputs" => stolen(
+            std::fs::write("/inputs/new-file", "planted").map(|_| "wrote".to_string()),
+            "create /inputs/new-file",
+        ),
+        "loop" => {
+            let mut x: u64 = 0;
+            loop {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        }
+        "sleep" => {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+            weft_sdk::write_output("out", "woke up")
+        }
+        "membomb" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 16 * 1024 * 1024]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        "panic" => panic!("the model exploded at row {}", 42),
+        "fail" => Err(Error::msg("bad data: column 'x' is empty")),
+        "invalid-params" => Err(Error::invalid_params("learning_rate must be positive")),
+        "recursion" => {
+            #[allow(unconditional_recursion)]
+            fn down(n: u64) -> u64 {
+                std::hint::black_box(down(std::hint::black_box(n + 1)) + 1)
+            }
+            weft_sdk::write_output("out", down(0).to_string())
+        }
+        "flood-stdout" => {
+            let mut out = std::io::stdout();
+            let line = [b'x'; 1023];
+            for _ in 0..(params.steps.max(1)) {
+                out.write_all(&line)?;
+                out.write_all(b"\n")?;
+            }
+            weft_sdk::write_output("out", "flooded")
+        }
+        "no-output" => Ok(()),
+        "exit" => std::process::exit(3),
+        other => Err(Error::invalid_params(format!("unknown attack '{other}'"))),
+    }
+}
+
+/// Success of an attack is a breach: report what leaked; failure is the
+/// sandbox working: report the error.
+fn stolen(result: std::io::Result<String>, what: &str) -> weft_sdk::Result<()> {
+    match result {
+        Ok(loot) => weft_sdk::write_output("out", loot),
+        Err(e) => bail!("{what}: {e}"),
+    }
+}
+
+weft_sdk::export_step!(hostile);
+
+/// Creates a symlink in `/outputs` through the raw WASI call (std has no
+/// stable API for it on WASI).
+fn plant_symlink(target: &str, name: &str) -> weft_sdk::Result<()> {
+    let outputs = wasi::filesystem::preopens::get_directories()
+        .into_iter()
+        .find(|(_, path)| path == "/outputs")
+        .map(|(dir, _)| dir)
+        .ok_or_else(|| Error::msg("no /outputs preopen"))?;
+    outputs
+        .symlink_at(target, name)
+        .map_err(|e| Error::msg(format!("create symlink {name} -> {target}: {e:?}")))
+}
