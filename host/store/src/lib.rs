@@ -1,1 +1,48 @@
+//! weft's metadata store: pipelines, runs, step runs, artifacts and their
+//! lineage, and what steps logged (params, metrics, tags, metadata).
+//!
+//! Backed by sqlx. SQLite is the default (one file, WAL mode, migrations
+//! embedded in the binary); the SQL is kept portable so PostgreSQL can run
+//! the same migrations. Every state change that must be all-or-nothing (a
+//! step run completing with its artifacts, lineage and metrics) is one
+//! transaction, so a process killed at any point leaves a consistent
+//! database.
 
+mod model;
+mod store;
+
+pub use model::*;
+pub use store::{NewArtifact, Store, StepRunRecord};
+
+/// Errors of the metadata store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("metadata store: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Migrating the schema failed.
+    #[error("metadata store migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Nothing matches.
+    #[error("no {what} matches '{key}'")]
+    NotFound { what: &'static str, key: String },
+    /// More than one thing matches a prefix.
+    #[error("'{key}' matches more than one {what}; give more characters")]
+    Ambiguous { what: &'static str, key: String },
+    /// The database URL is not understood.
+    #[error("unsupported metadata store URL '{0}': use sqlite://path")]
+    BadUrl(String),
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// A new time-ordered id.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}

@@ -1,0 +1,111 @@
+//! Rows as the store returns them.
+
+use serde::Serialize;
+
+/// Status of a run or step run.
+pub mod status {
+    pub const PENDING: &str = "pending";
+    pub const RUNNING: &str = "running";
+    pub const SUCCEEDED: &str = "succeeded";
+    pub const CACHED: &str = "cached";
+    pub const FAILED: &str = "failed";
+    /// A step that did not run because an upstream step failed.
+    pub const SKIPPED: &str = "skipped";
+    pub const CANCELLED: &str = "cancelled";
+    /// The process recording it died (killed, crashed) before it finished.
+    pub const CRASHED: &str = "crashed";
+}
+
+/// A pipeline run.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Run {
+    pub id: String,
+    pub pipeline: String,
+    pub number: i64,
+    pub status: String,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub error: Option<String>,
+}
+
+/// One step's execution within a run.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct StepRun {
+    pub id: String,
+    pub run_id: String,
+    pub step_name: String,
+    pub status: String,
+    pub params: String,
+    pub started_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub component_digest: Option<String>,
+    pub cache_key: Option<String>,
+    pub cached_from: Option<String>,
+    pub attempts: i64,
+    pub error: Option<String>,
+}
+
+/// A versioned artifact.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Artifact {
+    pub id: String,
+    pub name: String,
+    pub version: i64,
+    pub digest: String,
+    pub kind: String,
+    pub media_type: String,
+    pub size: i64,
+    pub producer_step_run_id: Option<String>,
+    pub source_uri: Option<String>,
+    pub created_at: i64,
+}
+
+/// An artifact as a step run read or wrote it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ArtifactLink {
+    /// The input or output name.
+    pub slot: String,
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub artifact: Artifact,
+}
+
+/// A metric point.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Metric {
+    pub step_run_id: String,
+    pub key: String,
+    pub value: f64,
+    pub step: Option<i64>,
+    pub timestamp: i64,
+}
+
+/// A key/value pair logged by a step (param, tag or metadata).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct KeyValue {
+    pub step_run_id: String,
+    pub key: String,
+    pub value: String,
+}
+
+/// Everything recorded about a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunDetail {
+    pub run: Run,
+    pub steps: Vec<StepRun>,
+    pub inputs: Vec<ArtifactLink>,
+    pub params: Vec<KeyValue>,
+    pub metrics: Vec<Metric>,
+    pub tags: Vec<KeyValue>,
+    pub metadata: Vec<KeyValue>,
+}
+
+/// One hop of lineage: an artifact and how it was made.
+#[derive(Debug, Clone, Serialize)]
+pub struct LineageNode {
+    pub artifact: Artifact,
+    /// The step run that produced it; `None` for external data.
+    pub producer: Option<StepRun>,
+    /// The inputs of that step run, each with its own lineage.
+    pub inputs: Vec<(String, LineageNode)>,
+}

@@ -1,0 +1,594 @@
+//! The store and its queries.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+use crate::model::*;
+use crate::{new_id, now_ms, StoreError};
+
+/// The metadata store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// An artifact to record (its bytes are already in the artifact store).
+#[derive(Debug, Clone)]
+pub struct NewArtifact {
+    pub name: String,
+    pub digest: String,
+    pub kind: String,
+    pub media_type: String,
+    pub size: i64,
+    pub source_uri: Option<String>,
+}
+
+/// What a finished step run recorded, all written in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct StepRunRecord {
+    pub status: String,
+    pub error: Option<String>,
+    pub logs: String,
+    pub attempts: i64,
+    pub component_digest: Option<String>,
+    pub cache_key: Option<String>,
+    pub started_at: Option<i64>,
+    /// (input name, artifact id)
+    pub inputs: Vec<(String, String)>,
+    /// (output name, artifact) — new artifacts produced by this step run.
+    pub outputs: Vec<(String, NewArtifact)>,
+    pub params: Vec<(String, String)>,
+    /// (key, value, step, timestamp ms)
+    pub metrics: Vec<(String, f64, Option<i64>, i64)>,
+    pub tags: Vec<(String, String)>,
+    pub metadata: Vec<(String, String)>,
+}
+
+const RUN_COLUMNS: &str = "r.id, p.name AS pipeline, r.number, r.status, r.started_at, r.ended_at, r.error";
+const STEP_RUN_COLUMNS: &str = "id, run_id, step_name, status, params, started_at, ended_at, component_digest, cache_key, cached_from, attempts, error";
+const ARTIFACT_COLUMNS: &str = "a.id, a.name, a.version, a.digest, a.kind, a.media_type, a.size, a.producer_step_run_id, a.source_uri, a.created_at";
+
+impl Store {
+    /// Opens (creating if needed) a store at `sqlite://path` or a plain path,
+    /// and brings its schema up to date.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let path = url.strip_prefix("sqlite://").unwrap_or(url);
+        if url.contains("://") && !url.starts_with("sqlite://") {
+            return Err(StoreError::BadUrl(url.to_string()));
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Runs SQLite's integrity and foreign-key checks; returns the problems
+    /// found (empty when the database is sound).
+    pub async fn check_integrity(&self) -> Result<Vec<String>, StoreError> {
+        let mut problems: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check").fetch_all(&self.pool).await?;
+        problems.retain(|p| p != "ok");
+        let fk: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check").fetch_all(&self.pool).await?;
+        problems.extend(fk.into_iter().map(|(t,)| format!("foreign key violation in {t}")));
+        Ok(problems)
+    }
+
+    /// Returns the id of the pipeline called `name`, creating it if needed.
+    pub async fn ensure_pipeline(&self, name: &str) -> Result<String, StoreError> {
+        sqlx::query("INSERT INTO pipelines (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
+            .bind(new_id())
+            .bind(name)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(sqlx::query_scalar("SELECT id FROM pipelines WHERE name = $1").bind(name).fetch_one(&self.pool).await?)
+    }
+
+    /// Marks runs (and their unfinished step runs) left `running` by a
+    /// process of this host that no longer exists as crashed.
+    pub async fn recover_crashed(&self, host: &str, is_alive: impl Fn(i64) -> bool) -> Result<usize, StoreError> {
+        let running: Vec<(String, Option<i64>)> =
+            sqlx::query_as("SELECT id, pid FROM runs WHERE status = $1 AND host = $2").bind(status::RUNNING).bind(host).fetch_all(&self.pool).await?;
+        let mut recovered = 0;
+        for (id, pid) in running {
+            if pid.is_some_and(&is_alive) {
+                continue;
+            }
+            let mut tx = self.pool.begin().await?;
+            let now = now_ms();
+            sqlx::query("UPDATE step_runs SET status = $1, ended_at = $2, error = $3 WHERE run_id = $4 AND status IN ($5, $6)")
+                .bind(status::CRASHED)
+                .bind(now)
+                .bind("the weft process running this step died before it finished")
+                .bind(&id)
+                .bind(status::RUNNING)
+                .bind(status::PENDING)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE runs SET status = $1, ended_at = $2, error = $3 WHERE id = $4")
+                .bind(status::CRASHED)
+                .bind(now)
+                .bind("the weft process running this pipeline died before it finished")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            recovered += 1;
+        }
+        Ok(recovered)
+    }
+
+    /// Starts a run: a new row numbered after the pipeline's last run.
+    pub async fn create_run(&self, pipeline_id: &str, manifest: &str, host: &str, pid: i64) -> Result<Run, StoreError> {
+        let id = new_id();
+        let mut tx = self.pool.begin().await?;
+        let number: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(number), 0) + 1 FROM runs WHERE pipeline_id = $1")
+            .bind(pipeline_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO runs (id, pipeline_id, number, status, started_at, manifest, host, pid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+            .bind(&id)
+            .bind(pipeline_id)
+            .bind(number)
+            .bind(status::RUNNING)
+            .bind(now_ms())
+            .bind(manifest)
+            .bind(host)
+            .bind(pid)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.run(&id).await
+    }
+
+    /// Ends a run.
+    pub async fn finish_run(&self, run_id: &str, status: &str, error: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE runs SET status = $1, ended_at = $2, error = $3 WHERE id = $4")
+            .bind(status)
+            .bind(now_ms())
+            .bind(error)
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records an external input of a run. When the latest version of
+    /// `artifact.name` has the same digest it is reused; otherwise a new
+    /// version is created.
+    pub async fn record_run_input(&self, run_id: &str, slot: &str, artifact: &NewArtifact) -> Result<Artifact, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let latest: Option<Artifact> = sqlx::query_as(&format!(
+            "SELECT {ARTIFACT_COLUMNS} FROM artifacts a WHERE a.name = $1 ORDER BY a.version DESC LIMIT 1"
+        ))
+        .bind(&artifact.name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let id = match latest {
+            Some(a) if a.digest == artifact.digest && a.kind == artifact.kind && a.producer_step_run_id.is_none() => a.id,
+            _ => insert_artifact(&mut tx, artifact, None).await?,
+        };
+        sqlx::query("INSERT INTO run_inputs (run_id, name, artifact_id) VALUES ($1, $2, $3)")
+            .bind(run_id)
+            .bind(slot)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.artifact(&id).await
+    }
+
+    /// Adds the step runs of a run, all pending.
+    pub async fn create_step_runs(&self, run_id: &str, steps: &[(String, String)]) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut ids = Vec::with_capacity(steps.len());
+        for (name, params) in steps {
+            let id = new_id();
+            sqlx::query("INSERT INTO step_runs (id, run_id, step_name, status, params) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&id)
+                .bind(run_id)
+                .bind(name)
+                .bind(status::PENDING)
+                .bind(params)
+                .execute(&mut *tx)
+                .await?;
+            ids.push(id);
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// Marks a step run as running.
+    pub async fn start_step_run(&self, id: &str, component_digest: &str, cache_key: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE step_runs SET status = $1, started_at = $2, component_digest = $3, cache_key = $4 WHERE id = $5")
+            .bind(status::RUNNING)
+            .bind(now_ms())
+            .bind(component_digest)
+            .bind(cache_key)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records the end of a step run with everything it produced, in one
+    /// transaction. Returns the ids of the new output artifacts, by name.
+    pub async fn complete_step_run(&self, run_id: &str, id: &str, record: &StepRunRecord) -> Result<Vec<(String, String)>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut outputs = Vec::with_capacity(record.outputs.len());
+        for (slot, artifact) in &record.outputs {
+            let artifact_id = insert_artifact(&mut tx, artifact, Some(id)).await?;
+            link(&mut tx, "step_run_outputs", id, slot, &artifact_id).await?;
+            outputs.push((slot.clone(), artifact_id));
+        }
+        for (slot, artifact_id) in &record.inputs {
+            link(&mut tx, "step_run_inputs", id, slot, artifact_id).await?;
+        }
+        for (key, value) in &record.params {
+            sqlx::query("INSERT INTO params (run_id, step_run_id, key, value) VALUES ($1, $2, $3, $4) ON CONFLICT (step_run_id, key) DO NOTHING")
+                .bind(run_id)
+                .bind(id)
+                .bind(key)
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (key, value, step, timestamp) in &record.metrics {
+            sqlx::query("INSERT INTO metrics (run_id, step_run_id, key, value, step, timestamp) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(run_id)
+                .bind(id)
+                .bind(key)
+                .bind(value)
+                .bind(step)
+                .bind(timestamp)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (table, pairs) in [("tags", &record.tags), ("metadata", &record.metadata)] {
+            for (key, value) in pairs {
+                sqlx::query(&format!(
+                    "INSERT INTO {table} (run_id, step_run_id, key, value) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (step_run_id, key) DO UPDATE SET value = excluded.value"
+                ))
+                .bind(run_id)
+                .bind(id)
+                .bind(key)
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        sqlx::query(
+            "UPDATE step_runs SET status = $1, error = $2, logs = $3, attempts = $4, component_digest = COALESCE($5, component_digest), \
+             cache_key = COALESCE($6, cache_key), started_at = COALESCE(started_at, $7), ended_at = $8 WHERE id = $9",
+        )
+        .bind(&record.status)
+        .bind(&record.error)
+        .bind(&record.logs)
+        .bind(record.attempts)
+        .bind(&record.component_digest)
+        .bind(&record.cache_key)
+        .bind(record.started_at)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(outputs)
+    }
+
+    /// Records a step run served from the cache: it points at the original
+    /// step run and links the original's output artifacts.
+    pub async fn record_cached_step_run(
+        &self,
+        id: &str,
+        original: &str,
+        component_digest: &str,
+        cache_key: &str,
+        inputs: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (slot, artifact_id) in inputs {
+            link(&mut tx, "step_run_inputs", id, slot, artifact_id).await?;
+        }
+        sqlx::query("INSERT INTO step_run_outputs (step_run_id, name, artifact_id) SELECT $1, name, artifact_id FROM step_run_outputs WHERE step_run_id = $2")
+            .bind(id)
+            .bind(original)
+            .execute(&mut *tx)
+            .await?;
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE step_runs SET status = $1, cached_from = $2, component_digest = $3, cache_key = $4, started_at = $5, ended_at = $6 WHERE id = $7",
+        )
+        .bind(status::CACHED)
+        .bind(original)
+        .bind(component_digest)
+        .bind(cache_key)
+        .bind(now)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Step runs that executed successfully with this cache key, newest
+    /// first, each with its output artifacts.
+    pub async fn cache_candidates(&self, cache_key: &str) -> Result<Vec<(String, Vec<ArtifactLink>)>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM step_runs WHERE cache_key = $1 AND status = $2 ORDER BY ended_at DESC LIMIT 5")
+            .bind(cache_key)
+            .bind(status::SUCCEEDED)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut candidates = Vec::with_capacity(ids.len());
+        for id in ids {
+            let outputs = self.step_run_outputs(&id).await?;
+            candidates.push((id, outputs));
+        }
+        Ok(candidates)
+    }
+
+    /// Marks the step runs of a run that never started (still pending) with
+    /// `status` and a reason.
+    pub async fn close_pending(&self, run_id: &str, status: &str, reason: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE step_runs SET status = $1, error = $2, ended_at = $3 WHERE run_id = $4 AND status = $5")
+            .bind(status)
+            .bind(reason)
+            .bind(now_ms())
+            .bind(run_id)
+            .bind(status::PENDING)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets one pending step run's final status without running it.
+    pub async fn skip_step_run(&self, id: &str, status: &str, reason: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE step_runs SET status = $1, error = $2, ended_at = $3 WHERE id = $4")
+            .bind(status)
+            .bind(reason)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ----- queries -----
+
+    /// A run by id, id prefix, or `latest`.
+    pub async fn run(&self, key: &str) -> Result<Run, StoreError> {
+        if key == "latest" {
+            return sqlx::query_as(&format!("SELECT {RUN_COLUMNS} FROM runs r JOIN pipelines p ON p.id = r.pipeline_id ORDER BY r.started_at DESC, r.id DESC LIMIT 1"))
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or(StoreError::NotFound { what: "run", key: key.into() });
+        }
+        let mut runs: Vec<Run> = sqlx::query_as(&format!("SELECT {RUN_COLUMNS} FROM runs r JOIN pipelines p ON p.id = r.pipeline_id WHERE r.id LIKE $1 ESCAPE '\\' LIMIT 2"))
+            .bind(format!("{}%", escape_like(key)))
+            .fetch_all(&self.pool)
+            .await?;
+        match runs.len() {
+            0 => Err(StoreError::NotFound { what: "run", key: key.into() }),
+            1 => Ok(runs.remove(0)),
+            _ => Err(StoreError::Ambiguous { what: "run", key: key.into() }),
+        }
+    }
+
+    /// Runs, newest first, optionally of one pipeline.
+    pub async fn runs(&self, pipeline: Option<&str>, limit: i64, offset: i64) -> Result<Vec<Run>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs r JOIN pipelines p ON p.id = r.pipeline_id \
+             WHERE ($1 IS NULL OR p.name = $1) ORDER BY r.started_at DESC, r.id DESC LIMIT $2 OFFSET $3"
+        ))
+        .bind(pipeline)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The step runs of a run, in the order they were created.
+    pub async fn step_runs(&self, run_id: &str) -> Result<Vec<StepRun>, StoreError> {
+        Ok(sqlx::query_as(&format!("SELECT {STEP_RUN_COLUMNS} FROM step_runs WHERE run_id = $1 ORDER BY id"))
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// One step run by id.
+    pub async fn step_run(&self, id: &str) -> Result<StepRun, StoreError> {
+        sqlx::query_as(&format!("SELECT {STEP_RUN_COLUMNS} FROM step_runs WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound { what: "step run", key: id.into() })
+    }
+
+    /// The captured logs of a step of a run. For a cached step run, the logs
+    /// of the run it was served from.
+    pub async fn step_logs(&self, run_id: &str, step: &str) -> Result<(StepRun, String), StoreError> {
+        let row: Option<(String, Option<String>, Option<String>)> =
+            sqlx::query_as("SELECT id, logs, cached_from FROM step_runs WHERE run_id = $1 AND step_name = $2")
+                .bind(run_id)
+                .bind(step)
+                .fetch_optional(&self.pool)
+                .await?;
+        let (id, logs, cached_from) = row.ok_or(StoreError::NotFound { what: "step", key: step.into() })?;
+        let logs = match (logs, cached_from) {
+            (Some(logs), _) => logs,
+            (None, Some(original)) => {
+                sqlx::query_scalar::<_, Option<String>>("SELECT logs FROM step_runs WHERE id = $1")
+                    .bind(original)
+                    .fetch_one(&self.pool)
+                    .await?
+                    .unwrap_or_default()
+            }
+            (None, None) => String::new(),
+        };
+        Ok((self.step_run(&id).await?, logs))
+    }
+
+    /// Everything about a run.
+    pub async fn run_detail(&self, key: &str) -> Result<RunDetail, StoreError> {
+        let run = self.run(key).await?;
+        let steps = self.step_runs(&run.id).await?;
+        let inputs = sqlx::query_as(&format!(
+            "SELECT ri.name AS slot, {ARTIFACT_COLUMNS} FROM run_inputs ri JOIN artifacts a ON a.id = ri.artifact_id WHERE ri.run_id = $1 ORDER BY ri.name"
+        ))
+        .bind(&run.id)
+        .fetch_all(&self.pool)
+        .await?;
+        let kv = |table: &str| format!("SELECT step_run_id, key, value FROM {table} WHERE run_id = $1 ORDER BY step_run_id, key");
+        let params = sqlx::query_as(&kv("params")).bind(&run.id).fetch_all(&self.pool).await?;
+        let tags = sqlx::query_as(&kv("tags")).bind(&run.id).fetch_all(&self.pool).await?;
+        let metadata = sqlx::query_as(&kv("metadata")).bind(&run.id).fetch_all(&self.pool).await?;
+        let metrics = sqlx::query_as("SELECT step_run_id, key, value, step, timestamp FROM metrics WHERE run_id = $1 ORDER BY step_run_id, key, step, timestamp")
+            .bind(&run.id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(RunDetail { run, steps, inputs, params, metrics, tags, metadata })
+    }
+
+    /// Metrics of a step run (for a cached one, of its original).
+    pub async fn step_metrics(&self, step_run_id: &str) -> Result<Vec<Metric>, StoreError> {
+        Ok(sqlx::query_as("SELECT step_run_id, key, value, step, timestamp FROM metrics WHERE step_run_id = $1 ORDER BY key, step, timestamp")
+            .bind(step_run_id)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Artifacts, newest first, optionally only those whose name starts with
+    /// `prefix`.
+    pub async fn artifacts(&self, prefix: Option<&str>, limit: i64, offset: i64) -> Result<Vec<Artifact>, StoreError> {
+        let pattern = format!("{}%", escape_like(prefix.unwrap_or("")));
+        Ok(sqlx::query_as(&format!(
+            "SELECT {ARTIFACT_COLUMNS} FROM artifacts a WHERE a.name LIKE $1 ESCAPE '\\' ORDER BY a.created_at DESC, a.id DESC LIMIT $2 OFFSET $3"
+        ))
+        .bind(pattern)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// An artifact by id, id prefix, `name` (latest version) or `name:version`.
+    pub async fn artifact(&self, key: &str) -> Result<Artifact, StoreError> {
+        if let Some((name, version)) = key.rsplit_once(':') {
+            if let Ok(version) = version.parse::<i64>() {
+                return sqlx::query_as(&format!("SELECT {ARTIFACT_COLUMNS} FROM artifacts a WHERE a.name = $1 AND a.version = $2"))
+                    .bind(name)
+                    .bind(version)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or(StoreError::NotFound { what: "artifact", key: key.into() });
+            }
+        }
+        if let Some(a) = sqlx::query_as(&format!("SELECT {ARTIFACT_COLUMNS} FROM artifacts a WHERE a.name = $1 ORDER BY a.version DESC LIMIT 1"))
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+        {
+            return Ok(a);
+        }
+        let mut found: Vec<Artifact> = sqlx::query_as(&format!("SELECT {ARTIFACT_COLUMNS} FROM artifacts a WHERE a.id LIKE $1 ESCAPE '\\' LIMIT 2"))
+            .bind(format!("{}%", escape_like(key)))
+            .fetch_all(&self.pool)
+            .await?;
+        match found.len() {
+            0 => Err(StoreError::NotFound { what: "artifact", key: key.into() }),
+            1 => Ok(found.remove(0)),
+            _ => Err(StoreError::Ambiguous { what: "artifact", key: key.into() }),
+        }
+    }
+
+    /// The artifacts a step run read.
+    pub async fn step_run_inputs(&self, step_run_id: &str) -> Result<Vec<ArtifactLink>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT l.name AS slot, {ARTIFACT_COLUMNS} FROM step_run_inputs l JOIN artifacts a ON a.id = l.artifact_id WHERE l.step_run_id = $1 ORDER BY l.name"
+        ))
+        .bind(step_run_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The artifacts a step run wrote (or, cached, was served).
+    pub async fn step_run_outputs(&self, step_run_id: &str) -> Result<Vec<ArtifactLink>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT l.name AS slot, {ARTIFACT_COLUMNS} FROM step_run_outputs l JOIN artifacts a ON a.id = l.artifact_id WHERE l.step_run_id = $1 ORDER BY l.name"
+        ))
+        .bind(step_run_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The lineage of an artifact: its producer, the producer's inputs, and
+    /// so on back to external data.
+    pub async fn lineage(&self, key: &str) -> Result<LineageNode, StoreError> {
+        let artifact = self.artifact(key).await?;
+        self.lineage_of(artifact, 0).await
+    }
+
+    fn lineage_of(&self, artifact: Artifact, depth: usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<LineageNode, StoreError>> + Send + '_>> {
+        Box::pin(async move {
+            let producer = match (&artifact.producer_step_run_id, depth < 256) {
+                (Some(id), true) => Some(self.step_run(id).await?),
+                _ => None,
+            };
+            let mut inputs = Vec::new();
+            if let Some(step) = &producer {
+                for link in self.step_run_inputs(&step.id).await? {
+                    inputs.push((link.slot, self.lineage_of(link.artifact, depth + 1).await?));
+                }
+            }
+            Ok(LineageNode { artifact, producer, inputs })
+        })
+    }
+}
+
+async fn insert_artifact(tx: &mut Transaction<'_, Sqlite>, artifact: &NewArtifact, producer: Option<&str>) -> Result<String, StoreError> {
+    let id = new_id();
+    let version: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) + 1 FROM artifacts WHERE name = $1")
+        .bind(&artifact.name)
+        .fetch_one(&mut **tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO artifacts (id, name, version, digest, kind, media_type, size, producer_step_run_id, source_uri, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&id)
+    .bind(&artifact.name)
+    .bind(version)
+    .bind(&artifact.digest)
+    .bind(&artifact.kind)
+    .bind(&artifact.media_type)
+    .bind(artifact.size)
+    .bind(producer)
+    .bind(&artifact.source_uri)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+async fn link(tx: &mut Transaction<'_, Sqlite>, table: &str, step_run_id: &str, slot: &str, artifact_id: &str) -> Result<(), StoreError> {
+    sqlx::query(&format!("INSERT INTO {table} (step_run_id, name, artifact_id) VALUES ($1, $2, $3)"))
+        .bind(step_run_id)
+        .bind(slot)
+        .bind(artifact_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
