@@ -477,3 +477,18 @@ mod tests {
         assert!(matches!(store.get_bytes("../../etc").await, Err(ArtifactError::BadDigest(_))));
     }
 }
+
+impl ArtifactStore {
+    /// Removes staging files left by processes that died mid-write
+    /// (`is_alive` tells whether a pid still runs).
+    pub fn clean_staging(&self, is_alive: impl Fn(i64) -> bool) {
+        let Some(root) = &self.local_root else { return };
+        let Ok(entries) = fs::read_dir(root.join(".staging")) else { return };
+        for entry in entries.flatten() {
+            let pid = entry.file_name().to_str().and_then(|n| n.split('-').next()).and_then(|p| p.parse::<i64>().ok());
+            if pid.is_some_and(|pid| !is_alive(pid)) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}

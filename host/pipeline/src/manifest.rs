@@ -1,0 +1,652 @@
+//! `weft.toml`: what a pipeline is made of, and every check made before
+//! anything runs.
+//!
+//! ```toml
+//! [pipeline]
+//! name = "iris"
+//!
+//! [inputs]                       # external data, ingested as artifacts
+//! iris = { path = "data/iris.csv", media_type = "text/csv" }
+//!
+//! [steps.split]
+//! component = "target/wasm32-wasip2/release/split.wasm"
+//! build = "cargo build --release --target wasm32-wasip2 -p split"
+//! inputs = { data = "inputs.iris" }
+//! outputs = ["train", "test"]
+//! params = { test_fraction = 0.2, seed = 7 }
+//! limits = { memory = "512MiB", timeout = "2m" }
+//! retry = { max = 2, backoff = "1s" }
+//! cache = true
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// A manifest that is wrong, with the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+    #[error("steps form a cycle: {0}")]
+    Cycle(String),
+    #[error("{key}: component {path} does not exist{hint}")]
+    MissingComponent { key: String, path: PathBuf, hint: String },
+    #[error("{key}: input file {path} does not exist")]
+    MissingInput { key: String, path: PathBuf },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ManifestError {
+    ManifestError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    pipeline: RawPipeline,
+    #[serde(default)]
+    inputs: BTreeMap<String, RawInput>,
+    #[serde(default)]
+    steps: BTreeMap<String, RawStep>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    max_parallel: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInput {
+    path: PathBuf,
+    #[serde(default)]
+    media_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    component: PathBuf,
+    #[serde(default)]
+    build: Option<String>,
+    #[serde(default)]
+    inputs: BTreeMap<String, String>,
+    #[serde(default)]
+    outputs: Vec<RawOutput>,
+    #[serde(default)]
+    params: toml::Table,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    retry: Option<RawRetry>,
+    #[serde(default = "yes")]
+    cache: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawOutput {
+    Name(String),
+    Full {
+        name: String,
+        #[serde(default)]
+        media_type: Option<String>,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    memory: Option<String>,
+    timeout: Option<String>,
+    max_output: Option<String>,
+    max_log: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    max: u32,
+    #[serde(default)]
+    backoff: Option<String>,
+}
+
+/// Where a step input comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputSource {
+    /// `inputs.<name>`: external data declared under `[inputs]`.
+    External(String),
+    /// `<step>.<output>`: an output of another step.
+    Step { step: String, output: String },
+}
+
+/// A declared output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputSpec {
+    pub name: String,
+    pub media_type: Option<String>,
+}
+
+/// Resource limits of a step.
+#[derive(Debug, Clone)]
+pub struct StepLimits {
+    pub memory_bytes: u64,
+    pub timeout: Duration,
+    pub max_output_bytes: u64,
+    pub max_log_bytes: usize,
+}
+
+impl Default for StepLimits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 512 * 1024 * 1024,
+            timeout: Duration::from_secs(600),
+            max_output_bytes: 10 * 1024 * 1024 * 1024,
+            max_log_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Retry policy: up to `max` more attempts, waiting `backoff`, then twice
+/// that, and so on.
+#[derive(Debug, Clone, Default)]
+pub struct Retry {
+    pub max: u32,
+    pub backoff: Duration,
+}
+
+/// A validated step.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub name: String,
+    /// Absolute path of the component.
+    pub component: PathBuf,
+    pub build: Option<String>,
+    /// (input name, source), sorted by name.
+    pub inputs: Vec<(String, InputSource)>,
+    pub outputs: Vec<OutputSpec>,
+    /// The params as a JSON object.
+    pub params: Value,
+    pub limits: StepLimits,
+    pub retry: Retry,
+    pub cache: bool,
+}
+
+/// An external input.
+#[derive(Debug, Clone)]
+pub struct ExternalInput {
+    pub name: String,
+    /// Absolute path.
+    pub path: PathBuf,
+    pub media_type: Option<String>,
+}
+
+/// A validated pipeline manifest.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub name: String,
+    pub description: Option<String>,
+    pub max_parallel: Option<usize>,
+    /// Directory relative paths are resolved against.
+    pub root: PathBuf,
+    pub inputs: Vec<ExternalInput>,
+    /// Steps in a topological order (every step after its upstreams).
+    pub steps: Vec<Step>,
+}
+
+/// A `-p step.key=value` override.
+#[derive(Debug, Clone)]
+pub struct ParamOverride {
+    pub step: String,
+    pub key: String,
+    pub value: String,
+}
+
+impl std::str::FromStr for ParamOverride {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (target, value) = s.split_once('=').ok_or_else(|| format!("'{s}' is not step.key=value"))?;
+        let (step, key) = target.split_once('.').ok_or_else(|| format!("'{target}' is not step.key"))?;
+        Ok(Self {
+            step: step.trim().to_string(),
+            key: key.trim().to_string(),
+            value: value.to_string(),
+        })
+    }
+}
+
+/// Names of steps, inputs and outputs: what can safely be a file name.
+pub(crate) fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') && !name.starts_with('-')
+}
+
+impl Manifest {
+    /// Reads and validates a manifest file.
+    pub fn load(path: &Path) -> Result<Self, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let root = path
+            .parent()
+            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .unwrap_or(Path::new("."));
+        let root = root.canonicalize().map_err(|source| ManifestError::Read {
+            path: root.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, &root).map_err(|e| match e {
+            ManifestError::Parse { message, .. } => ManifestError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates manifest text; relative paths are resolved
+    /// against `root`. Component files are not checked here (see
+    /// [`Manifest::check_components`]).
+    pub fn parse(text: &str, root: &Path) -> Result<Self, ManifestError> {
+        let raw: RawManifest = toml::from_str(text).map_err(|e| ManifestError::Parse {
+            path: PathBuf::from("weft.toml"),
+            message: e.to_string(),
+        })?;
+        if !valid_name(&raw.pipeline.name) {
+            return Err(invalid("pipeline.name", format!("'{}' must be 1-64 letters, digits, '_' or '-'", raw.pipeline.name)));
+        }
+        if raw.pipeline.max_parallel == Some(0) {
+            return Err(invalid("pipeline.max_parallel", "must be at least 1"));
+        }
+        if raw.steps.is_empty() {
+            return Err(invalid("steps", "the pipeline has no steps"));
+        }
+
+        let mut inputs = Vec::new();
+        for (name, input) in raw.inputs {
+            if !valid_name(&name) {
+                return Err(invalid(format!("inputs.{name}"), "input names are 1-64 letters, digits, '_' or '-'"));
+            }
+            inputs.push(ExternalInput {
+                path: root.join(&input.path),
+                name,
+                media_type: input.media_type,
+            });
+        }
+
+        let mut steps = BTreeMap::new();
+        for (name, step) in &raw.steps {
+            let key = format!("steps.{name}");
+            if !valid_name(name) {
+                return Err(invalid(key, "step names are 1-64 letters, digits, '_' or '-'"));
+            }
+            if name == "inputs" {
+                return Err(invalid(key, "'inputs' is reserved for external inputs; rename the step"));
+            }
+            steps.insert(name.clone(), convert_step(name, step, root)?);
+        }
+
+        // Wiring: every input refers to a declared external input or to a
+        // declared output of another step.
+        let external: BTreeSet<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+        for step in steps.values() {
+            for (input, source) in &step.inputs {
+                let key = format!("steps.{}.inputs.{input}", step.name);
+                match source {
+                    InputSource::External(name) => {
+                        if !external.contains(name.as_str()) {
+                            return Err(invalid(key, format!("'inputs.{name}' is not declared under [inputs]")));
+                        }
+                    }
+                    InputSource::Step { step: upstream, output } => {
+                        let Some(up) = steps.get(upstream) else {
+                            return Err(invalid(key, format!("no step named '{upstream}'")));
+                        };
+                        if upstream == &step.name {
+                            return Err(ManifestError::Cycle(format!("{0} -> {0}", step.name)));
+                        }
+                        if !up.outputs.iter().any(|o| &o.name == output) {
+                            let declared: Vec<_> = up.outputs.iter().map(|o| o.name.as_str()).collect();
+                            return Err(invalid(key, format!("step '{upstream}' has no output '{output}' (it declares: {})", declared.join(", "))));
+                        }
+                    }
+                }
+            }
+        }
+
+        let order = topological_order(&steps)?;
+        let steps = order.into_iter().filter_map(|name| steps.remove(&name)).collect();
+        Ok(Self {
+            name: raw.pipeline.name,
+            description: raw.pipeline.description,
+            max_parallel: raw.pipeline.max_parallel,
+            root: root.to_owned(),
+            inputs,
+            steps,
+        })
+    }
+
+    /// Checks that every component file and external input exists.
+    pub fn check_files(&self) -> Result<(), ManifestError> {
+        for input in &self.inputs {
+            if !input.path.exists() {
+                return Err(ManifestError::MissingInput {
+                    key: format!("inputs.{}.path", input.name),
+                    path: input.path.clone(),
+                });
+            }
+        }
+        for step in &self.steps {
+            if !step.component.is_file() {
+                let hint = match &step.build {
+                    Some(_) => "; run `weft build` first".to_string(),
+                    None => String::new(),
+                };
+                return Err(ManifestError::MissingComponent {
+                    key: format!("steps.{}.component", step.name),
+                    path: step.component.clone(),
+                    hint,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `-p step.key=value` overrides. Each must name an existing
+    /// step and param, and keep the param's type (an integer may stand for a
+    /// float).
+    pub fn apply_overrides(&mut self, overrides: &[ParamOverride]) -> Result<(), ManifestError> {
+        for o in overrides {
+            let key = format!("steps.{}.params.{}", o.step, o.key);
+            let step = self
+                .steps
+                .iter_mut()
+                .find(|s| s.name == o.step)
+                .ok_or_else(|| invalid(format!("-p {}.{}", o.step, o.key), format!("no step named '{}'", o.step)))?;
+            let params = step.params.as_object_mut().ok_or_else(|| invalid(&key, "params are not a table"))?;
+            let Some(current) = params.get(&o.key) else {
+                let known: Vec<_> = params.keys().cloned().collect();
+                return Err(invalid(key, format!("step '{}' has no param '{}' (it has: {})", o.step, o.key, known.join(", "))));
+            };
+            let new = parse_override_value(&o.value, current).map_err(|m| invalid(&key, m))?;
+            params.insert(o.key.clone(), new);
+        }
+        Ok(())
+    }
+
+    /// A step by name.
+    pub fn step(&self, name: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.name == name)
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "an integer",
+        Value::Number(_) => "a float",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "a table",
+    }
+}
+
+fn parse_override_value(text: &str, current: &Value) -> Result<Value, String> {
+    let parsed: Option<Value> = toml::from_str::<toml::Table>(&format!("v = {text}"))
+        .ok()
+        .and_then(|t| t.get("v").cloned())
+        .and_then(|v| serde_json::to_value(v).ok());
+    let expected = json_type(current);
+    match (current, parsed) {
+        (Value::String(_), Some(Value::String(s))) => Ok(Value::String(s)),
+        (Value::String(_), _) => Ok(Value::String(text.to_string())),
+        (Value::Number(_), Some(Value::Number(n))) if expected == "a float" || n.is_i64() || n.is_u64() => {
+            Ok(match (expected, n.as_f64()) {
+                ("a float", Some(f)) => serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Number(n)),
+                _ => Value::Number(n),
+            })
+        }
+        (_, Some(v)) if json_type(&v) == expected => Ok(v),
+        (_, got) => Err(format!(
+            "'{text}' is {}, but the param is {expected}",
+            got.as_ref().map(json_type).unwrap_or("not a value")
+        )),
+    }
+}
+
+fn parse_size(key: &str, text: &str) -> Result<u64, ManifestError> {
+    text.parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|e| invalid(key, format!("'{text}' is not a size like 512MiB: {e}")))
+}
+
+fn parse_duration(key: &str, text: &str) -> Result<Duration, ManifestError> {
+    humantime::parse_duration(text).map_err(|e| invalid(key, format!("'{text}' is not a duration like 30s or 2m: {e}")))
+}
+
+fn convert_step(name: &str, raw: &RawStep, root: &Path) -> Result<Step, ManifestError> {
+    let key = |k: &str| format!("steps.{name}.{k}");
+    let mut outputs = Vec::new();
+    let mut seen = BTreeSet::new();
+    for output in &raw.outputs {
+        let (name, media_type) = match output {
+            RawOutput::Name(n) => (n.clone(), None),
+            RawOutput::Full { name, media_type } => (name.clone(), media_type.clone()),
+        };
+        if !valid_name(&name) {
+            return Err(invalid(key("outputs"), format!("'{name}' is not a valid output name (letters, digits, '_' or '-')")));
+        }
+        if !seen.insert(name.clone()) {
+            return Err(invalid(key("outputs"), format!("output '{name}' is declared twice")));
+        }
+        outputs.push(OutputSpec { name, media_type });
+    }
+    let mut inputs = Vec::new();
+    for (input, source) in &raw.inputs {
+        if !valid_name(input) {
+            return Err(invalid(key(&format!("inputs.{input}")), "input names are letters, digits, '_' or '-'"));
+        }
+        let (left, right) = source
+            .split_once('.')
+            .ok_or_else(|| invalid(key(&format!("inputs.{input}")), format!("'{source}' must be 'step.output' or 'inputs.name'")))?;
+        let source = if left == "inputs" {
+            InputSource::External(right.to_string())
+        } else {
+            InputSource::Step {
+                step: left.to_string(),
+                output: right.to_string(),
+            }
+        };
+        inputs.push((input.clone(), source));
+    }
+    let params = serde_json::to_value(&raw.params).map_err(|e| invalid(key("params"), e.to_string()))?;
+    let defaults = StepLimits::default();
+    let limits = StepLimits {
+        memory_bytes: raw.limits.memory.as_deref().map(|t| parse_size(&key("limits.memory"), t)).transpose()?.unwrap_or(defaults.memory_bytes),
+        timeout: raw.limits.timeout.as_deref().map(|t| parse_duration(&key("limits.timeout"), t)).transpose()?.unwrap_or(defaults.timeout),
+        max_output_bytes: raw.limits.max_output.as_deref().map(|t| parse_size(&key("limits.max_output"), t)).transpose()?.unwrap_or(defaults.max_output_bytes),
+        max_log_bytes: raw.limits.max_log.as_deref().map(|t| parse_size(&key("limits.max_log"), t)).transpose()?.map(|b| b as usize).unwrap_or(defaults.max_log_bytes),
+    };
+    if limits.memory_bytes < 64 * 1024 || limits.memory_bytes > 16 << 30 {
+        return Err(invalid(key("limits.memory"), "must be between 64KiB and 16GiB"));
+    }
+    if limits.timeout.is_zero() {
+        return Err(invalid(key("limits.timeout"), "must be more than zero"));
+    }
+    let retry = match &raw.retry {
+        None => Retry::default(),
+        Some(r) => {
+            if r.max > 10 {
+                return Err(invalid(key("retry.max"), "at most 10 retries"));
+            }
+            Retry {
+                max: r.max,
+                backoff: r.backoff.as_deref().map(|t| parse_duration(&key("retry.backoff"), t)).transpose()?.unwrap_or(Duration::from_secs(1)),
+            }
+        }
+    };
+    Ok(Step {
+        name: name.to_string(),
+        component: root.join(&raw.component),
+        build: raw.build.clone(),
+        inputs,
+        outputs,
+        params,
+        limits,
+        retry,
+        cache: raw.cache,
+    })
+}
+
+/// Kahn's algorithm; on a cycle, names one.
+fn topological_order(steps: &BTreeMap<String, Step>) -> Result<Vec<String>, ManifestError> {
+    let mut indegree: HashMap<&str, usize> = steps.keys().map(|k| (k.as_str(), 0)).collect();
+    let mut downstream: HashMap<&str, Vec<&str>> = HashMap::new();
+    for step in steps.values() {
+        let ups: BTreeSet<&str> = step
+            .inputs
+            .iter()
+            .filter_map(|(_, s)| match s {
+                InputSource::Step { step, .. } => Some(step.as_str()),
+                InputSource::External(_) => None,
+            })
+            .collect();
+        for up in ups {
+            *indegree.entry(step.name.as_str()).or_default() += 1;
+            downstream.entry(up).or_default().push(step.name.as_str());
+        }
+    }
+    let mut ready: Vec<&str> = steps.keys().map(|k| k.as_str()).filter(|k| indegree[k] == 0).collect();
+    let mut order = Vec::new();
+    while let Some(name) = ready.pop() {
+        order.push(name.to_string());
+        for next in downstream.get(name).into_iter().flatten() {
+            let d = indegree.get_mut(next).expect("every step has an indegree");
+            *d -= 1;
+            if *d == 0 {
+                ready.push(next);
+            }
+        }
+        ready.sort_by(|a, b| b.cmp(a));
+    }
+    if order.len() == steps.len() {
+        return Ok(order);
+    }
+    // Walk upstream from any step left over until a name repeats.
+    let left: BTreeSet<&str> = indegree.iter().filter(|(_, d)| **d > 0).map(|(k, _)| *k).collect();
+    let mut path = vec![*left.iter().next().expect("a cycle has a step")];
+    loop {
+        let current = path[path.len() - 1];
+        let next = steps[current]
+            .inputs
+            .iter()
+            .find_map(|(_, s)| match s {
+                InputSource::Step { step, .. } if left.contains(step.as_str()) => Some(step.as_str()),
+                _ => None,
+            })
+            .expect("a step in a cycle has an upstream in it");
+        if let Some(pos) = path.iter().position(|p| *p == next) {
+            let mut cycle: Vec<&str> = path[pos..].to_vec();
+            cycle.reverse();
+            cycle.push(cycle[0]);
+            return Err(ManifestError::Cycle(cycle.join(" -> ")));
+        }
+        path.push(next);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(text, Path::new("/project"))
+    }
+
+    const GOOD: &str = r#"
+        [pipeline]
+        name = "p"
+        [inputs]
+        raw = { path = "data.csv" }
+        [steps.b]
+        component = "b.wasm"
+        inputs = { x = "a.out" }
+        outputs = ["out"]
+        params = { lr = 0.1, epochs = 10, name = "x", on = true }
+        [steps.a]
+        component = "a.wasm"
+        inputs = { data = "inputs.raw" }
+        outputs = ["out"]
+    "#;
+
+    #[test]
+    fn orders_steps_and_resolves_paths() {
+        let m = parse(GOOD).unwrap();
+        let names: Vec<_> = m.steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(m.steps[0].component, Path::new("/project/a.wasm"));
+        assert_eq!(m.inputs[0].path, Path::new("/project/data.csv"));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cycle = GOOD.replace(r#"inputs = { data = "inputs.raw" }"#, r#"inputs = { data = "b.out" }"#);
+        assert_eq!(parse(&cycle).unwrap_err().to_string(), "steps form a cycle: b -> a -> b");
+        let unknown = GOOD.replace("a.out", "nope.out");
+        assert!(parse(&unknown).unwrap_err().to_string().starts_with("steps.b.inputs.x: no step named 'nope'"));
+        let bad_output = GOOD.replace("a.out", "a.missing");
+        assert!(parse(&bad_output).unwrap_err().to_string().contains("step 'a' has no output 'missing'"));
+        let bad_external = GOOD.replace("inputs.raw", "inputs.other");
+        assert!(parse(&bad_external).unwrap_err().to_string().contains("'inputs.other' is not declared"));
+        let dup = format!("{GOOD}\n[steps.a]\ncomponent = \"x\"\n");
+        let err = parse(&dup).unwrap_err().to_string();
+        assert!(err.contains("duplicate key") && err.contains('a'), "{err}");
+        let bad_limit = GOOD.replace(r#"outputs = ["out"]
+        params"#, r#"outputs = ["out"]
+        limits = { memory = "lots" }
+        params"#);
+        assert!(parse(&bad_limit).unwrap_err().to_string().starts_with("steps.b.limits.memory"));
+        let unknown_field = GOOD.replace("[steps.a]", "[steps.a]\ncomponnet = 1");
+        assert!(parse(&unknown_field).unwrap_err().to_string().contains("componnet"));
+    }
+
+    #[test]
+    fn overrides_keep_types() {
+        let mut m = parse(GOOD).unwrap();
+        let o = |s: &str| s.parse::<ParamOverride>().unwrap();
+        m.apply_overrides(&[o("b.lr=0.5"), o("b.epochs=20"), o("b.name=y z"), o("b.on=false"), o("b.lr=1")]).unwrap();
+        assert_eq!(m.steps[1].params["lr"], serde_json::json!(1.0));
+        assert_eq!(m.steps[1].params["epochs"], serde_json::json!(20));
+        assert_eq!(m.steps[1].params["name"], serde_json::json!("y z"));
+        let err = m.apply_overrides(&[o("b.epochs=abc")]).unwrap_err().to_string();
+        assert_eq!(err, "steps.b.params.epochs: 'abc' is not a value, but the param is an integer");
+        let err = m.apply_overrides(&[o("b.epochs=1.5")]).unwrap_err().to_string();
+        assert!(err.contains("is a float, but the param is an integer"), "{err}");
+        assert!(m.apply_overrides(&[o("b.nope=1")]).unwrap_err().to_string().contains("has no param 'nope'"));
+        assert!(m.apply_overrides(&[o("zz.lr=1")]).unwrap_err().to_string().contains("no step named 'zz'"));
+    }
+}
