@@ -1,1 +1,167 @@
-fn main(){}
+//! `weft`: run sandboxed WebAssembly pipelines and inspect what they recorded.
+
+mod commands;
+mod context;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes scripts can rely on.
+pub mod exit {
+    /// Everything succeeded.
+    pub const OK: u8 = 0;
+    /// The pipeline ran and a step failed.
+    pub const RUN_FAILED: u8 = 1;
+    /// The command could not start: bad arguments, manifest or state.
+    pub const USAGE: u8 = 2;
+    /// The run, step or artifact asked for does not exist.
+    pub const NOT_FOUND: u8 = 3;
+    /// The run was cancelled (Ctrl-C).
+    pub const CANCELLED: u8 = 130;
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 success, 1 a step failed, 2 bad arguments/manifest/state, \
+3 not found, 130 cancelled.";
+
+#[derive(Parser)]
+#[command(name = "weft", version, about = "Sandboxed WebAssembly ML pipelines with sound caching and tracking", after_help = EXIT_CODES)]
+struct Cli {
+    /// The pipeline manifest (default: weft.toml in this directory or the nearest parent).
+    #[arg(short = 'f', long, global = true, env = "WEFT_MANIFEST")]
+    manifest: Option<PathBuf>,
+    /// Where weft keeps its database, artifacts and caches (default: .weft next to the manifest).
+    #[arg(long, global = true, env = "WEFT_DIR")]
+    state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a weft.toml and the .weft state directory.
+    Init {
+        /// Directory to initialise.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Pipeline name (default: the directory name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Run the build commands of the manifest's steps and check the components.
+    Build {
+        /// Only these steps.
+        steps: Vec<String>,
+    },
+    /// Run the pipeline.
+    Run {
+        /// Execute every step, ignoring cached results.
+        #[arg(long)]
+        no_cache: bool,
+        /// Override a param: -p step.key=value (the value keeps the param's type).
+        #[arg(short = 'p', long = "param", value_name = "STEP.KEY=VALUE")]
+        params: Vec<String>,
+        /// Most steps running at once (default: number of cores).
+        #[arg(long)]
+        max_parallel: Option<usize>,
+        /// Print the outcome as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List or show runs.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// List, show or fetch artifacts.
+    #[command(subcommand)]
+    Artifacts(ArtifactsCommand),
+    /// Show where an artifact came from, back to the source data.
+    Lineage {
+        /// Artifact id (or prefix), name (latest version) or name:version.
+        artifact: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the captured stdout/stderr of a step run.
+    Logs {
+        /// Run id (or prefix), or `latest`.
+        run: String,
+        /// Step name.
+        step: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunsCommand {
+    /// List runs, newest first.
+    List {
+        #[arg(long)]
+        pipeline: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a run: its steps, inputs, params and metrics.
+    Show {
+        /// Run id (or prefix), or `latest`.
+        #[arg(default_value = "latest")]
+        run: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ArtifactsCommand {
+    /// List artifacts, newest first.
+    List {
+        /// Only names starting with this (e.g. `iris/train.`).
+        #[arg(long)]
+        prefix: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one artifact.
+    Show {
+        artifact: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy an artifact's content out (a file to stdout unless -o is given).
+    Get {
+        artifact: String,
+        /// Write here instead (required for directory artifacts).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    match runtime.block_on(commands::dispatch(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("error: {}", error.message);
+            ExitCode::from(error.code)
+        }
+    }
+}

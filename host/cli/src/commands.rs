@@ -1,0 +1,399 @@
+//! The subcommands.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::json;
+use weft_artifacts::ArtifactKind;
+use weft_pipeline::{Executor, ExecutorOptions, Manifest, ParamOverride, RunOptions};
+use weft_runtime::{Cancel, Runtime, RuntimeOptions};
+use weft_store::{status, LineageNode};
+
+use crate::context::{find_manifest, state_dir, CliError, CliResult, Stores};
+use crate::progress::{format_duration, Progress};
+use crate::{exit, ArtifactsCommand, Cli, Command, RunsCommand};
+
+pub async fn dispatch(cli: Cli) -> CliResult<u8> {
+    match cli.command {
+        Command::Init { dir, name } => init(&dir, name),
+        Command::Build { steps } => build(cli.manifest.as_deref(), cli.state_dir.as_deref(), &steps).await,
+        Command::Run { no_cache, params, max_parallel, json } => run(cli.manifest.as_deref(), cli.state_dir.as_deref(), no_cache, &params, max_parallel, json).await,
+        Command::Runs(command) => {
+            let stores = Stores::open_existing(&state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?).await?;
+            match command {
+                RunsCommand::List { pipeline, limit, offset, json } => runs_list(&stores, pipeline.as_deref(), limit, offset, json).await,
+                RunsCommand::Show { run, json } => runs_show(&stores, &run, json).await,
+            }
+        }
+        Command::Artifacts(command) => {
+            let stores = Stores::open_existing(&state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?).await?;
+            match command {
+                ArtifactsCommand::List { prefix, limit, offset, json } => artifacts_list(&stores, prefix.as_deref(), limit, offset, json).await,
+                ArtifactsCommand::Show { artifact, json } => artifacts_show(&stores, &artifact, json).await,
+                ArtifactsCommand::Get { artifact, output } => artifacts_get(&stores, &artifact, output.as_deref()).await,
+            }
+        }
+        Command::Lineage { artifact, json } => {
+            let stores = Stores::open_existing(&state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?).await?;
+            lineage(&stores, &artifact, json).await
+        }
+        Command::Logs { run, step } => {
+            let stores = Stores::open_existing(&state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?).await?;
+            let run = stores.store.run(&run).await?;
+            let (_, logs) = stores.store.step_logs(&run.id, &step).await?;
+            print!("{logs}");
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> CliResult<u8> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| CliError::usage(format!("cannot encode JSON: {e}")))?;
+    println!("{text}");
+    Ok(exit::OK)
+}
+
+fn load_manifest(explicit: Option<&Path>) -> CliResult<(std::path::PathBuf, Manifest)> {
+    let path = find_manifest(explicit)?;
+    let manifest = Manifest::load(&path).map_err(|e| CliError::usage(format!("invalid manifest: {e}")))?;
+    Ok((path, manifest))
+}
+
+fn open_runtime(state: &Path) -> CliResult<Runtime> {
+    Runtime::new(RuntimeOptions { cache_dir: state.join("cache").join("compiled") }).map_err(|e| CliError::usage(e.to_string()))
+}
+
+const TEMPLATE: &str = r#"# A weft pipeline. See the README for every key.
+[pipeline]
+name = "NAME"
+
+# External data, ingested (and hashed) as artifacts:
+# [inputs]
+# raw = { path = "data/raw.csv", media_type = "text/csv" }
+
+# A step is a WebAssembly component built against wit/step (world `step`):
+# [steps.clean]
+# component = "target/wasm32-wasip2/release/clean.wasm"
+# build = "cargo build --release --target wasm32-wasip2 -p clean"
+# inputs = { data = "inputs.raw" }
+# outputs = ["clean"]
+# params = { drop_nulls = true }
+# limits = { memory = "256MiB", timeout = "1m" }
+# retry = { max = 2, backoff = "1s" }
+"#;
+
+fn init(dir: &Path, name: Option<String>) -> CliResult<u8> {
+    std::fs::create_dir_all(dir).map_err(|e| CliError::usage(format!("cannot create {}: {e}", dir.display())))?;
+    let manifest = dir.join("weft.toml");
+    if manifest.exists() {
+        return Err(CliError::usage(format!("{} already exists; not overwriting it", manifest.display())));
+    }
+    let name = match name {
+        Some(n) => n,
+        None => dir
+            .canonicalize()
+            .ok()
+            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "pipeline".into()),
+    };
+    let name: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
+    std::fs::write(&manifest, TEMPLATE.replace("NAME", &name)).map_err(|e| CliError::usage(format!("cannot write {}: {e}", manifest.display())))?;
+    std::fs::create_dir_all(dir.join(".weft")).map_err(|e| CliError::usage(format!("cannot create .weft: {e}")))?;
+    let gitignore = dir.join(".gitignore");
+    let existing = std::fs::read_to_string(&gitignore).unwrap_or_default();
+    if !existing.lines().any(|l| l.trim() == ".weft/") {
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&gitignore).map_err(|e| CliError::usage(format!("cannot write .gitignore: {e}")))?;
+        let _ = writeln!(f, ".weft/");
+    }
+    eprintln!("created {} (pipeline '{name}'); add steps, then `weft build` and `weft run`", manifest.display());
+    Ok(exit::OK)
+}
+
+async fn build(manifest: Option<&Path>, state: Option<&Path>, steps: &[String]) -> CliResult<u8> {
+    let (path, manifest) = load_manifest(manifest)?;
+    for step in steps {
+        if manifest.step(step).is_none() {
+            return Err(CliError::usage(format!("no step named '{step}' in {}", path.display())));
+        }
+    }
+    let built = {
+        let manifest = manifest.clone();
+        let steps = steps.to_vec();
+        tokio::task::spawn_blocking(move || weft_pipeline::build_steps(&manifest, &steps))
+            .await
+            .map_err(|e| CliError::usage(e.to_string()))?
+            .map_err(|e| CliError { code: exit::RUN_FAILED, message: e.to_string() })?
+    };
+    // Check every component fits the step world and warm the compiled cache.
+    let state = state_dir(state, Some(&path))?;
+    let runtime = open_runtime(&state)?;
+    let mut failed = false;
+    for step in &manifest.steps {
+        if !steps.is_empty() && !steps.contains(&step.name) {
+            continue;
+        }
+        let runtime = runtime.clone();
+        let component = step.component.clone();
+        let result = tokio::task::spawn_blocking(move || runtime.load(&component)).await.map_err(|e| CliError::usage(e.to_string()))?;
+        match result {
+            Ok(loaded) => eprintln!(
+                "  ✓ {} {} ({}, {})",
+                step.name,
+                &loaded.digest()[..12],
+                if loaded.compiled_from_cache() { "compiled earlier" } else { "compiled" },
+                format_duration(loaded.load_time())
+            ),
+            Err(e) => {
+                failed = true;
+                eprintln!("  ✗ {}: {e}", step.name);
+            }
+        }
+    }
+    eprintln!("built {} step(s)", built.len());
+    Ok(if failed { exit::RUN_FAILED } else { exit::OK })
+}
+
+async fn run(manifest: Option<&Path>, state: Option<&Path>, no_cache: bool, params: &[String], max_parallel: Option<usize>, json: bool) -> CliResult<u8> {
+    let (path, mut manifest) = load_manifest(manifest)?;
+    let overrides: Vec<ParamOverride> = params.iter().map(|p| p.parse().map_err(|e| CliError::usage(format!("-p {p}: {e}")))).collect::<Result<_, _>>()?;
+    manifest.apply_overrides(&overrides).map_err(|e| CliError::usage(format!("invalid param: {e}")))?;
+    manifest.check_files().map_err(|e| CliError::usage(format!("invalid manifest: {e}")))?;
+    if max_parallel == Some(0) {
+        return Err(CliError::usage("--max-parallel must be at least 1"));
+    }
+
+    let state = state_dir(state, Some(&path))?;
+    let stores = Stores::open(&state).await?;
+    let runtime = open_runtime(&state)?;
+    let executor = Executor::new(
+        runtime,
+        stores.store.clone(),
+        stores.artifacts.clone(),
+        ExecutorOptions { work_dir: state.join("work"), max_parallel },
+    );
+    let cancel = Cancel::default();
+    {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ncancelling: stopping running steps (Ctrl-C again to force quit)");
+                cancel.cancel();
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(exit::CANCELLED as i32);
+                }
+            }
+        });
+    }
+    let progress = Arc::new(Progress::new(false));
+    let options = RunOptions {
+        no_cache,
+        cancel,
+        on_event: {
+            let progress = progress.clone();
+            Arc::new(move |event| progress.handle(event))
+        },
+    };
+    let outcome = executor.run(&manifest, options).await.map_err(|e| CliError { code: exit::RUN_FAILED, message: e.to_string() })?;
+
+    let executed = outcome.executed();
+    let cached = outcome.cached();
+    let mut summary = format!(
+        "run #{} {} in {}: {} executed, {} cached",
+        outcome.number,
+        outcome.status,
+        format_duration(outcome.duration),
+        executed,
+        cached
+    );
+    if executed == 0 && cached == outcome.steps.len() {
+        summary.push_str(" (all cache hits, nothing executed)");
+    }
+    eprintln!("{summary}");
+    eprintln!("run id {}", outcome.run_id);
+    if json {
+        print_json(&json!({
+            "run_id": outcome.run_id,
+            "number": outcome.number,
+            "status": outcome.status,
+            "executed": executed,
+            "cached": cached,
+            "duration_ms": outcome.duration.as_secs_f64() * 1000.0,
+            "steps": outcome.steps.iter().map(|s| json!({
+                "name": s.name,
+                "status": s.status,
+                "duration_ms": s.duration.as_secs_f64() * 1000.0,
+                "error": s.error,
+                "cached_from": s.cached_from,
+            })).collect::<Vec<_>>(),
+        }))?;
+    }
+    Ok(match outcome.status.as_str() {
+        status::SUCCEEDED => exit::OK,
+        status::CANCELLED => exit::CANCELLED,
+        _ => exit::RUN_FAILED,
+    })
+}
+
+fn time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn took(start: Option<i64>, end: Option<i64>) -> String {
+    match (start, end) {
+        (Some(s), Some(e)) => format_duration(std::time::Duration::from_millis((e - s).max(0) as u64)),
+        (Some(_), None) => "running".into(),
+        _ => "-".into(),
+    }
+}
+
+async fn runs_list(stores: &Stores, pipeline: Option<&str>, limit: i64, offset: i64, json: bool) -> CliResult<u8> {
+    let runs = stores.store.runs(pipeline, limit.clamp(1, 10_000), offset.max(0)).await?;
+    if json {
+        return print_json(&runs);
+    }
+    println!("{:<36}  {:<16} {:>4}  {:<10} {:<20}  {:>9}", "RUN", "PIPELINE", "#", "STATUS", "STARTED", "TOOK");
+    for r in runs {
+        println!("{:<36}  {:<16} {:>4}  {:<10} {:<20}  {:>9}", r.id, r.pipeline, r.number, r.status, time(r.started_at), took(Some(r.started_at), r.ended_at));
+    }
+    Ok(exit::OK)
+}
+
+async fn runs_show(stores: &Stores, key: &str, json: bool) -> CliResult<u8> {
+    let detail = stores.store.run_detail(key).await?;
+    if json {
+        return print_json(&detail);
+    }
+    let r = &detail.run;
+    println!("run {} — {} #{} — {}", r.id, r.pipeline, r.number, r.status);
+    println!("started {}  took {}", time(r.started_at), took(Some(r.started_at), r.ended_at));
+    if let Some(e) = &r.error {
+        println!("error: {e}");
+    }
+    if !detail.inputs.is_empty() {
+        println!("\ninputs:");
+        for i in &detail.inputs {
+            println!("  {:<12} {}:{}  {}  {} bytes", i.slot, i.artifact.name, i.artifact.version, &i.artifact.digest[..12], i.artifact.size);
+        }
+    }
+    println!("\nsteps:");
+    for s in &detail.steps {
+        let mut line = format!("  {:<12} {:<10} {:>9}  attempts {}", s.step_name, s.status, took(s.started_at, s.ended_at), s.attempts);
+        if let Some(from) = &s.cached_from {
+            line.push_str(&format!("  cached from step run {from}"));
+        }
+        println!("{line}");
+        println!("      params {}", s.params);
+        if let Some(e) = &s.error {
+            println!("      error: {e}");
+        }
+        for m in detail.metrics.iter().filter(|m| m.step_run_id == s.id) {
+            match m.step {
+                Some(st) => println!("      metric {} = {} (step {st})", m.key, m.value),
+                None => println!("      metric {} = {}", m.key, m.value),
+            }
+        }
+        for p in detail.params.iter().filter(|p| p.step_run_id == s.id) {
+            println!("      param {} = {}", p.key, p.value);
+        }
+        for t in detail.tags.iter().filter(|t| t.step_run_id == s.id) {
+            println!("      tag {} = {}", t.key, t.value);
+        }
+        for o in stores.store.step_run_outputs(&s.id).await? {
+            println!("      output {} -> {}:{} ({})", o.slot, o.artifact.name, o.artifact.version, &o.artifact.id);
+        }
+    }
+    Ok(exit::OK)
+}
+
+async fn artifacts_list(stores: &Stores, prefix: Option<&str>, limit: i64, offset: i64, json: bool) -> CliResult<u8> {
+    let artifacts = stores.store.artifacts(prefix, limit.clamp(1, 10_000), offset.max(0)).await?;
+    if json {
+        return print_json(&artifacts);
+    }
+    println!("{:<36}  {:<28} {:>4}  {:<12} {:>10}  {}", "ID", "NAME", "VER", "DIGEST", "SIZE", "MEDIA TYPE");
+    for a in artifacts {
+        println!("{:<36}  {:<28} {:>4}  {:<12} {:>10}  {}", a.id, a.name, a.version, &a.digest[..12], a.size, a.media_type);
+    }
+    Ok(exit::OK)
+}
+
+async fn artifacts_show(stores: &Stores, key: &str, json: bool) -> CliResult<u8> {
+    let a = stores.store.artifact(key).await?;
+    let producer = match &a.producer_step_run_id {
+        Some(id) => Some(stores.store.step_run(id).await?),
+        None => None,
+    };
+    let kind = ArtifactKind::parse(&a.kind).unwrap_or(ArtifactKind::File);
+    let present = stores.artifacts.contains(&a.digest, kind).await.unwrap_or(false);
+    if json {
+        return print_json(&json!({ "artifact": a, "producer": producer, "bytes_present": present }));
+    }
+    println!("{}:{}  ({})", a.name, a.version, a.id);
+    println!("  digest      blake3:{}", a.digest);
+    println!("  kind        {}  {} bytes  {}", a.kind, a.size, a.media_type);
+    println!("  created     {}", time(a.created_at));
+    match &producer {
+        Some(p) => println!("  produced by step '{}' of run {} (component {})", p.step_name, p.run_id, p.component_digest.as_deref().map(|d| &d[..12]).unwrap_or("?")),
+        None => println!("  source      {}", a.source_uri.as_deref().unwrap_or("external data")),
+    }
+    if !present {
+        println!("  warning: its bytes are no longer in the artifact store");
+    }
+    Ok(exit::OK)
+}
+
+async fn artifacts_get(stores: &Stores, key: &str, output: Option<&Path>) -> CliResult<u8> {
+    let a = stores.store.artifact(key).await?;
+    let kind = ArtifactKind::parse(&a.kind).unwrap_or(ArtifactKind::File);
+    match output {
+        Some(path) => {
+            if path.exists() {
+                return Err(CliError::usage(format!("{} already exists; not overwriting it", path.display())));
+            }
+            stores.artifacts.export(&a.digest, kind, path).await?;
+            eprintln!("wrote {}:{} to {}", a.name, a.version, path.display());
+        }
+        None => {
+            if kind == ArtifactKind::Dir {
+                return Err(CliError::usage(format!("{} is a directory; pass -o DIR", a.name)));
+            }
+            let bytes = stores.artifacts.get_bytes(&a.digest).await?;
+            std::io::stdout().write_all(&bytes).map_err(|e| CliError::usage(format!("cannot write to stdout: {e}")))?;
+        }
+    }
+    Ok(exit::OK)
+}
+
+async fn lineage(stores: &Stores, key: &str, json: bool) -> CliResult<u8> {
+    let node = stores.store.lineage(key).await?;
+    if json {
+        return print_json(&node);
+    }
+    fn print(node: &LineageNode, depth: usize, slot: Option<&str>) {
+        let indent = "    ".repeat(depth);
+        let a = &node.artifact;
+        let via = slot.map(|s| format!("[{s}] ")).unwrap_or_default();
+        println!("{indent}{via}{}:{}  blake3:{}  {} bytes", a.name, a.version, &a.digest[..16], a.size);
+        match &node.producer {
+            Some(p) => {
+                println!(
+                    "{indent}  └─ made by step '{}' (step run {}, run {}, component {}, {})",
+                    p.step_name,
+                    p.id,
+                    p.run_id,
+                    p.component_digest.as_deref().map(|d| &d[..16]).unwrap_or("?"),
+                    p.params
+                );
+                for (slot, input) in &node.inputs {
+                    print(input, depth + 1, Some(slot));
+                }
+            }
+            None => println!("{indent}  └─ source data: {}", a.source_uri.as_deref().unwrap_or("external")),
+        }
+    }
+    print(&node, 0, None);
+    Ok(exit::OK)
+}
