@@ -129,7 +129,11 @@ impl Runtime {
     pub fn load_bytes(&self, path: &Path, bytes: &[u8]) -> Result<LoadedStep, RuntimeError> {
         let digest = component_digest(bytes);
         if let Some(step) = self.lock_loaded().get(&digest) {
-            return Ok(step.clone());
+            // Already compiled and pre-instantiated by this process.
+            let mut step = step.clone();
+            step.compiled_from_cache = true;
+            step.load_time = Duration::ZERO;
+            return Ok(step);
         }
         let started = Instant::now();
         let entry = self.inner.cache.entry_path(&digest, &self.inner.engine_hash);
