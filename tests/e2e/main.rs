@@ -1,1 +1,12 @@
+//! End-to-end tests: the real `weft` binary, real components, a real SQLite
+//! database and artifact store in a temporary directory.
+//!
+//! Guest components (tests/guests and examples/iris) are built once per test
+//! process, with cargo, for wasm32-wasip2.
 
+mod cache;
+mod harness;
+mod iris;
+mod manifests;
+mod recovery;
+mod sandbox;

@@ -312,17 +312,21 @@ impl Executor {
                     for (j, ups) in upstream.iter().enumerate() {
                         if ups.contains(&failed) && state[j] == State::Waiting {
                             state[j] = State::Done(false);
-                            let reason = format!("skipped: upstream step '{}' did not succeed", steps[failed].name);
-                            self.store.skip_step_run(&step_run_ids[j], status::SKIPPED, &reason).await?;
+                            let (why, reason) = if options.cancel.is_cancelled() {
+                                (status::CANCELLED, "the run was cancelled before this step started".to_string())
+                            } else {
+                                (status::SKIPPED, format!("skipped: upstream step '{}' did not succeed", steps[failed].name))
+                            };
+                            self.store.skip_step_run(&step_run_ids[j], why, &reason).await?;
                             (options.on_event)(Event::StepFinished {
                                 step: steps[j].name.clone(),
-                                status: status::SKIPPED.into(),
+                                status: why.into(),
                                 duration: Duration::ZERO,
                                 error: Some(reason.clone()),
                             });
                             summaries[j] = Some(StepOutcomeSummary {
                                 name: steps[j].name.clone(),
-                                status: status::SKIPPED.into(),
+                                status: why.into(),
                                 duration: Duration::ZERO,
                                 error: Some(reason),
                                 cached_from: None,

@@ -349,17 +349,11 @@ fn classify(error: wasmtime::Error, state: &StepState, limits: &Limits, logs: &s
     if let Some(message) = panic_message(logs) {
         return StepFailure::Panicked(message);
     }
-    let mut message = String::new();
-    for (i, cause) in error.chain().enumerate() {
-        let text = cause.to_string();
-        // wasmtime adds the guest backtrace as context; keep it out of the
-        // headline, the first line of each cause is what matters.
-        let first = text.lines().next().unwrap_or_default();
-        if i > 0 {
-            message.push_str(": ");
-        }
-        message.push_str(first);
-    }
+    // The root cause is the trap itself ("call stack exhausted") or the
+    // host's reason (a refused tracker call); the context above it is the
+    // guest backtrace.
+    let root = error.root_cause().to_string();
+    let message = root.strip_prefix("wasm trap: ").unwrap_or(&root).lines().next().unwrap_or_default().to_string();
     StepFailure::Trapped(message)
 }
 

@@ -10,6 +10,10 @@ use crate::model::*;
 use crate::{new_id, now_ms, StoreError};
 
 /// The metadata store. Cheap to clone.
+///
+/// Every write transaction starts with `BEGIN IMMEDIATE`: it takes SQLite's
+/// write lock up front, so concurrent writers wait (busy timeout) instead of
+/// failing when a read-then-write transaction cannot upgrade its lock.
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
@@ -101,7 +105,7 @@ impl Store {
             if pid.is_some_and(&is_alive) {
                 continue;
             }
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
             let now = now_ms();
             sqlx::query("UPDATE step_runs SET status = $1, ended_at = $2, error = $3 WHERE run_id = $4 AND status IN ($5, $6)")
                 .bind(status::CRASHED)
@@ -128,7 +132,7 @@ impl Store {
     /// Starts a run: a new row numbered after the pipeline's last run.
     pub async fn create_run(&self, pipeline_id: &str, manifest: &str, host: &str, pid: i64) -> Result<Run, StoreError> {
         let id = new_id();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let number: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(number), 0) + 1 FROM runs WHERE pipeline_id = $1")
             .bind(pipeline_id)
             .fetch_one(&mut *tx)
@@ -164,7 +168,7 @@ impl Store {
     /// `artifact.name` has the same digest it is reused; otherwise a new
     /// version is created.
     pub async fn record_run_input(&self, run_id: &str, slot: &str, artifact: &NewArtifact) -> Result<Artifact, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let latest: Option<Artifact> = sqlx::query_as(&format!(
             "SELECT {ARTIFACT_COLUMNS} FROM artifacts a WHERE a.name = $1 ORDER BY a.version DESC LIMIT 1"
         ))
@@ -187,7 +191,7 @@ impl Store {
 
     /// Adds the step runs of a run, all pending.
     pub async fn create_step_runs(&self, run_id: &str, steps: &[(String, String)]) -> Result<Vec<String>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut ids = Vec::with_capacity(steps.len());
         for (name, params) in steps {
             let id = new_id();
@@ -221,7 +225,7 @@ impl Store {
     /// Records the end of a step run with everything it produced, in one
     /// transaction. Returns the ids of the new output artifacts, by name.
     pub async fn complete_step_run(&self, run_id: &str, id: &str, record: &StepRunRecord) -> Result<Vec<(String, String)>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut outputs = Vec::with_capacity(record.outputs.len());
         for (slot, artifact) in &record.outputs {
             let artifact_id = insert_artifact(&mut tx, artifact, Some(id)).await?;
@@ -294,7 +298,7 @@ impl Store {
         cache_key: &str,
         inputs: &[(String, String)],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for (slot, artifact_id) in inputs {
             link(&mut tx, "step_run_inputs", id, slot, artifact_id).await?;
         }

@@ -33,8 +33,10 @@ fn hostile(params: Params) -> weft_sdk::Result<()> {
             stolen(std::fs::read_to_string(link), "read through the planted symlink")
         }
         "symlink-output" => {
-            // Declare a symlink to a host file as the output itself.
-            plant_symlink("/etc/passwd", "out")
+            // Make the declared output a symlink (to a file in /outputs, the
+            // only target the sandbox lets it create).
+            weft_sdk::write_output("real", "x")?;
+            plant_symlink("real", "out")
         }
         "socket" => stolen(
             std::net::TcpStream::connect("127.0.0.1:80").map(|_| "connected".to_string()),

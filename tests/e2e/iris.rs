@@ -1,0 +1,183 @@
+//! The iris example, end to end: the demo, caching, param and code changes,
+//! lineage.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+/// A copy of examples/iris in a temporary directory whose steps can be
+/// edited and rebuilt without touching the repository.
+fn iris_copy() -> tempfile::TempDir {
+    let src = repo_root().join("examples/iris");
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("cp")
+        .arg("-r")
+        .args(["weft.toml", "Cargo.toml", "Cargo.lock", "data", "steps"].iter().map(|p| src.join(p)))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let cargo = dir.path().join("Cargo.toml");
+    let text = std::fs::read_to_string(&cargo).unwrap().replace(
+        "path = \"../../sdk/rust\"",
+        &format!("path = {}", toml_path(&repo_root().join("sdk/rust"))),
+    );
+    std::fs::write(&cargo, text).unwrap();
+    dir
+}
+
+fn weft_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(weft_bin()).args(args).current_dir(dir).env_remove("WEFT_DIR").output().unwrap()
+}
+
+fn accuracy(detail: &Value) -> f64 {
+    let evaluate = step(detail, "evaluate")["id"].as_str().unwrap().to_string();
+    detail["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["key"] == "accuracy" && m["step_run_id"] == evaluate.as_str())
+        .and_then(|m| m["value"].as_f64())
+        .expect("evaluate logged accuracy")
+}
+
+#[test]
+fn demo_runs_the_pipeline_then_everything_is_cached() {
+    build_iris();
+    let state = tempfile::tempdir().unwrap();
+    let out = Command::new("bash")
+        .arg(repo_root().join("examples/iris/demo.sh"))
+        .env("WEFT", weft_bin())
+        .env("WEFT_DIR", state.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "demo failed:\n{}\n{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains("4 executed, 0 cached"), "{}", stderr(&out));
+    assert!(stdout(&out).contains("iris #1 — succeeded"), "{}", stdout(&out));
+
+    let again = Command::new(weft_bin())
+        .args(["run", "--json"])
+        .current_dir(repo_root().join("examples/iris"))
+        .env("WEFT_DIR", state.path())
+        .output()
+        .unwrap();
+    let outcome = run_json(&again, 0);
+    assert_eq!(outcome["executed"], 0);
+    assert_eq!(outcome["cached"], 4);
+    assert!(stderr(&again).contains("all cache hits, nothing executed"), "{}", stderr(&again));
+
+    let detail: Value = serde_json::from_slice(
+        &Command::new(weft_bin())
+            .args(["runs", "show", "latest", "--json"])
+            .env("WEFT_DIR", state.path())
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    // The cached run still shows the accuracy of the run it reuses.
+    let first: Value = serde_json::from_slice(
+        &Command::new(weft_bin())
+            .args(["runs", "list", "--json"])
+            .env("WEFT_DIR", state.path())
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let first_id = first.as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_string();
+    let first_detail: Value = serde_json::from_slice(
+        &Command::new(weft_bin()).args(["runs", "show", &first_id, "--json"]).env("WEFT_DIR", state.path()).output().unwrap().stdout,
+    )
+    .unwrap();
+    let acc = accuracy(&first_detail);
+    assert!(acc >= 0.9, "held-out accuracy {acc} < 0.9");
+    for s in detail["steps"].as_array().unwrap() {
+        assert_eq!(s["status"], "cached");
+        assert!(s["cached_from"].is_string());
+    }
+}
+
+#[test]
+fn a_param_change_reruns_train_and_evaluate_only() {
+    build_iris();
+    let dir = iris_copy();
+    let src = repo_root().join("examples/iris/target");
+    // Reuse the components built in the repository.
+    std::os::unix::fs::symlink(&src, dir.path().join("target")).unwrap();
+    assert_eq!(run_json(&weft_in(dir.path(), &["run", "--json"]), 0)["executed"], 4);
+    let changed = run_json(&weft_in(dir.path(), &["run", "--json", "-p", "train.epochs=200"]), 0);
+    let s = statuses(&changed);
+    assert_eq!(s["load"], "cached");
+    assert_eq!(s["split"], "cached");
+    assert_eq!(s["train"], "succeeded");
+    assert_eq!(s["evaluate"], "succeeded");
+    // And back: the original params are cached again.
+    assert_eq!(run_json(&weft_in(dir.path(), &["run", "--json"]), 0)["executed"], 0);
+    // --no-cache executes everything.
+    assert_eq!(run_json(&weft_in(dir.path(), &["run", "--json", "--no-cache"]), 0)["executed"], 4);
+}
+
+#[test]
+fn a_code_change_reruns_that_step_and_its_downstream_only() {
+    let dir = iris_copy();
+    let build = weft_in(dir.path(), &["build"]);
+    assert!(build.status.success(), "weft build failed: {}", stderr(&build));
+    assert_eq!(run_json(&weft_in(dir.path(), &["run", "--json"]), 0)["executed"], 4);
+
+    // Change the split step's code (a different shuffle): split and
+    // everything downstream of it re-execute; load is reused.
+    let split = dir.path().join("steps/split/src/lib.rs");
+    let code = std::fs::read_to_string(&split).unwrap();
+    assert!(code.contains("Rng::new(params.seed)"));
+    std::fs::write(&split, code.replace("Rng::new(params.seed)", "Rng::new(params.seed.wrapping_add(1))")).unwrap();
+    assert!(weft_in(dir.path(), &["build"]).status.success());
+    let s = statuses(&run_json(&weft_in(dir.path(), &["run", "--json"]), 0));
+    assert_eq!((s["load"].as_str(), s["split"].as_str(), s["train"].as_str(), s["evaluate"].as_str()), ("cached", "succeeded", "succeeded", "succeeded"));
+
+    // Change the last step's code: only it re-executes.
+    let evaluate = dir.path().join("steps/evaluate/src/lib.rs");
+    let code = std::fs::read_to_string(&evaluate).unwrap();
+    std::fs::write(&evaluate, code.replace("held-out accuracy", "accuracy on held-out data")).unwrap();
+    assert!(weft_in(dir.path(), &["build"]).status.success());
+    let s = statuses(&run_json(&weft_in(dir.path(), &["run", "--json"]), 0));
+    assert_eq!((s["load"].as_str(), s["split"].as_str(), s["train"].as_str(), s["evaluate"].as_str()), ("cached", "cached", "cached", "succeeded"));
+}
+
+#[test]
+fn every_artifact_traces_back_to_the_source_data() {
+    build_iris();
+    let dir = iris_copy();
+    std::os::unix::fs::symlink(repo_root().join("examples/iris/target"), dir.path().join("target")).unwrap();
+    run_json(&weft_in(dir.path(), &["run", "--json"]), 0);
+    let out = weft_in(dir.path(), &["lineage", "iris/evaluate.report", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let node: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    // report <- evaluate <- {model <- train <- train <- split <- dataset <- load <- iris.csv, test <- split ...}
+    assert_eq!(node["producer"]["step_name"], "evaluate");
+    assert_eq!(node["producer"]["component_digest"].as_str().unwrap().len(), 64);
+    let inputs = node["inputs"].as_array().unwrap();
+    let model = inputs.iter().find(|i| i[0] == "model").unwrap();
+    assert_eq!(model[1]["producer"]["step_name"], "train");
+    let train_input = &model[1]["inputs"][0];
+    assert_eq!(train_input[1]["producer"]["step_name"], "split");
+    let dataset = &train_input[1]["inputs"][0][1];
+    assert_eq!(dataset["producer"]["step_name"], "load");
+    let source = &dataset["inputs"][0][1];
+    assert_eq!(source["artifact"]["name"], "iris/inputs.iris");
+    assert!(source["producer"].is_null());
+    assert!(source["artifact"]["source_uri"].as_str().unwrap().ends_with("data/iris.csv"));
+    assert_eq!(source["artifact"]["digest"], blake3::hash(&std::fs::read(repo_root().join("examples/iris/data/iris.csv")).unwrap()).to_hex().as_str());
+
+    let text = weft_in(dir.path(), &["lineage", "iris/evaluate.report"]);
+    assert!(stdout(&text).contains("source data: file://"), "{}", stdout(&text));
+
+    // The artifact's bytes come back out unchanged.
+    let report = weft_in(dir.path(), &["artifacts", "get", "iris/evaluate.report"]);
+    let report: Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert!(report["accuracy"].as_f64().unwrap() >= 0.9);
+}
