@@ -19,7 +19,10 @@ fn a_hit_whose_bytes_are_gone_is_a_miss() {
     project.write("raw.txt", "x");
     assert_eq!(run_json(&project.weft(&["run", "--json"]), 0)["executed"], 3);
     let s = statuses(&run_json(&project.weft(&["run", "--json"]), 0));
-    assert_eq!((s["a"].as_str(), s["b"].as_str(), s["nocache"].as_str()), ("cached", "cached", "succeeded"));
+    assert_eq!(
+        (s["a"].as_str(), s["b"].as_str(), s["nocache"].as_str()),
+        ("cached", "cached", "succeeded")
+    );
 
     // Delete the bytes of b's output: b runs again, a is still a hit.
     let b_out = project.weft(&["artifacts", "show", "c/b.out", "--json"]);
@@ -59,6 +62,14 @@ fn a_tampered_compiled_component_is_recompiled_not_loaded() {
     let out = project.weft(&["run", "--json", "--no-cache"]);
     let outcome = run_json(&out, 0);
     assert_eq!(outcome["executed"], 3);
-    assert!(stderr(&out).contains("compiled its component"), "the component was recompiled: {}", stderr(&out));
-    assert_ne!(std::fs::read(&entries[0]).unwrap(), bytes, "the tampered entry was replaced");
+    assert!(
+        stderr(&out).contains("compiled its component"),
+        "the component was recompiled: {}",
+        stderr(&out)
+    );
+    assert_ne!(
+        std::fs::read(&entries[0]).unwrap(),
+        bytes,
+        "the tampered entry was replaced"
+    );
 }

@@ -7,7 +7,10 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
 }
 
 pub fn weft_bin() -> PathBuf {
@@ -16,11 +19,22 @@ pub fn weft_bin() -> PathBuf {
 
 fn cargo_build_wasm(workspace: &Path) {
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet", "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--quiet",
+            "--manifest-path",
+        ])
         .arg(workspace.join("Cargo.toml"))
         .status()
         .expect("run cargo");
-    assert!(status.success(), "building the guest components in {} failed (is the wasm32-wasip2 target installed?)", workspace.display());
+    assert!(
+        status.success(),
+        "building the guest components in {} failed (is the wasm32-wasip2 target installed?)",
+        workspace.display()
+    );
 }
 
 /// The test guest components (echo, hostile), built once.
@@ -66,7 +80,10 @@ impl Project {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(weft_bin());
-        cmd.args(args).current_dir(self.path()).env_remove("WEFT_DIR").env_remove("WEFT_MANIFEST");
+        cmd.args(args)
+            .current_dir(self.path())
+            .env_remove("WEFT_DIR")
+            .env_remove("WEFT_MANIFEST");
         cmd
     }
 
@@ -92,8 +109,15 @@ pub fn stdout(out: &Output) -> String {
 
 /// `weft run --json` output, asserting the exit code.
 pub fn run_json(out: &Output, code: i32) -> Value {
-    assert_eq!(out.status.code(), Some(code), "weft run exited {:?}\nstderr:\n{}", out.status.code(), stderr(out));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("run --json output is not JSON ({e}): {}", stdout(out)))
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "weft run exited {:?}\nstderr:\n{}",
+        out.status.code(),
+        stderr(out)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("run --json output is not JSON ({e}): {}", stdout(out)))
 }
 
 /// name -> status of each step of a run outcome or run detail.
@@ -102,7 +126,11 @@ pub fn statuses(value: &Value) -> std::collections::BTreeMap<String, String> {
     steps
         .iter()
         .map(|s| {
-            let name = s.get("name").or_else(|| s.get("step_name")).and_then(Value::as_str).expect("step name");
+            let name = s
+                .get("name")
+                .or_else(|| s.get("step_name"))
+                .and_then(Value::as_str)
+                .expect("step name");
             (name.to_string(), s["status"].as_str().expect("status").to_string())
         })
         .collect()
@@ -110,7 +138,12 @@ pub fn statuses(value: &Value) -> std::collections::BTreeMap<String, String> {
 
 /// A step of a run detail by name.
 pub fn step<'a>(detail: &'a Value, name: &str) -> &'a Value {
-    detail["steps"].as_array().expect("steps").iter().find(|s| s["step_name"] == name).unwrap_or_else(|| panic!("no step {name}"))
+    detail["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["step_name"] == name)
+        .unwrap_or_else(|| panic!("no step {name}"))
 }
 
 /// A TOML string literal for a path.

@@ -15,7 +15,11 @@ fn iris_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let status = Command::new("cp")
         .arg("-r")
-        .args(["weft.toml", "Cargo.toml", "Cargo.lock", "data", "steps"].iter().map(|p| src.join(p)))
+        .args(
+            ["weft.toml", "Cargo.toml", "Cargo.lock", "data", "steps"]
+                .iter()
+                .map(|p| src.join(p)),
+        )
         .arg(dir.path())
         .status()
         .unwrap();
@@ -30,7 +34,12 @@ fn iris_copy() -> tempfile::TempDir {
 }
 
 fn weft_in(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(weft_bin()).args(args).current_dir(dir).env_remove("WEFT_DIR").output().unwrap()
+    Command::new(weft_bin())
+        .args(args)
+        .current_dir(dir)
+        .env_remove("WEFT_DIR")
+        .output()
+        .unwrap()
 }
 
 fn accuracy(detail: &Value) -> f64 {
@@ -67,7 +76,11 @@ fn demo_runs_the_pipeline_then_everything_is_cached() {
     let outcome = run_json(&again, 0);
     assert_eq!(outcome["executed"], 0);
     assert_eq!(outcome["cached"], 4);
-    assert!(stderr(&again).contains("all cache hits, nothing executed"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("all cache hits, nothing executed"),
+        "{}",
+        stderr(&again)
+    );
 
     let detail: Value = serde_json::from_slice(
         &Command::new(weft_bin())
@@ -88,9 +101,17 @@ fn demo_runs_the_pipeline_then_everything_is_cached() {
             .stdout,
     )
     .unwrap();
-    let first_id = first.as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_string();
+    let first_id = first.as_array().unwrap().last().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let first_detail: Value = serde_json::from_slice(
-        &Command::new(weft_bin()).args(["runs", "show", &first_id, "--json"]).env("WEFT_DIR", state.path()).output().unwrap().stdout,
+        &Command::new(weft_bin())
+            .args(["runs", "show", &first_id, "--json"])
+            .env("WEFT_DIR", state.path())
+            .output()
+            .unwrap()
+            .stdout,
     )
     .unwrap();
     let acc = accuracy(&first_detail);
@@ -118,7 +139,10 @@ fn a_param_change_reruns_train_and_evaluate_only() {
     // And back: the original params are cached again.
     assert_eq!(run_json(&weft_in(dir.path(), &["run", "--json"]), 0)["executed"], 0);
     // --no-cache executes everything.
-    assert_eq!(run_json(&weft_in(dir.path(), &["run", "--json", "--no-cache"]), 0)["executed"], 4);
+    assert_eq!(
+        run_json(&weft_in(dir.path(), &["run", "--json", "--no-cache"]), 0)["executed"],
+        4
+    );
 }
 
 #[test]
@@ -133,18 +157,42 @@ fn a_code_change_reruns_that_step_and_its_downstream_only() {
     let split = dir.path().join("steps/split/src/lib.rs");
     let code = std::fs::read_to_string(&split).unwrap();
     assert!(code.contains("Rng::new(params.seed)"));
-    std::fs::write(&split, code.replace("Rng::new(params.seed)", "Rng::new(params.seed.wrapping_add(1))")).unwrap();
+    std::fs::write(
+        &split,
+        code.replace("Rng::new(params.seed)", "Rng::new(params.seed.wrapping_add(1))"),
+    )
+    .unwrap();
     assert!(weft_in(dir.path(), &["build"]).status.success());
     let s = statuses(&run_json(&weft_in(dir.path(), &["run", "--json"]), 0));
-    assert_eq!((s["load"].as_str(), s["split"].as_str(), s["train"].as_str(), s["evaluate"].as_str()), ("cached", "succeeded", "succeeded", "succeeded"));
+    assert_eq!(
+        (
+            s["load"].as_str(),
+            s["split"].as_str(),
+            s["train"].as_str(),
+            s["evaluate"].as_str()
+        ),
+        ("cached", "succeeded", "succeeded", "succeeded")
+    );
 
     // Change the last step's code: only it re-executes.
     let evaluate = dir.path().join("steps/evaluate/src/lib.rs");
     let code = std::fs::read_to_string(&evaluate).unwrap();
-    std::fs::write(&evaluate, code.replace("held-out accuracy", "accuracy on held-out data")).unwrap();
+    std::fs::write(
+        &evaluate,
+        code.replace("held-out accuracy", "accuracy on held-out data"),
+    )
+    .unwrap();
     assert!(weft_in(dir.path(), &["build"]).status.success());
     let s = statuses(&run_json(&weft_in(dir.path(), &["run", "--json"]), 0));
-    assert_eq!((s["load"].as_str(), s["split"].as_str(), s["train"].as_str(), s["evaluate"].as_str()), ("cached", "cached", "cached", "succeeded"));
+    assert_eq!(
+        (
+            s["load"].as_str(),
+            s["split"].as_str(),
+            s["train"].as_str(),
+            s["evaluate"].as_str()
+        ),
+        ("cached", "cached", "cached", "succeeded")
+    );
 }
 
 #[test]
@@ -170,8 +218,16 @@ fn every_artifact_traces_back_to_the_source_data() {
     let source = &dataset["inputs"][0][1];
     assert_eq!(source["artifact"]["name"], "iris/inputs.iris");
     assert!(source["producer"].is_null());
-    assert!(source["artifact"]["source_uri"].as_str().unwrap().ends_with("data/iris.csv"));
-    assert_eq!(source["artifact"]["digest"], blake3::hash(&std::fs::read(repo_root().join("examples/iris/data/iris.csv")).unwrap()).to_hex().as_str());
+    assert!(source["artifact"]["source_uri"]
+        .as_str()
+        .unwrap()
+        .ends_with("data/iris.csv"));
+    assert_eq!(
+        source["artifact"]["digest"],
+        blake3::hash(&std::fs::read(repo_root().join("examples/iris/data/iris.csv")).unwrap())
+            .to_hex()
+            .as_str()
+    );
 
     let text = weft_in(dir.path(), &["lineage", "iris/evaluate.report"]);
     assert!(stdout(&text).contains("source data: file://"), "{}", stdout(&text));

@@ -18,7 +18,13 @@ fn refused(manifest: &str, args: &[&str], needles: &[&str]) {
     let mut full = vec!["run"];
     full.extend_from_slice(args);
     let out = project.weft(&full);
-    assert_eq!(out.status.code(), Some(2), "expected exit 2 for {needles:?}, got {:?}: {}", out.status.code(), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "expected exit 2 for {needles:?}, got {:?}: {}",
+        out.status.code(),
+        stderr(&out)
+    );
     let err = stderr(&out);
     for n in needles {
         assert!(err.contains(n), "error {err:?} does not mention {n:?}");
@@ -42,18 +48,58 @@ fn the_good_manifest_runs() {
 #[test]
 fn bad_manifests_name_the_problem() {
     let g = good();
-    refused(&g.replace("\"inputs.raw\"", "\"b.out\""), &[], &["steps form a cycle: b -> a -> b"]);
-    refused(&g.replace("\"a.out\"", "\"nope.out\""), &[], &["steps.b.inputs.in", "no step named 'nope'"]);
-    refused(&g.replace("\"a.out\"", "\"a.missing\""), &[], &["steps.b.inputs.in", "no output 'missing'"]);
-    refused(&g.replace("\"inputs.raw\"", "\"inputs.other\""), &[], &["steps.a.inputs.in", "'inputs.other' is not declared"]);
-    refused(&format!("{g}[steps.a]\ncomponent = \"x.wasm\"\n"), &[], &["duplicate key", "a"]);
+    refused(
+        &g.replace("\"inputs.raw\"", "\"b.out\""),
+        &[],
+        &["steps form a cycle: b -> a -> b"],
+    );
+    refused(
+        &g.replace("\"a.out\"", "\"nope.out\""),
+        &[],
+        &["steps.b.inputs.in", "no step named 'nope'"],
+    );
+    refused(
+        &g.replace("\"a.out\"", "\"a.missing\""),
+        &[],
+        &["steps.b.inputs.in", "no output 'missing'"],
+    );
+    refused(
+        &g.replace("\"inputs.raw\"", "\"inputs.other\""),
+        &[],
+        &["steps.a.inputs.in", "'inputs.other' is not declared"],
+    );
+    refused(
+        &format!("{g}[steps.a]\ncomponent = \"x.wasm\"\n"),
+        &[],
+        &["duplicate key", "a"],
+    );
     let missing = g.replacen(&toml_path(&guest("echo")), "\"missing.wasm\"", 1);
     refused(&missing, &[], &["steps.a.component", "missing.wasm", "does not exist"]);
-    refused(&g.replace("raw.txt", "absent.txt"), &[], &["inputs.raw.path", "absent.txt"]);
-    refused(&g, &["-p", "a.prefix=1", "-p", "b.nope=2"], &["steps.b.params.nope", "has no param 'nope'"]);
-    refused(&g.replace("prefix = \"x\"", "prefix = 3"), &["-p", "a.prefix=abc"], &["steps.a.params.prefix", "but the param is an integer"]);
+    refused(
+        &g.replace("raw.txt", "absent.txt"),
+        &[],
+        &["inputs.raw.path", "absent.txt"],
+    );
+    refused(
+        &g,
+        &["-p", "a.prefix=1", "-p", "b.nope=2"],
+        &["steps.b.params.nope", "has no param 'nope'"],
+    );
+    refused(
+        &g.replace("prefix = \"x\"", "prefix = 3"),
+        &["-p", "a.prefix=abc"],
+        &["steps.a.params.prefix", "but the param is an integer"],
+    );
     refused(&g, &["-p", "zz.prefix=1"], &["no step named 'zz'"]);
-    refused(&g.replace("[steps.b]", "[steps.b]\nlimits = { timeout = \"soon\" }"), &[], &["steps.b.limits.timeout", "soon"]);
-    refused("[pipeline]\nname = \"bad name!\"\n[steps.a]\ncomponent = \"a.wasm\"\n", &[], &["pipeline.name"]);
+    refused(
+        &g.replace("[steps.b]", "[steps.b]\nlimits = { timeout = \"soon\" }"),
+        &[],
+        &["steps.b.limits.timeout", "soon"],
+    );
+    refused(
+        "[pipeline]\nname = \"bad name!\"\n[steps.a]\ncomponent = \"a.wasm\"\n",
+        &[],
+        &["pipeline.name"],
+    );
     refused("not toml at all [", &[], &["invalid manifest"]);
 }

@@ -20,7 +20,12 @@ fn manifest(attack: &str) -> String {
 
 /// Starts `weft run`, waits until step `slow` is running, returns the child.
 fn start_until_slow_runs(project: &Project) -> std::process::Child {
-    let mut child = project.command(&["run"]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let mut child = project
+        .command(&["run"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -41,28 +46,47 @@ async fn kill_9_mid_run_leaves_a_consistent_store_and_the_next_run_reuses_finish
     let project = Project::new(&manifest("sleep"));
     project.write("raw.txt", "data");
     let mut child = start_until_slow_runs(&project);
-    let status = std::process::Command::new("kill").args(["-9", &child.id().to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-9", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let _ = child.wait();
 
     // The database is sound and every recorded artifact's bytes are whole.
-    let store = weft_store::Store::open(&format!("sqlite://{}", project.state().join("weft.db").display())).await.unwrap();
+    let store = weft_store::Store::open(&format!("sqlite://{}", project.state().join("weft.db").display()))
+        .await
+        .unwrap();
     assert_eq!(store.check_integrity().await.unwrap(), Vec::<String>::new());
     let artifacts = store.artifacts(None, 1000, 0).await.unwrap();
-    assert_eq!(artifacts.len(), 3, "the input and the outputs of a and b: {artifacts:?}");
+    assert_eq!(
+        artifacts.len(),
+        3,
+        "the input and the outputs of a and b: {artifacts:?}"
+    );
     for a in &artifacts {
-        let blob = project.state().join("artifacts/blobs").join(&a.digest[..2]).join(&a.digest);
+        let blob = project
+            .state()
+            .join("artifacts/blobs")
+            .join(&a.digest[..2])
+            .join(&a.digest);
         let bytes = std::fs::read(&blob).unwrap_or_else(|e| panic!("{} has no bytes: {e}", a.name));
         assert_eq!(blake3::hash(&bytes).to_hex().as_str(), a.digest, "{} is whole", a.name);
     }
-    assert!(artifacts.iter().all(|a| !a.name.contains("slow")), "no artifact of the killed step");
+    assert!(
+        artifacts.iter().all(|a| !a.name.contains("slow")),
+        "no artifact of the killed step"
+    );
     drop(store);
 
     // The next run (slow fixed) reuses a and b, runs the rest.
     std::fs::write(project.path().join("weft.toml"), manifest("none")).unwrap();
     let outcome = run_json(&project.weft(&["run", "--json"]), 0);
     let s = statuses(&outcome);
-    assert_eq!((s["a"].as_str(), s["b"].as_str(), s["slow"].as_str(), s["last"].as_str()), ("cached", "cached", "succeeded", "succeeded"));
+    assert_eq!(
+        (s["a"].as_str(), s["b"].as_str(), s["slow"].as_str(), s["last"].as_str()),
+        ("cached", "cached", "succeeded", "succeeded")
+    );
     // The killed run is recorded as crashed, its running step too.
     let runs: serde_json::Value = serde_json::from_slice(&project.weft(&["runs", "list", "--json"]).stdout).unwrap();
     let killed = runs.as_array().unwrap().iter().find(|r| r["number"] == 1).unwrap();
@@ -71,7 +95,12 @@ async fn kill_9_mid_run_leaves_a_consistent_store_and_the_next_run_reuses_finish
     assert_eq!(step(&detail, "slow")["status"], "crashed");
     assert_eq!(step(&detail, "a")["status"], "succeeded");
     // Staging and sandbox leftovers of the dead process are gone.
-    assert_eq!(std::fs::read_dir(project.state().join("artifacts/.staging")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(project.state().join("artifacts/.staging"))
+            .unwrap()
+            .count(),
+        0
+    );
 }
 
 #[test]
@@ -80,7 +109,10 @@ fn ctrl_c_cancels_the_run_and_records_it() {
     project.write("raw.txt", "data");
     let mut child = start_until_slow_runs(&project);
     let started = Instant::now();
-    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
     assert_eq!(exit.code(), Some(130));

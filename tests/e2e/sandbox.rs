@@ -59,7 +59,10 @@ fn every_attack_fails_cleanly_and_the_rest_carries_on() {
     let expect = |name: &str, needles: &[&str]| {
         let e = error(name);
         for needle in needles {
-            assert!(e.contains(needle), "step {name}: error {e:?} does not mention {needle:?}");
+            assert!(
+                e.contains(needle),
+                "step {name}: error {e:?} does not mention {needle:?}"
+            );
         }
     };
     expect("read-host-file", &["read /etc/passwd", "No such file"]);
@@ -86,20 +89,32 @@ fn every_attack_fails_cleanly_and_the_rest_carries_on() {
     let logs = project.weft(&["logs", "latest", "flood-stdout"]);
     let logs = stdout(&logs);
     assert!(logs.len() <= 64 * 1024 + 200, "logs not capped: {} bytes", logs.len());
-    assert!(logs.contains("output truncated at 65536 bytes"), "{}", &logs[logs.len().saturating_sub(200)..]);
+    assert!(
+        logs.contains("output truncated at 65536 bytes"),
+        "{}",
+        &logs[logs.len().saturating_sub(200)..]
+    );
     // Downstream of a failed step is skipped with the reason.
     let after = step(&detail, "after");
     assert_eq!(after["status"], "skipped");
     assert!(after["error"].as_str().unwrap().contains("upstream step 'panic'"));
 
     // The input the attackers tried to overwrite is intact, in the store too.
-    assert_eq!(std::fs::read_to_string(project.path().join("in.txt")).unwrap(), "the input");
+    assert_eq!(
+        std::fs::read_to_string(project.path().join("in.txt")).unwrap(),
+        "the input"
+    );
     let input = project.weft(&["artifacts", "get", "hostile/inputs.in"]);
     assert_eq!(stdout(&input), "the input");
     // Nothing leaked into an artifact.
     let list = project.weft(&["artifacts", "list", "--json"]);
     let artifacts: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
-    let names: Vec<&str> = artifacts.as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = artifacts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
     let mut expected = vec!["hostile/flood-stdout.out", "hostile/inputs.in", "hostile/none.out"];
     let mut names_sorted = names.clone();
     names_sorted.sort();
@@ -145,5 +160,11 @@ fn retries_then_records_attempts_and_a_component_that_is_not_a_step_fails_cleanl
     assert_eq!(flaky["error"], "bad data: column 'x' is empty");
     let junk = step(&detail, "junk");
     assert_eq!(junk["status"], "failed");
-    assert!(junk["error"].as_str().unwrap().contains("not a valid WebAssembly component"), "{junk}");
+    assert!(
+        junk["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a valid WebAssembly component"),
+        "{junk}"
+    );
 }

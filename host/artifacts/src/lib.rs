@@ -41,7 +41,10 @@ pub enum ArtifactError {
     /// A directory to ingest holds something that is not a regular file or
     /// directory.
     #[error("{path} is {what}; only regular files and directories can be stored")]
-    Unsupported { path: std::path::PathBuf, what: &'static str },
+    Unsupported {
+        path: std::path::PathBuf,
+        what: &'static str,
+    },
     /// Ingesting would exceed the size limit.
     #[error("{path} holds more than the limit of {limit} bytes")]
     TooLarge { path: std::path::PathBuf, limit: u64 },

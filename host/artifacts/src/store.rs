@@ -379,11 +379,18 @@ fn walk(dir: &Path, limit: u64) -> Result<Vec<(String, PathBuf)>, ArtifactError>
         for entry in fs::read_dir(&path).map_err(io_err("list", &path))? {
             let entry = entry.map_err(io_err("list", &path))?;
             let full = entry.path();
-            let name = entry.file_name().into_string().map_err(|_| ArtifactError::Unsupported {
-                path: full.clone(),
-                what: "a file whose name is not UTF-8",
-            })?;
-            let relative = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+            let name = entry
+                .file_name()
+                .into_string()
+                .map_err(|_| ArtifactError::Unsupported {
+                    path: full.clone(),
+                    what: "a file whose name is not UTF-8",
+                })?;
+            let relative = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
             let meta = fs::symlink_metadata(&full).map_err(io_err("read", &full))?;
             if meta.file_type().is_symlink() {
                 return Err(ArtifactError::Unsupported {
@@ -434,7 +441,9 @@ mod tests {
         assert_eq!(stored.size, 5);
         let again = store.ingest(&a, u64::MAX).await.unwrap();
         assert_eq!(stored, again);
-        let blobs: Vec<_> = fs::read_dir(dir.path().join("store/blobs").join(&stored.digest[..2])).unwrap().collect();
+        let blobs: Vec<_> = fs::read_dir(dir.path().join("store/blobs").join(&stored.digest[..2]))
+            .unwrap()
+            .collect();
         assert_eq!(blobs.len(), 1);
         assert_eq!(store.get_bytes(&stored.digest).await.unwrap(), Bytes::from("hello"));
         assert!(store.contains(&stored.digest, ArtifactKind::File).await.unwrap());
@@ -468,13 +477,26 @@ mod tests {
         let store = ArtifactStore::local(&dir.path().join("store")).unwrap();
         let big = dir.path().join("big");
         fs::write(&big, vec![0u8; 1000]).unwrap();
-        assert!(matches!(store.ingest(&big, 999).await, Err(ArtifactError::TooLarge { .. })));
+        assert!(matches!(
+            store.ingest(&big, 999).await,
+            Err(ArtifactError::TooLarge { .. })
+        ));
         let stored = store.ingest(&big, 1000).await.unwrap();
-        let blob = dir.path().join("store/blobs").join(&stored.digest[..2]).join(&stored.digest);
+        let blob = dir
+            .path()
+            .join("store/blobs")
+            .join(&stored.digest[..2])
+            .join(&stored.digest);
         fs::remove_file(blob).unwrap();
         assert!(!store.contains(&stored.digest, ArtifactKind::File).await.unwrap());
-        assert!(matches!(store.get_bytes(&stored.digest).await, Err(ArtifactError::Missing(_))));
-        assert!(matches!(store.get_bytes("../../etc").await, Err(ArtifactError::BadDigest(_))));
+        assert!(matches!(
+            store.get_bytes(&stored.digest).await,
+            Err(ArtifactError::Missing(_))
+        ));
+        assert!(matches!(
+            store.get_bytes("../../etc").await,
+            Err(ArtifactError::BadDigest(_))
+        ));
     }
 }
 
@@ -483,9 +505,15 @@ impl ArtifactStore {
     /// (`is_alive` tells whether a pid still runs).
     pub fn clean_staging(&self, is_alive: impl Fn(i64) -> bool) {
         let Some(root) = &self.local_root else { return };
-        let Ok(entries) = fs::read_dir(root.join(".staging")) else { return };
+        let Ok(entries) = fs::read_dir(root.join(".staging")) else {
+            return;
+        };
         for entry in entries.flatten() {
-            let pid = entry.file_name().to_str().and_then(|n| n.split('-').next()).and_then(|p| p.parse::<i64>().ok());
+            let pid = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.split('-').next())
+                .and_then(|p| p.parse::<i64>().ok());
             if pid.is_some_and(|pid| !is_alive(pid)) {
                 let _ = fs::remove_file(entry.path());
             }

@@ -65,16 +65,30 @@ mod tests {
         }
         assert!(is_safe_relative("a/b.csv"));
         let evil = Tree {
-            entries: vec![TreeEntry { path: "../evil".into(), digest: "0".repeat(64), size: 1 }],
+            entries: vec![TreeEntry {
+                path: "../evil".into(),
+                digest: "0".repeat(64),
+                size: 1,
+            }],
         };
         assert!(Tree::parse(&evil.canonical_bytes()).unwrap_err().contains("unsafe"));
     }
 
     #[test]
     fn order_does_not_change_the_bytes() {
-        let a = TreeEntry { path: "a".into(), digest: "1".repeat(64), size: 1 };
-        let b = TreeEntry { path: "b".into(), digest: "2".repeat(64), size: 2 };
-        let t1 = Tree { entries: vec![a.clone(), b.clone()] };
+        let a = TreeEntry {
+            path: "a".into(),
+            digest: "1".repeat(64),
+            size: 1,
+        };
+        let b = TreeEntry {
+            path: "b".into(),
+            digest: "2".repeat(64),
+            size: 2,
+        };
+        let t1 = Tree {
+            entries: vec![a.clone(), b.clone()],
+        };
         let t2 = Tree { entries: vec![b, a] };
         assert_eq!(t1.canonical_bytes(), t2.canonical_bytes());
     }

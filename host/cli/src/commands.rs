@@ -18,20 +18,47 @@ pub async fn dispatch(cli: Cli) -> CliResult<u8> {
     match cli.command {
         Command::Init { dir, name } => init(&dir, name),
         Command::Build { steps } => build(cli.manifest.as_deref(), cli.state_dir.as_deref(), &steps).await,
-        Command::Run { no_cache, params, max_parallel, json } => run(cli.manifest.as_deref(), cli.state_dir.as_deref(), no_cache, &params, max_parallel, json).await,
+        Command::Run {
+            no_cache,
+            params,
+            max_parallel,
+            json,
+        } => {
+            run(
+                cli.manifest.as_deref(),
+                cli.state_dir.as_deref(),
+                no_cache,
+                &params,
+                max_parallel,
+                json,
+            )
+            .await
+        }
         Command::Runs(command) => {
             let stores = Stores::open_existing(&state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?).await?;
             match command {
-                RunsCommand::List { pipeline, limit, offset, json } => runs_list(&stores, pipeline.as_deref(), limit, offset, json).await,
+                RunsCommand::List {
+                    pipeline,
+                    limit,
+                    offset,
+                    json,
+                } => runs_list(&stores, pipeline.as_deref(), limit, offset, json).await,
                 RunsCommand::Show { run, json } => runs_show(&stores, &run, json).await,
             }
         }
         Command::Artifacts(command) => {
             let stores = Stores::open_existing(&state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?).await?;
             match command {
-                ArtifactsCommand::List { prefix, limit, offset, json } => artifacts_list(&stores, prefix.as_deref(), limit, offset, json).await,
+                ArtifactsCommand::List {
+                    prefix,
+                    limit,
+                    offset,
+                    json,
+                } => artifacts_list(&stores, prefix.as_deref(), limit, offset, json).await,
                 ArtifactsCommand::Show { artifact, json } => artifacts_show(&stores, &artifact, json).await,
-                ArtifactsCommand::Get { artifact, output } => artifacts_get(&stores, &artifact, output.as_deref()).await,
+                ArtifactsCommand::Get { artifact, output } => {
+                    artifacts_get(&stores, &artifact, output.as_deref()).await
+                }
             }
         }
         Command::Lineage { artifact, json } => {
@@ -61,7 +88,10 @@ fn load_manifest(explicit: Option<&Path>) -> CliResult<(std::path::PathBuf, Mani
 }
 
 fn open_runtime(state: &Path) -> CliResult<Runtime> {
-    Runtime::new(RuntimeOptions { cache_dir: state.join("cache").join("compiled") }).map_err(|e| CliError::usage(e.to_string()))
+    Runtime::new(RuntimeOptions {
+        cache_dir: state.join("cache").join("compiled"),
+    })
+    .map_err(|e| CliError::usage(e.to_string()))
 }
 
 const TEMPLATE: &str = r#"# A weft pipeline. See the README for every key.
@@ -87,7 +117,10 @@ fn init(dir: &Path, name: Option<String>) -> CliResult<u8> {
     std::fs::create_dir_all(dir).map_err(|e| CliError::usage(format!("cannot create {}: {e}", dir.display())))?;
     let manifest = dir.join("weft.toml");
     if manifest.exists() {
-        return Err(CliError::usage(format!("{} already exists; not overwriting it", manifest.display())));
+        return Err(CliError::usage(format!(
+            "{} already exists; not overwriting it",
+            manifest.display()
+        )));
     }
     let name = match name {
         Some(n) => n,
@@ -97,16 +130,33 @@ fn init(dir: &Path, name: Option<String>) -> CliResult<u8> {
             .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_else(|| "pipeline".into()),
     };
-    let name: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
-    std::fs::write(&manifest, TEMPLATE.replace("NAME", &name)).map_err(|e| CliError::usage(format!("cannot write {}: {e}", manifest.display())))?;
+    let name: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    std::fs::write(&manifest, TEMPLATE.replace("NAME", &name))
+        .map_err(|e| CliError::usage(format!("cannot write {}: {e}", manifest.display())))?;
     std::fs::create_dir_all(dir.join(".weft")).map_err(|e| CliError::usage(format!("cannot create .weft: {e}")))?;
     let gitignore = dir.join(".gitignore");
     let existing = std::fs::read_to_string(&gitignore).unwrap_or_default();
     if !existing.lines().any(|l| l.trim() == ".weft/") {
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&gitignore).map_err(|e| CliError::usage(format!("cannot write .gitignore: {e}")))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&gitignore)
+            .map_err(|e| CliError::usage(format!("cannot write .gitignore: {e}")))?;
         let _ = writeln!(f, ".weft/");
     }
-    eprintln!("created {} (pipeline '{name}'); add steps, then `weft build` and `weft run`", manifest.display());
+    eprintln!(
+        "created {} (pipeline '{name}'); add steps, then `weft build` and `weft run`",
+        manifest.display()
+    );
     Ok(exit::OK)
 }
 
@@ -123,7 +173,10 @@ async fn build(manifest: Option<&Path>, state: Option<&Path>, steps: &[String]) 
         tokio::task::spawn_blocking(move || weft_pipeline::build_steps(&manifest, &steps))
             .await
             .map_err(|e| CliError::usage(e.to_string()))?
-            .map_err(|e| CliError { code: exit::RUN_FAILED, message: e.to_string() })?
+            .map_err(|e| CliError {
+                code: exit::RUN_FAILED,
+                message: e.to_string(),
+            })?
     };
     // Check every component fits the step world and warm the compiled cache.
     let state = state_dir(state, Some(&path))?;
@@ -135,13 +188,19 @@ async fn build(manifest: Option<&Path>, state: Option<&Path>, steps: &[String]) 
         }
         let runtime = runtime.clone();
         let component = step.component.clone();
-        let result = tokio::task::spawn_blocking(move || runtime.load(&component)).await.map_err(|e| CliError::usage(e.to_string()))?;
+        let result = tokio::task::spawn_blocking(move || runtime.load(&component))
+            .await
+            .map_err(|e| CliError::usage(e.to_string()))?;
         match result {
             Ok(loaded) => eprintln!(
                 "  ✓ {} {} ({}, {})",
                 step.name,
                 &loaded.digest()[..12],
-                if loaded.compiled_from_cache() { "compiled earlier" } else { "compiled" },
+                if loaded.compiled_from_cache() {
+                    "compiled earlier"
+                } else {
+                    "compiled"
+                },
                 format_duration(loaded.load_time())
             ),
             Err(e) => {
@@ -154,11 +213,25 @@ async fn build(manifest: Option<&Path>, state: Option<&Path>, steps: &[String]) 
     Ok(if failed { exit::RUN_FAILED } else { exit::OK })
 }
 
-async fn run(manifest: Option<&Path>, state: Option<&Path>, no_cache: bool, params: &[String], max_parallel: Option<usize>, json: bool) -> CliResult<u8> {
+async fn run(
+    manifest: Option<&Path>,
+    state: Option<&Path>,
+    no_cache: bool,
+    params: &[String],
+    max_parallel: Option<usize>,
+    json: bool,
+) -> CliResult<u8> {
     let (path, mut manifest) = load_manifest(manifest)?;
-    let overrides: Vec<ParamOverride> = params.iter().map(|p| p.parse().map_err(|e| CliError::usage(format!("-p {p}: {e}")))).collect::<Result<_, _>>()?;
-    manifest.apply_overrides(&overrides).map_err(|e| CliError::usage(format!("invalid param: {e}")))?;
-    manifest.check_files().map_err(|e| CliError::usage(format!("invalid manifest: {e}")))?;
+    let overrides: Vec<ParamOverride> = params
+        .iter()
+        .map(|p| p.parse().map_err(|e| CliError::usage(format!("-p {p}: {e}"))))
+        .collect::<Result<_, _>>()?;
+    manifest
+        .apply_overrides(&overrides)
+        .map_err(|e| CliError::usage(format!("invalid param: {e}")))?;
+    manifest
+        .check_files()
+        .map_err(|e| CliError::usage(format!("invalid manifest: {e}")))?;
     if max_parallel == Some(0) {
         return Err(CliError::usage("--max-parallel must be at least 1"));
     }
@@ -170,7 +243,10 @@ async fn run(manifest: Option<&Path>, state: Option<&Path>, no_cache: bool, para
         runtime,
         stores.store.clone(),
         stores.artifacts.clone(),
-        ExecutorOptions { work_dir: state.join("work"), max_parallel },
+        ExecutorOptions {
+            work_dir: state.join("work"),
+            max_parallel,
+        },
     );
     let cancel = Cancel::default();
     {
@@ -194,7 +270,10 @@ async fn run(manifest: Option<&Path>, state: Option<&Path>, no_cache: bool, para
             Arc::new(move |event| progress.handle(event))
         },
     };
-    let outcome = executor.run(&manifest, options).await.map_err(|e| CliError { code: exit::RUN_FAILED, message: e.to_string() })?;
+    let outcome = executor.run(&manifest, options).await.map_err(|e| CliError {
+        code: exit::RUN_FAILED,
+        message: e.to_string(),
+    })?;
 
     let executed = outcome.executed();
     let cached = outcome.cached();
@@ -250,13 +329,27 @@ fn took(start: Option<i64>, end: Option<i64>) -> String {
 }
 
 async fn runs_list(stores: &Stores, pipeline: Option<&str>, limit: i64, offset: i64, json: bool) -> CliResult<u8> {
-    let runs = stores.store.runs(pipeline, limit.clamp(1, 10_000), offset.max(0)).await?;
+    let runs = stores
+        .store
+        .runs(pipeline, limit.clamp(1, 10_000), offset.max(0))
+        .await?;
     if json {
         return print_json(&runs);
     }
-    println!("{:<36}  {:<16} {:>4}  {:<10} {:<20}  {:>9}", "RUN", "PIPELINE", "#", "STATUS", "STARTED", "TOOK");
+    println!(
+        "{:<36}  {:<16} {:>4}  {:<10} {:<20}  {:>9}",
+        "RUN", "PIPELINE", "#", "STATUS", "STARTED", "TOOK"
+    );
     for r in runs {
-        println!("{:<36}  {:<16} {:>4}  {:<10} {:<20}  {:>9}", r.id, r.pipeline, r.number, r.status, time(r.started_at), took(Some(r.started_at), r.ended_at));
+        println!(
+            "{:<36}  {:<16} {:>4}  {:<10} {:<20}  {:>9}",
+            r.id,
+            r.pipeline,
+            r.number,
+            r.status,
+            time(r.started_at),
+            took(Some(r.started_at), r.ended_at)
+        );
     }
     Ok(exit::OK)
 }
@@ -268,19 +361,36 @@ async fn runs_show(stores: &Stores, key: &str, json: bool) -> CliResult<u8> {
     }
     let r = &detail.run;
     println!("run {} — {} #{} — {}", r.id, r.pipeline, r.number, r.status);
-    println!("started {}  took {}", time(r.started_at), took(Some(r.started_at), r.ended_at));
+    println!(
+        "started {}  took {}",
+        time(r.started_at),
+        took(Some(r.started_at), r.ended_at)
+    );
     if let Some(e) = &r.error {
         println!("error: {e}");
     }
     if !detail.inputs.is_empty() {
         println!("\ninputs:");
         for i in &detail.inputs {
-            println!("  {:<12} {}:{}  {}  {} bytes", i.slot, i.artifact.name, i.artifact.version, &i.artifact.digest[..12], i.artifact.size);
+            println!(
+                "  {:<12} {}:{}  {}  {} bytes",
+                i.slot,
+                i.artifact.name,
+                i.artifact.version,
+                &i.artifact.digest[..12],
+                i.artifact.size
+            );
         }
     }
     println!("\nsteps:");
     for s in &detail.steps {
-        let mut line = format!("  {:<12} {:<10} {:>9}  attempts {}", s.step_name, s.status, took(s.started_at, s.ended_at), s.attempts);
+        let mut line = format!(
+            "  {:<12} {:<10} {:>9}  attempts {}",
+            s.step_name,
+            s.status,
+            took(s.started_at, s.ended_at),
+            s.attempts
+        );
         if let Some(from) = &s.cached_from {
             line.push_str(&format!("  cached from step run {from}"));
         }
@@ -302,20 +412,37 @@ async fn runs_show(stores: &Stores, key: &str, json: bool) -> CliResult<u8> {
             println!("      tag {} = {}", t.key, t.value);
         }
         for o in stores.store.step_run_outputs(&s.id).await? {
-            println!("      output {} -> {}:{} ({})", o.slot, o.artifact.name, o.artifact.version, &o.artifact.id);
+            println!(
+                "      output {} -> {}:{} ({})",
+                o.slot, o.artifact.name, o.artifact.version, &o.artifact.id
+            );
         }
     }
     Ok(exit::OK)
 }
 
 async fn artifacts_list(stores: &Stores, prefix: Option<&str>, limit: i64, offset: i64, json: bool) -> CliResult<u8> {
-    let artifacts = stores.store.artifacts(prefix, limit.clamp(1, 10_000), offset.max(0)).await?;
+    let artifacts = stores
+        .store
+        .artifacts(prefix, limit.clamp(1, 10_000), offset.max(0))
+        .await?;
     if json {
         return print_json(&artifacts);
     }
-    println!("{:<36}  {:<28} {:>4}  {:<12} {:>10}  {}", "ID", "NAME", "VER", "DIGEST", "SIZE", "MEDIA TYPE");
+    println!(
+        "{:<36}  {:<28} {:>4}  {:<12} {:>10}  {}",
+        "ID", "NAME", "VER", "DIGEST", "SIZE", "MEDIA TYPE"
+    );
     for a in artifacts {
-        println!("{:<36}  {:<28} {:>4}  {:<12} {:>10}  {}", a.id, a.name, a.version, &a.digest[..12], a.size, a.media_type);
+        println!(
+            "{:<36}  {:<28} {:>4}  {:<12} {:>10}  {}",
+            a.id,
+            a.name,
+            a.version,
+            &a.digest[..12],
+            a.size,
+            a.media_type
+        );
     }
     Ok(exit::OK)
 }
@@ -336,7 +463,12 @@ async fn artifacts_show(stores: &Stores, key: &str, json: bool) -> CliResult<u8>
     println!("  kind        {}  {} bytes  {}", a.kind, a.size, a.media_type);
     println!("  created     {}", time(a.created_at));
     match &producer {
-        Some(p) => println!("  produced by step '{}' of run {} (component {})", p.step_name, p.run_id, p.component_digest.as_deref().map(|d| &d[..12]).unwrap_or("?")),
+        Some(p) => println!(
+            "  produced by step '{}' of run {} (component {})",
+            p.step_name,
+            p.run_id,
+            p.component_digest.as_deref().map(|d| &d[..12]).unwrap_or("?")
+        ),
         None => println!("  source      {}", a.source_uri.as_deref().unwrap_or("external data")),
     }
     if !present {
@@ -351,7 +483,10 @@ async fn artifacts_get(stores: &Stores, key: &str, output: Option<&Path>) -> Cli
     match output {
         Some(path) => {
             if path.exists() {
-                return Err(CliError::usage(format!("{} already exists; not overwriting it", path.display())));
+                return Err(CliError::usage(format!(
+                    "{} already exists; not overwriting it",
+                    path.display()
+                )));
             }
             stores.artifacts.export(&a.digest, kind, path).await?;
             eprintln!("wrote {}:{} to {}", a.name, a.version, path.display());
@@ -361,7 +496,9 @@ async fn artifacts_get(stores: &Stores, key: &str, output: Option<&Path>) -> Cli
                 return Err(CliError::usage(format!("{} is a directory; pass -o DIR", a.name)));
             }
             let bytes = stores.artifacts.get_bytes(&a.digest).await?;
-            std::io::stdout().write_all(&bytes).map_err(|e| CliError::usage(format!("cannot write to stdout: {e}")))?;
+            std::io::stdout()
+                .write_all(&bytes)
+                .map_err(|e| CliError::usage(format!("cannot write to stdout: {e}")))?;
         }
     }
     Ok(exit::OK)
@@ -376,7 +513,13 @@ async fn lineage(stores: &Stores, key: &str, json: bool) -> CliResult<u8> {
         let indent = "    ".repeat(depth);
         let a = &node.artifact;
         let via = slot.map(|s| format!("[{s}] ")).unwrap_or_default();
-        println!("{indent}{via}{}:{}  blake3:{}  {} bytes", a.name, a.version, &a.digest[..16], a.size);
+        println!(
+            "{indent}{via}{}:{}  blake3:{}  {} bytes",
+            a.name,
+            a.version,
+            &a.digest[..16],
+            a.size
+        );
         match &node.producer {
             Some(p) => {
                 println!(
@@ -391,7 +534,10 @@ async fn lineage(stores: &Stores, key: &str, json: bool) -> CliResult<u8> {
                     print(input, depth + 1, Some(slot));
                 }
             }
-            None => println!("{indent}  └─ source data: {}", a.source_uri.as_deref().unwrap_or("external")),
+            None => println!(
+                "{indent}  └─ source data: {}",
+                a.source_uri.as_deref().unwrap_or("external")
+            ),
         }
     }
     print(&node, 0, None);

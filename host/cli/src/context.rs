@@ -15,7 +15,10 @@ pub struct CliError {
 
 impl CliError {
     pub fn usage(message: impl std::fmt::Display) -> Self {
-        Self { code: exit::USAGE, message: message.to_string() }
+        Self {
+            code: exit::USAGE,
+            message: message.to_string(),
+        }
     }
 }
 
@@ -25,7 +28,10 @@ impl From<StoreError> for CliError {
             StoreError::NotFound { .. } | StoreError::Ambiguous { .. } => exit::NOT_FOUND,
             _ => exit::USAGE,
         };
-        Self { code, message: e.to_string() }
+        Self {
+            code,
+            message: e.to_string(),
+        }
     }
 }
 
@@ -35,7 +41,10 @@ impl From<weft_artifacts::ArtifactError> for CliError {
             weft_artifacts::ArtifactError::Missing(_) => exit::NOT_FOUND,
             _ => exit::USAGE,
         };
-        Self { code, message: e.to_string() }
+        Self {
+            code,
+            message: e.to_string(),
+        }
     }
 }
 
@@ -49,14 +58,17 @@ pub fn find_manifest(explicit: Option<&Path>) -> CliResult<PathBuf> {
         }
         return Ok(path.to_owned());
     }
-    let cwd = std::env::current_dir().map_err(|e| CliError::usage(format!("cannot read the current directory: {e}")))?;
+    let cwd =
+        std::env::current_dir().map_err(|e| CliError::usage(format!("cannot read the current directory: {e}")))?;
     for dir in cwd.ancestors() {
         let candidate = dir.join("weft.toml");
         if candidate.is_file() {
             return Ok(candidate);
         }
     }
-    Err(CliError::usage("no weft.toml here or in any parent directory; create one with `weft init` or pass -f PATH"))
+    Err(CliError::usage(
+        "no weft.toml here or in any parent directory; create one with `weft init` or pass -f PATH",
+    ))
 }
 
 /// The state directory: --state-dir/WEFT_DIR, else `.weft` beside the manifest.
@@ -69,7 +81,10 @@ pub fn state_dir(explicit: Option<&Path>, manifest: Option<&Path>) -> CliResult<
         None => find_manifest(None).ok(),
     };
     Ok(match manifest {
-        Some(m) => m.parent().map(|p| p.join(".weft")).unwrap_or_else(|| PathBuf::from(".weft")),
+        Some(m) => m
+            .parent()
+            .map(|p| p.join(".weft"))
+            .unwrap_or_else(|| PathBuf::from(".weft")),
         None => PathBuf::from(".weft"),
     })
 }
@@ -82,7 +97,8 @@ pub struct Stores {
 
 impl Stores {
     pub async fn open(dir: &Path) -> CliResult<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| CliError::usage(format!("cannot create the state directory {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| CliError::usage(format!("cannot create the state directory {}: {e}", dir.display())))?;
         let db = dir.join("weft.db");
         let store = Store::open(&format!("sqlite://{}", db.display()))
             .await
@@ -96,7 +112,10 @@ impl Stores {
         if !dir.join("weft.db").exists() {
             return Err(CliError {
                 code: exit::NOT_FOUND,
-                message: format!("nothing recorded yet in {} (run a pipeline with `weft run`)", dir.display()),
+                message: format!(
+                    "nothing recorded yet in {} (run a pipeline with `weft run`)",
+                    dir.display()
+                ),
             });
         }
         Self::open(dir).await

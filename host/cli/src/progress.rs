@@ -56,7 +56,12 @@ impl Progress {
     pub fn handle(&self, event: Event) {
         let width = *self.width.lock().unwrap_or_else(|p| p.into_inner());
         match event {
-            Event::RunStarted { number, pipeline, steps, .. } => {
+            Event::RunStarted {
+                number,
+                pipeline,
+                steps,
+                ..
+            } => {
                 let w = steps.iter().map(|s| s.len()).max().unwrap_or(8);
                 *self.width.lock().unwrap_or_else(|p| p.into_inner()) = w;
                 self.line(format!("run #{number} of {pipeline}: {} steps", steps.len()));
@@ -64,7 +69,10 @@ impl Progress {
             Event::StepStarted { step } => match &self.multi {
                 Some(multi) => {
                     let bar = multi.add(ProgressBar::new_spinner());
-                    bar.set_style(ProgressStyle::with_template("  {spinner} {prefix} running {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+                    bar.set_style(
+                        ProgressStyle::with_template("  {spinner} {prefix} running {elapsed}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
                     bar.set_prefix(format!("{step:width$}"));
                     bar.enable_steady_tick(Duration::from_millis(100));
                     self.bars.lock().unwrap_or_else(|p| p.into_inner()).insert(step, bar);
@@ -72,13 +80,33 @@ impl Progress {
                 None => eprintln!("  · {step:width$} running"),
             },
             Event::StepCompiled { step, took, .. } => {
-                self.line(format!("  · {step:width$} compiled its component in {}", format_duration(took)));
+                self.line(format!(
+                    "  · {step:width$} compiled its component in {}",
+                    format_duration(took)
+                ));
             }
-            Event::StepRetrying { step, attempt, error, wait } => {
-                self.line(format!("  ↻ {step:width$} attempt {attempt} failed ({error}); retrying in {}", format_duration(wait)));
+            Event::StepRetrying {
+                step,
+                attempt,
+                error,
+                wait,
+            } => {
+                self.line(format!(
+                    "  ↻ {step:width$} attempt {attempt} failed ({error}); retrying in {}",
+                    format_duration(wait)
+                ));
             }
-            Event::StepFinished { step, status, duration, error } => {
-                let mut text = format!("  {} {step:width$} {status:9} {}", symbol(&status), format_duration(duration));
+            Event::StepFinished {
+                step,
+                status,
+                duration,
+                error,
+            } => {
+                let mut text = format!(
+                    "  {} {step:width$} {status:9} {}",
+                    symbol(&status),
+                    format_duration(duration)
+                );
                 if let Some(error) = error.filter(|_| status != "cached") {
                     let first = error.lines().next().unwrap_or_default().to_string();
                     text.push_str(&format!("  {first}"));

@@ -16,9 +16,17 @@ pub enum BuildError {
         source: std::io::Error,
     },
     #[error("steps.{step}.build: `{command}` failed ({status})")]
-    Failed { step: String, command: String, status: String },
+    Failed {
+        step: String,
+        command: String,
+        status: String,
+    },
     #[error("steps.{step}.build: `{command}` succeeded but did not produce {}", path.display())]
-    NoComponent { step: String, command: String, path: PathBuf },
+    NoComponent {
+        step: String,
+        command: String,
+        path: PathBuf,
+    },
 }
 
 /// Runs the build commands of `steps` (all steps when empty), in the

@@ -9,7 +9,13 @@
 use serde_json::Value;
 
 /// Cache key of a step run, as hex.
-pub fn cache_key(component_digest: &str, params: &Value, inputs: &[(String, String)], outputs: &[String], grants: &Value) -> String {
+pub fn cache_key(
+    component_digest: &str,
+    params: &Value,
+    inputs: &[(String, String)],
+    outputs: &[String],
+    grants: &Value,
+) -> String {
     let mut hasher = blake3::Hasher::new();
     let mut field = |bytes: &[u8]| {
         hasher.update(&(bytes.len() as u64).to_le_bytes());
@@ -65,11 +71,28 @@ mod tests {
     #[test]
     fn key_depends_on_everything_and_nothing_else() {
         let base = key(json!({"a": 1, "b": 2}), &[("x", "d1"), ("y", "d2")]);
-        assert_eq!(base, key(json!({"b": 2, "a": 1}), &[("y", "d2"), ("x", "d1")]), "order does not matter");
+        assert_eq!(
+            base,
+            key(json!({"b": 2, "a": 1}), &[("y", "d2"), ("x", "d1")]),
+            "order does not matter"
+        );
         assert_ne!(base, key(json!({"a": 1, "b": 3}), &[("x", "d1"), ("y", "d2")]));
         assert_ne!(base, key(json!({"a": 1, "b": 2}), &[("x", "d1"), ("y", "d3")]));
-        assert_ne!(base, key(json!({"a": 1, "b": 2}), &[("x", "d2"), ("y", "d1")]), "which input is which matters");
-        assert_ne!(base, cache_key("other", &json!({"a": 1, "b": 2}), &[("x".into(), "d1".into()), ("y".into(), "d2".into())], &["out".into()], &json!({})));
+        assert_ne!(
+            base,
+            key(json!({"a": 1, "b": 2}), &[("x", "d2"), ("y", "d1")]),
+            "which input is which matters"
+        );
+        assert_ne!(
+            base,
+            cache_key(
+                "other",
+                &json!({"a": 1, "b": 2}),
+                &[("x".into(), "d1".into()), ("y".into(), "d2".into())],
+                &["out".into()],
+                &json!({})
+            )
+        );
         assert_ne!(
             cache_key("c", &json!({}), &[("ab".into(), "c".into())], &[], &json!({})),
             cache_key("c", &json!({}), &[("a".into(), "bc".into())], &[], &json!({})),

@@ -19,15 +19,34 @@ use crate::{cache_key, canonical_json, Manifest};
 #[derive(Debug, Clone)]
 pub enum Event {
     /// The run was recorded.
-    RunStarted { run_id: String, number: i64, pipeline: String, steps: Vec<String> },
+    RunStarted {
+        run_id: String,
+        number: i64,
+        pipeline: String,
+        steps: Vec<String>,
+    },
     /// A step began executing (not a cache hit).
     StepStarted { step: String },
     /// A step's component is being compiled (first use).
-    StepCompiled { step: String, took: Duration, from_cache: bool },
+    StepCompiled {
+        step: String,
+        took: Duration,
+        from_cache: bool,
+    },
     /// A step failed and will be tried again after `wait`.
-    StepRetrying { step: String, attempt: u32, error: String, wait: Duration },
+    StepRetrying {
+        step: String,
+        attempt: u32,
+        error: String,
+        wait: Duration,
+    },
     /// A step reached its final status.
-    StepFinished { step: String, status: String, duration: Duration, error: Option<String> },
+    StepFinished {
+        step: String,
+        status: String,
+        duration: Duration,
+        error: Option<String>,
+    },
 }
 
 /// How to run.
@@ -84,7 +103,10 @@ pub struct RunOutcome {
 impl RunOutcome {
     /// Steps that executed (not served from the cache, not skipped).
     pub fn executed(&self) -> usize {
-        self.steps.iter().filter(|s| s.status == status::SUCCEEDED || s.status == status::FAILED).count()
+        self.steps
+            .iter()
+            .filter(|s| s.status == status::SUCCEEDED || s.status == status::FAILED)
+            .count()
     }
     /// Steps served from the cache.
     pub fn cached(&self) -> usize {
@@ -154,8 +176,18 @@ impl Executor {
         self.clean_stale_work_dirs();
 
         let pipeline_id = self.store.ensure_pipeline(&manifest.name).await?;
-        let run = self.store.create_run(&pipeline_id, &manifest_json(manifest).to_string(), &self.host, std::process::id() as i64).await?;
-        let result = self.run_recorded(manifest, &options, &run.id, run.number, started).await;
+        let run = self
+            .store
+            .create_run(
+                &pipeline_id,
+                &manifest_json(manifest).to_string(),
+                &self.host,
+                std::process::id() as i64,
+            )
+            .await?;
+        let result = self
+            .run_recorded(manifest, &options, &run.id, run.number, started)
+            .await;
         match &result {
             Ok(outcome) => {
                 let error = match outcome.status.as_str() {
@@ -167,36 +199,62 @@ impl Executor {
             }
             Err(e) => {
                 let message = e.to_string();
-                self.store.close_pending(&run.id, status::CANCELLED, "the run stopped before this step").await?;
+                self.store
+                    .close_pending(&run.id, status::CANCELLED, "the run stopped before this step")
+                    .await?;
                 self.store.finish_run(&run.id, status::FAILED, Some(&message)).await?;
             }
         }
         result
     }
 
-    async fn run_recorded(&self, manifest: &Manifest, options: &RunOptions, run_id: &str, number: i64, started: Instant) -> Result<RunOutcome, ExecError> {
+    async fn run_recorded(
+        &self,
+        manifest: &Manifest,
+        options: &RunOptions,
+        run_id: &str,
+        number: i64,
+        started: Instant,
+    ) -> Result<RunOutcome, ExecError> {
         // External data becomes artifacts first: its content is what the
         // cache keys of the first steps depend on.
         let mut external: HashMap<String, Resolved> = HashMap::new();
         for input in &manifest.inputs {
-            let stored = self.artifacts.ingest(&input.path, u64::MAX).await.map_err(|source| ExecError::Ingest {
-                what: format!("inputs.{} ({})", input.name, input.path.display()),
-                source,
-            })?;
+            let stored = self
+                .artifacts
+                .ingest(&input.path, u64::MAX)
+                .await
+                .map_err(|source| ExecError::Ingest {
+                    what: format!("inputs.{} ({})", input.name, input.path.display()),
+                    source,
+                })?;
             let artifact = NewArtifact {
                 name: format!("{}/inputs.{}", manifest.name, input.name),
                 digest: stored.digest.clone(),
                 kind: stored.kind.as_str().into(),
-                media_type: input.media_type.clone().unwrap_or_else(|| default_media_type(stored.kind, &input.path)),
+                media_type: input
+                    .media_type
+                    .clone()
+                    .unwrap_or_else(|| default_media_type(stored.kind, &input.path)),
                 size: stored.size as i64,
                 source_uri: Some(format!("file://{}", input.path.display())),
             };
             let row = self.store.record_run_input(run_id, &input.name, &artifact).await?;
-            external.insert(input.name.clone(), Resolved { id: row.id, digest: stored.digest, kind: stored.kind });
+            external.insert(
+                input.name.clone(),
+                Resolved {
+                    id: row.id,
+                    digest: stored.digest,
+                    kind: stored.kind,
+                },
+            );
         }
 
         let steps = &manifest.steps;
-        let specs: Vec<(String, String)> = steps.iter().map(|s| (s.name.clone(), canonical_json(&s.params))).collect();
+        let specs: Vec<(String, String)> = steps
+            .iter()
+            .map(|s| (s.name.clone(), canonical_json(&s.params)))
+            .collect();
         let step_run_ids = self.store.create_step_runs(run_id, &specs).await?;
         (options.on_event)(Event::RunStarted {
             run_id: run_id.to_string(),
@@ -313,9 +371,15 @@ impl Executor {
                         if ups.contains(&failed) && state[j] == State::Waiting {
                             state[j] = State::Done(false);
                             let (why, reason) = if options.cancel.is_cancelled() {
-                                (status::CANCELLED, "the run was cancelled before this step started".to_string())
+                                (
+                                    status::CANCELLED,
+                                    "the run was cancelled before this step started".to_string(),
+                                )
                             } else {
-                                (status::SKIPPED, format!("skipped: upstream step '{}' did not succeed", steps[failed].name))
+                                (
+                                    status::SKIPPED,
+                                    format!("skipped: upstream step '{}' did not succeed", steps[failed].name),
+                                )
                             };
                             self.store.skip_step_run(&step_run_ids[j], why, &reason).await?;
                             (options.on_event)(Event::StepFinished {
@@ -340,7 +404,13 @@ impl Executor {
 
         let cancelled = options.cancel.is_cancelled();
         if cancelled {
-            self.store.close_pending(run_id, status::CANCELLED, "the run was cancelled before this step started").await?;
+            self.store
+                .close_pending(
+                    run_id,
+                    status::CANCELLED,
+                    "the run was cancelled before this step started",
+                )
+                .await?;
         }
         let steps_out: Vec<StepOutcomeSummary> = summaries
             .into_iter()
@@ -355,7 +425,9 @@ impl Executor {
                 })
             })
             .collect();
-        let all_ok = steps_out.iter().all(|s| s.status == status::SUCCEEDED || s.status == status::CACHED);
+        let all_ok = steps_out
+            .iter()
+            .all(|s| s.status == status::SUCCEEDED || s.status == status::CACHED);
         let status = if all_ok {
             status::SUCCEEDED
         } else if cancelled {
@@ -374,9 +446,15 @@ impl Executor {
 
     /// Removes sandbox directories left by processes that died.
     fn clean_stale_work_dirs(&self) {
-        let Ok(entries) = std::fs::read_dir(&self.options.work_dir) else { return };
+        let Ok(entries) = std::fs::read_dir(&self.options.work_dir) else {
+            return;
+        };
         for entry in entries.flatten() {
-            let stale = entry.file_name().to_str().and_then(|n| n.parse::<i64>().ok()).is_some_and(|pid| !pid_alive(pid));
+            let stale = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i64>().ok())
+                .is_some_and(|pid| !pid_alive(pid));
             if stale {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
@@ -418,16 +496,29 @@ async fn execute_step(shared: &Shared, step: &Step, step_run_id: &str, inputs: V
                 error: Some(message.clone()),
                 ..Default::default()
             };
-            let _ = shared.executor.store.complete_step_run(&shared.run_id, step_run_id, &record).await;
+            let _ = shared
+                .executor
+                .store
+                .complete_step_run(&shared.run_id, step_run_id, &record)
+                .await;
             StepResult::failed(message, started)
         }
     }
 }
 
-async fn try_execute_step(shared: &Shared, step: &Step, step_run_id: &str, inputs: Vec<(String, Resolved)>, started: Instant) -> Result<StepResult, ExecError> {
+async fn try_execute_step(
+    shared: &Shared,
+    step: &Step,
+    step_run_id: &str,
+    inputs: Vec<(String, Resolved)>,
+    started: Instant,
+) -> Result<StepResult, ExecError> {
     let executor = &shared.executor;
     let (digest, bytes) = shared.component(&step.component)?;
-    let input_digests: Vec<(String, String)> = inputs.iter().map(|(slot, r)| (slot.clone(), r.digest.clone())).collect();
+    let input_digests: Vec<(String, String)> = inputs
+        .iter()
+        .map(|(slot, r)| (slot.clone(), r.digest.clone()))
+        .collect();
     let input_ids: Vec<(String, String)> = inputs.iter().map(|(slot, r)| (slot.clone(), r.id.clone())).collect();
     let output_names: Vec<String> = step.outputs.iter().map(|o| o.name.clone()).collect();
     let key = cache_key(&digest, &step.params, &input_digests, &output_names, &json!({}));
@@ -436,16 +527,33 @@ async fn try_execute_step(shared: &Shared, step: &Step, step_run_id: &str, input
         for (original, outputs) in executor.store.cache_candidates(&key).await? {
             let mut resolved = Vec::new();
             for name in &output_names {
-                let Some(link) = outputs.iter().find(|l| &l.slot == name) else { break };
+                let Some(link) = outputs.iter().find(|l| &l.slot == name) else {
+                    break;
+                };
                 let kind = ArtifactKind::parse(&link.artifact.kind).unwrap_or(ArtifactKind::File);
                 // A hit whose bytes are gone is a miss.
-                if !executor.artifacts.contains(&link.artifact.digest, kind).await.unwrap_or(false) {
+                if !executor
+                    .artifacts
+                    .contains(&link.artifact.digest, kind)
+                    .await
+                    .unwrap_or(false)
+                {
                     break;
                 }
-                resolved.push((name.clone(), Resolved { id: link.artifact.id.clone(), digest: link.artifact.digest.clone(), kind }));
+                resolved.push((
+                    name.clone(),
+                    Resolved {
+                        id: link.artifact.id.clone(),
+                        digest: link.artifact.digest.clone(),
+                        kind,
+                    },
+                ));
             }
             if resolved.len() == output_names.len() {
-                executor.store.record_cached_step_run(step_run_id, &original, &digest, &key, &input_ids).await?;
+                executor
+                    .store
+                    .record_cached_step_run(step_run_id, &original, &digest, &key, &input_ids)
+                    .await?;
                 return Ok(StepResult {
                     status: status::CACHED.into(),
                     duration: started.elapsed(),
@@ -457,7 +565,9 @@ async fn try_execute_step(shared: &Shared, step: &Step, step_run_id: &str, input
         }
     }
 
-    (shared.on_event)(Event::StepStarted { step: step.name.clone() });
+    (shared.on_event)(Event::StepStarted {
+        step: step.name.clone(),
+    });
     executor.store.start_step_run(step_run_id, &digest, &key).await?;
     let loaded = {
         let runtime = executor.runtime.clone();
@@ -476,12 +586,19 @@ async fn try_execute_step(shared: &Shared, step: &Step, step_run_id: &str, input
                 inputs: input_ids,
                 ..Default::default()
             };
-            executor.store.complete_step_run(&shared.run_id, step_run_id, &record).await?;
+            executor
+                .store
+                .complete_step_run(&shared.run_id, step_run_id, &record)
+                .await?;
             return Ok(StepResult::failed(e.to_string(), started));
         }
     };
     if !loaded.compiled_from_cache() {
-        (shared.on_event)(Event::StepCompiled { step: step.name.clone(), took: loaded.load_time(), from_cache: false });
+        (shared.on_event)(Event::StepCompiled {
+            step: step.name.clone(),
+            took: loaded.load_time(),
+            from_cache: false,
+        });
     }
 
     let limits = Limits {
@@ -495,8 +612,13 @@ async fn try_execute_step(shared: &Shared, step: &Step, step_run_id: &str, input
     let mut attempt = 0u32;
     let (result, events, outputs) = loop {
         attempt += 1;
-        let dir = executor.options.work_dir.join(std::process::id().to_string()).join(format!("{step_run_id}-{attempt}"));
-        let (result, events, outputs, attempt_logs) = run_attempt(shared, step, &loaded, &dir, &inputs, &params, &limits).await;
+        let dir = executor
+            .options
+            .work_dir
+            .join(std::process::id().to_string())
+            .join(format!("{step_run_id}-{attempt}"));
+        let (result, events, outputs, attempt_logs) =
+            run_attempt(shared, step, &loaded, &dir, &inputs, &params, &limits).await;
         let _ = std::fs::remove_dir_all(&dir);
         if attempt > 1 {
             logs.push_str(&format!("--- attempt {attempt} ---\n"));
@@ -505,10 +627,18 @@ async fn try_execute_step(shared: &Shared, step: &Step, step_run_id: &str, input
         match &result {
             Err(failure) if failure.is_retryable() && attempt <= step.retry.max && !shared.cancel.is_cancelled() => {
                 let wait = step.retry.backoff * 2u32.saturating_pow(attempt - 1);
-                (shared.on_event)(Event::StepRetrying { step: step.name.clone(), attempt, error: failure.to_string(), wait });
+                (shared.on_event)(Event::StepRetrying {
+                    step: step.name.clone(),
+                    attempt,
+                    error: failure.to_string(),
+                    wait,
+                });
                 let deadline = Instant::now() + wait;
                 while Instant::now() < deadline && !shared.cancel.is_cancelled() {
-                    tokio::time::sleep(Duration::from_millis(20).min(deadline.saturating_duration_since(Instant::now()))).await;
+                    tokio::time::sleep(
+                        Duration::from_millis(20).min(deadline.saturating_duration_since(Instant::now())),
+                    )
+                    .await;
                 }
                 if shared.cancel.is_cancelled() {
                     break (result, events, outputs);
@@ -534,19 +664,34 @@ async fn try_execute_step(shared: &Shared, step: &Step, step_run_id: &str, input
     };
     for event in events {
         match event {
-            TrackerEvent::Metric { key, value, step, timestamp_ms } => record.metrics.push((key, value, step.map(|s| s as i64), timestamp_ms)),
+            TrackerEvent::Metric {
+                key,
+                value,
+                step,
+                timestamp_ms,
+            } => record.metrics.push((key, value, step.map(|s| s as i64), timestamp_ms)),
             TrackerEvent::Param { key, value } => record.params.push((key, value)),
             TrackerEvent::Tag { key, value } => record.tags.push((key, value)),
             TrackerEvent::Metadata { key, json } => record.metadata.push((key, json)),
         }
     }
-    let ids = executor.store.complete_step_run(&shared.run_id, step_run_id, &record).await?;
+    let ids = executor
+        .store
+        .complete_step_run(&shared.run_id, step_run_id, &record)
+        .await?;
     let outputs = ids
         .into_iter()
         .zip(outputs)
         .map(|((name, id), (_, artifact))| {
             let kind = ArtifactKind::parse(&artifact.kind).unwrap_or(ArtifactKind::File);
-            (name, Resolved { id, digest: artifact.digest, kind })
+            (
+                name,
+                Resolved {
+                    id,
+                    digest: artifact.digest,
+                    kind,
+                },
+            )
         })
         .collect();
     Ok(StepResult {
@@ -558,10 +703,23 @@ async fn try_execute_step(shared: &Shared, step: &Step, step_run_id: &str, input
     })
 }
 
-type AttemptResult = (Result<(), StepFailure>, Vec<TrackerEvent>, Vec<(String, NewArtifact)>, String);
+type AttemptResult = (
+    Result<(), StepFailure>,
+    Vec<TrackerEvent>,
+    Vec<(String, NewArtifact)>,
+    String,
+);
 
 /// One attempt: stage the sandbox, run, ingest the declared outputs.
-async fn run_attempt(shared: &Shared, step: &Step, loaded: &LoadedStep, dir: &Path, inputs: &[(String, Resolved)], params: &str, limits: &Limits) -> AttemptResult {
+async fn run_attempt(
+    shared: &Shared,
+    step: &Step,
+    loaded: &LoadedStep,
+    dir: &Path,
+    inputs: &[(String, Resolved)],
+    params: &str,
+    limits: &Limits,
+) -> AttemptResult {
     let executor = &shared.executor;
     let dirs = SandboxDirs {
         inputs: dir.join("inputs"),
@@ -570,12 +728,29 @@ async fn run_attempt(shared: &Shared, step: &Step, loaded: &LoadedStep, dir: &Pa
     };
     for d in [&dirs.inputs, &dirs.outputs, &dirs.tmp] {
         if let Err(e) = std::fs::create_dir_all(d) {
-            return (Err(StepFailure::Failed(format!("weft could not create the sandbox {}: {e}", d.display()))), Vec::new(), Vec::new(), String::new());
+            return (
+                Err(StepFailure::Failed(format!(
+                    "weft could not create the sandbox {}: {e}",
+                    d.display()
+                ))),
+                Vec::new(),
+                Vec::new(),
+                String::new(),
+            );
         }
     }
     for (slot, artifact) in inputs {
-        if let Err(e) = executor.artifacts.materialize(&artifact.digest, artifact.kind, &dirs.inputs.join(slot)).await {
-            return (Err(StepFailure::Failed(format!("weft could not stage input '{slot}': {e}"))), Vec::new(), Vec::new(), String::new());
+        if let Err(e) = executor
+            .artifacts
+            .materialize(&artifact.digest, artifact.kind, &dirs.inputs.join(slot))
+            .await
+        {
+            return (
+                Err(StepFailure::Failed(format!("weft could not stage input '{slot}': {e}"))),
+                Vec::new(),
+                Vec::new(),
+                String::new(),
+            );
         }
     }
     let outcome = loaded.run(params, &dirs, limits, &shared.cancel).await;
@@ -591,11 +766,17 @@ async fn run_attempt(shared: &Shared, step: &Step, loaded: &LoadedStep, dir: &Pa
         let failure = |message: String| StepFailure::Failed(message);
         match std::fs::symlink_metadata(&path) {
             Err(_) => {
-                let message = format!("the step did not write its declared output '{0}' (expected /outputs/{0})", spec.name);
+                let message = format!(
+                    "the step did not write its declared output '{0}' (expected /outputs/{0})",
+                    spec.name
+                );
                 return (Err(failure(message)), outcome.events, Vec::new(), logs);
             }
             Ok(meta) if meta.file_type().is_symlink() => {
-                let message = format!("output '{}' is a symbolic link; outputs must be regular files or directories", spec.name);
+                let message = format!(
+                    "output '{}' is a symbolic link; outputs must be regular files or directories",
+                    spec.name
+                );
                 return (Err(failure(message)), outcome.events, Vec::new(), logs);
             }
             Ok(_) => {}
@@ -607,7 +788,10 @@ async fn run_attempt(shared: &Shared, step: &Step, loaded: &LoadedStep, dir: &Pa
                     spec.name.clone(),
                     NewArtifact {
                         name: format!("{}/{}.{}", shared.pipeline, step.name, spec.name),
-                        media_type: spec.media_type.clone().unwrap_or_else(|| default_media_type(stored.kind, &path)),
+                        media_type: spec
+                            .media_type
+                            .clone()
+                            .unwrap_or_else(|| default_media_type(stored.kind, &path)),
                         digest: stored.digest,
                         kind: stored.kind.as_str().into(),
                         size: stored.size as i64,
@@ -616,7 +800,10 @@ async fn run_attempt(shared: &Shared, step: &Step, loaded: &LoadedStep, dir: &Pa
                 ));
             }
             Err(weft_artifacts::ArtifactError::TooLarge { limit, .. }) => {
-                let message = format!("outputs exceed the limit of {limit} bytes (steps.{}.limits.max_output)", step.name);
+                let message = format!(
+                    "outputs exceed the limit of {limit} bytes (steps.{}.limits.max_output)",
+                    step.name
+                );
                 return (Err(failure(message)), outcome.events, Vec::new(), logs);
             }
             Err(e) => {
@@ -646,7 +833,8 @@ impl Shared {
         if let Some((digest, bytes)) = components.get(path) {
             return Ok((digest.clone(), bytes.clone()));
         }
-        let bytes = std::fs::read(path).map_err(|e| ExecError::Io(format!("cannot read component {}: {e}", path.display())))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| ExecError::Io(format!("cannot read component {}: {e}", path.display())))?;
         let digest = weft_runtime::component_digest(&bytes);
         let bytes = Arc::new(bytes);
         components.insert(path.to_owned(), (digest.clone(), bytes.clone()));

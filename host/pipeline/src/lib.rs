@@ -21,4 +21,4 @@ mod manifest;
 pub use build::{build_steps, BuildError};
 pub use cache_key::{cache_key, canonical_json};
 pub use executor::{Event, Executor, ExecutorOptions, RunOptions, RunOutcome, StepOutcomeSummary};
-pub use manifest::{InputSource, Manifest, ManifestError, OutputSpec, ParamOverride, Step, StepLimits, Retry};
+pub use manifest::{InputSource, Manifest, ManifestError, OutputSpec, ParamOverride, Retry, Step, StepLimits};

@@ -228,8 +228,12 @@ pub struct ParamOverride {
 impl std::str::FromStr for ParamOverride {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (target, value) = s.split_once('=').ok_or_else(|| format!("'{s}' is not step.key=value"))?;
-        let (step, key) = target.split_once('.').ok_or_else(|| format!("'{target}' is not step.key"))?;
+        let (target, value) = s
+            .split_once('=')
+            .ok_or_else(|| format!("'{s}' is not step.key=value"))?;
+        let (step, key) = target
+            .split_once('.')
+            .ok_or_else(|| format!("'{target}' is not step.key"))?;
         Ok(Self {
             step: step.trim().to_string(),
             key: key.trim().to_string(),
@@ -240,7 +244,12 @@ impl std::str::FromStr for ParamOverride {
 
 /// Names of steps, inputs and outputs: what can safely be a file name.
 pub(crate) fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') && !name.starts_with('-')
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && !name.starts_with('-')
 }
 
 impl Manifest {
@@ -276,7 +285,10 @@ impl Manifest {
             message: e.to_string(),
         })?;
         if !valid_name(&raw.pipeline.name) {
-            return Err(invalid("pipeline.name", format!("'{}' must be 1-64 letters, digits, '_' or '-'", raw.pipeline.name)));
+            return Err(invalid(
+                "pipeline.name",
+                format!("'{}' must be 1-64 letters, digits, '_' or '-'", raw.pipeline.name),
+            ));
         }
         if raw.pipeline.max_parallel == Some(0) {
             return Err(invalid("pipeline.max_parallel", "must be at least 1"));
@@ -288,7 +300,10 @@ impl Manifest {
         let mut inputs = Vec::new();
         for (name, input) in raw.inputs {
             if !valid_name(&name) {
-                return Err(invalid(format!("inputs.{name}"), "input names are 1-64 letters, digits, '_' or '-'"));
+                return Err(invalid(
+                    format!("inputs.{name}"),
+                    "input names are 1-64 letters, digits, '_' or '-'",
+                ));
             }
             inputs.push(ExternalInput {
                 path: root.join(&input.path),
@@ -304,7 +319,10 @@ impl Manifest {
                 return Err(invalid(key, "step names are 1-64 letters, digits, '_' or '-'"));
             }
             if name == "inputs" {
-                return Err(invalid(key, "'inputs' is reserved for external inputs; rename the step"));
+                return Err(invalid(
+                    key,
+                    "'inputs' is reserved for external inputs; rename the step",
+                ));
             }
             steps.insert(name.clone(), convert_step(name, step, root)?);
         }
@@ -330,7 +348,13 @@ impl Manifest {
                         }
                         if !up.outputs.iter().any(|o| &o.name == output) {
                             let declared: Vec<_> = up.outputs.iter().map(|o| o.name.as_str()).collect();
-                            return Err(invalid(key, format!("step '{upstream}' has no output '{output}' (it declares: {})", declared.join(", "))));
+                            return Err(invalid(
+                                key,
+                                format!(
+                                    "step '{upstream}' has no output '{output}' (it declares: {})",
+                                    declared.join(", ")
+                                ),
+                            ));
                         }
                     }
                 }
@@ -381,15 +405,27 @@ impl Manifest {
     pub fn apply_overrides(&mut self, overrides: &[ParamOverride]) -> Result<(), ManifestError> {
         for o in overrides {
             let key = format!("steps.{}.params.{}", o.step, o.key);
-            let step = self
-                .steps
-                .iter_mut()
-                .find(|s| s.name == o.step)
-                .ok_or_else(|| invalid(format!("-p {}.{}", o.step, o.key), format!("no step named '{}'", o.step)))?;
-            let params = step.params.as_object_mut().ok_or_else(|| invalid(&key, "params are not a table"))?;
+            let step = self.steps.iter_mut().find(|s| s.name == o.step).ok_or_else(|| {
+                invalid(
+                    format!("-p {}.{}", o.step, o.key),
+                    format!("no step named '{}'", o.step),
+                )
+            })?;
+            let params = step
+                .params
+                .as_object_mut()
+                .ok_or_else(|| invalid(&key, "params are not a table"))?;
             let Some(current) = params.get(&o.key) else {
                 let known: Vec<_> = params.keys().cloned().collect();
-                return Err(invalid(key, format!("step '{}' has no param '{}' (it has: {})", o.step, o.key, known.join(", "))));
+                return Err(invalid(
+                    key,
+                    format!(
+                        "step '{}' has no param '{}' (it has: {})",
+                        o.step,
+                        o.key,
+                        known.join(", ")
+                    ),
+                ));
             };
             let new = parse_override_value(&o.value, current).map_err(|m| invalid(&key, m))?;
             params.insert(o.key.clone(), new);
@@ -426,7 +462,9 @@ fn parse_override_value(text: &str, current: &Value) -> Result<Value, String> {
         (Value::String(_), _) => Ok(Value::String(text.to_string())),
         (Value::Number(_), Some(Value::Number(n))) if expected == "a float" || n.is_i64() || n.is_u64() => {
             Ok(match (expected, n.as_f64()) {
-                ("a float", Some(f)) => serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Number(n)),
+                ("a float", Some(f)) => serde_json::Number::from_f64(f)
+                    .map(Value::Number)
+                    .unwrap_or(Value::Number(n)),
                 _ => Value::Number(n),
             })
         }
@@ -458,7 +496,10 @@ fn convert_step(name: &str, raw: &RawStep, root: &Path) -> Result<Step, Manifest
             RawOutput::Full { name, media_type } => (name.clone(), media_type.clone()),
         };
         if !valid_name(&name) {
-            return Err(invalid(key("outputs"), format!("'{name}' is not a valid output name (letters, digits, '_' or '-')")));
+            return Err(invalid(
+                key("outputs"),
+                format!("'{name}' is not a valid output name (letters, digits, '_' or '-')"),
+            ));
         }
         if !seen.insert(name.clone()) {
             return Err(invalid(key("outputs"), format!("output '{name}' is declared twice")));
@@ -468,11 +509,17 @@ fn convert_step(name: &str, raw: &RawStep, root: &Path) -> Result<Step, Manifest
     let mut inputs = Vec::new();
     for (input, source) in &raw.inputs {
         if !valid_name(input) {
-            return Err(invalid(key(&format!("inputs.{input}")), "input names are letters, digits, '_' or '-'"));
+            return Err(invalid(
+                key(&format!("inputs.{input}")),
+                "input names are letters, digits, '_' or '-'",
+            ));
         }
-        let (left, right) = source
-            .split_once('.')
-            .ok_or_else(|| invalid(key(&format!("inputs.{input}")), format!("'{source}' must be 'step.output' or 'inputs.name'")))?;
+        let (left, right) = source.split_once('.').ok_or_else(|| {
+            invalid(
+                key(&format!("inputs.{input}")),
+                format!("'{source}' must be 'step.output' or 'inputs.name'"),
+            )
+        })?;
         let source = if left == "inputs" {
             InputSource::External(right.to_string())
         } else {
@@ -486,10 +533,35 @@ fn convert_step(name: &str, raw: &RawStep, root: &Path) -> Result<Step, Manifest
     let params = serde_json::to_value(&raw.params).map_err(|e| invalid(key("params"), e.to_string()))?;
     let defaults = StepLimits::default();
     let limits = StepLimits {
-        memory_bytes: raw.limits.memory.as_deref().map(|t| parse_size(&key("limits.memory"), t)).transpose()?.unwrap_or(defaults.memory_bytes),
-        timeout: raw.limits.timeout.as_deref().map(|t| parse_duration(&key("limits.timeout"), t)).transpose()?.unwrap_or(defaults.timeout),
-        max_output_bytes: raw.limits.max_output.as_deref().map(|t| parse_size(&key("limits.max_output"), t)).transpose()?.unwrap_or(defaults.max_output_bytes),
-        max_log_bytes: raw.limits.max_log.as_deref().map(|t| parse_size(&key("limits.max_log"), t)).transpose()?.map(|b| b as usize).unwrap_or(defaults.max_log_bytes),
+        memory_bytes: raw
+            .limits
+            .memory
+            .as_deref()
+            .map(|t| parse_size(&key("limits.memory"), t))
+            .transpose()?
+            .unwrap_or(defaults.memory_bytes),
+        timeout: raw
+            .limits
+            .timeout
+            .as_deref()
+            .map(|t| parse_duration(&key("limits.timeout"), t))
+            .transpose()?
+            .unwrap_or(defaults.timeout),
+        max_output_bytes: raw
+            .limits
+            .max_output
+            .as_deref()
+            .map(|t| parse_size(&key("limits.max_output"), t))
+            .transpose()?
+            .unwrap_or(defaults.max_output_bytes),
+        max_log_bytes: raw
+            .limits
+            .max_log
+            .as_deref()
+            .map(|t| parse_size(&key("limits.max_log"), t))
+            .transpose()?
+            .map(|b| b as usize)
+            .unwrap_or(defaults.max_log_bytes),
     };
     if limits.memory_bytes < 64 * 1024 || limits.memory_bytes > 16 << 30 {
         return Err(invalid(key("limits.memory"), "must be between 64KiB and 16GiB"));
@@ -505,7 +577,12 @@ fn convert_step(name: &str, raw: &RawStep, root: &Path) -> Result<Step, Manifest
             }
             Retry {
                 max: r.max,
-                backoff: r.backoff.as_deref().map(|t| parse_duration(&key("retry.backoff"), t)).transpose()?.unwrap_or(Duration::from_secs(1)),
+                backoff: r
+                    .backoff
+                    .as_deref()
+                    .map(|t| parse_duration(&key("retry.backoff"), t))
+                    .transpose()?
+                    .unwrap_or(Duration::from_secs(1)),
             }
         }
     };
@@ -615,21 +692,39 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         let cycle = GOOD.replace(r#"inputs = { data = "inputs.raw" }"#, r#"inputs = { data = "b.out" }"#);
-        assert_eq!(parse(&cycle).unwrap_err().to_string(), "steps form a cycle: b -> a -> b");
+        assert_eq!(
+            parse(&cycle).unwrap_err().to_string(),
+            "steps form a cycle: b -> a -> b"
+        );
         let unknown = GOOD.replace("a.out", "nope.out");
-        assert!(parse(&unknown).unwrap_err().to_string().starts_with("steps.b.inputs.x: no step named 'nope'"));
+        assert!(parse(&unknown)
+            .unwrap_err()
+            .to_string()
+            .starts_with("steps.b.inputs.x: no step named 'nope'"));
         let bad_output = GOOD.replace("a.out", "a.missing");
-        assert!(parse(&bad_output).unwrap_err().to_string().contains("step 'a' has no output 'missing'"));
+        assert!(parse(&bad_output)
+            .unwrap_err()
+            .to_string()
+            .contains("step 'a' has no output 'missing'"));
         let bad_external = GOOD.replace("inputs.raw", "inputs.other");
-        assert!(parse(&bad_external).unwrap_err().to_string().contains("'inputs.other' is not declared"));
+        assert!(parse(&bad_external)
+            .unwrap_err()
+            .to_string()
+            .contains("'inputs.other' is not declared"));
         let dup = format!("{GOOD}\n[steps.a]\ncomponent = \"x\"\n");
         let err = parse(&dup).unwrap_err().to_string();
         assert!(err.contains("duplicate key") && err.contains('a'), "{err}");
-        let bad_limit = GOOD.replace(r#"outputs = ["out"]
-        params"#, r#"outputs = ["out"]
+        let bad_limit = GOOD.replace(
+            r#"outputs = ["out"]
+        params"#,
+            r#"outputs = ["out"]
         limits = { memory = "lots" }
-        params"#);
-        assert!(parse(&bad_limit).unwrap_err().to_string().starts_with("steps.b.limits.memory"));
+        params"#,
+        );
+        assert!(parse(&bad_limit)
+            .unwrap_err()
+            .to_string()
+            .starts_with("steps.b.limits.memory"));
         let unknown_field = GOOD.replace("[steps.a]", "[steps.a]\ncomponnet = 1");
         assert!(parse(&unknown_field).unwrap_err().to_string().contains("componnet"));
     }
@@ -638,15 +733,33 @@ mod tests {
     fn overrides_keep_types() {
         let mut m = parse(GOOD).unwrap();
         let o = |s: &str| s.parse::<ParamOverride>().unwrap();
-        m.apply_overrides(&[o("b.lr=0.5"), o("b.epochs=20"), o("b.name=y z"), o("b.on=false"), o("b.lr=1")]).unwrap();
+        m.apply_overrides(&[
+            o("b.lr=0.5"),
+            o("b.epochs=20"),
+            o("b.name=y z"),
+            o("b.on=false"),
+            o("b.lr=1"),
+        ])
+        .unwrap();
         assert_eq!(m.steps[1].params["lr"], serde_json::json!(1.0));
         assert_eq!(m.steps[1].params["epochs"], serde_json::json!(20));
         assert_eq!(m.steps[1].params["name"], serde_json::json!("y z"));
         let err = m.apply_overrides(&[o("b.epochs=abc")]).unwrap_err().to_string();
-        assert_eq!(err, "steps.b.params.epochs: 'abc' is not a value, but the param is an integer");
+        assert_eq!(
+            err,
+            "steps.b.params.epochs: 'abc' is not a value, but the param is an integer"
+        );
         let err = m.apply_overrides(&[o("b.epochs=1.5")]).unwrap_err().to_string();
         assert!(err.contains("is a float, but the param is an integer"), "{err}");
-        assert!(m.apply_overrides(&[o("b.nope=1")]).unwrap_err().to_string().contains("has no param 'nope'"));
-        assert!(m.apply_overrides(&[o("zz.lr=1")]).unwrap_err().to_string().contains("no step named 'zz'"));
+        assert!(m
+            .apply_overrides(&[o("b.nope=1")])
+            .unwrap_err()
+            .to_string()
+            .contains("has no param 'nope'"));
+        assert!(m
+            .apply_overrides(&[o("zz.lr=1")])
+            .unwrap_err()
+            .to_string()
+            .contains("no step named 'zz'"));
     }
 }

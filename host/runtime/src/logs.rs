@@ -83,11 +83,7 @@ impl Pollable for LogPipe {
 }
 
 impl tokio::io::AsyncWrite for LogPipe {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         self.append(buf);
         Poll::Ready(Ok(buf.len()))
     }
@@ -122,6 +118,9 @@ mod tests {
     fn keeps_the_first_bytes_and_counts_the_rest() {
         let pipe = LogPipe::new(5);
         pipe.append(b"hello world");
-        assert_eq!(pipe.text(), "hello\n[weft: output truncated at 5 bytes; 6 more bytes dropped]\n");
+        assert_eq!(
+            pipe.text(),
+            "hello\n[weft: output truncated at 5 bytes; 6 more bytes dropped]\n"
+        );
     }
 }

@@ -72,8 +72,7 @@ impl Runtime {
         let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
 
         let mut linker = Linker::<StepState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         bindings::Step::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
 
@@ -207,7 +206,9 @@ pub struct LoadedStep {
 
 impl std::fmt::Debug for LoadedStep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedStep").field("digest", &self.digest).finish_non_exhaustive()
+        f.debug_struct("LoadedStep")
+            .field("digest", &self.digest)
+            .finish_non_exhaustive()
     }
 }
 
@@ -353,7 +354,13 @@ fn classify(error: wasmtime::Error, state: &StepState, limits: &Limits, logs: &s
     // host's reason (a refused tracker call); the context above it is the
     // guest backtrace.
     let root = error.root_cause().to_string();
-    let message = root.strip_prefix("wasm trap: ").unwrap_or(&root).lines().next().unwrap_or_default().to_string();
+    let message = root
+        .strip_prefix("wasm trap: ")
+        .unwrap_or(&root)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
     StepFailure::Trapped(message)
 }
 

@@ -59,7 +59,12 @@ impl Tracker {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or_default();
-        self.events.push(TrackerEvent::Metric { key, value, step, timestamp_ms });
+        self.events.push(TrackerEvent::Metric {
+            key,
+            value,
+            step,
+            timestamp_ms,
+        });
         Ok(())
     }
 
@@ -67,7 +72,9 @@ impl Tracker {
         self.admit("param", &key)?;
         validate_value("param", &key, &value)?;
         if !self.params.insert(key.clone()) {
-            return Err(format!("tracker: param '{key}' was already logged in this step run (params are immutable)"));
+            return Err(format!(
+                "tracker: param '{key}' was already logged in this step run (params are immutable)"
+            ));
         }
         self.events.push(TrackerEvent::Param { key, value });
         Ok(())
@@ -83,7 +90,10 @@ impl Tracker {
     pub(crate) fn log_metadata(&mut self, key: String, json: String) -> Result<(), String> {
         self.admit("metadata", &key)?;
         if json.len() > MAX_METADATA_LEN {
-            return Err(format!("tracker: metadata '{key}' is {} bytes; the limit is {MAX_METADATA_LEN}", json.len()));
+            return Err(format!(
+                "tracker: metadata '{key}' is {} bytes; the limit is {MAX_METADATA_LEN}",
+                json.len()
+            ));
         }
         if let Err(e) = serde_json::from_str::<serde_json::Value>(&json) {
             return Err(format!("tracker: metadata '{key}' is not valid JSON: {e}"));
@@ -98,20 +108,28 @@ fn validate_key(what: &str, key: &str) -> Result<(), String> {
         return Err(format!("tracker: {what} key is empty"));
     }
     if key.len() > MAX_KEY_LEN {
-        return Err(format!("tracker: {what} key is {} bytes; the limit is {MAX_KEY_LEN}", key.len()));
+        return Err(format!(
+            "tracker: {what} key is {} bytes; the limit is {MAX_KEY_LEN}",
+            key.len()
+        ));
     }
     if let Some(c) = key
         .chars()
         .find(|c| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ' ' | '/' | ':')))
     {
-        return Err(format!("tracker: {what} key '{key}' contains {c:?}; use letters, digits, '_', '-', '.', ' ', '/' or ':'"));
+        return Err(format!(
+            "tracker: {what} key '{key}' contains {c:?}; use letters, digits, '_', '-', '.', ' ', '/' or ':'"
+        ));
     }
     Ok(())
 }
 
 fn validate_value(what: &str, key: &str, value: &str) -> Result<(), String> {
     if value.len() > MAX_VALUE_LEN {
-        return Err(format!("tracker: {what} '{key}' value is {} bytes; the limit is {MAX_VALUE_LEN}", value.len()));
+        return Err(format!(
+            "tracker: {what} '{key}' value is {} bytes; the limit is {MAX_VALUE_LEN}",
+            value.len()
+        ));
     }
     Ok(())
 }
@@ -124,9 +142,18 @@ mod tests {
     fn params_are_immutable_and_values_checked() {
         let mut t = Tracker::default();
         t.log_param("lr".into(), "0.1".into()).unwrap();
-        assert!(t.log_param("lr".into(), "0.2".into()).unwrap_err().contains("already logged"));
-        assert!(t.log_metric("loss".into(), f64::NAN, None).unwrap_err().contains("non-finite"));
-        assert!(t.log_metadata("m".into(), "{oops".into()).unwrap_err().contains("not valid JSON"));
+        assert!(t
+            .log_param("lr".into(), "0.2".into())
+            .unwrap_err()
+            .contains("already logged"));
+        assert!(t
+            .log_metric("loss".into(), f64::NAN, None)
+            .unwrap_err()
+            .contains("non-finite"));
+        assert!(t
+            .log_metadata("m".into(), "{oops".into())
+            .unwrap_err()
+            .contains("not valid JSON"));
         assert!(t.set_tag("".into(), "x".into()).unwrap_err().contains("empty"));
         assert!(t.set_tag("a\nb".into(), "x".into()).unwrap_err().contains("contains"));
         t.log_metric("acc".into(), 0.9, Some(3)).unwrap();

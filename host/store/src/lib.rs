@@ -12,7 +12,7 @@ mod model;
 mod store;
 
 pub use model::*;
-pub use store::{NewArtifact, Store, StepRunRecord};
+pub use store::{NewArtifact, StepRunRecord, Store};
 
 /// Errors of the metadata store.
 #[derive(Debug, thiserror::Error)]

@@ -69,7 +69,10 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Self { pool })
     }
@@ -77,9 +80,13 @@ impl Store {
     /// Runs SQLite's integrity and foreign-key checks; returns the problems
     /// found (empty when the database is sound).
     pub async fn check_integrity(&self) -> Result<Vec<String>, StoreError> {
-        let mut problems: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check").fetch_all(&self.pool).await?;
+        let mut problems: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_all(&self.pool)
+            .await?;
         problems.retain(|p| p != "ok");
-        let fk: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check").fetch_all(&self.pool).await?;
+        let fk: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+            .fetch_all(&self.pool)
+            .await?;
         problems.extend(fk.into_iter().map(|(t,)| format!("foreign key violation in {t}")));
         Ok(problems)
     }
@@ -92,14 +99,21 @@ impl Store {
             .bind(now_ms())
             .execute(&self.pool)
             .await?;
-        Ok(sqlx::query_scalar("SELECT id FROM pipelines WHERE name = $1").bind(name).fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT id FROM pipelines WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// Marks runs (and their unfinished step runs) left `running` by a
     /// process of this host that no longer exists as crashed.
     pub async fn recover_crashed(&self, host: &str, is_alive: impl Fn(i64) -> bool) -> Result<usize, StoreError> {
         let running: Vec<(String, Option<i64>)> =
-            sqlx::query_as("SELECT id, pid FROM runs WHERE status = $1 AND host = $2").bind(status::RUNNING).bind(host).fetch_all(&self.pool).await?;
+            sqlx::query_as("SELECT id, pid FROM runs WHERE status = $1 AND host = $2")
+                .bind(status::RUNNING)
+                .bind(host)
+                .fetch_all(&self.pool)
+                .await?;
         let mut recovered = 0;
         for (id, pid) in running {
             if pid.is_some_and(&is_alive) {
@@ -107,15 +121,17 @@ impl Store {
             }
             let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
             let now = now_ms();
-            sqlx::query("UPDATE step_runs SET status = $1, ended_at = $2, error = $3 WHERE run_id = $4 AND status IN ($5, $6)")
-                .bind(status::CRASHED)
-                .bind(now)
-                .bind("the weft process running this step died before it finished")
-                .bind(&id)
-                .bind(status::RUNNING)
-                .bind(status::PENDING)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE step_runs SET status = $1, ended_at = $2, error = $3 WHERE run_id = $4 AND status IN ($5, $6)",
+            )
+            .bind(status::CRASHED)
+            .bind(now)
+            .bind("the weft process running this step died before it finished")
+            .bind(&id)
+            .bind(status::RUNNING)
+            .bind(status::PENDING)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query("UPDATE runs SET status = $1, ended_at = $2, error = $3 WHERE id = $4")
                 .bind(status::CRASHED)
                 .bind(now)
@@ -167,7 +183,12 @@ impl Store {
     /// Records an external input of a run. When the latest version of
     /// `artifact.name` has the same digest it is reused; otherwise a new
     /// version is created.
-    pub async fn record_run_input(&self, run_id: &str, slot: &str, artifact: &NewArtifact) -> Result<Artifact, StoreError> {
+    pub async fn record_run_input(
+        &self,
+        run_id: &str,
+        slot: &str,
+        artifact: &NewArtifact,
+    ) -> Result<Artifact, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let latest: Option<Artifact> = sqlx::query_as(&format!(
             "SELECT {ARTIFACT_COLUMNS} FROM artifacts a WHERE a.name = $1 ORDER BY a.version DESC LIMIT 1"
@@ -176,7 +197,9 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let id = match latest {
-            Some(a) if a.digest == artifact.digest && a.kind == artifact.kind && a.producer_step_run_id.is_none() => a.id,
+            Some(a) if a.digest == artifact.digest && a.kind == artifact.kind && a.producer_step_run_id.is_none() => {
+                a.id
+            }
             _ => insert_artifact(&mut tx, artifact, None).await?,
         };
         sqlx::query("INSERT INTO run_inputs (run_id, name, artifact_id) VALUES ($1, $2, $3)")
@@ -211,20 +234,27 @@ impl Store {
 
     /// Marks a step run as running.
     pub async fn start_step_run(&self, id: &str, component_digest: &str, cache_key: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE step_runs SET status = $1, started_at = $2, component_digest = $3, cache_key = $4 WHERE id = $5")
-            .bind(status::RUNNING)
-            .bind(now_ms())
-            .bind(component_digest)
-            .bind(cache_key)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE step_runs SET status = $1, started_at = $2, component_digest = $3, cache_key = $4 WHERE id = $5",
+        )
+        .bind(status::RUNNING)
+        .bind(now_ms())
+        .bind(component_digest)
+        .bind(cache_key)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// Records the end of a step run with everything it produced, in one
     /// transaction. Returns the ids of the new output artifacts, by name.
-    pub async fn complete_step_run(&self, run_id: &str, id: &str, record: &StepRunRecord) -> Result<Vec<(String, String)>, StoreError> {
+    pub async fn complete_step_run(
+        &self,
+        run_id: &str,
+        id: &str,
+        record: &StepRunRecord,
+    ) -> Result<Vec<(String, String)>, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut outputs = Vec::with_capacity(record.outputs.len());
         for (slot, artifact) in &record.outputs {
@@ -327,11 +357,13 @@ impl Store {
     /// Step runs that executed successfully with this cache key, newest
     /// first, each with its output artifacts.
     pub async fn cache_candidates(&self, cache_key: &str) -> Result<Vec<(String, Vec<ArtifactLink>)>, StoreError> {
-        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM step_runs WHERE cache_key = $1 AND status = $2 ORDER BY ended_at DESC LIMIT 5")
-            .bind(cache_key)
-            .bind(status::SUCCEEDED)
-            .fetch_all(&self.pool)
-            .await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM step_runs WHERE cache_key = $1 AND status = $2 ORDER BY ended_at DESC LIMIT 5",
+        )
+        .bind(cache_key)
+        .bind(status::SUCCEEDED)
+        .fetch_all(&self.pool)
+        .await?;
         let mut candidates = Vec::with_capacity(ids.len());
         for id in ids {
             let outputs = self.step_run_outputs(&id).await?;
@@ -381,9 +413,15 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         match runs.len() {
-            0 => Err(StoreError::NotFound { what: "run", key: key.into() }),
+            0 => Err(StoreError::NotFound {
+                what: "run",
+                key: key.into(),
+            }),
             1 => Ok(runs.remove(0)),
-            _ => Err(StoreError::Ambiguous { what: "run", key: key.into() }),
+            _ => Err(StoreError::Ambiguous {
+                what: "run",
+                key: key.into(),
+            }),
         }
     }
 
@@ -402,10 +440,12 @@ impl Store {
 
     /// The step runs of a run, in the order they were created.
     pub async fn step_runs(&self, run_id: &str) -> Result<Vec<StepRun>, StoreError> {
-        Ok(sqlx::query_as(&format!("SELECT {STEP_RUN_COLUMNS} FROM step_runs WHERE run_id = $1 ORDER BY id"))
-            .bind(run_id)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(&format!(
+            "SELECT {STEP_RUN_COLUMNS} FROM step_runs WHERE run_id = $1 ORDER BY id"
+        ))
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// One step run by id.
@@ -414,7 +454,10 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
-            .ok_or(StoreError::NotFound { what: "step run", key: id.into() })
+            .ok_or(StoreError::NotFound {
+                what: "step run",
+                key: id.into(),
+            })
     }
 
     /// The captured logs of a step of a run. For a cached step run, the logs
@@ -426,7 +469,10 @@ impl Store {
                 .bind(step)
                 .fetch_optional(&self.pool)
                 .await?;
-        let (id, logs, cached_from) = row.ok_or(StoreError::NotFound { what: "step", key: step.into() })?;
+        let (id, logs, cached_from) = row.ok_or(StoreError::NotFound {
+            what: "step",
+            key: step.into(),
+        })?;
         let logs = match (logs, cached_from) {
             (Some(logs), _) => logs,
             (None, Some(original)) => {
@@ -451,15 +497,31 @@ impl Store {
         .bind(&run.id)
         .fetch_all(&self.pool)
         .await?;
-        let kv = |table: &str| format!("SELECT step_run_id, key, value FROM {table} WHERE run_id = $1 ORDER BY step_run_id, key");
-        let params = sqlx::query_as(&kv("params")).bind(&run.id).fetch_all(&self.pool).await?;
+        let kv = |table: &str| {
+            format!("SELECT step_run_id, key, value FROM {table} WHERE run_id = $1 ORDER BY step_run_id, key")
+        };
+        let params = sqlx::query_as(&kv("params"))
+            .bind(&run.id)
+            .fetch_all(&self.pool)
+            .await?;
         let tags = sqlx::query_as(&kv("tags")).bind(&run.id).fetch_all(&self.pool).await?;
-        let metadata = sqlx::query_as(&kv("metadata")).bind(&run.id).fetch_all(&self.pool).await?;
+        let metadata = sqlx::query_as(&kv("metadata"))
+            .bind(&run.id)
+            .fetch_all(&self.pool)
+            .await?;
         let metrics = sqlx::query_as("SELECT step_run_id, key, value, step, timestamp FROM metrics WHERE run_id = $1 ORDER BY step_run_id, key, step, timestamp")
             .bind(&run.id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(RunDetail { run, steps, inputs, params, metrics, tags, metadata })
+        Ok(RunDetail {
+            run,
+            steps,
+            inputs,
+            params,
+            metrics,
+            tags,
+            metadata,
+        })
     }
 
     /// Metrics of a step run (for a cached one, of its original).
@@ -488,29 +550,44 @@ impl Store {
     pub async fn artifact(&self, key: &str) -> Result<Artifact, StoreError> {
         if let Some((name, version)) = key.rsplit_once(':') {
             if let Ok(version) = version.parse::<i64>() {
-                return sqlx::query_as(&format!("SELECT {ARTIFACT_COLUMNS} FROM artifacts a WHERE a.name = $1 AND a.version = $2"))
-                    .bind(name)
-                    .bind(version)
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .ok_or(StoreError::NotFound { what: "artifact", key: key.into() });
+                return sqlx::query_as(&format!(
+                    "SELECT {ARTIFACT_COLUMNS} FROM artifacts a WHERE a.name = $1 AND a.version = $2"
+                ))
+                .bind(name)
+                .bind(version)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or(StoreError::NotFound {
+                    what: "artifact",
+                    key: key.into(),
+                });
             }
         }
-        if let Some(a) = sqlx::query_as(&format!("SELECT {ARTIFACT_COLUMNS} FROM artifacts a WHERE a.name = $1 ORDER BY a.version DESC LIMIT 1"))
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?
+        if let Some(a) = sqlx::query_as(&format!(
+            "SELECT {ARTIFACT_COLUMNS} FROM artifacts a WHERE a.name = $1 ORDER BY a.version DESC LIMIT 1"
+        ))
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?
         {
             return Ok(a);
         }
-        let mut found: Vec<Artifact> = sqlx::query_as(&format!("SELECT {ARTIFACT_COLUMNS} FROM artifacts a WHERE a.id LIKE $1 ESCAPE '\\' LIMIT 2"))
-            .bind(format!("{}%", escape_like(key)))
-            .fetch_all(&self.pool)
-            .await?;
+        let mut found: Vec<Artifact> = sqlx::query_as(&format!(
+            "SELECT {ARTIFACT_COLUMNS} FROM artifacts a WHERE a.id LIKE $1 ESCAPE '\\' LIMIT 2"
+        ))
+        .bind(format!("{}%", escape_like(key)))
+        .fetch_all(&self.pool)
+        .await?;
         match found.len() {
-            0 => Err(StoreError::NotFound { what: "artifact", key: key.into() }),
+            0 => Err(StoreError::NotFound {
+                what: "artifact",
+                key: key.into(),
+            }),
             1 => Ok(found.remove(0)),
-            _ => Err(StoreError::Ambiguous { what: "artifact", key: key.into() }),
+            _ => Err(StoreError::Ambiguous {
+                what: "artifact",
+                key: key.into(),
+            }),
         }
     }
 
@@ -541,7 +618,11 @@ impl Store {
         self.lineage_of(artifact, 0).await
     }
 
-    fn lineage_of(&self, artifact: Artifact, depth: usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<LineageNode, StoreError>> + Send + '_>> {
+    fn lineage_of(
+        &self,
+        artifact: Artifact,
+        depth: usize,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<LineageNode, StoreError>> + Send + '_>> {
         Box::pin(async move {
             let producer = match (&artifact.producer_step_run_id, depth < 256) {
                 (Some(id), true) => Some(self.step_run(id).await?),
@@ -553,12 +634,20 @@ impl Store {
                     inputs.push((link.slot, self.lineage_of(link.artifact, depth + 1).await?));
                 }
             }
-            Ok(LineageNode { artifact, producer, inputs })
+            Ok(LineageNode {
+                artifact,
+                producer,
+                inputs,
+            })
         })
     }
 }
 
-async fn insert_artifact(tx: &mut Transaction<'_, Sqlite>, artifact: &NewArtifact, producer: Option<&str>) -> Result<String, StoreError> {
+async fn insert_artifact(
+    tx: &mut Transaction<'_, Sqlite>,
+    artifact: &NewArtifact,
+    producer: Option<&str>,
+) -> Result<String, StoreError> {
     let id = new_id();
     let version: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) + 1 FROM artifacts WHERE name = $1")
         .bind(&artifact.name)
@@ -583,13 +672,21 @@ async fn insert_artifact(tx: &mut Transaction<'_, Sqlite>, artifact: &NewArtifac
     Ok(id)
 }
 
-async fn link(tx: &mut Transaction<'_, Sqlite>, table: &str, step_run_id: &str, slot: &str, artifact_id: &str) -> Result<(), StoreError> {
-    sqlx::query(&format!("INSERT INTO {table} (step_run_id, name, artifact_id) VALUES ($1, $2, $3)"))
-        .bind(step_run_id)
-        .bind(slot)
-        .bind(artifact_id)
-        .execute(&mut **tx)
-        .await?;
+async fn link(
+    tx: &mut Transaction<'_, Sqlite>,
+    table: &str,
+    step_run_id: &str,
+    slot: &str,
+    artifact_id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(&format!(
+        "INSERT INTO {table} (step_run_id, name, artifact_id) VALUES ($1, $2, $3)"
+    ))
+    .bind(step_run_id)
+    .bind(slot)
+    .bind(artifact_id)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

@@ -16,15 +16,23 @@ fn artifact(name: &str, digest: char) -> NewArtifact {
 #[tokio::test]
 async fn a_run_records_lineage_cache_candidates_and_recovers_from_crashes() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!("sqlite://{}", dir.path().join("weft.db").display())).await.unwrap();
+    let store = Store::open(&format!("sqlite://{}", dir.path().join("weft.db").display()))
+        .await
+        .unwrap();
     let pipeline = store.ensure_pipeline("iris").await.unwrap();
     assert_eq!(store.ensure_pipeline("iris").await.unwrap(), pipeline);
 
     let run = store.create_run(&pipeline, "{}", "host", 1).await.unwrap();
     assert_eq!(run.number, 1);
-    let input = store.record_run_input(&run.id, "data", &artifact("iris/inputs.data", 'a')).await.unwrap();
+    let input = store
+        .record_run_input(&run.id, "data", &artifact("iris/inputs.data", 'a'))
+        .await
+        .unwrap();
     assert_eq!(input.version, 1);
-    let ids = store.create_step_runs(&run.id, &[("split".into(), "{}".into()), ("train".into(), "{}".into())]).await.unwrap();
+    let ids = store
+        .create_step_runs(&run.id, &[("split".into(), "{}".into()), ("train".into(), "{}".into())])
+        .await
+        .unwrap();
     store.start_step_run(&ids[0], "digest", "key-split").await.unwrap();
     let record = StepRunRecord {
         status: status::SUCCEEDED.into(),
@@ -54,8 +62,22 @@ async fn a_run_records_lineage_cache_candidates_and_recovers_from_crashes() {
     // The same input content is not a new version; new content is.
     let run2 = store.create_run(&pipeline, "{}", "host", 999_999).await.unwrap();
     assert_eq!(run2.number, 2);
-    assert_eq!(store.record_run_input(&run2.id, "data", &artifact("iris/inputs.data", 'a')).await.unwrap().version, 1);
-    assert_eq!(store.record_run_input(&run2.id, "data2", &artifact("iris/inputs.data", 'c')).await.unwrap().version, 2);
+    assert_eq!(
+        store
+            .record_run_input(&run2.id, "data", &artifact("iris/inputs.data", 'a'))
+            .await
+            .unwrap()
+            .version,
+        1
+    );
+    assert_eq!(
+        store
+            .record_run_input(&run2.id, "data2", &artifact("iris/inputs.data", 'c'))
+            .await
+            .unwrap()
+            .version,
+        2
+    );
 
     // run2's process is dead: recovery marks it crashed; run 1 (alive) stays.
     let recovered = store.recover_crashed("host", |pid| pid == 1).await.unwrap();

@@ -173,7 +173,8 @@ pub fn open_input(name: &str) -> Result<BufReader<File>> {
 
 /// Reads an input holding JSON into `T`.
 pub fn read_input_json<T: serde::de::DeserializeOwned>(name: &str) -> Result<T> {
-    serde_json::from_reader(open_input(name)?).map_err(|e| Error::msg(format!("input '{name}' is not the JSON expected: {e}")))
+    serde_json::from_reader(open_input(name)?)
+        .map_err(|e| Error::msg(format!("input '{name}' is not the JSON expected: {e}")))
 }
 
 /// Writes a whole output file.
@@ -184,7 +185,8 @@ pub fn write_output(name: &str, contents: impl AsRef<[u8]>) -> Result<()> {
 
 /// Writes `value` as JSON to an output file.
 pub fn write_output_json<T: serde::Serialize>(name: &str, value: &T) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::msg(format!("cannot encode output '{name}': {e}")))?;
+    let bytes =
+        serde_json::to_vec_pretty(value).map_err(|e| Error::msg(format!("cannot encode output '{name}': {e}")))?;
     write_output(name, bytes)
 }
 

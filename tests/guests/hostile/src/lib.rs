@@ -24,8 +24,14 @@ fn hostile(params: Params) -> weft_sdk::Result<()> {
             weft_sdk::write_output("out", "harmless")
         }
         "read-host-file" => stolen(std::fs::read_to_string("/etc/passwd"), "read /etc/passwd"),
-        "dotdot" => stolen(std::fs::read_to_string("/inputs/../../../../etc/passwd"), "read /inputs/../../../../etc/passwd"),
-        "dotdot-relative" => stolen(std::fs::read_dir("/outputs/..").map(|d| format!("{} entries", d.count())), "list /outputs/.."),
+        "dotdot" => stolen(
+            std::fs::read_to_string("/inputs/../../../../etc/passwd"),
+            "read /inputs/../../../../etc/passwd",
+        ),
+        "dotdot-relative" => stolen(
+            std::fs::read_dir("/outputs/..").map(|d| format!("{} entries", d.count())),
+            "list /outputs/..",
+        ),
         "symlink" => {
             // Plant a symlink that points out of the sandbox, then follow it.
             let link = "/outputs/escape";

@@ -46,7 +46,11 @@ impl Dataset {
                 bail!("row {i} has a non-finite value {v}");
             }
             if self.labels[i] >= self.classes.len() {
-                bail!("row {i} has label {} but there are {} classes", self.labels[i], self.classes.len());
+                bail!(
+                    "row {i} has label {} but there are {} classes",
+                    self.labels[i],
+                    self.classes.len()
+                );
             }
         }
         Ok(())
@@ -94,7 +98,12 @@ pub struct SoftmaxModel {
 impl SoftmaxModel {
     /// Class probabilities for one row.
     pub fn probabilities(&self, row: &[f64]) -> Vec<f64> {
-        let x: Vec<f64> = row.iter().zip(&self.mean).zip(&self.std).map(|((v, m), s)| (v - m) / s).collect();
+        let x: Vec<f64> = row
+            .iter()
+            .zip(&self.mean)
+            .zip(&self.std)
+            .map(|((v, m), s)| (v - m) / s)
+            .collect();
         let logits: Vec<f64> = self
             .weights
             .iter()

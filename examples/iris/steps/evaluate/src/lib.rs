@@ -46,15 +46,30 @@ fn evaluate(_: NoParams) -> weft_sdk::Result<()> {
         let support: usize = confusion[c].iter().sum();
         let precision = if predicted > 0 { tp / predicted as f64 } else { 0.0 };
         let recall = if support > 0 { tp / support as f64 } else { 0.0 };
-        let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
+        let f1 = if precision + recall > 0.0 {
+            2.0 * precision * recall / (precision + recall)
+        } else {
+            0.0
+        };
         let name = &model.classes[c];
         weft_sdk::log_metric(&format!("precision.{name}"), precision);
         weft_sdk::log_metric(&format!("recall.{name}"), recall);
         weft_sdk::log_metric(&format!("f1.{name}"), f1);
-        classes.push(ClassReport { class: name.clone(), precision, recall, f1, support });
+        classes.push(ClassReport {
+            class: name.clone(),
+            precision,
+            recall,
+            f1,
+            support,
+        });
     }
     println!("held-out accuracy {accuracy:.3} on {} rows", test.len());
-    let report = Report { accuracy, rows: test.len(), classes, confusion };
+    let report = Report {
+        accuracy,
+        rows: test.len(),
+        classes,
+        confusion,
+    };
     weft_sdk::log_metadata("report", &report)?;
     weft_sdk::write_output_json("report", &report)
 }

@@ -15,8 +15,12 @@ fn load(_: NoParams) -> weft_sdk::Result<()> {
     if fields.len() < 3 {
         bail!("header '{header}' is not 'n_samples,n_features,class...'");
     }
-    let n_samples: usize = fields[0].parse().map_err(|e| Error::msg(format!("header n_samples '{}': {e}", fields[0])))?;
-    let n_features: usize = fields[1].parse().map_err(|e| Error::msg(format!("header n_features '{}': {e}", fields[1])))?;
+    let n_samples: usize = fields[0]
+        .parse()
+        .map_err(|e| Error::msg(format!("header n_samples '{}': {e}", fields[0])))?;
+    let n_features: usize = fields[1]
+        .parse()
+        .map_err(|e| Error::msg(format!("header n_features '{}': {e}", fields[1])))?;
     let classes: Vec<String> = fields[2..].iter().map(|s| s.to_string()).collect();
     let features: Vec<String> = if n_features == FEATURES.len() {
         FEATURES.iter().map(|s| s.to_string()).collect()
@@ -28,20 +32,35 @@ fn load(_: NoParams) -> weft_sdk::Result<()> {
     for (i, line) in lines.enumerate() {
         let values: Vec<&str> = line.split(',').map(str::trim).collect();
         if values.len() != n_features + 1 {
-            bail!("line {} has {} fields, expected {}", i + 2, values.len(), n_features + 1);
+            bail!(
+                "line {} has {} fields, expected {}",
+                i + 2,
+                values.len(),
+                n_features + 1
+            );
         }
         let row = values[..n_features]
             .iter()
-            .map(|v| v.parse::<f64>().map_err(|e| Error::msg(format!("line {}: '{v}': {e}", i + 2))))
+            .map(|v| {
+                v.parse::<f64>()
+                    .map_err(|e| Error::msg(format!("line {}: '{v}': {e}", i + 2)))
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        let label: usize = values[n_features].parse().map_err(|e| Error::msg(format!("line {} label: {e}", i + 2)))?;
+        let label: usize = values[n_features]
+            .parse()
+            .map_err(|e| Error::msg(format!("line {} label: {e}", i + 2)))?;
         rows.push(row);
         labels.push(label);
     }
     if rows.len() != n_samples {
         bail!("the header announces {n_samples} rows but there are {}", rows.len());
     }
-    let dataset = Dataset { features, classes, rows, labels };
+    let dataset = Dataset {
+        features,
+        classes,
+        rows,
+        labels,
+    };
     dataset.validate()?;
     weft_sdk::log_metric("rows", dataset.len() as f64);
     weft_sdk::log_metric("features", n_features as f64);
@@ -49,7 +68,12 @@ fn load(_: NoParams) -> weft_sdk::Result<()> {
         let count = dataset.labels.iter().filter(|l| **l == c).count();
         weft_sdk::log_metric(&format!("class_count.{name}"), count as f64);
     }
-    println!("loaded {} rows, {} features, {} classes", dataset.len(), n_features, dataset.classes.len());
+    println!(
+        "loaded {} rows, {} features, {} classes",
+        dataset.len(),
+        n_features,
+        dataset.classes.len()
+    );
     dataset.write("dataset")
 }
 

@@ -13,7 +13,10 @@ struct Params {
 
 fn split(params: Params) -> weft_sdk::Result<()> {
     if !(0.0 < params.test_fraction && params.test_fraction < 1.0) {
-        return Err(Error::invalid_params(format!("test_fraction must be between 0 and 1, got {}", params.test_fraction)));
+        return Err(Error::invalid_params(format!(
+            "test_fraction must be between 0 and 1, got {}",
+            params.test_fraction
+        )));
     }
     let data = Dataset::read("data")?;
     data.validate()?;

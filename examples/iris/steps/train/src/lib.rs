@@ -16,10 +16,16 @@ struct Params {
 
 fn train(params: Params) -> weft_sdk::Result<()> {
     if !(params.learning_rate > 0.0 && params.learning_rate.is_finite()) {
-        return Err(Error::invalid_params(format!("learning_rate must be positive, got {}", params.learning_rate)));
+        return Err(Error::invalid_params(format!(
+            "learning_rate must be positive, got {}",
+            params.learning_rate
+        )));
     }
     if params.epochs == 0 || params.epochs > 1_000_000 {
-        return Err(Error::invalid_params(format!("epochs must be 1..=1000000, got {}", params.epochs)));
+        return Err(Error::invalid_params(format!(
+            "epochs must be 1..=1000000, got {}",
+            params.epochs
+        )));
     }
     if !(params.l2 >= 0.0) {
         return Err(Error::invalid_params(format!("l2 must be >= 0, got {}", params.l2)));
@@ -31,14 +37,24 @@ fn train(params: Params) -> weft_sdk::Result<()> {
     }
     let (n, d, k) = (data.len(), data.features.len(), data.classes.len());
 
-    let mean: Vec<f64> = (0..d).map(|j| data.rows.iter().map(|r| r[j]).sum::<f64>() / n as f64).collect();
+    let mean: Vec<f64> = (0..d)
+        .map(|j| data.rows.iter().map(|r| r[j]).sum::<f64>() / n as f64)
+        .collect();
     let std: Vec<f64> = (0..d)
         .map(|j| {
             let var = data.rows.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f64>() / n as f64;
-            if var > 0.0 { var.sqrt() } else { 1.0 }
+            if var > 0.0 {
+                var.sqrt()
+            } else {
+                1.0
+            }
         })
         .collect();
-    let x: Vec<Vec<f64>> = data.rows.iter().map(|r| (0..d).map(|j| (r[j] - mean[j]) / std[j]).collect()).collect();
+    let x: Vec<Vec<f64>> = data
+        .rows
+        .iter()
+        .map(|r| (0..d).map(|j| (r[j] - mean[j]) / std[j]).collect())
+        .collect();
 
     let mut w = vec![vec![0.0; d]; k];
     let mut b = vec![0.0; k];
@@ -47,7 +63,9 @@ fn train(params: Params) -> weft_sdk::Result<()> {
         let mut gb = vec![0.0; k];
         let mut loss = 0.0;
         for (xi, &yi) in x.iter().zip(&data.labels) {
-            let logits: Vec<f64> = (0..k).map(|c| w[c].iter().zip(xi).map(|(a, b)| a * b).sum::<f64>() + b[c]).collect();
+            let logits: Vec<f64> = (0..k)
+                .map(|c| w[c].iter().zip(xi).map(|(a, b)| a * b).sum::<f64>() + b[c])
+                .collect();
             let p = softmax(&logits);
             loss -= p[yi].max(1e-12).ln();
             for c in 0..k {
@@ -71,8 +89,20 @@ fn train(params: Params) -> weft_sdk::Result<()> {
         }
     }
 
-    let model = SoftmaxModel { features: data.features.clone(), classes: data.classes.clone(), mean, std, weights: w, bias: b };
-    let correct = data.rows.iter().zip(&data.labels).filter(|(r, y)| model.predict(r) == **y).count();
+    let model = SoftmaxModel {
+        features: data.features.clone(),
+        classes: data.classes.clone(),
+        mean,
+        std,
+        weights: w,
+        bias: b,
+    };
+    let correct = data
+        .rows
+        .iter()
+        .zip(&data.labels)
+        .filter(|(r, y)| model.predict(r) == **y)
+        .count();
     let accuracy = correct as f64 / n as f64;
     weft_sdk::log_metric("train_accuracy", accuracy);
     println!("trained on {n} rows: train accuracy {accuracy:.3}");
