@@ -13,6 +13,10 @@ use object_store::{ObjectStore, PutPayload};
 use crate::tree::{is_safe_relative, Tree, TreeEntry};
 use crate::{validate_digest, ArtifactError};
 
+/// Files smaller than this are hashed and stored without leaving the
+/// calling thread (the copy takes less time than a thread hand-off).
+pub const INLINE_BYTES: u64 = 256 * 1024;
+
 /// Most files one directory artifact may hold.
 pub const MAX_TREE_FILES: usize = 100_000;
 
@@ -130,7 +134,7 @@ impl ArtifactStore {
                     limit,
                 });
             }
-            let (digest, size) = self.put_file(path).await?;
+            let (digest, size) = self.put_file(path, meta.len() < INLINE_BYTES).await?;
             return Ok(Stored {
                 digest,
                 size,
@@ -155,7 +159,7 @@ impl ArtifactStore {
         };
         let mut tree = Tree::default();
         for (relative, file) in files {
-            let (digest, size) = self.put_file(&file).await?;
+            let (digest, size) = self.put_file(&file, false).await?;
             tree.entries.push(TreeEntry {
                 path: relative,
                 digest,
@@ -191,8 +195,11 @@ impl ArtifactStore {
     }
 
     /// Stores one file; returns its digest and size.
-    async fn put_file(&self, path: &Path) -> Result<(String, u64), ArtifactError> {
+    /// A `small` file (under [`INLINE_BYTES`]) is stored on the calling thread;
+    /// a large one on the blocking pool.
+    async fn put_file(&self, path: &Path, small: bool) -> Result<(String, u64), ArtifactError> {
         match &self.local_root {
+            Some(root) if small => put_local_file(root, path),
             Some(root) => {
                 let root = root.clone();
                 let path = path.to_owned();
@@ -215,6 +222,11 @@ impl ArtifactStore {
     /// Whether every byte of the artifact is still in the store.
     pub async fn contains(&self, digest: &str, kind: ArtifactKind) -> Result<bool, ArtifactError> {
         validate_digest(digest)?;
+        if let (Some(root), ArtifactKind::File) = (&self.local_root, kind) {
+            // A stat, without a trip through the blocking pool: this runs
+            // for every output of every cache hit.
+            return Ok(root.join("blobs").join(&digest[..2]).join(digest).is_file());
+        }
         match kind {
             ArtifactKind::File => Ok(self.objects.head(&blob_path(digest)).await.is_ok()),
             ArtifactKind::Dir => {
@@ -325,7 +337,8 @@ fn put_local_file(root: &Path, src: &Path) -> Result<(String, u64), ArtifactErro
     let mut output = fs::File::create(&staging).map_err(io_err("create", &staging))?;
     let result = (|| {
         let mut hasher = blake3::Hasher::new();
-        let mut buffer = vec![0u8; 1 << 20];
+        let len = input.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut buffer = vec![0u8; (len as usize).clamp(4096, 1 << 20)];
         let mut size = 0u64;
         loop {
             let n = input.read(&mut buffer).map_err(io_err("read", src))?;

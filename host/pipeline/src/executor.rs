@@ -552,7 +552,7 @@ async fn try_execute_step(
             if resolved.len() == output_names.len() {
                 executor
                     .store
-                    .record_cached_step_run(step_run_id, &original, &digest, &key, &input_ids)
+                    .record_cached_step_run(step_run_id, &original, &digest, &key)
                     .await?;
                 return Ok(StepResult {
                     status: status::CACHED.into(),
@@ -569,12 +569,16 @@ async fn try_execute_step(
         step: step.name.clone(),
     });
     executor.store.start_step_run(step_run_id, &digest, &key).await?;
-    let loaded = {
-        let runtime = executor.runtime.clone();
-        let path = step.component.clone();
-        tokio::task::spawn_blocking(move || runtime.load_bytes(&path, &bytes))
-            .await
-            .map_err(|e| ExecError::Io(format!("loading the component: {e}")))?
+    let loaded = match executor.runtime.loaded(&digest) {
+        Some(loaded) => Ok(loaded),
+        None => {
+            // Compiling is CPU-bound: keep it off the async workers.
+            let runtime = executor.runtime.clone();
+            let path = step.component.clone();
+            tokio::task::spawn_blocking(move || runtime.load_bytes(&path, &bytes))
+                .await
+                .map_err(|e| ExecError::Io(format!("loading the component: {e}")))?
+        }
     };
     let loaded = match loaded {
         Ok(loaded) => loaded,
@@ -675,10 +679,12 @@ async fn try_execute_step(
             TrackerEvent::Metadata { key, json } => record.metadata.push((key, json)),
         }
     }
+    let recording = Instant::now();
     let ids = executor
         .store
         .complete_step_run(&shared.run_id, step_run_id, &record)
         .await?;
+    tracing::debug!(step = %step.name, record_us = recording.elapsed().as_micros() as u64, total_us = started.elapsed().as_micros() as u64, "step recorded");
     let outputs = ids
         .into_iter()
         .zip(outputs)
@@ -753,7 +759,9 @@ async fn run_attempt(
             );
         }
     }
+    let staged = Instant::now();
     let outcome = loaded.run(params, &dirs, limits, &shared.cancel).await;
+    tracing::debug!(step = %step.name, run_us = staged.elapsed().as_micros() as u64, guest_us = outcome.duration.as_micros() as u64, "guest finished");
     let mut logs = outcome.logs;
     if let Err(failure) = outcome.result {
         return (Err(failure), outcome.events, Vec::new(), logs);

@@ -35,6 +35,31 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Largest component file accepted.
 pub const MAX_COMPONENT_BYTES: u64 = 512 * 1024 * 1024;
 
+/// The engine configuration. With `pooling`, instance and memory slots are
+/// reserved once and reused, which makes instantiating a small step several
+/// times faster; memory limits are still enforced per store.
+fn engine_config(pooling: bool) -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    if pooling {
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        pool.total_component_instances(256)
+            .total_core_instances(2048)
+            .total_memories(1024)
+            .total_tables(2048)
+            .total_stacks(256)
+            .max_memories_per_component(32)
+            .max_tables_per_component(64)
+            .max_core_instances_per_component(64)
+            .max_component_instance_size(4 << 20)
+            .max_core_instance_size(4 << 20)
+            .max_memory_size(4 << 30);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
 /// Settings of a [`Runtime`].
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
@@ -66,10 +91,15 @@ impl Drop for Inner {
 impl Runtime {
     /// Creates the engine and starts its epoch ticker.
     pub fn new(options: RuntimeOptions) -> Result<Self, RuntimeError> {
-        let mut config = Config::new();
-        config.wasm_component_model(true);
-        config.epoch_interruption(true);
-        let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let engine = match Engine::new(&engine_config(true)) {
+            Ok(engine) => engine,
+            // Pooling reserves address space up front; where that is not
+            // allowed (a low `ulimit -v`), fall back to on-demand allocation.
+            Err(e) => {
+                tracing::warn!("pooling allocator unavailable ({e:#}); using on-demand allocation");
+                Engine::new(&engine_config(false)).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?
+            }
+        };
 
         let mut linker = Linker::<StepState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
@@ -127,11 +157,7 @@ impl Runtime {
     /// names the component in errors.
     pub fn load_bytes(&self, path: &Path, bytes: &[u8]) -> Result<LoadedStep, RuntimeError> {
         let digest = component_digest(bytes);
-        if let Some(step) = self.lock_loaded().get(&digest) {
-            // Already compiled and pre-instantiated by this process.
-            let mut step = step.clone();
-            step.compiled_from_cache = true;
-            step.load_time = Duration::ZERO;
+        if let Some(step) = self.loaded(&digest) {
             return Ok(step);
         }
         let started = Instant::now();
@@ -179,6 +205,15 @@ impl Runtime {
         };
         self.lock_loaded().insert(digest, step.clone());
         Ok(step)
+    }
+
+    /// The step with this digest if this process has loaded it already:
+    /// no I/O, no compilation, safe to call from async code.
+    pub fn loaded(&self, digest: &str) -> Option<LoadedStep> {
+        let mut step = self.lock_loaded().get(digest)?.clone();
+        step.compiled_from_cache = true;
+        step.load_time = Duration::ZERO;
+        Some(step)
     }
 
     /// The compiled-component cache.
@@ -244,6 +279,9 @@ impl LoadedStep {
         wasi.stdout(logs.clone())
             .stderr(logs.clone())
             .arg("step")
+            // File operations on the step's small sandbox run inline instead
+            // of hopping to tokio's blocking pool for every call.
+            .allow_blocking_current_thread(true)
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)

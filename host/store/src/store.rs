@@ -69,8 +69,11 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
+        // No ping before each acquire: the database is a local file, and a ping
+        // is a full round trip to sqlx's connection thread on every query.
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
@@ -262,9 +265,7 @@ impl Store {
             link(&mut tx, "step_run_outputs", id, slot, &artifact_id).await?;
             outputs.push((slot.clone(), artifact_id));
         }
-        for (slot, artifact_id) in &record.inputs {
-            link(&mut tx, "step_run_inputs", id, slot, artifact_id).await?;
-        }
+        link_inputs(&mut tx, id, &record.inputs).await?;
         for (key, value) in &record.params {
             sqlx::query("INSERT INTO params (run_id, step_run_id, key, value) VALUES ($1, $2, $3, $4) ON CONFLICT (step_run_id, key) DO NOTHING")
                 .bind(run_id)
@@ -274,16 +275,20 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        for (key, value, step, timestamp) in &record.metrics {
-            sqlx::query("INSERT INTO metrics (run_id, step_run_id, key, value, step, timestamp) VALUES ($1, $2, $3, $4, $5, $6)")
-                .bind(run_id)
-                .bind(id)
-                .bind(key)
-                .bind(value)
-                .bind(step)
-                .bind(timestamp)
-                .execute(&mut *tx)
-                .await?;
+        // Many points per statement: a training loop logs thousands.
+        for chunk in record.metrics.chunks(500) {
+            let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
+                "INSERT INTO metrics (run_id, step_run_id, key, value, step, timestamp) ",
+            );
+            insert.push_values(chunk, |mut row, (key, value, step, timestamp)| {
+                row.push_bind(run_id)
+                    .push_bind(id)
+                    .push_bind(key)
+                    .push_bind(value)
+                    .push_bind(step)
+                    .push_bind(timestamp);
+            });
+            insert.build().execute(&mut *tx).await?;
         }
         for (table, pairs) in [("tags", &record.tags), ("metadata", &record.metadata)] {
             for (key, value) in pairs {
@@ -318,25 +323,17 @@ impl Store {
         Ok(outputs)
     }
 
-    /// Records a step run served from the cache: it points at the original
-    /// step run and links the original's output artifacts.
+    /// Records a step run served from the cache. It points at the original
+    /// step run and has no lineage rows of its own: its inputs and outputs
+    /// are the original's (see [`Store::step_run_outputs`]). One statement,
+    /// because it runs for every cached step.
     pub async fn record_cached_step_run(
         &self,
         id: &str,
         original: &str,
         component_digest: &str,
         cache_key: &str,
-        inputs: &[(String, String)],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for (slot, artifact_id) in inputs {
-            link(&mut tx, "step_run_inputs", id, slot, artifact_id).await?;
-        }
-        sqlx::query("INSERT INTO step_run_outputs (step_run_id, name, artifact_id) SELECT $1, name, artifact_id FROM step_run_outputs WHERE step_run_id = $2")
-            .bind(id)
-            .bind(original)
-            .execute(&mut *tx)
-            .await?;
         let now = now_ms();
         sqlx::query(
             "UPDATE step_runs SET status = $1, cached_from = $2, component_digest = $3, cache_key = $4, started_at = $5, ended_at = $6 WHERE id = $7",
@@ -348,26 +345,38 @@ impl Store {
         .bind(now)
         .bind(now)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 
     /// Step runs that executed successfully with this cache key, newest
     /// first, each with its output artifacts.
     pub async fn cache_candidates(&self, cache_key: &str) -> Result<Vec<(String, Vec<ArtifactLink>)>, StoreError> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM step_runs WHERE cache_key = $1 AND status = $2 ORDER BY ended_at DESC LIMIT 5",
-        )
+        // One query for the five newest candidates and all their outputs:
+        // this runs before every step, so it must be one round trip.
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            candidate: String,
+            #[sqlx(flatten)]
+            link: ArtifactLink,
+        }
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "SELECT c.id AS candidate, l.name AS slot, {ARTIFACT_COLUMNS} FROM \
+             (SELECT id, ended_at FROM step_runs WHERE cache_key = $1 AND status = $2 ORDER BY ended_at DESC LIMIT 5) c \
+             JOIN step_run_outputs l ON l.step_run_id = c.id JOIN artifacts a ON a.id = l.artifact_id \
+             ORDER BY c.ended_at DESC, c.id, l.name"
+        ))
         .bind(cache_key)
         .bind(status::SUCCEEDED)
         .fetch_all(&self.pool)
         .await?;
-        let mut candidates = Vec::with_capacity(ids.len());
-        for id in ids {
-            let outputs = self.step_run_outputs(&id).await?;
-            candidates.push((id, outputs));
+        let mut candidates: Vec<(String, Vec<ArtifactLink>)> = Vec::new();
+        for row in rows {
+            match candidates.last_mut() {
+                Some((id, links)) if *id == row.candidate => links.push(row.link),
+                _ => candidates.push((row.candidate, vec![row.link])),
+            }
         }
         Ok(candidates)
     }
@@ -591,20 +600,22 @@ impl Store {
         }
     }
 
-    /// The artifacts a step run read.
+    /// The artifacts a step run read (for a cached one, its original's).
     pub async fn step_run_inputs(&self, step_run_id: &str) -> Result<Vec<ArtifactLink>, StoreError> {
         Ok(sqlx::query_as(&format!(
-            "SELECT l.name AS slot, {ARTIFACT_COLUMNS} FROM step_run_inputs l JOIN artifacts a ON a.id = l.artifact_id WHERE l.step_run_id = $1 ORDER BY l.name"
+            "SELECT l.name AS slot, {ARTIFACT_COLUMNS} FROM step_run_inputs l JOIN artifacts a ON a.id = l.artifact_id \
+             WHERE l.step_run_id = (SELECT COALESCE(cached_from, id) FROM step_runs WHERE id = $1) ORDER BY l.name"
         ))
         .bind(step_run_id)
         .fetch_all(&self.pool)
         .await?)
     }
 
-    /// The artifacts a step run wrote (or, cached, was served).
+    /// The artifacts a step run wrote (for a cached one, its original's).
     pub async fn step_run_outputs(&self, step_run_id: &str) -> Result<Vec<ArtifactLink>, StoreError> {
         Ok(sqlx::query_as(&format!(
-            "SELECT l.name AS slot, {ARTIFACT_COLUMNS} FROM step_run_outputs l JOIN artifacts a ON a.id = l.artifact_id WHERE l.step_run_id = $1 ORDER BY l.name"
+            "SELECT l.name AS slot, {ARTIFACT_COLUMNS} FROM step_run_outputs l JOIN artifacts a ON a.id = l.artifact_id \
+             WHERE l.step_run_id = (SELECT COALESCE(cached_from, id) FROM step_runs WHERE id = $1) ORDER BY l.name"
         ))
         .bind(step_run_id)
         .fetch_all(&self.pool)
@@ -649,17 +660,12 @@ async fn insert_artifact(
     producer: Option<&str>,
 ) -> Result<String, StoreError> {
     let id = new_id();
-    let version: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) + 1 FROM artifacts WHERE name = $1")
-        .bind(&artifact.name)
-        .fetch_one(&mut **tx)
-        .await?;
     sqlx::query(
         "INSERT INTO artifacts (id, name, version, digest, kind, media_type, size, producer_step_run_id, source_uri, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         SELECT $1, $2, COALESCE(MAX(version), 0) + 1, $3, $4, $5, $6, $7, $8, $9 FROM artifacts WHERE name = $2",
     )
     .bind(&id)
     .bind(&artifact.name)
-    .bind(version)
     .bind(&artifact.digest)
     .bind(&artifact.kind)
     .bind(&artifact.media_type)
@@ -670,6 +676,23 @@ async fn insert_artifact(
     .execute(&mut **tx)
     .await?;
     Ok(id)
+}
+
+/// Records the inputs a step run read, in one statement.
+async fn link_inputs(
+    tx: &mut Transaction<'_, Sqlite>,
+    step_run_id: &str,
+    inputs: &[(String, String)],
+) -> Result<(), StoreError> {
+    for chunk in inputs.chunks(1000) {
+        let mut insert =
+            sqlx::QueryBuilder::<Sqlite>::new("INSERT INTO step_run_inputs (step_run_id, name, artifact_id) ");
+        insert.push_values(chunk, |mut row, (slot, artifact_id)| {
+            row.push_bind(step_run_id).push_bind(slot).push_bind(artifact_id);
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 async fn link(
