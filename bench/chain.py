@@ -48,6 +48,23 @@ def main():
     weft = os.path.join(ROOT, "target/release/weft")
     echo = os.path.join(ROOT, "tests/guests/target/wasm32-wasip2/release/echo.wasm")
 
+    def write_chain(d, n):
+        lines = ['[pipeline]\nname = "chain"\n']
+        for i in range(n):
+            lines.append(f'[steps.s{i:03}]\ncomponent = "{echo}"\noutputs = ["out"]\nparams = {{ prefix = "{i}" }}\n')
+            if i > 0:
+                lines.append(f'inputs = {{ in = "s{i-1:03}.out" }}\n')
+        with open(os.path.join(d, "weft.toml"), "w") as f:
+            f.write("".join(lines))
+
+    # Fixed cost of a run (process start, database, engine): a 1-step chain.
+    singles = []
+    for rep in range(args.repeat):
+        with tempfile.TemporaryDirectory() as d:
+            write_chain(d, 1)
+            sh(weft, "build", cwd=d, capture_output=True)
+            singles.append(measure([weft, "run", "--json"], d))
+
     firsts, cacheds = [], []
     for rep in range(args.repeat):
         with tempfile.TemporaryDirectory() as d:
@@ -73,10 +90,13 @@ def main():
         rss = max(r["rss_kib"] for r in runs) / 1024
         return statistics.median(walls), min(walls), rss
 
+    sm, smin, _ = summary(singles)
     fm, fmin, frss = summary(firsts)
     cm, cmin, crss = summary(cacheds)
     print(f"chain of {args.steps} trivial Rust steps, {args.repeat} repetitions, compiled components")
     print(f"  first run   : median {fm:8.1f} ms (min {fmin:.1f})  => {fm / args.steps:.2f} ms per step (whole process incl. start-up)")
+    print(f"  1-step run  : median {sm:8.1f} ms (fixed cost: process start, database, engine)")
+    print(f"  per step    : {(fm - sm) / (args.steps - 1):.2f} ms marginal (first run minus the fixed cost, per extra step)")
     print(f"  cached rerun: median {cm:8.1f} ms (min {cmin:.1f})")
     print(f"  peak RSS    : first run {frss:.1f} MiB, cached rerun {crss:.1f} MiB")
 

@@ -13,6 +13,7 @@ use weft_runtime::{Cancel, Limits, LoadedStep, Runtime, SandboxDirs, StepFailure
 use weft_store::{status, NewArtifact, StepRunRecord, Store};
 
 use crate::manifest::{InputSource, Step};
+use crate::sandbox::SandboxPool;
 use crate::{cache_key, canonical_json, Manifest};
 
 /// Something that happened during a run, for progress displays.
@@ -155,6 +156,7 @@ struct Shared {
     cancel: Cancel,
     on_event: Arc<dyn Fn(Event) + Send + Sync>,
     components: Mutex<HashMap<PathBuf, (String, Arc<Vec<u8>>)>>,
+    sandboxes: SandboxPool,
 }
 
 impl Executor {
@@ -289,6 +291,7 @@ impl Executor {
             cancel: options.cancel.clone(),
             on_event: options.on_event.clone(),
             components: Mutex::new(HashMap::new()),
+            sandboxes: SandboxPool::new(self.options.work_dir.join(std::process::id().to_string()).join(run_id)),
         });
         let max_parallel = manifest
             .max_parallel
@@ -402,6 +405,7 @@ impl Executor {
             }
         }
 
+        shared.sandboxes.remove_all();
         let cancelled = options.cancel.is_cancelled();
         if cancelled {
             self.store
@@ -616,14 +620,21 @@ async fn try_execute_step(
     let mut attempt = 0u32;
     let (result, events, outputs) = loop {
         attempt += 1;
-        let dir = executor
-            .options
-            .work_dir
-            .join(std::process::id().to_string())
-            .join(format!("{step_run_id}-{attempt}"));
-        let (result, events, outputs, attempt_logs) =
-            run_attempt(shared, step, &loaded, &dir, &inputs, &params, &limits).await;
-        let _ = std::fs::remove_dir_all(&dir);
+        let (result, events, outputs, attempt_logs) = match shared.sandboxes.take() {
+            Ok(dirs) => {
+                let attempt = run_attempt(shared, step, &loaded, &dirs, &inputs, &params, &limits).await;
+                shared.sandboxes.give(dirs);
+                attempt
+            }
+            Err(e) => (
+                Err(StepFailure::Failed(format!(
+                    "weft could not create a sandbox directory: {e}"
+                ))),
+                Vec::new(),
+                Vec::new(),
+                String::new(),
+            ),
+        };
         if attempt > 1 {
             logs.push_str(&format!("--- attempt {attempt} ---\n"));
         }
@@ -721,30 +732,12 @@ async fn run_attempt(
     shared: &Shared,
     step: &Step,
     loaded: &LoadedStep,
-    dir: &Path,
+    dirs: &SandboxDirs,
     inputs: &[(String, Resolved)],
     params: &str,
     limits: &Limits,
 ) -> AttemptResult {
     let executor = &shared.executor;
-    let dirs = SandboxDirs {
-        inputs: dir.join("inputs"),
-        outputs: dir.join("outputs"),
-        tmp: dir.join("tmp"),
-    };
-    for d in [&dirs.inputs, &dirs.outputs, &dirs.tmp] {
-        if let Err(e) = std::fs::create_dir_all(d) {
-            return (
-                Err(StepFailure::Failed(format!(
-                    "weft could not create the sandbox {}: {e}",
-                    d.display()
-                ))),
-                Vec::new(),
-                Vec::new(),
-                String::new(),
-            );
-        }
-    }
     for (slot, artifact) in inputs {
         if let Err(e) = executor
             .artifacts
@@ -760,7 +753,7 @@ async fn run_attempt(
         }
     }
     let staged = Instant::now();
-    let outcome = loaded.run(params, &dirs, limits, &shared.cancel).await;
+    let outcome = loaded.run(params, dirs, limits, &shared.cancel).await;
     tracing::debug!(step = %step.name, run_us = staged.elapsed().as_micros() as u64, guest_us = outcome.duration.as_micros() as u64, "guest finished");
     let mut logs = outcome.logs;
     if let Err(failure) = outcome.result {

@@ -17,6 +17,7 @@ mod build;
 mod cache_key;
 mod executor;
 mod manifest;
+mod sandbox;
 
 pub use build::{build_steps, BuildError};
 pub use cache_key::{cache_key, canonical_json};

@@ -563,8 +563,11 @@ fn convert_step(name: &str, raw: &RawStep, root: &Path) -> Result<Step, Manifest
             .map(|b| b as usize)
             .unwrap_or(defaults.max_log_bytes),
     };
-    if limits.memory_bytes < 64 * 1024 || limits.memory_bytes > 16 << 30 {
-        return Err(invalid(key("limits.memory"), "must be between 64KiB and 16GiB"));
+    if limits.memory_bytes < 64 * 1024 || limits.memory_bytes > 4 << 30 {
+        return Err(invalid(
+            key("limits.memory"),
+            "must be between 64KiB and 4GiB (the most a 32-bit WebAssembly memory can hold)",
+        ));
     }
     if limits.timeout.is_zero() {
         return Err(invalid(key("limits.timeout"), "must be more than zero"));

@@ -69,10 +69,14 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
-        // No ping before each acquire: the database is a local file, and a ping
-        // is a full round trip to sqlx's connection thread on every query.
+        // One connection: SQLite has one writer anyway, and a single
+        // connection keeps its page cache warm (with several, each write
+        // invalidates the others' caches and every query re-reads pages).
+        // No ping before each acquire: the database is a local file, and a
+        // ping is a full round trip to sqlx's connection thread. Never run a
+        // pool query while holding a transaction: it would wait for itself.
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(1)
             .test_before_acquire(false)
             .connect_with(options)
             .await?;
