@@ -5,6 +5,7 @@
 //! process, with cargo, for wasm32-wasip2.
 
 mod cache;
+mod concurrency;
 mod harness;
 mod iris;
 mod manifests;

@@ -77,6 +77,11 @@ fn hostile(params: Params) -> weft_sdk::Result<()> {
             std::thread::sleep(std::time::Duration::from_secs(3600));
             weft_sdk::write_output("out", "woke up")
         }
+        "nap" => {
+            // Not an attack: sleeps `steps` milliseconds, then succeeds.
+            std::thread::sleep(std::time::Duration::from_millis(params.steps));
+            weft_sdk::write_output("out", "rested")
+        }
         "membomb" => {
             let mut hoard: Vec<Vec<u8>> = Vec::new();
             loop {
