@@ -82,38 +82,22 @@ fn demo_runs_the_pipeline_then_everything_is_cached() {
         stderr(&again)
     );
 
-    let detail: Value = serde_json::from_slice(
-        &Command::new(weft_bin())
-            .args(["runs", "show", "latest", "--json"])
+    let query = |args: &[&str]| -> Value {
+        let out = Command::new(weft_bin())
+            .args(args)
             .env("WEFT_DIR", state.path())
             .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    // The cached run still shows the accuracy of the run it reuses.
-    let first: Value = serde_json::from_slice(
-        &Command::new(weft_bin())
-            .args(["runs", "list", "--json"])
-            .env("WEFT_DIR", state.path())
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let first_id = first.as_array().unwrap().last().unwrap()["id"]
+            .unwrap();
+        assert!(out.status.success(), "weft {args:?}: {}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let detail = query(&["runs", "show", "latest", "--json"]);
+    let runs = query(&["runs", "list", "--json"]);
+    let first_id = runs.as_array().unwrap().last().unwrap()["id"]
         .as_str()
         .unwrap()
         .to_string();
-    let first_detail: Value = serde_json::from_slice(
-        &Command::new(weft_bin())
-            .args(["runs", "show", &first_id, "--json"])
-            .env("WEFT_DIR", state.path())
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let first_detail = query(&["runs", "show", &first_id, "--json"]);
     let acc = accuracy(&first_detail);
     assert!(acc >= 0.9, "held-out accuracy {acc} < 0.9");
     for s in detail["steps"].as_array().unwrap() {
@@ -154,45 +138,35 @@ fn a_code_change_reruns_that_step_and_its_downstream_only() {
 
     // Change the split step's code (a different shuffle): split and
     // everything downstream of it re-execute; load is reused.
-    let split = dir.path().join("steps/split/src/lib.rs");
-    let code = std::fs::read_to_string(&split).unwrap();
-    assert!(code.contains("Rng::new(params.seed)"));
-    std::fs::write(
-        &split,
-        code.replace("Rng::new(params.seed)", "Rng::new(params.seed.wrapping_add(1))"),
-    )
-    .unwrap();
-    assert!(weft_in(dir.path(), &["build"]).status.success());
-    let s = statuses(&run_json(&weft_in(dir.path(), &["run", "--json"]), 0));
-    assert_eq!(
-        (
-            s["load"].as_str(),
-            s["split"].as_str(),
-            s["train"].as_str(),
-            s["evaluate"].as_str()
-        ),
-        ("cached", "succeeded", "succeeded", "succeeded")
+    let s = edit_rebuild_run(
+        dir.path(),
+        "steps/split/src/lib.rs",
+        "Rng::new(params.seed)",
+        "Rng::new(params.seed.wrapping_add(1))",
     );
+    assert_eq!(s, ["cached", "succeeded", "succeeded", "succeeded"]);
 
     // Change the last step's code: only it re-executes.
-    let evaluate = dir.path().join("steps/evaluate/src/lib.rs");
-    let code = std::fs::read_to_string(&evaluate).unwrap();
-    std::fs::write(
-        &evaluate,
-        code.replace("held-out accuracy", "accuracy on held-out data"),
-    )
-    .unwrap();
-    assert!(weft_in(dir.path(), &["build"]).status.success());
-    let s = statuses(&run_json(&weft_in(dir.path(), &["run", "--json"]), 0));
-    assert_eq!(
-        (
-            s["load"].as_str(),
-            s["split"].as_str(),
-            s["train"].as_str(),
-            s["evaluate"].as_str()
-        ),
-        ("cached", "cached", "cached", "succeeded")
+    let s = edit_rebuild_run(
+        dir.path(),
+        "steps/evaluate/src/lib.rs",
+        "held-out accuracy",
+        "accuracy on held-out data",
     );
+    assert_eq!(s, ["cached", "cached", "cached", "succeeded"]);
+}
+
+/// Edits a step's source, rebuilds with `weft build`, runs, and returns the
+/// statuses of load, split, train and evaluate.
+fn edit_rebuild_run(dir: &Path, file: &str, from: &str, to: &str) -> [String; 4] {
+    let path = dir.join(file);
+    let code = std::fs::read_to_string(&path).unwrap();
+    assert!(code.contains(from), "{file} no longer contains {from:?}");
+    std::fs::write(&path, code.replace(from, to)).unwrap();
+    let build = weft_in(dir, &["build"]);
+    assert!(build.status.success(), "weft build failed: {}", stderr(&build));
+    let s = statuses(&run_json(&weft_in(dir, &["run", "--json"]), 0));
+    ["load", "split", "train", "evaluate"].map(|name| s[name].clone())
 }
 
 #[test]
