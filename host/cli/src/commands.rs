@@ -12,7 +12,7 @@ use weft_store::{status, LineageNode};
 
 use crate::context::{find_manifest, state_dir, CliError, CliResult, Stores};
 use crate::progress::{format_duration, Progress};
-use crate::{exit, ArtifactsCommand, Cli, Command, RunsCommand};
+use crate::{exit, ArtifactsCommand, Cli, Command, Page, RunsCommand};
 
 pub async fn dispatch(cli: Cli) -> CliResult<u8> {
     match cli.command {
@@ -37,24 +37,14 @@ pub async fn dispatch(cli: Cli) -> CliResult<u8> {
         Command::Runs(command) => {
             let stores = Stores::open_existing(&state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?).await?;
             match command {
-                RunsCommand::List {
-                    pipeline,
-                    limit,
-                    offset,
-                    json,
-                } => runs_list(&stores, pipeline.as_deref(), limit, offset, json).await,
+                RunsCommand::List { pipeline, page } => runs_list(&stores, pipeline.as_deref(), &page).await,
                 RunsCommand::Show { run, json } => runs_show(&stores, &run, json).await,
             }
         }
         Command::Artifacts(command) => {
             let stores = Stores::open_existing(&state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?).await?;
             match command {
-                ArtifactsCommand::List {
-                    prefix,
-                    limit,
-                    offset,
-                    json,
-                } => artifacts_list(&stores, prefix.as_deref(), limit, offset, json).await,
+                ArtifactsCommand::List { prefix, page } => artifacts_list(&stores, prefix.as_deref(), &page).await,
                 ArtifactsCommand::Show { artifact, json } => artifacts_show(&stores, &artifact, json).await,
                 ArtifactsCommand::Get { artifact, output } => {
                     artifacts_get(&stores, &artifact, output.as_deref()).await
@@ -328,10 +318,11 @@ fn took(start: Option<i64>, end: Option<i64>) -> String {
     }
 }
 
-async fn runs_list(stores: &Stores, pipeline: Option<&str>, limit: i64, offset: i64, json: bool) -> CliResult<u8> {
+async fn runs_list(stores: &Stores, pipeline: Option<&str>, page: &Page) -> CliResult<u8> {
+    let json = page.json;
     let runs = stores
         .store
-        .runs(pipeline, limit.clamp(1, 10_000), offset.max(0))
+        .runs(pipeline, page.limit.clamp(1, 10_000), page.offset.max(0))
         .await?;
     if json {
         return print_json(&runs);
@@ -384,6 +375,8 @@ async fn runs_show(stores: &Stores, key: &str, json: bool) -> CliResult<u8> {
     }
     println!("\nsteps:");
     for s in &detail.steps {
+        // A cached step shows what its original step run logged.
+        let source = s.cached_from.as_deref().unwrap_or(&s.id);
         let mut line = format!(
             "  {:<12} {:<10} {:>9}  attempts {}",
             s.step_name,
@@ -399,16 +392,31 @@ async fn runs_show(stores: &Stores, key: &str, json: bool) -> CliResult<u8> {
         if let Some(e) = &s.error {
             println!("      error: {e}");
         }
-        for m in detail.metrics.iter().filter(|m| m.step_run_id == s.id) {
-            match m.step {
-                Some(st) => println!("      metric {} = {} (step {st})", m.key, m.value),
-                None => println!("      metric {} = {}", m.key, m.value),
+        // One line per metric key: its last value, and the size of its
+        // history (`--json` has every point).
+        let mut metrics: Vec<(&str, Vec<&weft_store::Metric>)> = Vec::new();
+        for m in detail.metrics.iter().filter(|m| m.step_run_id == source) {
+            match metrics.iter_mut().find(|(k, _)| *k == m.key) {
+                Some((_, points)) => points.push(m),
+                None => metrics.push((&m.key, vec![m])),
             }
         }
-        for p in detail.params.iter().filter(|p| p.step_run_id == s.id) {
+        for (key, points) in metrics {
+            let last = points[points.len() - 1];
+            match (points.len(), last.step) {
+                (1, None) => println!("      metric {key} = {}", last.value),
+                (1, Some(step)) => println!("      metric {key} = {} (step {step})", last.value),
+                (n, step) => println!(
+                    "      metric {key} = {} (last of {n} points{})",
+                    last.value,
+                    step.map(|s| format!(", step {s}")).unwrap_or_default()
+                ),
+            }
+        }
+        for p in detail.params.iter().filter(|p| p.step_run_id == source) {
             println!("      param {} = {}", p.key, p.value);
         }
-        for t in detail.tags.iter().filter(|t| t.step_run_id == s.id) {
+        for t in detail.tags.iter().filter(|t| t.step_run_id == source) {
             println!("      tag {} = {}", t.key, t.value);
         }
         for o in stores.store.step_run_outputs(&s.id).await? {
@@ -421,10 +429,11 @@ async fn runs_show(stores: &Stores, key: &str, json: bool) -> CliResult<u8> {
     Ok(exit::OK)
 }
 
-async fn artifacts_list(stores: &Stores, prefix: Option<&str>, limit: i64, offset: i64, json: bool) -> CliResult<u8> {
+async fn artifacts_list(stores: &Stores, prefix: Option<&str>, page: &Page) -> CliResult<u8> {
+    let json = page.json;
     let artifacts = stores
         .store
-        .artifacts(prefix, limit.clamp(1, 10_000), offset.max(0))
+        .artifacts(prefix, page.limit.clamp(1, 10_000), page.offset.max(0))
         .await?;
     if json {
         return print_json(&artifacts);

@@ -92,18 +92,28 @@ enum Command {
     },
 }
 
+/// Paging and output format of a list.
+#[derive(clap::Args)]
+struct Page {
+    /// Most rows to show (1 to 10000).
+    #[arg(long, default_value_t = 50)]
+    limit: i64,
+    /// Rows to skip.
+    #[arg(long, default_value_t = 0)]
+    offset: i64,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Subcommand)]
 enum RunsCommand {
     /// List runs, newest first.
     List {
         #[arg(long)]
         pipeline: Option<String>,
-        #[arg(long, default_value_t = 20)]
-        limit: i64,
-        #[arg(long, default_value_t = 0)]
-        offset: i64,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        page: Page,
     },
     /// Show a run: its steps, inputs, params and metrics.
     Show {
@@ -122,12 +132,8 @@ enum ArtifactsCommand {
         /// Only names starting with this (e.g. `iris/train.`).
         #[arg(long)]
         prefix: Option<String>,
-        #[arg(long, default_value_t = 50)]
-        limit: i64,
-        #[arg(long, default_value_t = 0)]
-        offset: i64,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        page: Page,
     },
     /// Show one artifact.
     Show {

@@ -609,12 +609,7 @@ async fn try_execute_step(
         });
     }
 
-    let limits = Limits {
-        memory_bytes: step.limits.memory_bytes,
-        timeout: step.limits.timeout,
-        max_log_bytes: step.limits.max_log_bytes,
-        ..Limits::default()
-    };
+    let limits = &step.limits.sandbox;
     let params = canonical_json(&step.params);
     let mut logs = String::new();
     let mut attempt = 0u32;
@@ -622,7 +617,7 @@ async fn try_execute_step(
         attempt += 1;
         let (result, events, outputs, attempt_logs) = match shared.sandboxes.take() {
             Ok(dirs) => {
-                let attempt = run_attempt(shared, step, &loaded, &dirs, &inputs, &params, &limits).await;
+                let attempt = run_attempt(shared, step, &loaded, &dirs, &inputs, &params, limits).await;
                 shared.sandboxes.give(dirs);
                 attempt
             }

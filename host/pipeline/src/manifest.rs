@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
+use weft_runtime::Limits;
 
 /// A manifest that is wrong, with the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -150,22 +151,20 @@ pub struct OutputSpec {
     pub media_type: Option<String>,
 }
 
-/// Resource limits of a step.
+/// Resource limits of a step: the sandbox's, plus the size of its outputs.
 #[derive(Debug, Clone)]
 pub struct StepLimits {
-    pub memory_bytes: u64,
-    pub timeout: Duration,
+    /// Memory, time, captured logs and resources inside the sandbox.
+    pub sandbox: Limits,
+    /// Total bytes the step's outputs may hold.
     pub max_output_bytes: u64,
-    pub max_log_bytes: usize,
 }
 
 impl Default for StepLimits {
     fn default() -> Self {
         Self {
-            memory_bytes: 512 * 1024 * 1024,
-            timeout: Duration::from_secs(600),
+            sandbox: Limits::default(),
             max_output_bytes: 10 * 1024 * 1024 * 1024,
-            max_log_bytes: 1024 * 1024,
         }
     }
 }
@@ -531,45 +530,28 @@ fn convert_step(name: &str, raw: &RawStep, root: &Path) -> Result<Step, Manifest
         inputs.push((input.clone(), source));
     }
     let params = serde_json::to_value(&raw.params).map_err(|e| invalid(key("params"), e.to_string()))?;
-    let defaults = StepLimits::default();
-    let limits = StepLimits {
-        memory_bytes: raw
-            .limits
-            .memory
-            .as_deref()
-            .map(|t| parse_size(&key("limits.memory"), t))
-            .transpose()?
-            .unwrap_or(defaults.memory_bytes),
-        timeout: raw
-            .limits
-            .timeout
-            .as_deref()
-            .map(|t| parse_duration(&key("limits.timeout"), t))
-            .transpose()?
-            .unwrap_or(defaults.timeout),
-        max_output_bytes: raw
-            .limits
-            .max_output
-            .as_deref()
-            .map(|t| parse_size(&key("limits.max_output"), t))
-            .transpose()?
-            .unwrap_or(defaults.max_output_bytes),
-        max_log_bytes: raw
-            .limits
-            .max_log
-            .as_deref()
-            .map(|t| parse_size(&key("limits.max_log"), t))
-            .transpose()?
-            .map(|b| b as usize)
-            .unwrap_or(defaults.max_log_bytes),
-    };
-    if limits.memory_bytes < 64 * 1024 || limits.memory_bytes > 4 << 30 {
+    let size = |name: &str, text: &Option<String>| text.as_deref().map(|t| parse_size(&key(name), t)).transpose();
+    let mut limits = StepLimits::default();
+    let sandbox = &mut limits.sandbox;
+    if let Some(bytes) = size("limits.memory", &raw.limits.memory)? {
+        sandbox.memory_bytes = bytes;
+    }
+    if let Some(text) = &raw.limits.timeout {
+        sandbox.timeout = parse_duration(&key("limits.timeout"), text)?;
+    }
+    if let Some(bytes) = size("limits.max_log", &raw.limits.max_log)? {
+        sandbox.max_log_bytes = bytes as usize;
+    }
+    if let Some(bytes) = size("limits.max_output", &raw.limits.max_output)? {
+        limits.max_output_bytes = bytes;
+    }
+    if limits.sandbox.memory_bytes < 64 * 1024 || limits.sandbox.memory_bytes > 4 << 30 {
         return Err(invalid(
             key("limits.memory"),
             "must be between 64KiB and 4GiB (the most a 32-bit WebAssembly memory can hold)",
         ));
     }
-    if limits.timeout.is_zero() {
+    if limits.sandbox.timeout.is_zero() {
         return Err(invalid(key("limits.timeout"), "must be more than zero"));
     }
     let retry = match &raw.retry {

@@ -88,7 +88,10 @@ pub struct KeyValue {
     pub value: String,
 }
 
-/// Everything recorded about a run.
+/// Everything recorded about a run. The params, metrics, tags and metadata
+/// of a cached step run are those of the step run it was served from
+/// (`step_run_id` is then that original's id: match on
+/// `cached_from.unwrap_or(id)`).
 #[derive(Debug, Clone, Serialize)]
 pub struct RunDetail {
     pub run: Run,

@@ -51,6 +51,10 @@ pub struct StepRunRecord {
     pub metadata: Vec<(String, String)>,
 }
 
+/// The step runs whose logged values a run shows: its own, and for each
+/// cached step run the original it was served from.
+const SOURCE_STEP_RUNS: &str = "SELECT COALESCE(cached_from, id) FROM step_runs WHERE run_id = $1";
+
 const RUN_COLUMNS: &str = "r.id, p.name AS pipeline, r.number, r.status, r.started_at, r.ended_at, r.error";
 const STEP_RUN_COLUMNS: &str = "id, run_id, step_name, status, params, started_at, ended_at, component_digest, cache_key, cached_from, attempts, error";
 const ARTIFACT_COLUMNS: &str = "a.id, a.name, a.version, a.digest, a.kind, a.media_type, a.size, a.producer_step_run_id, a.source_uri, a.created_at";
@@ -511,7 +515,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let kv = |table: &str| {
-            format!("SELECT step_run_id, key, value FROM {table} WHERE run_id = $1 ORDER BY step_run_id, key")
+            format!("SELECT step_run_id, key, value FROM {table} WHERE step_run_id IN ({SOURCE_STEP_RUNS}) ORDER BY step_run_id, key")
         };
         let params = sqlx::query_as(&kv("params"))
             .bind(&run.id)
@@ -522,7 +526,7 @@ impl Store {
             .bind(&run.id)
             .fetch_all(&self.pool)
             .await?;
-        let metrics = sqlx::query_as("SELECT step_run_id, key, value, step, timestamp FROM metrics WHERE run_id = $1 ORDER BY step_run_id, key, step, timestamp")
+        let metrics = sqlx::query_as(&format!("SELECT step_run_id, key, value, step, timestamp FROM metrics WHERE step_run_id IN ({SOURCE_STEP_RUNS}) ORDER BY step_run_id, key, step, timestamp"))
             .bind(&run.id)
             .fetch_all(&self.pool)
             .await?;
