@@ -103,3 +103,40 @@ fn bad_manifests_name_the_problem() {
     );
     refused("not toml at all [", &[], &["invalid manifest"]);
 }
+
+#[test]
+fn init_writes_a_template_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("my project");
+    let out = std::process::Command::new(weft_bin())
+        .arg("init")
+        .arg(&project)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest = std::fs::read_to_string(project.join("weft.toml")).unwrap();
+    assert!(manifest.contains("name = \"my-project\""), "{manifest}");
+    assert!(std::fs::read_to_string(project.join(".gitignore"))
+        .unwrap()
+        .contains(".weft/"));
+    // The template is valid up to having no steps yet, and says so.
+    let run = std::process::Command::new(weft_bin())
+        .arg("run")
+        .current_dir(&project)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert!(
+        stderr(&run).contains("steps: the pipeline has no steps"),
+        "{}",
+        stderr(&run)
+    );
+    // A second init does not overwrite.
+    let again = std::process::Command::new(weft_bin())
+        .arg("init")
+        .arg(&project)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(stderr(&again).contains("already exists"));
+}

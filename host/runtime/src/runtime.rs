@@ -79,6 +79,7 @@ struct Inner {
     cache: CompiledCache,
     engine_hash: String,
     loaded: Mutex<HashMap<String, LoadedStep>>,
+    compiling: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     stop_ticker: Arc<AtomicBool>,
 }
 
@@ -128,6 +129,7 @@ impl Runtime {
                 linker,
                 cache,
                 loaded: Mutex::new(HashMap::new()),
+                compiling: Mutex::new(HashMap::new()),
                 stop_ticker,
             }),
         })
@@ -157,6 +159,16 @@ impl Runtime {
     /// names the component in errors.
     pub fn load_bytes(&self, path: &Path, bytes: &[u8]) -> Result<LoadedStep, RuntimeError> {
         let digest = component_digest(bytes);
+        if let Some(step) = self.loaded(&digest) {
+            return Ok(step);
+        }
+        // One compilation per component: a second caller waits for the
+        // first and then finds the component loaded.
+        let gate = {
+            let mut gates = self.inner.compiling.lock().unwrap_or_else(|p| p.into_inner());
+            gates.entry(digest.clone()).or_default().clone()
+        };
+        let _compiling = gate.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(step) = self.loaded(&digest) {
             return Ok(step);
         }
