@@ -13,4 +13,17 @@ fi
 
 # Release mode: the same build as the demo, and Cranelift compiles guest
 # components fast only when optimised itself.
-cargo test --release --workspace "$@"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --release --workspace "$@" 2>&1 | tee "$log" || status=$?
+
+# cargo prints one summary per test binary; close with the total.
+passed=$(sed -n 's/^test result: .* \([0-9][0-9]*\) passed; \([0-9][0-9]*\) failed.*/\1/p' "$log" | awk '{ s += $1 } END { print s + 0 }')
+failed=$(sed -n 's/^test result: .* \([0-9][0-9]*\) passed; \([0-9][0-9]*\) failed.*/\2/p' "$log" | awk '{ s += $1 } END { print s + 0 }')
+echo "weft: ${passed:-0} passed, ${failed:-0} failed"
+if [ "${passed:-0}" -eq 0 ] && [ "$status" -eq 0 ]; then
+    echo "no test ran" >&2
+    exit 1
+fi
+exit "$status"
