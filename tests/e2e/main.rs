@@ -11,3 +11,4 @@ mod iris;
 mod manifests;
 mod recovery;
 mod sandbox;
+mod server;

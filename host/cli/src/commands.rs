@@ -55,6 +55,10 @@ pub async fn dispatch(cli: Cli) -> CliResult<u8> {
             let stores = Stores::open_existing(&state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?).await?;
             lineage(&stores, &artifact, json).await
         }
+        Command::Server { host, port, token } => {
+            let state = state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?;
+            server(&state, std::net::SocketAddr::new(host, port), token).await
+        }
         Command::Logs { run, step } => {
             let stores = Stores::open_existing(&state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?).await?;
             let run = stores.store.run(&run).await?;
@@ -322,7 +326,7 @@ async fn runs_list(stores: &Stores, pipeline: Option<&str>, page: &Page) -> CliR
     let json = page.json;
     let runs = stores
         .store
-        .runs(pipeline, page.limit.clamp(1, 10_000), page.offset.max(0))
+        .runs(pipeline, None, page.limit.clamp(1, 10_000), page.offset.max(0))
         .await?;
     if json {
         return print_json(&runs);
@@ -550,5 +554,27 @@ async fn lineage(stores: &Stores, key: &str, json: bool) -> CliResult<u8> {
         }
     }
     print(&node, 0, None);
+    Ok(exit::OK)
+}
+
+async fn server(state: &Path, addr: std::net::SocketAddr, token: Option<String>) -> CliResult<u8> {
+    weft_server::check_bind(addr, token.as_deref()).map_err(CliError::usage)?;
+    let stores = Stores::open(state).await?;
+    let app = weft_server::router(weft_server::AppState {
+        store: stores.store,
+        artifacts: stores.artifacts,
+        token: token.map(Into::into),
+    });
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| CliError::usage(format!("cannot listen on {addr}: {e}")))?;
+    let local = listener.local_addr().map_err(|e| CliError::usage(e.to_string()))?;
+    eprintln!("weft server listening on http://{local} (state in {})", state.display());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| CliError::usage(format!("server error: {e}")))?;
     Ok(exit::OK)
 }

@@ -83,6 +83,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve what weft records over HTTP (the native API under /api/v1).
+    Server {
+        /// Address to listen on; anything but loopback needs --token.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        /// Port (0 picks a free one).
+        #[arg(long, default_value_t = 5000)]
+        port: u16,
+        /// Require `Authorization: Bearer TOKEN` for writes (at least 16 characters).
+        #[arg(long, env = "WEFT_SERVER_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
     /// Print the captured stdout/stderr of a step run.
     Logs {
         /// Run id (or prefix), or `latest`.

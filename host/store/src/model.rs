@@ -17,7 +17,7 @@ pub mod status {
 }
 
 /// A pipeline run.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Run {
     pub id: String,
     pub pipeline: String,
@@ -29,7 +29,7 @@ pub struct Run {
 }
 
 /// One step's execution within a run.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct StepRun {
     pub id: String,
     pub run_id: String,
@@ -46,7 +46,7 @@ pub struct StepRun {
 }
 
 /// A versioned artifact.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Artifact {
     pub id: String,
     pub name: String,
@@ -61,7 +61,7 @@ pub struct Artifact {
 }
 
 /// An artifact as a step run read or wrote it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ArtifactLink {
     /// The input or output name.
     pub slot: String,
@@ -71,7 +71,7 @@ pub struct ArtifactLink {
 }
 
 /// A metric point.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Metric {
     pub step_run_id: String,
     pub key: String,
@@ -81,7 +81,7 @@ pub struct Metric {
 }
 
 /// A key/value pair logged by a step (param, tag or metadata).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct KeyValue {
     pub step_run_id: String,
     pub key: String,
@@ -92,7 +92,7 @@ pub struct KeyValue {
 /// of a cached step run are those of the step run it was served from
 /// (`step_run_id` is then that original's id: match on
 /// `cached_from.unwrap_or(id)`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunDetail {
     pub run: Run,
     pub steps: Vec<StepRun>,
@@ -104,11 +104,22 @@ pub struct RunDetail {
 }
 
 /// One hop of lineage: an artifact and how it was made.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LineageNode {
     pub artifact: Artifact,
     /// The step run that produced it; `None` for external data.
     pub producer: Option<StepRun>,
-    /// The inputs of that step run, each with its own lineage.
+    /// The inputs of that step run, each as `[input name, lineage node]`.
+    #[schema(value_type = Vec<Object>)]
     pub inputs: Vec<(String, LineageNode)>,
+}
+
+/// A pipeline with a summary of its runs.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Pipeline {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+    pub runs: i64,
+    pub last_run_at: Option<i64>,
 }

@@ -442,15 +442,49 @@ impl Store {
         }
     }
 
-    /// Runs, newest first, optionally of one pipeline.
-    pub async fn runs(&self, pipeline: Option<&str>, limit: i64, offset: i64) -> Result<Vec<Run>, StoreError> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs r JOIN pipelines p ON p.id = r.pipeline_id \
-             WHERE ($1 IS NULL OR p.name = $1) ORDER BY r.started_at DESC, r.id DESC LIMIT $2 OFFSET $3"
-        ))
-        .bind(pipeline)
+    /// Pipelines by name, with how many runs each has.
+    pub async fn pipelines(&self, limit: i64, offset: i64) -> Result<Vec<Pipeline>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT p.id, p.name, p.created_at, COUNT(r.id) AS runs, MAX(r.started_at) AS last_run_at \
+             FROM pipelines p LEFT JOIN runs r ON r.pipeline_id = p.id \
+             GROUP BY p.id, p.name, p.created_at ORDER BY p.name LIMIT $1 OFFSET $2",
+        )
         .bind(limit)
         .bind(offset)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Runs, newest first, optionally of one pipeline and with one status.
+    pub async fn runs(
+        &self,
+        pipeline: Option<&str>,
+        status: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<Run>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs r JOIN pipelines p ON p.id = r.pipeline_id \
+             WHERE ($1 IS NULL OR p.name = $1) AND ($2 IS NULL OR r.status = $2) \
+             ORDER BY r.started_at DESC, r.id DESC LIMIT $3 OFFSET $4"
+        ))
+        .bind(pipeline)
+        .bind(status)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The full history of one metric of a run (cached steps included), in
+    /// step then time order.
+    pub async fn metric_history(&self, run_id: &str, key: &str) -> Result<Vec<Metric>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT step_run_id, key, value, step, timestamp FROM metrics \
+             WHERE step_run_id IN ({SOURCE_STEP_RUNS}) AND key = $2 ORDER BY step_run_id, step, timestamp"
+        ))
+        .bind(run_id)
+        .bind(key)
         .fetch_all(&self.pool)
         .await?)
     }

@@ -1,0 +1,120 @@
+//! weft's HTTP server.
+//!
+//! [`router`] builds the axum application over a metadata store and an
+//! artifact store:
+//!
+//! - `GET /health`, `GET /version`;
+//! - the native API under `/api/v1` (pipelines, runs with their steps,
+//!   params and metrics, metric histories, step logs, artifacts with their
+//!   content and lineage), described by the OpenAPI document at
+//!   `/api/v1/openapi.json`, generated from the handlers themselves.
+//!
+//! Every failure is a JSON body `{"error_code": "...", "message": "..."}`
+//! with a 4xx status for anything the client got wrong. When a token is
+//! configured, every request that is not a read (GET/HEAD) must carry
+//! `Authorization: Bearer <token>`; [`check_bind`] refuses to listen on a
+//! non-loopback address without one.
+
+mod auth;
+mod error;
+mod native;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use tower_http::limit::RequestBodyLimitLayer;
+use weft_artifacts::ArtifactStore;
+use weft_store::Store;
+
+pub use error::ApiError;
+pub use native::ApiDoc;
+
+/// Largest request body accepted (artifact uploads come later and will have
+/// their own limit).
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub artifacts: ArtifactStore,
+    /// When set, writes need `Authorization: Bearer <token>`.
+    pub token: Option<Arc<str>>,
+}
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
+        .route(
+            "/version",
+            get(|| async { Json(serde_json::json!({ "name": "weft", "version": env!("CARGO_PKG_VERSION") })) }),
+        )
+        .nest("/api/v1", native::routes())
+        .fallback(|| async { ApiError::not_found("ENDPOINT_NOT_FOUND", "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "ENDPOINT_NOT_FOUND",
+                "this endpoint does not take that method",
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token_for_writes,
+        ))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Why the server will not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error(
+        "refusing to listen on {0} without a token: anyone who can reach it could write. \
+         Pass --token (or set WEFT_SERVER_TOKEN), or bind 127.0.0.1"
+    )]
+    PublicWithoutToken(SocketAddr),
+    #[error("the token must be at least 16 characters")]
+    WeakToken,
+}
+
+/// Checks that the address and token are a safe combination.
+pub fn check_bind(addr: SocketAddr, token: Option<&str>) -> Result<(), BindError> {
+    if let Some(token) = token {
+        if token.len() < 16 {
+            return Err(BindError::WeakToken);
+        }
+        return Ok(());
+    }
+    let loopback = match addr.ip() {
+        IpAddr::V4(ip) => ip.is_loopback(),
+        IpAddr::V6(ip) => ip.is_loopback(),
+    };
+    if loopback {
+        Ok(())
+    } else {
+        Err(BindError::PublicWithoutToken(addr))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_addresses_need_a_strong_token() {
+        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let public: SocketAddr = "0.0.0.0:5000".parse().unwrap();
+        assert!(check_bind(local, None).is_ok());
+        assert!(matches!(
+            check_bind(public, None),
+            Err(BindError::PublicWithoutToken(_))
+        ));
+        assert!(matches!(check_bind(public, Some("short")), Err(BindError::WeakToken)));
+        assert!(check_bind(public, Some("a-long-enough-token")).is_ok());
+    }
+}

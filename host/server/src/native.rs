@@ -1,0 +1,297 @@
+//! The native API under `/api/v1`: read access to everything weft records.
+
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use weft_artifacts::ArtifactKind;
+use weft_store::{Artifact, LineageNode, Metric, Pipeline, Run, RunDetail, StepRun};
+
+use crate::{ApiError, AppState};
+
+/// The OpenAPI document of the native API, generated from the handlers.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "weft",
+        description = "weft's native API: pipelines, runs, metrics, artifacts and lineage"
+    ),
+    paths(
+        list_pipelines,
+        list_runs,
+        get_run,
+        step_logs,
+        metric_history,
+        list_artifacts,
+        get_artifact,
+        artifact_content,
+        artifact_lineage
+    ),
+    components(schemas(PipelineList, RunList, ArtifactList, ArtifactDetail, MetricHistory, ErrorBody))
+)]
+pub struct ApiDoc;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .route("/pipelines", get(list_pipelines))
+        .route("/runs", get(list_runs))
+        .route("/runs/{run}", get(get_run))
+        .route("/runs/{run}/steps/{step}/logs", get(step_logs))
+        .route("/runs/{run}/metrics/{key}", get(metric_history))
+        .route("/artifacts", get(list_artifacts))
+        .route("/artifacts/{artifact}", get(get_artifact))
+        .route("/artifacts/{artifact}/content", get(artifact_content))
+        .route("/artifacts/{artifact}/lineage", get(artifact_lineage))
+}
+
+/// The body of every error.
+#[derive(Serialize, ToSchema)]
+struct ErrorBody {
+    error_code: String,
+    message: String,
+}
+
+/// Paging of a list: `limit` (1-1000, default 100) rows after `offset`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct PageQuery {
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+impl PageQuery {
+    fn resolve(&self) -> Result<(i64, i64), ApiError> {
+        let limit = self.limit.unwrap_or(100);
+        let offset = self.offset.unwrap_or(0);
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::invalid(format!("limit must be 1 to 1000, got {limit}")));
+        }
+        if offset < 0 {
+            return Err(ApiError::invalid(format!("offset must be >= 0, got {offset}")));
+        }
+        Ok((limit, offset))
+    }
+}
+
+/// The offset of the next page, when this one was full.
+fn next_offset(len: usize, limit: i64, offset: i64) -> Option<i64> {
+    (len as i64 == limit).then_some(offset + limit)
+}
+
+fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Result<T, ApiError> {
+    Ok(q?.0)
+}
+
+#[derive(Serialize, ToSchema)]
+struct PipelineList {
+    pipelines: Vec<Pipeline>,
+    next_offset: Option<i64>,
+}
+
+/// Pipelines, by name, with their number of runs.
+#[utoipa::path(get, path = "/api/v1/pipelines", params(PageQuery),
+    responses((status = 200, body = PipelineList), (status = 400, body = ErrorBody)))]
+async fn list_pipelines(
+    State(state): State<AppState>,
+    q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<PipelineList>, ApiError> {
+    let (limit, offset) = query(q)?.resolve()?;
+    let pipelines = state.store.pipelines(limit, offset).await?;
+    Ok(Json(PipelineList {
+        next_offset: next_offset(pipelines.len(), limit, offset),
+        pipelines,
+    }))
+}
+
+/// Filters of the runs list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct RunsQuery {
+    /// Only runs of this pipeline.
+    pipeline: Option<String>,
+    /// Only runs with this status (running, succeeded, failed, cancelled, crashed).
+    status: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct RunList {
+    runs: Vec<Run>,
+    next_offset: Option<i64>,
+}
+
+const RUN_STATUSES: [&str; 5] = ["running", "succeeded", "failed", "cancelled", "crashed"];
+
+/// Runs, newest first.
+#[utoipa::path(get, path = "/api/v1/runs", params(RunsQuery),
+    responses((status = 200, body = RunList), (status = 400, body = ErrorBody)))]
+async fn list_runs(
+    State(state): State<AppState>,
+    q: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<RunList>, ApiError> {
+    let q = query(q)?;
+    let (limit, offset) = PageQuery {
+        limit: q.limit,
+        offset: q.offset,
+    }
+    .resolve()?;
+    if let Some(status) = &q.status {
+        if !RUN_STATUSES.contains(&status.as_str()) {
+            return Err(ApiError::invalid(format!(
+                "status must be one of {}",
+                RUN_STATUSES.join(", ")
+            )));
+        }
+    }
+    let runs = state
+        .store
+        .runs(q.pipeline.as_deref(), q.status.as_deref(), limit, offset)
+        .await?;
+    Ok(Json(RunList {
+        next_offset: next_offset(runs.len(), limit, offset),
+        runs,
+    }))
+}
+
+/// A run with its steps, inputs, params, metrics, tags and metadata.
+#[utoipa::path(get, path = "/api/v1/runs/{run}", params(("run" = String, Path, description = "run id, id prefix, or `latest`")),
+    responses((status = 200, body = RunDetail), (status = 404, body = ErrorBody)))]
+async fn get_run(State(state): State<AppState>, Path(run): Path<String>) -> Result<Json<RunDetail>, ApiError> {
+    Ok(Json(state.store.run_detail(&run).await?))
+}
+
+/// The captured stdout/stderr of a step run, as text.
+#[utoipa::path(get, path = "/api/v1/runs/{run}/steps/{step}/logs",
+    params(("run" = String, Path), ("step" = String, Path)),
+    responses((status = 200, content_type = "text/plain", body = String), (status = 404, body = ErrorBody)))]
+async fn step_logs(
+    State(state): State<AppState>,
+    Path((run, step)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let run = state.store.run(&run).await?;
+    let (_, logs) = state.store.step_logs(&run.id, &step).await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], logs).into_response())
+}
+
+#[derive(Serialize, ToSchema)]
+struct MetricHistory {
+    run_id: String,
+    key: String,
+    points: Vec<Metric>,
+}
+
+/// Every point of one metric of a run.
+#[utoipa::path(get, path = "/api/v1/runs/{run}/metrics/{key}",
+    params(("run" = String, Path), ("key" = String, Path)),
+    responses((status = 200, body = MetricHistory), (status = 404, body = ErrorBody)))]
+async fn metric_history(
+    State(state): State<AppState>,
+    Path((run, key)): Path<(String, String)>,
+) -> Result<Json<MetricHistory>, ApiError> {
+    let run = state.store.run(&run).await?;
+    let points = state.store.metric_history(&run.id, &key).await?;
+    Ok(Json(MetricHistory {
+        run_id: run.id,
+        key,
+        points,
+    }))
+}
+
+/// Filters of the artifacts list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ArtifactsQuery {
+    /// Only names starting with this (e.g. `iris/train.`).
+    prefix: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ArtifactList {
+    artifacts: Vec<Artifact>,
+    next_offset: Option<i64>,
+}
+
+/// Artifacts, newest first.
+#[utoipa::path(get, path = "/api/v1/artifacts", params(ArtifactsQuery),
+    responses((status = 200, body = ArtifactList), (status = 400, body = ErrorBody)))]
+async fn list_artifacts(
+    State(state): State<AppState>,
+    q: Result<Query<ArtifactsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ArtifactList>, ApiError> {
+    let q = query(q)?;
+    let (limit, offset) = PageQuery {
+        limit: q.limit,
+        offset: q.offset,
+    }
+    .resolve()?;
+    let artifacts = state.store.artifacts(q.prefix.as_deref(), limit, offset).await?;
+    Ok(Json(ArtifactList {
+        next_offset: next_offset(artifacts.len(), limit, offset),
+        artifacts,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+struct ArtifactDetail {
+    artifact: Artifact,
+    /// The step run that produced it; null for external data.
+    producer: Option<StepRun>,
+    /// Whether its bytes are still in the artifact store.
+    bytes_present: bool,
+}
+
+const ARTIFACT_PARAM: &str = "artifact id, id prefix, name (latest version) or name:version; URL-encode '/' as %2F";
+
+/// One artifact and the step run that produced it.
+#[utoipa::path(get, path = "/api/v1/artifacts/{artifact}", params(("artifact" = String, Path, description = ARTIFACT_PARAM)),
+    responses((status = 200, body = ArtifactDetail), (status = 404, body = ErrorBody)))]
+async fn get_artifact(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> Result<Json<ArtifactDetail>, ApiError> {
+    let artifact = state.store.artifact(&key).await?;
+    let producer = match &artifact.producer_step_run_id {
+        Some(id) => Some(state.store.step_run(id).await?),
+        None => None,
+    };
+    let kind = ArtifactKind::parse(&artifact.kind).unwrap_or(ArtifactKind::File);
+    let bytes_present = state.artifacts.contains(&artifact.digest, kind).await?;
+    Ok(Json(ArtifactDetail {
+        artifact,
+        producer,
+        bytes_present,
+    }))
+}
+
+/// The bytes of a file artifact (a directory artifact: its listing as JSON).
+#[utoipa::path(get, path = "/api/v1/artifacts/{artifact}/content", params(("artifact" = String, Path, description = ARTIFACT_PARAM)),
+    responses((status = 200, description = "the artifact's bytes, with its media type"), (status = 404, body = ErrorBody)))]
+async fn artifact_content(State(state): State<AppState>, Path(key): Path<String>) -> Result<Response, ApiError> {
+    let artifact = state.store.artifact(&key).await?;
+    match ArtifactKind::parse(&artifact.kind) {
+        Some(ArtifactKind::Dir) => Ok(Json(state.artifacts.tree(&artifact.digest).await?).into_response()),
+        _ => {
+            let bytes = state.artifacts.get_bytes(&artifact.digest).await?;
+            let media_type = header::HeaderValue::from_str(&artifact.media_type)
+                .unwrap_or(header::HeaderValue::from_static("application/octet-stream"));
+            Ok(([(header::CONTENT_TYPE, media_type)], bytes).into_response())
+        }
+    }
+}
+
+/// The lineage of an artifact, back to its source data.
+#[utoipa::path(get, path = "/api/v1/artifacts/{artifact}/lineage", params(("artifact" = String, Path, description = ARTIFACT_PARAM)),
+    responses((status = 200, body = LineageNode), (status = 404, body = ErrorBody)))]
+async fn artifact_lineage(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> Result<Json<LineageNode>, ApiError> {
+    Ok(Json(state.store.lineage(&key).await?))
+}

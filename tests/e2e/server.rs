@@ -1,0 +1,190 @@
+//! `weft server`: the native API over real HTTP, after a real run.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+/// A running `weft server`, killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(project: &Project, extra: &[&str]) -> Server {
+    let mut args = vec!["server", "--port", "0"];
+    args.extend_from_slice(extra);
+    let mut child = project
+        .command(&args)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    Server { child, base }
+}
+
+/// (status, JSON body) of a request; errors are answers too.
+fn call(request: ureq::Request) -> (u16, Value) {
+    let response = match request.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("request failed: {e}"),
+    };
+    let status = response.status();
+    let text = response.into_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn pipeline() -> Project {
+    let e = toml_path(&guest("echo"));
+    let project = Project::new(&format!(
+        "[pipeline]\nname = \"srv\"\n[inputs]\nraw = {{ path = \"raw.txt\", media_type = \"text/plain\" }}\n\
+         [steps.a]\ncomponent = {e}\ninputs = {{ in = \"inputs.raw\" }}\noutputs = [\"out\"]\nparams = {{ prefix = \"a\" }}\n\
+         [steps.b]\ncomponent = {e}\ninputs = {{ in = \"a.out\" }}\noutputs = [{{ name = \"out\", media_type = \"text/plain\" }}]\n\
+         params = {{ prefix = \"b\" }}\n"
+    ));
+    project.write("raw.txt", "data");
+    run_json(&project.weft(&["run", "--json"]), 0);
+    project
+}
+
+#[test]
+fn the_native_api_serves_runs_metrics_artifacts_and_lineage() {
+    let project = pipeline();
+    let server = start(&project, &[]);
+    let get = |path: &str| call(ureq::get(&format!("{}{path}", server.base)));
+
+    assert_eq!(get("/health"), (200, serde_json::json!({"status": "ok"})));
+    let (status, runs) = get("/api/v1/runs?pipeline=srv");
+    assert_eq!(status, 200);
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(runs["runs"][0]["status"], "succeeded");
+    assert_eq!(get("/api/v1/runs?status=failed").1["runs"].as_array().unwrap().len(), 0);
+    let (_, pipelines) = get("/api/v1/pipelines");
+    assert_eq!(pipelines["pipelines"][0]["name"], "srv");
+    assert_eq!(pipelines["pipelines"][0]["runs"], 1);
+
+    let (_, run) = get("/api/v1/runs/latest");
+    let steps: Vec<&str> = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["a", "b"]);
+    let (_, history) = get(&format!(
+        "/api/v1/runs/{}/metrics/bytes",
+        run["run"]["id"].as_str().unwrap()
+    ));
+    let values: Vec<f64> = history["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["value"].as_f64().unwrap())
+        .collect();
+    assert_eq!(values, [5.0, 6.0], "a wrote 'adata' (5 bytes), b 'badata' (6)");
+
+    let (status, content) = get("/api/v1/artifacts/srv%2Fb.out/content");
+    assert_eq!((status, content), (200, Value::String("badata".into())));
+    let (_, detail) = get("/api/v1/artifacts/srv%2Fb.out");
+    assert_eq!(detail["artifact"]["media_type"], "text/plain");
+    assert_eq!(detail["producer"]["step_name"], "b");
+    assert_eq!(detail["bytes_present"], true);
+    let (_, lineage) = get("/api/v1/artifacts/srv%2Fb.out/lineage");
+    assert_eq!(lineage["inputs"][0][1]["producer"]["step_name"], "a");
+    assert_eq!(
+        lineage["inputs"][0][1]["inputs"][0][1]["artifact"]["name"],
+        "srv/inputs.raw"
+    );
+    assert_eq!(get("/api/v1/runs/latest/steps/b/logs").0, 200);
+
+    // Bad input: JSON errors with a 4xx status.
+    let (status, err) = get("/api/v1/runs?limit=0");
+    assert_eq!(
+        (status, err["error_code"].as_str()),
+        (400, Some("INVALID_PARAMETER_VALUE"))
+    );
+    let (status, err) = get("/api/v1/runs?limit=abc");
+    assert_eq!(
+        (status, err["error_code"].as_str()),
+        (400, Some("INVALID_PARAMETER_VALUE"))
+    );
+    let (status, err) = get("/api/v1/runs?status=exploded");
+    assert_eq!(
+        (status, err["error_code"].as_str()),
+        (400, Some("INVALID_PARAMETER_VALUE"))
+    );
+    let (status, err) = get("/api/v1/runs/no-such-run");
+    assert_eq!(
+        (status, err["error_code"].as_str()),
+        (404, Some("RESOURCE_DOES_NOT_EXIST"))
+    );
+    let (status, err) = get("/api/v1/artifacts/..%2F..%2Fetc%2Fpasswd/content");
+    assert_eq!(
+        (status, err["error_code"].as_str()),
+        (404, Some("RESOURCE_DOES_NOT_EXIST"))
+    );
+    let (status, err) = get("/nope");
+    assert_eq!((status, err["error_code"].as_str()), (404, Some("ENDPOINT_NOT_FOUND")));
+    let (status, err) = call(ureq::post(&format!("{}/api/v1/runs", server.base)));
+    assert_eq!((status, err["error_code"].as_str()), (405, Some("ENDPOINT_NOT_FOUND")));
+}
+
+#[test]
+fn every_path_in_the_openapi_document_is_served() {
+    let project = pipeline();
+    let server = start(&project, &[]);
+    let (status, doc) = call(ureq::get(&format!("{}/api/v1/openapi.json", server.base)));
+    assert_eq!(status, 200);
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 9, "{:?}", paths.keys());
+    for path in paths.keys() {
+        let concrete = path
+            .replace("{run}", "latest")
+            .replace("{step}", "a")
+            .replace("{key}", "bytes")
+            .replace("{artifact}", "srv%2Fa.out");
+        let (status, body) = call(ureq::get(&format!("{}{concrete}", server.base)));
+        assert_eq!(status, 200, "GET {concrete}: {body}");
+    }
+}
+
+#[test]
+fn writes_need_the_token_and_public_binds_need_one() {
+    let project = pipeline();
+    let token = "a-test-token-of-some-length";
+    let server = start(&project, &["--token", token]);
+    let url = format!("{}/api/v1/runs", server.base);
+    let (status, err) = call(ureq::post(&url));
+    assert_eq!((status, err["error_code"].as_str()), (401, Some("UNAUTHENTICATED")));
+    let (status, err) = call(ureq::post(&url).set("Authorization", "Bearer wrong-token-wrong-token"));
+    assert_eq!((status, err["error_code"].as_str()), (403, Some("PERMISSION_DENIED")));
+    // Reads need no token.
+    assert_eq!(call(ureq::get(&url)).0, 200);
+
+    let out = project.weft(&["server", "--host", "0.0.0.0", "--port", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("refusing to listen on 0.0.0.0"),
+        "{}",
+        stderr(&out)
+    );
+}
