@@ -17,6 +17,7 @@
 
 mod auth;
 mod error;
+mod mlflow;
 mod native;
 
 use std::net::{IpAddr, SocketAddr};
@@ -54,6 +55,8 @@ pub fn router(state: AppState) -> Router {
             get(|| async { Json(serde_json::json!({ "name": "weft", "version": env!("CARGO_PKG_VERSION") })) }),
         )
         .nest("/api/v1", native::routes())
+        .nest("/api/2.0/mlflow", mlflow::routes())
+        .nest("/ajax-api/2.0/mlflow", mlflow::routes())
         .fallback(|| async { ApiError::not_found("ENDPOINT_NOT_FOUND", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

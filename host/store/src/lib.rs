@@ -9,10 +9,13 @@
 //! database.
 
 mod model;
+pub mod search;
 mod store;
+mod tracking;
 
 pub use model::*;
 pub use store::{NewArtifact, StepRunRecord, Store};
+pub use tracking::{Experiment, MetricPoint, RunInfo, TrackedRun};
 
 /// Errors of the metadata store.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +32,12 @@ pub enum StoreError {
     /// More than one thing matches a prefix.
     #[error("'{key}' matches more than one {what}; give more characters")]
     Ambiguous { what: &'static str, key: String },
+    /// The thing to create exists already.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The request breaks a rule of the data (immutable params, deleted runs).
+    #[error("{0}")]
+    Invalid(String),
     /// The database URL is not understood.
     #[error("unsupported metadata store URL '{0}': use sqlite://path")]
     BadUrl(String),

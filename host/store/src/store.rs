@@ -16,7 +16,7 @@ use crate::{new_id, now_ms, StoreError};
 /// failing when a read-then-write transaction cannot upgrade its lock.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 /// An artifact to record (its bytes are already in the artifact store).

@@ -1,0 +1,725 @@
+//! The MLflow-compatible tracking API under `/api/2.0/mlflow` (and
+//! `/ajax-api/2.0/mlflow`), so the official `mlflow` client works unchanged
+//! with `MLFLOW_TRACKING_URI` pointing at weft.
+//!
+//! Wire rules followed here: POST bodies are JSON (parsed by hand, so a bad
+//! body is a 400 with an MLflow error code, never a 5xx); int64 fields are
+//! accepted as numbers or strings; NaN and infinities travel as the strings
+//! `"NaN"`, `"Infinity"`, `"-Infinity"`; errors are
+//! `{"error_code", "message"}`.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+use weft_store::search::{parse_filter, parse_order_by};
+use weft_store::{Experiment, MetricPoint, RunInfo, StoreError, TrackedRun};
+
+use crate::{ApiError, AppState};
+
+/// Most metrics, params and tags in one log-batch call (MLflow's limits).
+const MAX_BATCH_METRICS: usize = 1000;
+const MAX_BATCH_PARAMS: usize = 100;
+const MAX_BATCH_TAGS: usize = 100;
+const MAX_KEY_LEN: usize = 250;
+const MAX_PARAM_VALUE: usize = 6000;
+const MAX_TAG_VALUE: usize = 8000;
+const MAX_SEARCH_RESULTS: i64 = 50_000;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/experiments/get-by-name", get(get_experiment_by_name))
+        .route("/experiments/get", get(get_experiment))
+        .route("/experiments/create", post(create_experiment))
+        .route(
+            "/experiments/search",
+            post(search_experiments).get(search_experiments_get),
+        )
+        .route("/runs/create", post(create_run))
+        .route("/runs/update", post(update_run))
+        .route("/runs/get", get(get_run))
+        .route("/runs/delete", post(delete_run))
+        .route("/runs/restore", post(restore_run))
+        .route("/runs/log-metric", post(log_metric))
+        .route("/runs/log-parameter", post(log_param))
+        .route("/runs/set-tag", post(set_tag))
+        .route("/runs/delete-tag", post(delete_tag))
+        .route("/runs/log-batch", post(log_batch))
+        .route("/runs/log-inputs", post(accept))
+        .route("/runs/search", post(search_runs))
+        .route("/metrics/get-history", get(metric_history))
+        .route(
+            "/logged-models/search",
+            post(|| async { Json(json!({ "models": [] })) }),
+        )
+}
+
+// ----- request helpers -----
+
+fn body(bytes: &Bytes) -> Result<Map<String, Value>, ApiError> {
+    if bytes.is_empty() {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "MALFORMED_REQUEST",
+            "the body must be a JSON object",
+        )),
+        Err(e) => Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "MALFORMED_REQUEST",
+            format!("the body is not valid JSON: {e}"),
+        )),
+    }
+}
+
+fn opt_str<'a>(m: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, ApiError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(ApiError::invalid(format!("'{key}' must be a string, got {other}"))),
+    }
+}
+
+fn req_str<'a>(m: &'a Map<String, Value>, key: &str) -> Result<&'a str, ApiError> {
+    opt_str(m, key)?.ok_or_else(|| ApiError::invalid(format!("missing value for required parameter '{key}'")))
+}
+
+fn opt_i64(m: &Map<String, Value>, key: &str) -> Result<Option<i64>, ApiError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid(format!("'{key}' must be an integer, got {n}"))),
+        Some(Value::String(s)) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::invalid(format!("'{key}' must be an integer, got '{s}'"))),
+        Some(other) => Err(ApiError::invalid(format!("'{key}' must be an integer, got {other}"))),
+    }
+}
+
+fn experiment_id(text: &str) -> Result<i64, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::invalid(format!("'{text}' is not an experiment id")))
+}
+
+fn run_id(m: &Map<String, Value>) -> Result<&str, ApiError> {
+    match opt_str(m, "run_id")? {
+        Some(id) => Ok(id),
+        None => req_str(m, "run_uuid"),
+    }
+}
+
+fn validate_key(what: &str, key: &str) -> Result<(), ApiError> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(ApiError::invalid(format!(
+            "{what} key '{key}' must be 1 to {MAX_KEY_LEN} characters"
+        )));
+    }
+    if key.starts_with('/') || key.starts_with("..") || key.contains("/../") || key.ends_with("/..") {
+        return Err(ApiError::invalid(format!(
+            "{what} key '{key}' must not start with '/' or contain '..' path parts"
+        )));
+    }
+    if !key
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '/' | '.' | '-' | ' ' | ':'))
+    {
+        return Err(ApiError::invalid(format!(
+            "invalid {what} name '{key}': names may only contain alphanumerics, underscores (_), dashes (-), periods (.), spaces ( ), colons (:) and slashes (/)"
+        )));
+    }
+    Ok(())
+}
+
+fn metric_value(key: &str, v: Option<&Value>) -> Result<f64, ApiError> {
+    match v {
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .ok_or_else(|| ApiError::invalid(format!("metric '{key}' value {n} is not a double"))),
+        Some(Value::String(s)) => match s.as_str() {
+            "NaN" | "nan" => Ok(f64::NAN),
+            "Infinity" | "inf" => Ok(f64::INFINITY),
+            "-Infinity" | "-inf" => Ok(f64::NEG_INFINITY),
+            other => other
+                .parse()
+                .map_err(|_| ApiError::invalid(format!("metric '{key}' value '{other}' is not a number"))),
+        },
+        Some(other) => Err(ApiError::invalid(format!(
+            "metric '{key}' value must be a number, got {other}"
+        ))),
+        None => Err(ApiError::invalid(format!("metric '{key}' has no value"))),
+    }
+}
+
+fn parse_metric(m: &Map<String, Value>) -> Result<MetricPoint, ApiError> {
+    let key = req_str(m, "key")?;
+    validate_key("metric", key)?;
+    Ok(MetricPoint {
+        key: key.to_string(),
+        value: metric_value(key, m.get("value"))?,
+        timestamp: opt_i64(m, "timestamp")?
+            .ok_or_else(|| ApiError::invalid(format!("metric '{key}' has no timestamp")))?,
+        step: opt_i64(m, "step")?.unwrap_or(0),
+    })
+}
+
+fn parse_pair(what: &str, m: &Map<String, Value>, max_value: usize) -> Result<(String, String), ApiError> {
+    let key = req_str(m, "key")?;
+    validate_key(what, key)?;
+    let value = match m.get("value") {
+        Some(Value::String(s)) => s.clone(),
+        None | Some(Value::Null) => String::new(),
+        Some(other) => other.to_string(),
+    };
+    if value.chars().count() > max_value {
+        return Err(ApiError::invalid(format!(
+            "{what} '{key}' value is {} characters; the limit is {max_value}",
+            value.chars().count()
+        )));
+    }
+    Ok((key.to_string(), value))
+}
+
+fn objects<'a>(m: &'a Map<String, Value>, key: &str) -> Result<Vec<&'a Map<String, Value>>, ApiError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| {
+                i.as_object()
+                    .ok_or_else(|| ApiError::invalid(format!("'{key}' must be a list of objects")))
+            })
+            .collect(),
+        Some(other) => Err(ApiError::invalid(format!("'{key}' must be a list, got {other}"))),
+    }
+}
+
+fn tags(m: &Map<String, Value>) -> Result<Vec<(String, String)>, ApiError> {
+    objects(m, "tags")?
+        .into_iter()
+        .map(|t| parse_pair("tag", t, MAX_TAG_VALUE))
+        .collect()
+}
+
+/// MLflow's status codes for store errors.
+fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::AlreadyExists(m) => {
+            ApiError::new(axum::http::StatusCode::BAD_REQUEST, "RESOURCE_ALREADY_EXISTS", m)
+        }
+        StoreError::Invalid(m) => ApiError::invalid(m),
+        other => other.into(),
+    }
+}
+
+// ----- response shapes -----
+
+fn number(v: f64) -> Value {
+    if v.is_nan() {
+        json!("NaN")
+    } else {
+        json!(v)
+    }
+}
+
+fn experiment_json(e: &Experiment) -> Value {
+    json!({
+        "experiment_id": e.experiment_id.to_string(),
+        "name": e.name,
+        "artifact_location": e.artifact_location,
+        "lifecycle_stage": e.lifecycle_stage,
+        "creation_time": e.creation_time,
+        "last_update_time": e.last_update_time,
+        "tags": e.tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>(),
+    })
+}
+
+fn run_info_json(i: &RunInfo) -> Value {
+    let mut info = json!({
+        "run_id": i.run_uuid,
+        "run_uuid": i.run_uuid,
+        "run_name": i.name,
+        "experiment_id": i.experiment_id.to_string(),
+        "user_id": i.user_id,
+        "status": i.status,
+        "start_time": i.start_time,
+        "artifact_uri": i.artifact_uri,
+        "lifecycle_stage": i.lifecycle_stage,
+    });
+    if let Some(end) = i.end_time {
+        info["end_time"] = json!(end);
+    }
+    info
+}
+
+fn metric_json(m: &MetricPoint) -> Value {
+    json!({"key": m.key, "value": number(m.value), "timestamp": m.timestamp, "step": m.step})
+}
+
+fn run_json(r: &TrackedRun) -> Value {
+    json!({
+        "info": run_info_json(&r.info),
+        "data": {
+            "metrics": r.metrics.iter().map(metric_json).collect::<Vec<_>>(),
+            "params": r.params.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>(),
+            "tags": r.tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>(),
+        },
+        "inputs": {},
+    })
+}
+
+fn page_token(token: Option<&str>) -> Result<i64, ApiError> {
+    match token {
+        None | Some("") => Ok(0),
+        Some(t) => t
+            .parse::<i64>()
+            .ok()
+            .filter(|o| *o >= 0)
+            .ok_or_else(|| ApiError::invalid(format!("invalid page token '{t}'"))),
+    }
+}
+
+fn next_token(len: usize, limit: i64, offset: i64) -> Option<String> {
+    (len as i64 == limit).then(|| (offset + limit).to_string())
+}
+
+fn view_type(text: Option<&str>) -> Result<Option<&'static str>, ApiError> {
+    match text.unwrap_or("ACTIVE_ONLY") {
+        "ACTIVE_ONLY" => Ok(Some("active")),
+        "DELETED_ONLY" => Ok(Some("deleted")),
+        "ALL" => Ok(None),
+        other => Err(ApiError::invalid(format!("unknown view type '{other}'"))),
+    }
+}
+
+// ----- experiments -----
+
+async fn get_experiment_by_name(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let name = q
+        .get("experiment_name")
+        .ok_or_else(|| ApiError::invalid("missing value for required parameter 'experiment_name'"))?;
+    let e = s.store.experiment_by_name(name).await.map_err(|e| match e {
+        StoreError::NotFound { .. } => ApiError::not_found(
+            "RESOURCE_DOES_NOT_EXIST",
+            format!("could not find experiment with name '{name}'"),
+        ),
+        other => store_error(other),
+    })?;
+    Ok(Json(json!({ "experiment": experiment_json(&e) })))
+}
+
+async fn get_experiment(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let id = q
+        .get("experiment_id")
+        .ok_or_else(|| ApiError::invalid("missing value for required parameter 'experiment_id'"))?;
+    let e = s.store.experiment(experiment_id(id)?).await.map_err(store_error)?;
+    Ok(Json(json!({ "experiment": experiment_json(&e) })))
+}
+
+async fn create_experiment(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
+    let m = body(&bytes)?;
+    let name = req_str(&m, "name")?;
+    if name.trim().is_empty() || name.len() > 500 {
+        return Err(ApiError::invalid("experiment name must be 1 to 500 characters"));
+    }
+    let location = opt_str(&m, "artifact_location")?.filter(|l| !l.is_empty());
+    let id = s
+        .store
+        .create_experiment(name, location, &tags(&m)?)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({ "experiment_id": id.to_string() })))
+}
+
+async fn search_experiments(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
+    let m = body(&bytes)?;
+    let limit = opt_i64(&m, "max_results")?.unwrap_or(1000);
+    if !(1..=50_000).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "max_results must be 1 to 50000, got {limit}"
+        )));
+    }
+    let offset = page_token(opt_str(&m, "page_token")?)?;
+    let lifecycle = view_type(opt_str(&m, "view_type")?)?;
+    let mut experiments = s
+        .store
+        .experiments(lifecycle, limit, offset)
+        .await
+        .map_err(store_error)?;
+    // A name filter (`name = 'x'` / `name LIKE 'x%'`) is what clients send.
+    if let Some(filter) = opt_str(&m, "filter")?.filter(|f| !f.trim().is_empty()) {
+        let (op, value) = parse_name_filter(filter)?;
+        experiments.retain(|e| match op {
+            "=" => e.name == value,
+            "!=" => e.name != value,
+            _ => like(&e.name, &value, op == "ILIKE"),
+        });
+    }
+    let next = next_token(experiments.len(), limit, offset);
+    Ok(Json(json!({
+        "experiments": experiments.iter().map(experiment_json).collect::<Vec<_>>(),
+        "next_page_token": next,
+    })))
+}
+
+async fn search_experiments_get(
+    state: State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let m: Map<String, Value> = q.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+    search_experiments(state, Bytes::from(serde_json::to_vec(&m).unwrap_or_default())).await
+}
+
+/// `[attribute.]name <op> 'value'` with `=`, `!=`, `LIKE` or `ILIKE`.
+fn parse_name_filter(filter: &str) -> Result<(&'static str, String), ApiError> {
+    let bad = || {
+        ApiError::invalid(format!(
+            "unsupported experiment filter '{filter}': use name = 'x', name != 'x', name LIKE 'x%' or name ILIKE 'x%'"
+        ))
+    };
+    let f = filter.trim();
+    let rest = f
+        .strip_prefix("attributes.")
+        .or_else(|| f.strip_prefix("attribute."))
+        .unwrap_or(f);
+    let rest = rest.strip_prefix("name").ok_or_else(bad)?.trim_start();
+    let upper = rest.to_ascii_uppercase();
+    let (op, rest) = if let Some(r) = rest.strip_prefix("!=") {
+        ("!=", r)
+    } else if let Some(r) = rest.strip_prefix('=') {
+        ("=", r)
+    } else if upper.starts_with("ILIKE") {
+        ("ILIKE", &rest[5..])
+    } else if upper.starts_with("LIKE") {
+        ("LIKE", &rest[4..])
+    } else {
+        return Err(bad());
+    };
+    let value = rest.trim();
+    let value = value
+        .strip_prefix('\'')
+        .and_then(|v| v.strip_suffix('\''))
+        .ok_or_else(bad)?;
+    Ok((op, value.replace("''", "'")))
+}
+
+/// SQL LIKE matching (`%` any run, `_` one character).
+fn like(text: &str, pattern: &str, ignore_case: bool) -> bool {
+    let (t, p): (Vec<char>, Vec<char>) = if ignore_case {
+        (
+            text.to_lowercase().chars().collect(),
+            pattern.to_lowercase().chars().collect(),
+        )
+    } else {
+        (text.chars().collect(), pattern.chars().collect())
+    };
+    fn go(t: &[char], p: &[char]) -> bool {
+        match p.first() {
+            None => t.is_empty(),
+            Some('%') => (0..=t.len()).any(|i| go(&t[i..], &p[1..])),
+            Some('_') => !t.is_empty() && go(&t[1..], &p[1..]),
+            Some(c) => t.first() == Some(c) && go(&t[1..], &p[1..]),
+        }
+    }
+    go(&t, &p)
+}
+
+// ----- runs -----
+
+const ADJECTIVES: [&str; 8] = ["brave", "calm", "eager", "gentle", "lucky", "quiet", "swift", "wise"];
+const NOUNS: [&str; 8] = ["otter", "heron", "lynx", "finch", "badger", "koi", "moth", "wren"];
+
+fn random_name() -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0) as usize;
+    format!("{}-{}-{}", ADJECTIVES[n % 8], NOUNS[(n / 8) % 8], n % 1000)
+}
+
+async fn create_run(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
+    let m = body(&bytes)?;
+    let experiment = experiment_id(opt_str(&m, "experiment_id")?.unwrap_or("0"))?;
+    let mut tags = tags(&m)?;
+    let name = match opt_str(&m, "run_name")?.filter(|n| !n.is_empty()) {
+        Some(n) => n.to_string(),
+        None => tags
+            .iter()
+            .find(|(k, _)| k == "mlflow.runName")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(random_name),
+    };
+    if !tags.iter().any(|(k, _)| k == "mlflow.runName") {
+        tags.push(("mlflow.runName".into(), name.clone()));
+    }
+    let user = opt_str(&m, "user_id")?.unwrap_or("");
+    let info = s
+        .store
+        .create_tracked_run(experiment, &name, user, opt_i64(&m, "start_time")?, &tags)
+        .await
+        .map_err(store_error)?;
+    let run = s.store.tracked_run(&info.run_uuid).await.map_err(store_error)?;
+    Ok(Json(json!({ "run": run_json(&run) })))
+}
+
+const RUN_STATUSES: [&str; 5] = ["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"];
+
+async fn update_run(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
+    let m = body(&bytes)?;
+    let id = run_id(&m)?;
+    let status = opt_str(&m, "status")?;
+    if let Some(st) = status {
+        if !RUN_STATUSES.contains(&st) {
+            return Err(ApiError::invalid(format!(
+                "status must be one of {}",
+                RUN_STATUSES.join(", ")
+            )));
+        }
+    }
+    let info = s
+        .store
+        .update_tracked_run(
+            id,
+            status,
+            opt_i64(&m, "end_time")?,
+            opt_str(&m, "run_name")?.filter(|n| !n.is_empty()),
+        )
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({ "run_info": run_info_json(&info) })))
+}
+
+async fn get_run(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Result<Json<Value>, ApiError> {
+    let id = q
+        .get("run_id")
+        .or(q.get("run_uuid"))
+        .ok_or_else(|| ApiError::invalid("missing value for required parameter 'run_id'"))?;
+    let run = s.store.tracked_run(id).await.map_err(store_error)?;
+    Ok(Json(json!({ "run": run_json(&run) })))
+}
+
+async fn delete_run(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
+    let m = body(&bytes)?;
+    s.store
+        .set_run_lifecycle(run_id(&m)?, "deleted")
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({})))
+}
+
+async fn restore_run(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
+    let m = body(&bytes)?;
+    s.store
+        .set_run_lifecycle(run_id(&m)?, "active")
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({})))
+}
+
+async fn log_metric(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
+    let m = body(&bytes)?;
+    let metric = parse_metric(&m)?;
+    s.store
+        .log_batch(run_id(&m)?, &[metric], &[], &[])
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({})))
+}
+
+async fn log_param(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
+    let m = body(&bytes)?;
+    let param = parse_pair("param", &m, MAX_PARAM_VALUE)?;
+    s.store
+        .log_batch(run_id(&m)?, &[], &[param], &[])
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({})))
+}
+
+async fn set_tag(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
+    let m = body(&bytes)?;
+    let tag = parse_pair("tag", &m, MAX_TAG_VALUE)?;
+    s.store
+        .log_batch(run_id(&m)?, &[], &[], &[tag])
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({})))
+}
+
+async fn delete_tag(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
+    let m = body(&bytes)?;
+    s.store
+        .delete_tracked_tag(run_id(&m)?, req_str(&m, "key")?)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({})))
+}
+
+async fn log_batch(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
+    let m = body(&bytes)?;
+    let metrics = objects(&m, "metrics")?;
+    let params = objects(&m, "params")?;
+    let tag_list = objects(&m, "tags")?;
+    if metrics.len() > MAX_BATCH_METRICS || params.len() > MAX_BATCH_PARAMS || tag_list.len() > MAX_BATCH_TAGS {
+        return Err(ApiError::invalid(format!(
+            "a batch holds at most {MAX_BATCH_METRICS} metrics, {MAX_BATCH_PARAMS} params and {MAX_BATCH_TAGS} tags; got {}, {} and {}",
+            metrics.len(),
+            params.len(),
+            tag_list.len()
+        )));
+    }
+    if metrics.len() + params.len() + tag_list.len() > 1000 {
+        return Err(ApiError::invalid(
+            "a batch holds at most 1000 metrics, params and tags in total",
+        ));
+    }
+    let metrics: Vec<MetricPoint> = metrics.into_iter().map(parse_metric).collect::<Result<_, _>>()?;
+    let params: Vec<(String, String)> = params
+        .into_iter()
+        .map(|p| parse_pair("param", p, MAX_PARAM_VALUE))
+        .collect::<Result<_, _>>()?;
+    for (i, (key, _)) in params.iter().enumerate() {
+        if params[..i].iter().any(|(k, _)| k == key) {
+            return Err(ApiError::invalid(format!("duplicate param key '{key}' in one batch")));
+        }
+    }
+    let tags: Vec<(String, String)> = tag_list
+        .into_iter()
+        .map(|t| parse_pair("tag", t, MAX_TAG_VALUE))
+        .collect::<Result<_, _>>()?;
+    s.store
+        .log_batch(run_id(&m)?, &metrics, &params, &tags)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({})))
+}
+
+async fn accept(bytes: Bytes) -> Result<Json<Value>, ApiError> {
+    body(&bytes)?;
+    Ok(Json(json!({})))
+}
+
+async fn search_runs(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
+    let m = body(&bytes)?;
+    let ids: Vec<i64> = match m.get("experiment_ids") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| match i {
+                Value::String(t) => experiment_id(t),
+                Value::Number(n) => n
+                    .as_i64()
+                    .ok_or_else(|| ApiError::invalid("experiment ids are integers")),
+                _ => Err(ApiError::invalid("experiment_ids must be a list of ids")),
+            })
+            .collect::<Result<_, _>>()?,
+        None | Some(Value::Null) => Vec::new(),
+        Some(_) => return Err(ApiError::invalid("experiment_ids must be a list of ids")),
+    };
+    let limit = opt_i64(&m, "max_results")?.unwrap_or(1000);
+    if !(1..=MAX_SEARCH_RESULTS).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "max_results must be 1 to {MAX_SEARCH_RESULTS}, got {limit}"
+        )));
+    }
+    let offset = page_token(opt_str(&m, "page_token")?)?;
+    let clauses = parse_filter(opt_str(&m, "filter")?.unwrap_or(""))
+        .map_err(|e| ApiError::invalid(format!("invalid filter: {e}")))?;
+    let order: Vec<String> = match m.get("order_by") {
+        Some(Value::Array(items)) => items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect(),
+        _ => Vec::new(),
+    };
+    let order = parse_order_by(&order).map_err(|e| ApiError::invalid(format!("invalid order_by: {e}")))?;
+    let lifecycle = view_type(opt_str(&m, "run_view_type")?)?;
+    let runs = s
+        .store
+        .search_tracked_runs(&ids, lifecycle, &clauses, &order, limit, offset)
+        .await
+        .map_err(store_error)?;
+    let mut response = json!({ "runs": runs.iter().map(run_json).collect::<Vec<_>>() });
+    if let Some(next) = next_token(runs.len(), limit, offset) {
+        response["next_page_token"] = json!(next);
+    }
+    Ok(Json(response))
+}
+
+async fn metric_history(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let id = q
+        .get("run_id")
+        .or(q.get("run_uuid"))
+        .ok_or_else(|| ApiError::invalid("missing value for required parameter 'run_id'"))?;
+    let key = q
+        .get("metric_key")
+        .ok_or_else(|| ApiError::invalid("missing value for required parameter 'metric_key'"))?;
+    let limit = match q.get("max_results") {
+        Some(t) => t
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .ok_or_else(|| ApiError::invalid("max_results must be 1 to 1000000"))?,
+        None => 1_000_000,
+    };
+    let offset = page_token(q.get("page_token").map(String::as_str))?;
+    let points = s
+        .store
+        .tracked_metric_history(id, key, limit, offset)
+        .await
+        .map_err(store_error)?;
+    let mut response = json!({ "metrics": points.iter().map(metric_json).collect::<Vec<_>>() });
+    if let Some(next) = next_token(points.len(), limit, offset) {
+        response["next_page_token"] = json!(next);
+    }
+    Ok(Json(response))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_matches_sql_semantics() {
+        assert!(like("train-v2", "train%", false));
+        assert!(like("train-v2", "train-v_", false));
+        assert!(!like("Train", "train%", false));
+        assert!(like("Train", "train%", true));
+        assert!(!like("train", "train_", false));
+    }
+
+    #[test]
+    fn experiment_name_filters() {
+        assert_eq!(
+            parse_name_filter("name = 'my exp'").unwrap(),
+            ("=", "my exp".to_string())
+        );
+        assert_eq!(
+            parse_name_filter("attribute.name LIKE 'a%'").unwrap(),
+            ("LIKE", "a%".to_string())
+        );
+        assert!(parse_name_filter("tags.x = 'y'").is_err());
+        assert!(parse_name_filter("name = unquoted").is_err());
+    }
+
+    #[test]
+    fn keys_are_validated() {
+        assert!(validate_key("metric", "loss/val 1:a").is_ok());
+        for bad in ["", "../x", "/abs", "a\\nb", "a;drop", &"k".repeat(251)] {
+            assert!(validate_key("metric", bad).is_err(), "{bad}");
+        }
+    }
+}

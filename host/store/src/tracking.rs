@@ -1,0 +1,655 @@
+//! Experiment tracking as MLflow models it: experiments, runs, params,
+//! tags and metric histories, for runs that clients log directly.
+
+use serde::Serialize;
+use sqlx::{QueryBuilder, Sqlite};
+
+use crate::search::{Attribute, Clause, Entity, Literal, Op, OrderBy};
+use crate::{new_id, now_ms, Store, StoreError};
+
+/// An experiment.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Experiment {
+    pub experiment_id: i64,
+    pub name: String,
+    pub artifact_location: String,
+    pub lifecycle_stage: String,
+    pub creation_time: i64,
+    pub last_update_time: i64,
+    #[sqlx(skip)]
+    pub tags: Vec<(String, String)>,
+}
+
+/// A run's own fields.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct RunInfo {
+    pub run_uuid: String,
+    pub experiment_id: i64,
+    pub name: String,
+    pub user_id: String,
+    pub status: String,
+    pub start_time: i64,
+    pub end_time: Option<i64>,
+    pub lifecycle_stage: String,
+    pub artifact_uri: String,
+}
+
+/// A metric point. `value` is NaN when the point was NaN.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MetricPoint {
+    pub key: String,
+    pub value: f64,
+    pub timestamp: i64,
+    pub step: i64,
+}
+
+/// A run with its params, tags and the latest value of each metric.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrackedRun {
+    pub info: RunInfo,
+    pub params: Vec<(String, String)>,
+    pub tags: Vec<(String, String)>,
+    pub metrics: Vec<MetricPoint>,
+}
+
+#[derive(sqlx::FromRow)]
+struct MetricRow {
+    run_uuid: String,
+    key: String,
+    value: f64,
+    is_nan: bool,
+    timestamp: i64,
+    step: i64,
+}
+
+impl From<MetricRow> for MetricPoint {
+    fn from(r: MetricRow) -> Self {
+        MetricPoint {
+            key: r.key,
+            value: if r.is_nan { f64::NAN } else { r.value },
+            timestamp: r.timestamp,
+            step: r.step,
+        }
+    }
+}
+
+/// Infinite values are stored as the largest finite ones, as MLflow does.
+fn storable(value: f64) -> (f64, bool) {
+    if value.is_nan() {
+        (0.0, true)
+    } else {
+        (value.clamp(f64::MIN, f64::MAX), false)
+    }
+}
+
+const RUN_INFO_COLUMNS: &str =
+    "r.run_uuid, r.experiment_id, r.name, r.user_id, r.status, r.start_time, r.end_time, r.lifecycle_stage, r.artifact_uri";
+
+impl Store {
+    /// Creates an experiment; its artifacts live under
+    /// `artifact_location` (default `mlflow-artifacts:/<id>`).
+    pub async fn create_experiment(
+        &self,
+        name: &str,
+        artifact_location: Option<&str>,
+        tags: &[(String, String)],
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT experiment_id FROM experiments WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            return Err(StoreError::AlreadyExists(format!("experiment '{name}' already exists")));
+        }
+        let id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(experiment_id), 0) + 1 FROM experiments")
+            .fetch_one(&mut *tx)
+            .await?;
+        let location = artifact_location
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("mlflow-artifacts:/{id}"));
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time) \
+             VALUES ($1, $2, $3, 'active', $4, $4)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(location)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        for (key, value) in tags {
+            sqlx::query("INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3) ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value")
+                .bind(id)
+                .bind(key)
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn with_tags(&self, mut e: Experiment) -> Result<Experiment, StoreError> {
+        e.tags = sqlx::query_as("SELECT key, value FROM experiment_tags WHERE experiment_id = $1 ORDER BY key")
+            .bind(e.experiment_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(e)
+    }
+
+    /// An experiment by id.
+    pub async fn experiment(&self, id: i64) -> Result<Experiment, StoreError> {
+        let e: Experiment = sqlx::query_as("SELECT * FROM experiments WHERE experiment_id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound {
+                what: "experiment",
+                key: id.to_string(),
+            })?;
+        self.with_tags(e).await
+    }
+
+    /// An experiment by name.
+    pub async fn experiment_by_name(&self, name: &str) -> Result<Experiment, StoreError> {
+        let e: Experiment = sqlx::query_as("SELECT * FROM experiments WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound {
+                what: "experiment",
+                key: name.to_string(),
+            })?;
+        self.with_tags(e).await
+    }
+
+    /// Experiments by id, `lifecycle`: `active`, `deleted` or `None` for all.
+    pub async fn experiments(
+        &self,
+        lifecycle: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<Experiment>, StoreError> {
+        let rows: Vec<Experiment> = sqlx::query_as(
+            "SELECT * FROM experiments WHERE ($1 IS NULL OR lifecycle_stage = $1) ORDER BY experiment_id LIMIT $2 OFFSET $3",
+        )
+        .bind(lifecycle)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for e in rows {
+            out.push(self.with_tags(e).await?);
+        }
+        Ok(out)
+    }
+
+    /// Starts a run in an experiment.
+    pub async fn create_tracked_run(
+        &self,
+        experiment_id: i64,
+        name: &str,
+        user_id: &str,
+        start_time: Option<i64>,
+        tags: &[(String, String)],
+    ) -> Result<RunInfo, StoreError> {
+        let experiment = self.experiment(experiment_id).await?;
+        if experiment.lifecycle_stage != "active" {
+            return Err(StoreError::Invalid(format!("experiment {experiment_id} is deleted")));
+        }
+        let run_uuid = new_id().replace('-', "");
+        let artifact_uri = format!(
+            "{}/{run_uuid}/artifacts",
+            experiment.artifact_location.trim_end_matches('/')
+        );
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "INSERT INTO tracking_runs (run_uuid, experiment_id, name, user_id, status, start_time, lifecycle_stage, artifact_uri) \
+             VALUES ($1, $2, $3, $4, 'RUNNING', $5, 'active', $6)",
+        )
+        .bind(&run_uuid)
+        .bind(experiment_id)
+        .bind(name)
+        .bind(user_id)
+        .bind(start_time.unwrap_or_else(now_ms))
+        .bind(&artifact_uri)
+        .execute(&mut *tx)
+        .await?;
+        upsert_tags(&mut tx, &run_uuid, tags).await?;
+        tx.commit().await?;
+        self.run_info(&run_uuid).await
+    }
+
+    /// A run's own fields.
+    pub async fn run_info(&self, run_uuid: &str) -> Result<RunInfo, StoreError> {
+        sqlx::query_as(&format!(
+            "SELECT {RUN_INFO_COLUMNS} FROM tracking_runs r WHERE r.run_uuid = $1"
+        ))
+        .bind(run_uuid)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound {
+            what: "run",
+            key: run_uuid.to_string(),
+        })
+    }
+
+    /// Changes a run's status, end time or name.
+    pub async fn update_tracked_run(
+        &self,
+        run_uuid: &str,
+        status: Option<&str>,
+        end_time: Option<i64>,
+        name: Option<&str>,
+    ) -> Result<RunInfo, StoreError> {
+        self.active_run(run_uuid).await?;
+        sqlx::query(
+            "UPDATE tracking_runs SET status = COALESCE($1, status), end_time = COALESCE($2, end_time), name = COALESCE($3, name) WHERE run_uuid = $4",
+        )
+        .bind(status)
+        .bind(end_time)
+        .bind(name)
+        .bind(run_uuid)
+        .execute(&self.pool)
+        .await?;
+        if let Some(name) = name {
+            self.log_batch(run_uuid, &[], &[], &[("mlflow.runName".into(), name.into())])
+                .await?;
+        }
+        self.run_info(run_uuid).await
+    }
+
+    /// Marks a run deleted (or active again).
+    pub async fn set_run_lifecycle(&self, run_uuid: &str, stage: &str) -> Result<(), StoreError> {
+        self.run_info(run_uuid).await?;
+        sqlx::query("UPDATE tracking_runs SET lifecycle_stage = $1 WHERE run_uuid = $2")
+            .bind(stage)
+            .bind(run_uuid)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn active_run(&self, run_uuid: &str) -> Result<RunInfo, StoreError> {
+        let info = self.run_info(run_uuid).await?;
+        if info.lifecycle_stage != "active" {
+            return Err(StoreError::Invalid(format!(
+                "run {run_uuid} is deleted; it cannot be changed"
+            )));
+        }
+        Ok(info)
+    }
+
+    /// Logs metrics, params and tags in one transaction. A param logged
+    /// again with a different value is refused (params are immutable); the
+    /// same value again is fine. An exact duplicate metric point is kept once.
+    pub async fn log_batch(
+        &self,
+        run_uuid: &str,
+        metrics: &[MetricPoint],
+        params: &[(String, String)],
+        tags: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        self.active_run(run_uuid).await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for chunk in params.chunks(300) {
+            let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO tracking_params (run_uuid, key, value) ");
+            insert.push_values(chunk, |mut row, (key, value)| {
+                row.push_bind(run_uuid).push_bind(key).push_bind(value);
+            });
+            insert.push(" ON CONFLICT (run_uuid, key) DO NOTHING");
+            insert.build().execute(&mut *tx).await?;
+            // Anything that conflicted must have had the same value.
+            let mut check = QueryBuilder::<Sqlite>::new("SELECT key, value FROM tracking_params WHERE run_uuid = ");
+            check.push_bind(run_uuid).push(" AND key IN (");
+            let mut keys = check.separated(", ");
+            for (key, _) in chunk {
+                keys.push_bind(key);
+            }
+            check.push(")");
+            let stored: Vec<(String, String)> = check.build_query_as().fetch_all(&mut *tx).await?;
+            for (key, value) in chunk {
+                if let Some((_, old)) = stored.iter().find(|(k, _)| k == key) {
+                    if old != value {
+                        return Err(StoreError::Invalid(format!(
+                            "param '{key}' of run {run_uuid} was already logged as '{old}'; params are immutable, so '{value}' is refused"
+                        )));
+                    }
+                }
+            }
+        }
+        upsert_tags(&mut tx, run_uuid, tags).await?;
+        for chunk in metrics.chunks(150) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO tracking_metrics (run_uuid, key, value, is_nan, timestamp, step) ",
+            );
+            insert.push_values(chunk, |mut row, m| {
+                let (value, is_nan) = storable(m.value);
+                row.push_bind(run_uuid)
+                    .push_bind(&m.key)
+                    .push_bind(value)
+                    .push_bind(is_nan)
+                    .push_bind(m.timestamp)
+                    .push_bind(m.step);
+            });
+            insert.push(" ON CONFLICT DO NOTHING");
+            insert.build().execute(&mut *tx).await?;
+        }
+        // Keep the latest point per key: highest step, then timestamp, then value.
+        let mut latest: Vec<&MetricPoint> = Vec::new();
+        for m in metrics {
+            match latest.iter_mut().find(|l| l.key == m.key) {
+                Some(l) if (m.step, m.timestamp, m.value) > (l.step, l.timestamp, l.value) => *l = m,
+                Some(_) => {}
+                None => latest.push(m),
+            }
+        }
+        for chunk in latest.chunks(150) {
+            let mut upsert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO tracking_latest_metrics (run_uuid, key, value, is_nan, timestamp, step) ",
+            );
+            upsert.push_values(chunk, |mut row, m| {
+                let (value, is_nan) = storable(m.value);
+                row.push_bind(run_uuid)
+                    .push_bind(&m.key)
+                    .push_bind(value)
+                    .push_bind(is_nan)
+                    .push_bind(m.timestamp)
+                    .push_bind(m.step);
+            });
+            upsert.push(
+                " ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan, \
+                 timestamp = excluded.timestamp, step = excluded.step \
+                 WHERE excluded.step > tracking_latest_metrics.step \
+                 OR (excluded.step = tracking_latest_metrics.step AND excluded.timestamp > tracking_latest_metrics.timestamp) \
+                 OR (excluded.step = tracking_latest_metrics.step AND excluded.timestamp = tracking_latest_metrics.timestamp \
+                     AND excluded.value > tracking_latest_metrics.value)",
+            );
+            upsert.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes a tag.
+    pub async fn delete_tracked_tag(&self, run_uuid: &str, key: &str) -> Result<(), StoreError> {
+        self.active_run(run_uuid).await?;
+        let deleted = sqlx::query("DELETE FROM tracking_tags WHERE run_uuid = $1 AND key = $2")
+            .bind(run_uuid)
+            .bind(key)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(StoreError::NotFound {
+                what: "tag",
+                key: key.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A run with its data.
+    pub async fn tracked_run(&self, run_uuid: &str) -> Result<TrackedRun, StoreError> {
+        let info = self.run_info(run_uuid).await?;
+        Ok(self.with_data(vec![info]).await?.remove(0))
+    }
+
+    async fn with_data(&self, infos: Vec<RunInfo>) -> Result<Vec<TrackedRun>, StoreError> {
+        if infos.is_empty() {
+            return Ok(Vec::new());
+        }
+        let in_list = |table: &str, columns: &str| {
+            let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {columns} FROM {table} WHERE run_uuid IN ("));
+            let mut ids = q.separated(", ");
+            for info in &infos {
+                ids.push_bind(info.run_uuid.clone());
+            }
+            q.push(") ORDER BY key");
+            q
+        };
+        let params: Vec<(String, String, String)> = in_list("tracking_params", "run_uuid, key, value")
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await?;
+        let tags: Vec<(String, String, String)> = in_list("tracking_tags", "run_uuid, key, value")
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await?;
+        let metrics: Vec<MetricRow> = in_list(
+            "tracking_latest_metrics",
+            "run_uuid, key, value, is_nan, timestamp, step",
+        )
+        .build_query_as()
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(infos
+            .into_iter()
+            .map(|info| {
+                let id = &info.run_uuid;
+                TrackedRun {
+                    params: params
+                        .iter()
+                        .filter(|p| &p.0 == id)
+                        .map(|p| (p.1.clone(), p.2.clone()))
+                        .collect(),
+                    tags: tags
+                        .iter()
+                        .filter(|t| &t.0 == id)
+                        .map(|t| (t.1.clone(), t.2.clone()))
+                        .collect(),
+                    metrics: metrics
+                        .iter()
+                        .filter(|m| &m.run_uuid == id)
+                        .map(|m| MetricPoint {
+                            key: m.key.clone(),
+                            value: if m.is_nan { f64::NAN } else { m.value },
+                            timestamp: m.timestamp,
+                            step: m.step,
+                        })
+                        .collect(),
+                    info,
+                }
+            })
+            .collect())
+    }
+
+    /// Every point of a metric, by step then time.
+    pub async fn tracked_metric_history(
+        &self,
+        run_uuid: &str,
+        key: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<MetricPoint>, StoreError> {
+        self.run_info(run_uuid).await?;
+        let rows: Vec<MetricRow> = sqlx::query_as(
+            "SELECT run_uuid, key, value, is_nan, timestamp, step FROM tracking_metrics WHERE run_uuid = $1 AND key = $2 \
+             ORDER BY step, timestamp, value LIMIT $3 OFFSET $4",
+        )
+        .bind(run_uuid)
+        .bind(key)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Runs of the given experiments matching every clause, in `order`
+    /// (then start time descending, then id), one page.
+    pub async fn search_tracked_runs(
+        &self,
+        experiment_ids: &[i64],
+        lifecycle: Option<&str>,
+        clauses: &[Clause],
+        order: &[OrderBy],
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<TrackedRun>, StoreError> {
+        if experiment_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {RUN_INFO_COLUMNS} FROM tracking_runs r WHERE r.experiment_id IN ("
+        ));
+        let mut ids = q.separated(", ");
+        for id in experiment_ids {
+            ids.push_bind(*id);
+        }
+        q.push(")");
+        if let Some(stage) = lifecycle {
+            q.push(" AND r.lifecycle_stage = ").push_bind(stage.to_string());
+        }
+        for clause in clauses {
+            q.push(" AND ");
+            push_clause(&mut q, clause);
+        }
+        q.push(" ORDER BY ");
+        for o in order {
+            push_order_value(&mut q, &o.entity);
+            q.push(" IS NULL, ");
+            push_order_value(&mut q, &o.entity);
+            q.push(if o.ascending { " ASC, " } else { " DESC, " });
+        }
+        q.push("r.start_time DESC, r.run_uuid LIMIT ")
+            .push_bind(limit)
+            .push(" OFFSET ")
+            .push_bind(offset);
+        let infos: Vec<RunInfo> = q.build_query_as().fetch_all(&self.pool).await?;
+        self.with_data(infos).await
+    }
+}
+
+async fn upsert_tags(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    run_uuid: &str,
+    tags: &[(String, String)],
+) -> Result<(), StoreError> {
+    for chunk in tags.chunks(300) {
+        let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO tracking_tags (run_uuid, key, value) ");
+        insert.push_values(chunk, |mut row, (key, value)| {
+            row.push_bind(run_uuid).push_bind(key).push_bind(value);
+        });
+        insert.push(" ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value");
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// One clause as SQL over the `tracking_runs r` alias; keys and values are
+/// bound, never spliced.
+fn push_clause(q: &mut QueryBuilder<'_, Sqlite>, clause: &Clause) {
+    let (table, key) = match &clause.entity {
+        Entity::Metric(k) => ("tracking_latest_metrics", k),
+        Entity::Param(k) => ("tracking_params", k),
+        Entity::Tag(k) => ("tracking_tags", k),
+        Entity::Attribute(a) => {
+            push_comparison(q, a.column(), clause);
+            return;
+        }
+    };
+    match clause.op {
+        Op::IsNull => {
+            q.push(format!(
+                "NOT EXISTS (SELECT 1 FROM {table} x WHERE x.run_uuid = r.run_uuid AND x.key = "
+            ));
+            q.push_bind(key.clone()).push(")");
+        }
+        Op::IsNotNull => {
+            q.push(format!(
+                "EXISTS (SELECT 1 FROM {table} x WHERE x.run_uuid = r.run_uuid AND x.key = "
+            ));
+            q.push_bind(key.clone()).push(")");
+        }
+        _ => {
+            q.push(format!(
+                "EXISTS (SELECT 1 FROM {table} x WHERE x.run_uuid = r.run_uuid AND x.key = "
+            ));
+            q.push_bind(key.clone());
+            if matches!(clause.entity, Entity::Metric(_)) {
+                q.push(" AND x.is_nan = 0");
+            }
+            q.push(" AND ");
+            push_comparison(q, "x.value", clause);
+            q.push(")");
+        }
+    }
+}
+
+fn push_comparison(q: &mut QueryBuilder<'_, Sqlite>, column: &str, clause: &Clause) {
+    match (&clause.op, &clause.value) {
+        (Op::IsNull | Op::IsNotNull, _) => {
+            q.push(format!("{column} {}", clause.op.sql()));
+        }
+        (Op::ILike, Literal::Text(t)) => {
+            q.push(format!("LOWER({column}) LIKE LOWER("))
+                .push_bind(t.clone())
+                .push(")");
+        }
+        (Op::Like, Literal::Text(t)) => {
+            // LIKE is case-sensitive in MLflow: compare with GLOB-free
+            // LIKE on exact bytes by also requiring a case-sensitive match.
+            q.push(format!("{column} LIKE ")).push_bind(t.clone());
+            q.push(format!(" AND {column} GLOB ")).push_bind(like_to_glob(t));
+        }
+        (Op::In | Op::NotIn, Literal::List(items)) => {
+            q.push(format!("{column} {} (", clause.op.sql()));
+            let mut list = q.separated(", ");
+            for item in items {
+                list.push_bind(item.clone());
+            }
+            q.push(")");
+        }
+        (op, Literal::Number(n)) => {
+            q.push(format!("{column} {} ", op.sql())).push_bind(*n);
+        }
+        (op, Literal::Text(t)) => {
+            q.push(format!("{column} {} ", op.sql())).push_bind(t.clone());
+        }
+        (_, _) => {
+            q.push("0 = 1");
+        }
+    }
+}
+
+/// `%`/`_` wildcards as GLOB `*`/`?`, GLOB's own specials escaped.
+fn like_to_glob(pattern: &str) -> String {
+    let mut glob = String::new();
+    for c in pattern.chars() {
+        match c {
+            '%' => glob.push('*'),
+            '_' => glob.push('?'),
+            '*' | '?' | '[' => {
+                glob.push('[');
+                glob.push(c);
+                glob.push(']');
+            }
+            other => glob.push(other),
+        }
+    }
+    glob
+}
+
+fn push_order_value(q: &mut QueryBuilder<'_, Sqlite>, entity: &Entity) {
+    let (table, key) = match entity {
+        Entity::Metric(k) => ("tracking_latest_metrics", k),
+        Entity::Param(k) => ("tracking_params", k),
+        Entity::Tag(k) => ("tracking_tags", k),
+        Entity::Attribute(Attribute::RunId) => {
+            q.push("r.run_uuid");
+            return;
+        }
+        Entity::Attribute(a) => {
+            q.push(a.column());
+            return;
+        }
+    };
+    q.push(format!(
+        "(SELECT x.value FROM {table} x WHERE x.run_uuid = r.run_uuid AND x.key = "
+    ));
+    q.push_bind(key.clone()).push(")");
+}
