@@ -11,6 +11,14 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2
 fi
 
+# The official mlflow client, for the tests of the MLflow-compatible API.
+venv=target/pyenv
+if ! "$venv/bin/python" -c "import mlflow, pytest" 2>/dev/null; then
+    echo "creating $venv with mlflow-skinny and pytest" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "mlflow-skinny==3.17.2" "pytest==9.2.0"
+fi
+
 # Release mode: the same build as the demo, and Cranelift compiles guest
 # components fast only when optimised itself.
 log="$(mktemp)"
@@ -18,9 +26,20 @@ trap 'rm -f "$log"' EXIT
 status=0
 cargo test --release --workspace "$@" 2>&1 | tee "$log" || status=$?
 
-# cargo prints one summary per test binary; close with the total.
-passed=$(sed -n 's/^test result: .* \([0-9][0-9]*\) passed; \([0-9][0-9]*\) failed.*/\1/p' "$log" | awk '{ s += $1 } END { print s + 0 }')
-failed=$(sed -n 's/^test result: .* \([0-9][0-9]*\) passed; \([0-9][0-9]*\) failed.*/\2/p' "$log" | awk '{ s += $1 } END { print s + 0 }')
+# The mlflow client suite drives the `weft` binary that cargo just built.
+WEFT_BIN="$PWD/target/release/weft" "$venv/bin/python" -m pytest -q tests/mlflow 2>&1 | tee -a "$log" || status=$?
+
+# cargo prints one summary per test binary, pytest one line; close with
+# the total.
+read -r passed failed < <(awk '
+    /^test result:/ || /^[0-9]+ (passed|failed)/ {
+        for (i = 2; i <= NF; i++) {
+            word = $i; gsub(/[,;]/, "", word)
+            if (word == "passed") p += $(i - 1)
+            if (word == "failed") f += $(i - 1)
+        }
+    }
+    END { print p + 0, f + 0 }' "$log")
 echo "weft: ${passed:-0} passed, ${failed:-0} failed"
 if [ "${passed:-0}" -eq 0 ] && [ "$status" -eq 0 ]; then
     echo "no test ran" >&2

@@ -1,0 +1,33 @@
+"""Fixtures: a live `weft server` on a free port with its own state."""
+import os
+import subprocess
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def weft_server(tmp_path, monkeypatch):
+    binary = os.environ.get("WEFT_BIN", str(ROOT / "target" / "release" / "weft"))
+    proc = subprocess.Popen(
+        [binary, "--state-dir", str(tmp_path / "state"), "server", "--port", "0"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    line = proc.stderr.readline()
+    url = next((w for w in line.split() if w.startswith("http://")), None)
+    assert url, f"weft server did not start: {line!r}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    # Fail fast instead of retrying for minutes when something is wrong.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    import mlflow
+
+    mlflow.set_tracking_uri(url)
+    # Each test gets a fresh server: forget the previous test's experiment.
+    mlflow.set_experiment(experiment_id="0")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
