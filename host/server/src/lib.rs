@@ -18,6 +18,8 @@
 mod auth;
 mod error;
 mod mlflow;
+mod mlflow_artifacts;
+mod mlflow_registry;
 mod native;
 
 use std::net::{IpAddr, SocketAddr};
@@ -48,15 +50,24 @@ pub struct AppState {
 
 /// The whole application.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    // JSON APIs take small bodies; the artifact proxy streams large ones.
+    let api = Router::new()
         .route("/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
         .route(
             "/version",
             get(|| async { Json(serde_json::json!({ "name": "weft", "version": env!("CARGO_PKG_VERSION") })) }),
         )
         .nest("/api/v1", native::routes())
-        .nest("/api/2.0/mlflow", mlflow::routes())
-        .nest("/ajax-api/2.0/mlflow", mlflow::routes())
+        .nest("/api/2.0/mlflow", mlflow::routes().merge(mlflow_registry::routes()))
+        .nest(
+            "/ajax-api/2.0/mlflow",
+            mlflow::routes().merge(mlflow_registry::routes()),
+        )
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
+    let artifacts = Router::new()
+        .nest("/api/2.0/mlflow-artifacts", mlflow_artifacts::routes())
+        .layer(axum::extract::DefaultBodyLimit::disable());
+    api.merge(artifacts)
         .fallback(|| async { ApiError::not_found("ENDPOINT_NOT_FOUND", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -69,7 +80,6 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::require_token_for_writes,
         ))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .with_state(state)
 }
 

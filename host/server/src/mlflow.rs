@@ -26,7 +26,7 @@ const MAX_BATCH_PARAMS: usize = 100;
 const MAX_BATCH_TAGS: usize = 100;
 const MAX_KEY_LEN: usize = 250;
 const MAX_PARAM_VALUE: usize = 6000;
-const MAX_TAG_VALUE: usize = 8000;
+pub(crate) const MAX_TAG_VALUE: usize = 8000;
 const MAX_SEARCH_RESULTS: i64 = 50_000;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -59,7 +59,7 @@ pub(crate) fn routes() -> Router<AppState> {
 
 // ----- request helpers -----
 
-fn body(bytes: &Bytes) -> Result<Map<String, Value>, ApiError> {
+pub(crate) fn body(bytes: &Bytes) -> Result<Map<String, Value>, ApiError> {
     if bytes.is_empty() {
         return Ok(Map::new());
     }
@@ -78,7 +78,7 @@ fn body(bytes: &Bytes) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
-fn opt_str<'a>(m: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, ApiError> {
+pub(crate) fn opt_str<'a>(m: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, ApiError> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -86,11 +86,11 @@ fn opt_str<'a>(m: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, 
     }
 }
 
-fn req_str<'a>(m: &'a Map<String, Value>, key: &str) -> Result<&'a str, ApiError> {
+pub(crate) fn req_str<'a>(m: &'a Map<String, Value>, key: &str) -> Result<&'a str, ApiError> {
     opt_str(m, key)?.ok_or_else(|| ApiError::invalid(format!("missing value for required parameter '{key}'")))
 }
 
-fn opt_i64(m: &Map<String, Value>, key: &str) -> Result<Option<i64>, ApiError> {
+pub(crate) fn opt_i64(m: &Map<String, Value>, key: &str) -> Result<Option<i64>, ApiError> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n
@@ -117,7 +117,7 @@ fn run_id(m: &Map<String, Value>) -> Result<&str, ApiError> {
     }
 }
 
-fn validate_key(what: &str, key: &str) -> Result<(), ApiError> {
+pub(crate) fn validate_key(what: &str, key: &str) -> Result<(), ApiError> {
     if key.is_empty() || key.len() > MAX_KEY_LEN {
         return Err(ApiError::invalid(format!(
             "{what} key '{key}' must be 1 to {MAX_KEY_LEN} characters"
@@ -171,7 +171,7 @@ fn parse_metric(m: &Map<String, Value>) -> Result<MetricPoint, ApiError> {
     })
 }
 
-fn parse_pair(what: &str, m: &Map<String, Value>, max_value: usize) -> Result<(String, String), ApiError> {
+pub(crate) fn parse_pair(what: &str, m: &Map<String, Value>, max_value: usize) -> Result<(String, String), ApiError> {
     let key = req_str(m, "key")?;
     validate_key(what, key)?;
     let value = match m.get("value") {
@@ -202,7 +202,7 @@ fn objects<'a>(m: &'a Map<String, Value>, key: &str) -> Result<Vec<&'a Map<Strin
     }
 }
 
-fn tags(m: &Map<String, Value>) -> Result<Vec<(String, String)>, ApiError> {
+pub(crate) fn tags(m: &Map<String, Value>) -> Result<Vec<(String, String)>, ApiError> {
     objects(m, "tags")?
         .into_iter()
         .map(|t| parse_pair("tag", t, MAX_TAG_VALUE))
@@ -210,7 +210,7 @@ fn tags(m: &Map<String, Value>) -> Result<Vec<(String, String)>, ApiError> {
 }
 
 /// MLflow's status codes for store errors.
-fn store_error(e: StoreError) -> ApiError {
+pub(crate) fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::AlreadyExists(m) => {
             ApiError::new(axum::http::StatusCode::BAD_REQUEST, "RESOURCE_ALREADY_EXISTS", m)
@@ -276,7 +276,7 @@ fn run_json(r: &TrackedRun) -> Value {
     })
 }
 
-fn page_token(token: Option<&str>) -> Result<i64, ApiError> {
+pub(crate) fn page_token(token: Option<&str>) -> Result<i64, ApiError> {
     match token {
         None | Some("") => Ok(0),
         Some(t) => t
@@ -287,7 +287,7 @@ fn page_token(token: Option<&str>) -> Result<i64, ApiError> {
     }
 }
 
-fn next_token(len: usize, limit: i64, offset: i64) -> Option<String> {
+pub(crate) fn next_token(len: usize, limit: i64, offset: i64) -> Option<String> {
     (len as i64 == limit).then(|| (offset + limit).to_string())
 }
 
@@ -362,12 +362,13 @@ async fn search_experiments(State(s): State<AppState>, bytes: Bytes) -> Result<J
         .map_err(store_error)?;
     // A name filter (`name = 'x'` / `name LIKE 'x%'`) is what clients send.
     if let Some(filter) = opt_str(&m, "filter")?.filter(|f| !f.trim().is_empty()) {
-        let (op, value) = parse_name_filter(filter)?;
-        experiments.retain(|e| match op {
-            "=" => e.name == value,
-            "!=" => e.name != value,
-            _ => like(&e.name, &value, op == "ILIKE"),
-        });
+        let mut kept = Vec::with_capacity(experiments.len());
+        for e in experiments {
+            if matches_filter(filter, &e.name, &e.tags)? {
+                kept.push(e);
+            }
+        }
+        experiments = kept;
     }
     let next = next_token(experiments.len(), limit, offset);
     Ok(Json(json!({
@@ -384,41 +385,47 @@ async fn search_experiments_get(
     search_experiments(state, Bytes::from(serde_json::to_vec(&m).unwrap_or_default())).await
 }
 
-/// `[attribute.]name <op> 'value'` with `=`, `!=`, `LIKE` or `ILIKE`.
-fn parse_name_filter(filter: &str) -> Result<(&'static str, String), ApiError> {
-    let bad = || {
-        ApiError::invalid(format!(
-            "unsupported experiment filter '{filter}': use name = 'x', name != 'x', name LIKE 'x%' or name ILIKE 'x%'"
-        ))
-    };
-    let f = filter.trim();
-    let rest = f
-        .strip_prefix("attributes.")
-        .or_else(|| f.strip_prefix("attribute."))
-        .unwrap_or(f);
-    let rest = rest.strip_prefix("name").ok_or_else(bad)?.trim_start();
-    let upper = rest.to_ascii_uppercase();
-    let (op, rest) = if let Some(r) = rest.strip_prefix("!=") {
-        ("!=", r)
-    } else if let Some(r) = rest.strip_prefix('=') {
-        ("=", r)
-    } else if upper.starts_with("ILIKE") {
-        ("ILIKE", &rest[5..])
-    } else if upper.starts_with("LIKE") {
-        ("LIKE", &rest[4..])
-    } else {
-        return Err(bad());
-    };
-    let value = rest.trim();
-    let value = value
-        .strip_prefix('\'')
-        .and_then(|v| v.strip_suffix('\''))
-        .ok_or_else(bad)?;
-    Ok((op, value.replace("''", "'")))
+/// Whether a named, tagged object (an experiment, a registered model)
+/// matches a filter such as `name LIKE 'iris%' AND tags.team = 'ml'`. A
+/// missing tag never equals or matches anything, and differs from
+/// everything (so `tags.x != 'true'` keeps objects without the tag).
+pub(crate) fn matches_filter(filter: &str, name: &str, tags: &[(String, String)]) -> Result<bool, ApiError> {
+    use weft_store::search::{Attribute, Entity, Literal, Op};
+    let clauses = parse_filter(filter).map_err(|e| ApiError::invalid(format!("invalid filter: {e}")))?;
+    for clause in &clauses {
+        let actual: Option<&str> = match &clause.entity {
+            Entity::Attribute(Attribute::RunName) => Some(name),
+            Entity::Tag(key) => tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()),
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "this search filters on name and tags only, not {other:?}"
+                )))
+            }
+        };
+        let ok = match (clause.op, &clause.value, actual) {
+            (Op::IsNull, _, a) => a.is_none(),
+            (Op::IsNotNull, _, a) => a.is_some(),
+            (Op::Ne, Literal::Text(v), a) => a != Some(v.as_str()),
+            (_, _, None) => false,
+            (Op::Eq, Literal::Text(v), Some(a)) => a == v,
+            (Op::Like, Literal::Text(v), Some(a)) => like(a, v, false),
+            (Op::ILike, Literal::Text(v), Some(a)) => like(a, v, true),
+            (op, _, _) => {
+                return Err(ApiError::invalid(format!(
+                    "operator {} is not supported here",
+                    op.sql()
+                )))
+            }
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// SQL LIKE matching (`%` any run, `_` one character).
-fn like(text: &str, pattern: &str, ignore_case: bool) -> bool {
+pub(crate) fn like(text: &str, pattern: &str, ignore_case: bool) -> bool {
     let (t, p): (Vec<char>, Vec<char>) = if ignore_case {
         (
             text.to_lowercase().chars().collect(),
@@ -702,17 +709,17 @@ mod tests {
     }
 
     #[test]
-    fn experiment_name_filters() {
-        assert_eq!(
-            parse_name_filter("name = 'my exp'").unwrap(),
-            ("=", "my exp".to_string())
-        );
-        assert_eq!(
-            parse_name_filter("attribute.name LIKE 'a%'").unwrap(),
-            ("LIKE", "a%".to_string())
-        );
-        assert!(parse_name_filter("tags.x = 'y'").is_err());
-        assert!(parse_name_filter("name = unquoted").is_err());
+    fn name_and_tag_filters() {
+        let tags = vec![("team".to_string(), "ml".to_string())];
+        let m = |f: &str| matches_filter(f, "iris-clf", &tags).unwrap();
+        assert!(m("name = 'iris-clf'"));
+        assert!(m("name LIKE 'iris%' AND tag.`mlflow.prompt.is_prompt` != 'true'"));
+        assert!(m("tags.team = 'ml'"));
+        assert!(!m("tags.team = 'ops'"));
+        assert!(!m("name ILIKE 'IRIS' "));
+        assert!(m("name ILIKE 'IRIS%'"));
+        assert!(matches_filter("name = unquoted", "x", &[]).is_err());
+        assert!(matches_filter("metrics.x > 1", "x", &[]).is_err());
     }
 
     #[test]

@@ -9,11 +9,15 @@
 //! database.
 
 mod model;
+mod registry;
+mod run_artifacts;
 pub mod search;
 mod store;
 mod tracking;
 
 pub use model::*;
+pub use registry::{ModelVersion, RegisteredModel};
+pub use run_artifacts::ArtifactEntry;
 pub use store::{NewArtifact, StepRunRecord, Store};
 pub use tracking::{Experiment, MetricPoint, RunInfo, TrackedRun};
 

@@ -28,7 +28,8 @@ impl Attribute {
     fn parse(name: &str) -> Option<Self> {
         Some(match name {
             "run_id" | "run_uuid" => Self::RunId,
-            "run_name" => Self::RunName,
+            // `name` is what registry and experiment filters say.
+            "run_name" | "name" => Self::RunName,
             "user_id" => Self::UserId,
             "status" => Self::Status,
             "artifact_uri" => Self::ArtifactUri,
@@ -74,7 +75,8 @@ pub enum Op {
 }
 
 impl Op {
-    pub(crate) fn sql(self) -> &'static str {
+    /// The SQL spelling of the operator.
+    pub fn sql(self) -> &'static str {
         match self {
             Op::Eq => "=",
             Op::Ne => "!=",

@@ -1,0 +1,103 @@
+"""The official mlflow client against weft server: artifacts and the model registry."""
+import os
+import pathlib
+
+import mlflow
+import pytest
+import requests
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+
+def test_log_list_and_download_artifacts(weft_server, tmp_path):
+    client = MlflowClient()
+    (tmp_path / "report.txt").write_text("accuracy 0.96\n")
+    model = tmp_path / "model"
+    (model / "weights").mkdir(parents=True)
+    (model / "MLmodel").write_text("flavor: weft\n")
+    (model / "weights" / "w.bin").write_bytes(bytes(range(256)) * 40)
+    with mlflow.start_run() as run:
+        mlflow.log_artifact(str(tmp_path / "report.txt"))
+        mlflow.log_artifacts(str(model), artifact_path="model")
+        run_id = run.info.run_id
+
+    top = {(f.path, f.is_dir, f.file_size) for f in client.list_artifacts(run_id)}
+    assert top == {("report.txt", False, 14), ("model", True, None)}
+    inner = {(f.path, f.is_dir) for f in client.list_artifacts(run_id, "model")}
+    assert inner == {("model/MLmodel", False), ("model/weights", True)}
+
+    out = pathlib.Path(mlflow.artifacts.download_artifacts(run_id=run_id, dst_path=str(tmp_path / "dl")))
+    assert (out / "report.txt").read_text() == "accuracy 0.96\n"
+    assert (out / "model" / "weights" / "w.bin").read_bytes() == bytes(range(256)) * 40
+
+    base = weft_server + "/api/2.0/mlflow-artifacts/artifacts"
+    for bad in ["../../etc/passwd", "0/%2E%2E/x", "a//b"]:
+        r = requests.put(f"{base}/{bad}", data=b"x", timeout=10)
+        assert r.status_code in (400, 404), (bad, r.status_code, r.text)
+        assert r.json()["error_code"] in ("INVALID_PARAMETER_VALUE", "ENDPOINT_NOT_FOUND"), r.text
+    r = requests.get(base, params={"path": "../x"}, timeout=10)
+    assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    r = requests.get(f"{base}/0/nope/artifacts/missing.txt", timeout=10)
+    assert r.status_code == 404 and r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_registry_versions_aliases_and_models_uri(weft_server, tmp_path):
+    client = MlflowClient()
+    (tmp_path / "MLmodel").write_text("flavor: weft\n")
+    with mlflow.start_run() as run:
+        mlflow.log_artifact(str(tmp_path / "MLmodel"), artifact_path="model")
+        run_id = run.info.run_id
+
+    created = client.create_registered_model("iris-classifier", tags={"team": "ml"}, description="softmax regression")
+    assert created.name == "iris-classifier" and created.description == "softmax regression"
+    with pytest.raises(MlflowException) as err:
+        client.create_registered_model("iris-classifier")
+    assert err.value.error_code == "RESOURCE_ALREADY_EXISTS"
+
+    v1 = client.create_model_version("iris-classifier", f"runs:/{run_id}/model", run_id=run_id)
+    v2 = client.create_model_version("iris-classifier", f"runs:/{run_id}/model", run_id=run_id, tags={"stage": "candidate"})
+    assert (v1.version, v2.version) == ("1", "2")
+    assert v1.status == "READY" and v1.run_id == run_id
+    assert v1.source.endswith(f"{run_id}/artifacts/model")
+    assert client.get_model_version("iris-classifier", "2").tags == {"stage": "candidate"}
+
+    client.set_registered_model_alias("iris-classifier", "champion", "1")
+    assert client.get_model_version_by_alias("iris-classifier", "champion").version == "1"
+    client.set_registered_model_alias("iris-classifier", "champion", "2")  # moves
+    model = client.get_registered_model("iris-classifier")
+    assert model.aliases == {"champion": "2"}
+    assert model.tags == {"team": "ml"}
+    assert [v.version for v in model.latest_versions] == ["2"]
+
+    # models:/name@alias resolves through the alias to the run's artifacts.
+    local = pathlib.Path(mlflow.artifacts.download_artifacts("models:/iris-classifier@champion", dst_path=str(tmp_path / "m")))
+    assert (local / "MLmodel").read_text() == "flavor: weft\n"
+    assert client.get_model_version_download_uri("iris-classifier", "1") == v1.source
+
+    client.delete_registered_model_alias("iris-classifier", "champion")
+    assert client.get_registered_model("iris-classifier").aliases == {}
+    with pytest.raises(MlflowException) as err:
+        client.get_model_version_by_alias("iris-classifier", "champion")
+    assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    with pytest.raises(MlflowException) as err:
+        client.set_registered_model_alias("iris-classifier", "latest", "1")
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+
+    assert [m.name for m in client.search_registered_models(filter_string="name LIKE 'iris%'")] == ["iris-classifier"]
+    assert client.search_registered_models(filter_string="name = 'other'") == []
+    assert sorted(v.version for v in client.search_model_versions("name='iris-classifier'")) == ["1", "2"]
+    assert [v.version for v in client.search_model_versions(f"run_id='{run_id}' and name='iris-classifier'")][:1] == ["2"]
+
+    client.set_model_version_tag("iris-classifier", "1", "validated", "yes")
+    client.delete_model_version_tag("iris-classifier", "2", "stage")
+    assert client.get_model_version("iris-classifier", "1").tags == {"validated": "yes"}
+    assert client.get_model_version("iris-classifier", "2").tags == {}
+    client.update_model_version("iris-classifier", "1", description="first")
+    assert client.get_model_version("iris-classifier", "1").description == "first"
+    client.delete_model_version("iris-classifier", "1")
+    with pytest.raises(MlflowException):
+        client.get_model_version("iris-classifier", "1")
+    client.rename_registered_model("iris-classifier", "iris-prod")
+    assert client.get_registered_model("iris-prod").latest_versions[0].version == "2"
+    client.delete_registered_model("iris-prod")
+    assert client.search_registered_models() == []
