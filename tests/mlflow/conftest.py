@@ -21,6 +21,9 @@ def weft_server(tmp_path, monkeypatch):
     url = next((w for w in line.split() if w.startswith("http://")), None)
     assert url, f"weft server did not start: {line!r}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    # `weft` commands run by a test record into the same state.
+    monkeypatch.setenv("WEFT_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("WEFT_BIN", binary)
     # Fail fast instead of retrying for minutes when something is wrong.
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     import mlflow

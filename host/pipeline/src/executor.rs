@@ -207,6 +207,11 @@ impl Executor {
                 self.store.finish_run(&run.id, status::FAILED, Some(&message)).await?;
             }
         }
+        // The MLflow view of the run (experiment = pipeline, nested runs =
+        // steps); a failure here does not change how the run went.
+        if let Err(e) = self.store.mirror_run_to_tracking(&run.id).await {
+            tracing::warn!("could not record the MLflow view of run {}: {e}", run.id);
+        }
         result
     }
 

@@ -8,6 +8,7 @@
 //! transaction, so a process killed at any point leaves a consistent
 //! database.
 
+mod mirror;
 mod model;
 mod registry;
 mod run_artifacts;

@@ -1,0 +1,232 @@
+//! Pipeline runs as MLflow sees them: a pipeline is an experiment, a
+//! pipeline run a run, each step run a nested run (tag
+//! `mlflow.parentRunId`) holding the step's params and metrics. Written once
+//! when a pipeline run ends, in one transaction, so MLflow clients and
+//! searches see weft's pipelines like any other run.
+
+use sqlx::{QueryBuilder, Sqlite};
+
+use crate::tracking::MetricPoint;
+use crate::{status, Store, StoreError};
+
+/// weft status -> MLflow run status.
+fn mlflow_status(weft: &str) -> &'static str {
+    match weft {
+        status::SUCCEEDED | status::CACHED => "FINISHED",
+        status::CANCELLED | status::SKIPPED => "KILLED",
+        status::RUNNING | status::PENDING => "RUNNING",
+        _ => "FAILED",
+    }
+}
+
+/// Top-level params of a step as MLflow params (strings unquoted, other
+/// values as JSON).
+fn flatten_params(json: &str) -> Vec<(String, String)> {
+    match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(serde_json::Value::Object(map)) => map
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (k, v)
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl Store {
+    /// Writes (or rewrites) the MLflow view of a pipeline run.
+    pub async fn mirror_run_to_tracking(&self, run_id: &str) -> Result<(), StoreError> {
+        let detail = self.run_detail(run_id).await?;
+        let run = &detail.run;
+        let experiment_id = match self.experiment_by_name(&run.pipeline).await {
+            Ok(e) => e.experiment_id,
+            Err(StoreError::NotFound { .. }) => {
+                match self
+                    .create_experiment(&run.pipeline, None, &[("weft.pipeline".into(), run.pipeline.clone())])
+                    .await
+                {
+                    Ok(id) => id,
+                    // Created concurrently by another process: use it.
+                    Err(StoreError::AlreadyExists(_)) => self.experiment_by_name(&run.pipeline).await?.experiment_id,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+
+        struct Row {
+            id: String,
+            name: String,
+            status: &'static str,
+            start: i64,
+            end: Option<i64>,
+            tags: Vec<(String, String)>,
+            params: Vec<(String, String)>,
+            metrics: Vec<MetricPoint>,
+        }
+        let mut rows = vec![Row {
+            id: run.id.clone(),
+            name: format!("{} #{}", run.pipeline, run.number),
+            status: mlflow_status(&run.status),
+            start: run.started_at,
+            end: run.ended_at,
+            tags: vec![
+                ("mlflow.runName".into(), format!("{} #{}", run.pipeline, run.number)),
+                ("mlflow.source.name".into(), "weft".into()),
+                ("weft.pipeline".into(), run.pipeline.clone()),
+                ("weft.run_number".into(), run.number.to_string()),
+                ("weft.status".into(), run.status.clone()),
+            ],
+            params: Vec::new(),
+            metrics: Vec::new(),
+        }];
+        for step in &detail.steps {
+            let source = step.cached_from.as_deref().unwrap_or(&step.id);
+            let mut tags = vec![
+                ("mlflow.runName".into(), step.step_name.clone()),
+                ("mlflow.parentRunId".into(), run.id.clone()),
+                ("weft.step".into(), step.step_name.clone()),
+                ("weft.status".into(), step.status.clone()),
+            ];
+            for (key, value) in [
+                ("weft.component_digest", &step.component_digest),
+                ("weft.cache_key", &step.cache_key),
+                ("weft.cached_from", &step.cached_from),
+                ("weft.error", &step.error),
+            ] {
+                if let Some(value) = value {
+                    tags.push((key.into(), value.chars().take(8000).collect()));
+                }
+            }
+            tags.extend(
+                detail
+                    .tags
+                    .iter()
+                    .filter(|t| t.step_run_id == source)
+                    .map(|t| (t.key.clone(), t.value.clone())),
+            );
+            let mut params = flatten_params(&step.params);
+            for p in detail.params.iter().filter(|p| p.step_run_id == source) {
+                if !params.iter().any(|(k, _)| *k == p.key) {
+                    params.push((p.key.clone(), p.value.clone()));
+                }
+            }
+            let metrics = detail
+                .metrics
+                .iter()
+                .filter(|m| m.step_run_id == source)
+                .map(|m| MetricPoint {
+                    key: m.key.clone(),
+                    value: m.value,
+                    timestamp: m.timestamp,
+                    step: m.step.unwrap_or(0),
+                })
+                .collect();
+            rows.push(Row {
+                id: step.id.clone(),
+                name: step.step_name.clone(),
+                status: mlflow_status(&step.status),
+                start: step.started_at.unwrap_or(run.started_at),
+                end: step.ended_at,
+                tags,
+                params,
+                metrics,
+            });
+        }
+
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for chunk in rows.chunks(100) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO tracking_runs (run_uuid, experiment_id, name, user_id, status, start_time, end_time, lifecycle_stage, artifact_uri) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(&r.id)
+                    .push_bind(experiment_id)
+                    .push_bind(&r.name)
+                    .push_bind("weft")
+                    .push_bind(r.status)
+                    .push_bind(r.start)
+                    .push_bind(r.end)
+                    .push_bind("active")
+                    .push_bind(format!("mlflow-artifacts:/{experiment_id}/{}/artifacts", r.id));
+            });
+            q.push(" ON CONFLICT (run_uuid) DO UPDATE SET status = excluded.status, end_time = excluded.end_time, name = excluded.name");
+            q.build().execute(&mut *tx).await?;
+        }
+        let pairs: Vec<(&str, &(String, String))> = rows
+            .iter()
+            .flat_map(|r| r.tags.iter().map(move |t| (r.id.as_str(), t)))
+            .collect();
+        for chunk in pairs.chunks(300) {
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO tracking_tags (run_uuid, key, value) ");
+            q.push_values(chunk, |mut b, (id, (k, v))| {
+                b.push_bind(*id).push_bind(k).push_bind(v);
+            });
+            q.push(" ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value");
+            q.build().execute(&mut *tx).await?;
+        }
+        let pairs: Vec<(&str, &(String, String))> = rows
+            .iter()
+            .flat_map(|r| r.params.iter().map(move |p| (r.id.as_str(), p)))
+            .collect();
+        for chunk in pairs.chunks(300) {
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO tracking_params (run_uuid, key, value) ");
+            q.push_values(chunk, |mut b, (id, (k, v))| {
+                b.push_bind(*id)
+                    .push_bind(k)
+                    .push_bind(v.chars().take(6000).collect::<String>());
+            });
+            q.push(" ON CONFLICT (run_uuid, key) DO NOTHING");
+            q.build().execute(&mut *tx).await?;
+        }
+        let points: Vec<(&str, &MetricPoint)> = rows
+            .iter()
+            .flat_map(|r| r.metrics.iter().map(move |m| (r.id.as_str(), m)))
+            .collect();
+        for chunk in points.chunks(150) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO tracking_metrics (run_uuid, key, value, is_nan, timestamp, step) ",
+            );
+            q.push_values(chunk, |mut b, (id, m)| {
+                b.push_bind(*id)
+                    .push_bind(&m.key)
+                    .push_bind(m.value)
+                    .push_bind(false)
+                    .push_bind(m.timestamp)
+                    .push_bind(m.step);
+            });
+            q.push(" ON CONFLICT DO NOTHING");
+            q.build().execute(&mut *tx).await?;
+        }
+        // Latest point per (run, key).
+        let mut by_key: std::collections::HashMap<(&str, &str), &MetricPoint> = std::collections::HashMap::new();
+        for (id, m) in &points {
+            let slot = by_key.entry((id, m.key.as_str())).or_insert(m);
+            if (m.step, m.timestamp) >= (slot.step, slot.timestamp) {
+                *slot = m;
+            }
+        }
+        let latest: Vec<(&str, &MetricPoint)> = by_key.into_iter().map(|((id, _), m)| (id, m)).collect();
+        for chunk in latest.chunks(150) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO tracking_latest_metrics (run_uuid, key, value, is_nan, timestamp, step) ",
+            );
+            q.push_values(chunk, |mut b, (id, m)| {
+                b.push_bind(*id)
+                    .push_bind(&m.key)
+                    .push_bind(m.value)
+                    .push_bind(false)
+                    .push_bind(m.timestamp)
+                    .push_bind(m.step);
+            });
+            q.push(" ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp, step = excluded.step");
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
