@@ -218,3 +218,57 @@ fn every_artifact_traces_back_to_the_source_data() {
     let report: Value = serde_json::from_slice(&report.stdout).unwrap();
     assert!(report["accuracy"].as_f64().unwrap() >= 0.9);
 }
+
+#[test]
+fn the_trained_model_is_registered_with_its_lineage() {
+    build_iris();
+    let dir = iris_copy();
+    std::os::unix::fs::symlink(repo_root().join("examples/iris/target"), dir.path().join("target")).unwrap();
+    let first = weft_in(dir.path(), &["run", "--json"]);
+    run_json(&first, 0);
+    assert!(
+        stderr(&first).contains("model iris-softmax version 1 ← train.model"),
+        "{}",
+        stderr(&first)
+    );
+    // A cached rerun has the same model bytes: no new version.
+    run_json(&weft_in(dir.path(), &["run", "--json"]), 0);
+    // New params, new model: version 2.
+    run_json(&weft_in(dir.path(), &["run", "--json", "-p", "train.epochs=100"]), 0);
+    assert!(
+        weft_in(dir.path(), &["models", "alias", "iris-softmax", "champion", "1"])
+            .status
+            .success()
+    );
+
+    let show = weft_in(dir.path(), &["models", "show", "iris-softmax", "--json"]);
+    assert!(show.status.success(), "{}", stderr(&show));
+    let model: Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(model["aliases"][0]["alias"], "champion");
+    assert_eq!(model["aliases"][0]["version"], 1);
+    let versions = model["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 2);
+    let v1 = versions.iter().find(|v| v["version"] == 1).unwrap();
+    let tag = |key: &str| {
+        v1["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t[0] == key)
+            .map(|t| t[1].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(tag("weft.step"), "train");
+    assert_eq!(tag("weft.component_digest").len(), 64);
+    // The version's artifact traces back to the source data.
+    let lineage = weft_in(dir.path(), &["lineage", &tag("weft.artifact_id"), "--json"]);
+    let node: Value = serde_json::from_slice(&lineage.stdout).unwrap();
+    assert_eq!(node["producer"]["step_name"], "train");
+    assert_eq!(node["producer"]["run_id"], tag("weft.run_id").as_str());
+    let list = weft_in(dir.path(), &["models", "list"]);
+    assert!(stdout(&list).contains("iris-softmax"), "{}", stdout(&list));
+    // Bad input is refused with the rule.
+    let bad = weft_in(dir.path(), &["models", "alias", "iris-softmax", "latest", "1"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("invalid alias"));
+}

@@ -55,3 +55,23 @@ def test_a_weft_run_is_visible_with_nested_step_runs(weft_server):
     )
     assert cached[0].data.tags["weft.status"] == "cached"
     assert cached[0].data.metrics["accuracy"] == by_name["evaluate"].data.metrics["accuracy"]
+
+
+def test_a_model_registered_by_weft_resolves_through_mlflow(weft_server, tmp_path):
+    import json
+
+    weft = os.environ["WEFT_BIN"]
+    iris = ROOT / "examples" / "iris"
+    subprocess.run([weft, "-f", str(iris), "build"], check=True, capture_output=True)
+    subprocess.run([weft, "-f", str(iris), "run"], check=True, capture_output=True)
+    subprocess.run([weft, "models", "alias", "iris-softmax", "champion", "1"], check=True, capture_output=True)
+
+    client = MlflowClient()
+    version = client.get_model_version_by_alias("iris-softmax", "champion")
+    assert version.version == "1"
+    assert version.tags["weft.step"] == "train"
+    # The version's run is the train step's nested run.
+    assert client.get_run(version.run_id).data.tags["weft.step"] == "train"
+    local = pathlib.Path(mlflow.artifacts.download_artifacts("models:/iris-softmax@champion", dst_path=str(tmp_path / "m")))
+    model = json.loads((local / "train.model").read_text())
+    assert model["classes"] == ["setosa", "versicolor", "virginica"]

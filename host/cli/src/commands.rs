@@ -12,7 +12,7 @@ use weft_store::{status, LineageNode};
 
 use crate::context::{find_manifest, state_dir, CliError, CliResult, Stores};
 use crate::progress::{format_duration, Progress};
-use crate::{exit, ArtifactsCommand, Cli, Command, Page, RunsCommand};
+use crate::{exit, ArtifactsCommand, Cli, Command, ModelsCommand, Page, RunsCommand};
 
 pub async fn dispatch(cli: Cli) -> CliResult<u8> {
     match cli.command {
@@ -54,6 +54,19 @@ pub async fn dispatch(cli: Cli) -> CliResult<u8> {
         Command::Lineage { artifact, json } => {
             let stores = Stores::open_existing(&state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?).await?;
             lineage(&stores, &artifact, json).await
+        }
+        Command::Models(command) => {
+            let stores = Stores::open(&state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?).await?;
+            match command {
+                ModelsCommand::Register { artifact, name, alias } => {
+                    crate::models::register_command(&stores, &artifact, &name, alias.as_deref()).await
+                }
+                ModelsCommand::Alias { name, alias, version } => {
+                    crate::models::alias_command(&stores, &name, &alias, version).await
+                }
+                ModelsCommand::List { json } => crate::models::list_command(&stores, json).await,
+                ModelsCommand::Show { name, json } => crate::models::show_command(&stores, &name, json).await,
+            }
         }
         Command::Server { host, port, token } => {
             let state = state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?;
@@ -268,6 +281,22 @@ async fn run(
         code: exit::RUN_FAILED,
         message: e.to_string(),
     })?;
+
+    // Outputs named under [models] become model versions.
+    if outcome.status == status::SUCCEEDED {
+        for (model, step, output) in &manifest.models {
+            let detail = stores.store.run_detail(&outcome.run_id).await?;
+            let Some(step_run) = detail.steps.iter().find(|s| &s.step_name == step) else {
+                continue;
+            };
+            let outputs = stores.store.step_run_outputs(&step_run.id).await?;
+            let Some(link) = outputs.iter().find(|l| &l.slot == output) else {
+                continue;
+            };
+            let version = crate::models::register(&stores, &link.artifact.id, model).await?;
+            eprintln!("model {model} version {} ← {step}.{output}", version.version);
+        }
+    }
 
     let executed = outcome.executed();
     let cached = outcome.cached();

@@ -2,6 +2,7 @@
 
 mod commands;
 mod context;
+mod models;
 mod progress;
 
 use std::path::PathBuf;
@@ -83,6 +84,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The model registry: register artifacts as model versions, set aliases.
+    #[command(subcommand)]
+    Models(ModelsCommand),
     /// Serve what weft records over HTTP (the native API under /api/v1).
     Server {
         /// Address to listen on; anything but loopback needs --token.
@@ -116,6 +120,34 @@ struct Page {
     /// Print JSON on stdout.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Register an artifact as the next version of a model.
+    Register {
+        /// Artifact id (or prefix), name (latest version) or name:version.
+        artifact: String,
+        /// Model name (created if needed).
+        #[arg(long)]
+        name: String,
+        /// Also point this alias at the new version.
+        #[arg(long)]
+        alias: Option<String>,
+    },
+    /// Point an alias (e.g. champion) at a version.
+    Alias { name: String, alias: String, version: i64 },
+    /// List registered models.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a model's versions, aliases and where each version came from.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]

@@ -63,6 +63,9 @@ struct RawManifest {
     inputs: BTreeMap<String, RawInput>,
     #[serde(default)]
     steps: BTreeMap<String, RawStep>,
+    /// Model name -> `step.output` registered after each successful run.
+    #[serde(default)]
+    models: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -214,6 +217,9 @@ pub struct Manifest {
     pub inputs: Vec<ExternalInput>,
     /// Steps in a topological order (every step after its upstreams).
     pub steps: Vec<Step>,
+    /// Outputs registered as model versions after a successful run:
+    /// (model name, step, output).
+    pub models: Vec<(String, String, String)>,
 }
 
 /// A `-p step.key=value` override.
@@ -360,6 +366,22 @@ impl Manifest {
             }
         }
 
+        let mut models = Vec::new();
+        for (model, source) in &raw.models {
+            let key = format!("models.{model}");
+            weft_store::validate_model_name(model).map_err(|m| invalid(&key, m))?;
+            let (step, output) = source
+                .split_once('.')
+                .ok_or_else(|| invalid(&key, format!("'{source}' must be 'step.output'")))?;
+            match steps.get(step) {
+                None => return Err(invalid(key, format!("no step named '{step}'"))),
+                Some(s) if !s.outputs.iter().any(|o| o.name == output) => {
+                    return Err(invalid(key, format!("step '{step}' has no output '{output}'")))
+                }
+                Some(_) => models.push((model.clone(), step.to_string(), output.to_string())),
+            }
+        }
+
         let order = topological_order(&steps)?;
         let steps = order.into_iter().filter_map(|name| steps.remove(&name)).collect();
         Ok(Self {
@@ -369,6 +391,7 @@ impl Manifest {
             root: root.to_owned(),
             inputs,
             steps,
+            models,
         })
     }
 

@@ -46,11 +46,7 @@ pub(crate) fn routes() -> Router<AppState> {
 
 fn model_name(m: &Map<String, Value>, key: &str) -> Result<String, ApiError> {
     let name = req_str(m, key)?;
-    if name.trim().is_empty() || name.len() > 256 || name.contains('/') || name.contains(':') {
-        return Err(ApiError::invalid(format!(
-            "invalid model name '{name}': 1-256 characters, no '/' or ':'"
-        )));
-    }
+    weft_store::validate_model_name(name).map_err(ApiError::invalid)?;
     Ok(name.to_string())
 }
 
@@ -62,17 +58,7 @@ fn version(m: &Map<String, Value>) -> Result<i64, ApiError> {
 
 fn alias(m: &Map<String, Value>) -> Result<String, ApiError> {
     let alias = req_str(m, "alias")?;
-    let reserved = alias.eq_ignore_ascii_case("latest")
-        || (alias.len() > 1 && alias.starts_with(['v', 'V']) && alias[1..].chars().all(|c| c.is_ascii_digit()));
-    if alias.is_empty()
-        || alias.len() > 255
-        || reserved
-        || !alias.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-')
-    {
-        return Err(ApiError::invalid(format!(
-            "invalid alias '{alias}': letters, digits, '_' and '-', and not 'latest' or 'v<number>'"
-        )));
-    }
+    weft_store::validate_alias(alias).map_err(ApiError::invalid)?;
     Ok(alias.to_string())
 }
 

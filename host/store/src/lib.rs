@@ -17,7 +17,7 @@ mod store;
 mod tracking;
 
 pub use model::*;
-pub use registry::{ModelVersion, RegisteredModel};
+pub use registry::{validate_alias, validate_model_name, ModelVersion, RegisteredModel};
 pub use run_artifacts::ArtifactEntry;
 pub use store::{NewArtifact, StepRunRecord, Store};
 pub use tracking::{Experiment, MetricPoint, RunInfo, TrackedRun};

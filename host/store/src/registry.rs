@@ -38,6 +38,31 @@ pub struct RegisteredModel {
     pub latest_versions: Vec<ModelVersion>,
 }
 
+/// An alias: letters, digits, '_' and '-', and not `latest` or `v<number>`
+/// (those name versions already).
+pub fn validate_alias(alias: &str) -> Result<(), String> {
+    let reserved = alias.eq_ignore_ascii_case("latest")
+        || (alias.len() > 1 && alias.starts_with(['v', 'V']) && alias[1..].chars().all(|c| c.is_ascii_digit()));
+    if alias.is_empty()
+        || alias.len() > 255
+        || reserved
+        || !alias.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "invalid alias '{alias}': letters, digits, '_' and '-', and not 'latest' or 'v<number>'"
+        ));
+    }
+    Ok(())
+}
+
+/// A model name: 1-256 characters, no '/' or ':' (they delimit model URIs).
+pub fn validate_model_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() || name.len() > 256 || name.contains('/') || name.contains(':') {
+        return Err(format!("invalid model name '{name}': 1-256 characters, no '/' or ':'"));
+    }
+    Ok(())
+}
+
 fn not_found_model(name: &str) -> StoreError {
     StoreError::NotFound {
         what: "registered model",
@@ -412,5 +437,67 @@ impl Store {
                     key: format!("{name}@{alias}"),
                 })?;
         self.model_version(name, version).await
+    }
+}
+
+impl Store {
+    /// Registers a weft artifact as the next version of model `name`
+    /// (creating the model if needed). Its files become visible to MLflow
+    /// clients under `mlflow-artifacts:/weft/<artifact id>`, the version's
+    /// run is the step run that produced it, and its tags trace it back to
+    /// the pipeline run, the component and the artifact digest. Registering
+    /// the same bytes as the newest version again returns that version.
+    ///
+    /// `files` lists the artifact's files as (relative path, digest, size);
+    /// a file artifact has one entry.
+    pub async fn register_artifact(
+        &self,
+        artifact_key: &str,
+        name: &str,
+        files: &[(String, String, i64)],
+    ) -> Result<ModelVersion, StoreError> {
+        let artifact = self.artifact(artifact_key).await?;
+        if let Err(StoreError::NotFound { .. }) = self.registered_model(name).await {
+            match self.create_registered_model(name, "", &[]).await {
+                Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(latest) = self.registered_model(name).await?.latest_versions.first() {
+            if latest
+                .tags
+                .iter()
+                .any(|(k, v)| k == "weft.digest" && *v == artifact.digest)
+            {
+                return Ok(latest.clone());
+            }
+        }
+        let root = format!("weft/{}", artifact.id);
+        for (path, digest, size) in files {
+            self.put_run_artifact(&format!("{root}/{path}"), digest, *size).await?;
+        }
+        let mut tags = vec![
+            ("weft.artifact_id".to_string(), artifact.id.clone()),
+            (
+                "weft.artifact".to_string(),
+                format!("{}:{}", artifact.name, artifact.version),
+            ),
+            ("weft.digest".to_string(), artifact.digest.clone()),
+        ];
+        let mut run_id = None;
+        if let Some(step_run_id) = &artifact.producer_step_run_id {
+            let step = self.step_run(step_run_id).await?;
+            tags.push(("weft.run_id".into(), step.run_id.clone()));
+            tags.push(("weft.step".into(), step.step_name.clone()));
+            if let Some(digest) = &step.component_digest {
+                tags.push(("weft.component_digest".into(), digest.clone()));
+            }
+            // The MLflow view of the step run, when it has been written.
+            if self.run_info(step_run_id).await.is_ok() {
+                run_id = Some(step_run_id.clone());
+            }
+        }
+        self.create_model_version(name, &format!("mlflow-artifacts:/{root}"), run_id.as_deref(), "", &tags)
+            .await
     }
 }
