@@ -8,11 +8,15 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
+TOKEN = "weft-test-token-0123456789"
+
+
 @pytest.fixture()
-def weft_server(tmp_path, monkeypatch):
+def weft_server(tmp_path, monkeypatch, request):
     binary = os.environ.get("WEFT_BIN", str(ROOT / "target" / "release" / "weft"))
+    extra = ["--token", TOKEN] if request.node.get_closest_marker("token") else []
     proc = subprocess.Popen(
-        [binary, "--state-dir", str(tmp_path / "state"), "server", "--port", "0"],
+        [binary, "--state-dir", str(tmp_path / "state"), "server", "--port", "0", *extra],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
@@ -34,3 +38,7 @@ def weft_server(tmp_path, monkeypatch):
     yield url
     proc.terminate()
     proc.wait(timeout=10)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "token: start the server with a bearer token for writes")

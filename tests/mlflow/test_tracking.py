@@ -162,3 +162,23 @@ def test_concurrent_log_batch_stores_every_point_exactly_once(weft_server):
         assert sorted(m.step for m in history) == list(range(5000))
         assert {m.value for m in history} == {float(i * 10_000 + s) for s in range(5000)}
         assert client.get_run(run_id).data.metrics["m"] == float(i * 10_000 + 4999)
+
+
+@pytest.mark.token
+def test_writes_need_the_token(weft_server, monkeypatch):
+    from conftest import TOKEN
+
+    client = MlflowClient()
+    # Reads work without it.
+    assert client.get_experiment("0").name == "Default"
+    with pytest.raises(MlflowException) as err:
+        client.create_experiment("no-token")
+    assert err.value.error_code == "UNAUTHENTICATED"
+    r = requests.post(weft_server + "/api/2.0/mlflow/experiments/create", json={"name": "x"},
+                      headers={"Authorization": "Bearer wrong-token-wrong-token"}, timeout=10)
+    assert r.status_code == 403 and r.json()["error_code"] == "PERMISSION_DENIED"
+    # The client sends MLFLOW_TRACKING_TOKEN as a bearer token.
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", TOKEN)
+    exp = MlflowClient().create_experiment("with-token")
+    with mlflow.start_run(experiment_id=exp):
+        mlflow.log_metric("m", 1.0)
