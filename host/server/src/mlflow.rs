@@ -12,8 +12,10 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use weft_store::search::{parse_filter, parse_order_by};
 use weft_store::{Experiment, MetricPoint, RunInfo, StoreError, TrackedRun};
@@ -222,14 +224,6 @@ pub(crate) fn store_error(e: StoreError) -> ApiError {
 
 // ----- response shapes -----
 
-fn number(v: f64) -> Value {
-    if v.is_nan() {
-        json!("NaN")
-    } else {
-        json!(v)
-    }
-}
-
 fn experiment_json(e: &Experiment) -> Value {
     json!({
         "experiment_id": e.experiment_id.to_string(),
@@ -242,38 +236,111 @@ fn experiment_json(e: &Experiment) -> Value {
     })
 }
 
-fn run_info_json(i: &RunInfo) -> Value {
-    let mut info = json!({
-        "run_id": i.run_uuid,
-        "run_uuid": i.run_uuid,
-        "run_name": i.name,
-        "experiment_id": i.experiment_id.to_string(),
-        "user_id": i.user_id,
-        "status": i.status,
-        "start_time": i.start_time,
-        "artifact_uri": i.artifact_uri,
-        "lifecycle_stage": i.lifecycle_stage,
-    });
-    if let Some(end) = i.end_time {
-        info["end_time"] = json!(end);
+/// Runs are the bulk of search responses: serialized straight from these
+/// borrowed shapes, without building a JSON tree.
+#[derive(Serialize)]
+struct KeyValueOut<'a> {
+    key: &'a str,
+    value: &'a str,
+}
+
+#[derive(Serialize)]
+struct MetricOut<'a> {
+    key: &'a str,
+    #[serde(serialize_with = "mlflow_double")]
+    value: f64,
+    timestamp: i64,
+    step: i64,
+}
+
+/// NaN travels as the string "NaN" (JSON has no NaN).
+fn mlflow_double<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_nan() {
+        s.serialize_str("NaN")
+    } else {
+        s.serialize_f64(*v)
     }
-    info
+}
+
+#[derive(Serialize)]
+struct InfoOut<'a> {
+    run_id: &'a str,
+    run_uuid: &'a str,
+    run_name: &'a str,
+    experiment_id: String,
+    user_id: &'a str,
+    status: &'a str,
+    start_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end_time: Option<i64>,
+    artifact_uri: &'a str,
+    lifecycle_stage: &'a str,
+}
+
+#[derive(Serialize)]
+struct DataOut<'a> {
+    metrics: Vec<MetricOut<'a>>,
+    params: Vec<KeyValueOut<'a>>,
+    tags: Vec<KeyValueOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct RunOut<'a> {
+    info: InfoOut<'a>,
+    data: DataOut<'a>,
+    inputs: Map<String, Value>,
+}
+
+fn info_out(i: &RunInfo) -> InfoOut<'_> {
+    InfoOut {
+        run_id: &i.run_uuid,
+        run_uuid: &i.run_uuid,
+        run_name: &i.name,
+        experiment_id: i.experiment_id.to_string(),
+        user_id: &i.user_id,
+        status: &i.status,
+        start_time: i.start_time,
+        end_time: i.end_time,
+        artifact_uri: &i.artifact_uri,
+        lifecycle_stage: &i.lifecycle_stage,
+    }
+}
+
+fn pairs_out(pairs: &[(String, String)]) -> Vec<KeyValueOut<'_>> {
+    pairs.iter().map(|(k, v)| KeyValueOut { key: k, value: v }).collect()
+}
+
+fn metric_out(m: &MetricPoint) -> MetricOut<'_> {
+    MetricOut {
+        key: &m.key,
+        value: m.value,
+        timestamp: m.timestamp,
+        step: m.step,
+    }
+}
+
+fn run_out(r: &TrackedRun) -> RunOut<'_> {
+    RunOut {
+        info: info_out(&r.info),
+        data: DataOut {
+            metrics: r.metrics.iter().map(metric_out).collect(),
+            params: pairs_out(&r.params),
+            tags: pairs_out(&r.tags),
+        },
+        inputs: Map::new(),
+    }
+}
+
+fn run_info_json(i: &RunInfo) -> Value {
+    serde_json::to_value(info_out(i)).unwrap_or_default()
 }
 
 fn metric_json(m: &MetricPoint) -> Value {
-    json!({"key": m.key, "value": number(m.value), "timestamp": m.timestamp, "step": m.step})
+    serde_json::to_value(metric_out(m)).unwrap_or_default()
 }
 
 fn run_json(r: &TrackedRun) -> Value {
-    json!({
-        "info": run_info_json(&r.info),
-        "data": {
-            "metrics": r.metrics.iter().map(metric_json).collect::<Vec<_>>(),
-            "params": r.params.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>(),
-            "tags": r.tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>(),
-        },
-        "inputs": {},
-    })
+    serde_json::to_value(run_out(r)).unwrap_or_default()
 }
 
 pub(crate) fn page_token(token: Option<&str>) -> Result<i64, ApiError> {
@@ -620,7 +687,7 @@ async fn accept(bytes: Bytes) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({})))
 }
 
-async fn search_runs(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
+async fn search_runs(State(s): State<AppState>, bytes: Bytes) -> Result<axum::response::Response, ApiError> {
     let m = body(&bytes)?;
     let ids: Vec<i64> = match m.get("experiment_ids") {
         Some(Value::Array(items)) => items
@@ -656,11 +723,25 @@ async fn search_runs(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Val
         .search_tracked_runs(&ids, lifecycle, &clauses, &order, limit, offset)
         .await
         .map_err(store_error)?;
-    let mut response = json!({ "runs": runs.iter().map(run_json).collect::<Vec<_>>() });
-    if let Some(next) = next_token(runs.len(), limit, offset) {
-        response["next_page_token"] = json!(next);
+    #[derive(Serialize)]
+    struct SearchOut<'a> {
+        runs: Vec<RunOut<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next_page_token: Option<String>,
     }
-    Ok(Json(response))
+    let next_page_token = next_token(runs.len(), limit, offset);
+    let body = serde_json::to_vec(&SearchOut {
+        runs: runs.iter().map(run_out).collect(),
+        next_page_token,
+    })
+    .map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_ERROR",
+            e.to_string(),
+        )
+    })?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 async fn metric_history(

@@ -411,14 +411,37 @@ impl Store {
             q.push(") ORDER BY key");
             q
         };
-        let params: Vec<(String, String, String)> = in_list("tracking_params", "run_uuid, key, value")
-            .build_query_as()
-            .fetch_all(&self.pool)
-            .await?;
-        let tags: Vec<(String, String, String)> = in_list("tracking_tags", "run_uuid, key, value")
-            .build_query_as()
-            .fetch_all(&self.pool)
-            .await?;
+        // Params and tags come back as one JSON array each: a search page
+        // can hold thousands of them, and every row sqlx fetches is a
+        // round trip to its connection thread. (SQLite's json_group_array;
+        // PostgreSQL spells it json_agg.)
+        let aggregated = |table: &str| {
+            let mut q = QueryBuilder::<Sqlite>::new(format!(
+                "SELECT COALESCE(json_group_array(json_array(run_uuid, key, value)), '[]') FROM \
+                 (SELECT run_uuid, key, value FROM {table} WHERE run_uuid IN ("
+            ));
+            let mut ids = q.separated(", ");
+            for info in &infos {
+                ids.push_bind(info.run_uuid.clone());
+            }
+            q.push(") ORDER BY key)");
+            q
+        };
+        let decode = |json: String| -> Result<Vec<(String, String, String)>, StoreError> {
+            serde_json::from_str(&json).map_err(|e| StoreError::Invalid(format!("malformed aggregate: {e}")))
+        };
+        let params = decode(
+            aggregated("tracking_params")
+                .build_query_scalar()
+                .fetch_one(&self.pool)
+                .await?,
+        )?;
+        let tags = decode(
+            aggregated("tracking_tags")
+                .build_query_scalar()
+                .fetch_one(&self.pool)
+                .await?,
+        )?;
         let metrics: Vec<MetricRow> = in_list(
             "tracking_latest_metrics",
             "run_uuid, key, value, is_nan, timestamp, step",
@@ -426,34 +449,38 @@ impl Store {
         .build_query_as()
         .fetch_all(&self.pool)
         .await?;
-        Ok(infos
-            .into_iter()
-            .map(|info| {
-                let id = &info.run_uuid;
+        // Group by run once: pages hold up to 50,000 runs.
+        let mut by_run: std::collections::HashMap<&str, TrackedRun> =
+            std::collections::HashMap::with_capacity(infos.len());
+        for info in &infos {
+            by_run.insert(
+                info.run_uuid.as_str(),
                 TrackedRun {
-                    params: params
-                        .iter()
-                        .filter(|p| &p.0 == id)
-                        .map(|p| (p.1.clone(), p.2.clone()))
-                        .collect(),
-                    tags: tags
-                        .iter()
-                        .filter(|t| &t.0 == id)
-                        .map(|t| (t.1.clone(), t.2.clone()))
-                        .collect(),
-                    metrics: metrics
-                        .iter()
-                        .filter(|m| &m.run_uuid == id)
-                        .map(|m| MetricPoint {
-                            key: m.key.clone(),
-                            value: if m.is_nan { f64::NAN } else { m.value },
-                            timestamp: m.timestamp,
-                            step: m.step,
-                        })
-                        .collect(),
-                    info,
-                }
-            })
+                    info: info.clone(),
+                    params: Vec::new(),
+                    tags: Vec::new(),
+                    metrics: Vec::new(),
+                },
+            );
+        }
+        for (id, key, value) in params {
+            if let Some(run) = by_run.get_mut(id.as_str()) {
+                run.params.push((key, value));
+            }
+        }
+        for (id, key, value) in tags {
+            if let Some(run) = by_run.get_mut(id.as_str()) {
+                run.tags.push((key, value));
+            }
+        }
+        for m in metrics {
+            if let Some(run) = by_run.get_mut(m.run_uuid.as_str()) {
+                run.metrics.push(m.into());
+            }
+        }
+        Ok(infos
+            .iter()
+            .filter_map(|info| by_run.remove(info.run_uuid.as_str()))
             .collect())
     }
 
