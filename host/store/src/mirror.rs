@@ -187,45 +187,7 @@ impl Store {
             .iter()
             .flat_map(|r| r.metrics.iter().map(move |m| (r.id.as_str(), m)))
             .collect();
-        for chunk in points.chunks(150) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO tracking_metrics (run_uuid, key, value, is_nan, timestamp, step) ",
-            );
-            q.push_values(chunk, |mut b, (id, m)| {
-                b.push_bind(*id)
-                    .push_bind(&m.key)
-                    .push_bind(m.value)
-                    .push_bind(false)
-                    .push_bind(m.timestamp)
-                    .push_bind(m.step);
-            });
-            q.push(" ON CONFLICT DO NOTHING");
-            q.build().execute(&mut *tx).await?;
-        }
-        // Latest point per (run, key).
-        let mut by_key: std::collections::HashMap<(&str, &str), &MetricPoint> = std::collections::HashMap::new();
-        for (id, m) in &points {
-            let slot = by_key.entry((id, m.key.as_str())).or_insert(m);
-            if (m.step, m.timestamp) >= (slot.step, slot.timestamp) {
-                *slot = m;
-            }
-        }
-        let latest: Vec<(&str, &MetricPoint)> = by_key.into_iter().map(|((id, _), m)| (id, m)).collect();
-        for chunk in latest.chunks(150) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO tracking_latest_metrics (run_uuid, key, value, is_nan, timestamp, step) ",
-            );
-            q.push_values(chunk, |mut b, (id, m)| {
-                b.push_bind(*id)
-                    .push_bind(&m.key)
-                    .push_bind(m.value)
-                    .push_bind(false)
-                    .push_bind(m.timestamp)
-                    .push_bind(m.step);
-            });
-            q.push(" ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp, step = excluded.step");
-            q.build().execute(&mut *tx).await?;
-        }
+        crate::tracking::insert_metric_points(&mut tx, &points).await?;
         tx.commit().await?;
         Ok(())
     }

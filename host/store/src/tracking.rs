@@ -322,54 +322,8 @@ impl Store {
             }
         }
         upsert_tags(&mut tx, run_uuid, tags).await?;
-        for chunk in metrics.chunks(150) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO tracking_metrics (run_uuid, key, value, is_nan, timestamp, step) ",
-            );
-            insert.push_values(chunk, |mut row, m| {
-                let (value, is_nan) = storable(m.value);
-                row.push_bind(run_uuid)
-                    .push_bind(&m.key)
-                    .push_bind(value)
-                    .push_bind(is_nan)
-                    .push_bind(m.timestamp)
-                    .push_bind(m.step);
-            });
-            insert.push(" ON CONFLICT DO NOTHING");
-            insert.build().execute(&mut *tx).await?;
-        }
-        // Keep the latest point per key: highest step, then timestamp, then value.
-        let mut latest: Vec<&MetricPoint> = Vec::new();
-        for m in metrics {
-            match latest.iter_mut().find(|l| l.key == m.key) {
-                Some(l) if (m.step, m.timestamp, m.value) > (l.step, l.timestamp, l.value) => *l = m,
-                Some(_) => {}
-                None => latest.push(m),
-            }
-        }
-        for chunk in latest.chunks(150) {
-            let mut upsert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO tracking_latest_metrics (run_uuid, key, value, is_nan, timestamp, step) ",
-            );
-            upsert.push_values(chunk, |mut row, m| {
-                let (value, is_nan) = storable(m.value);
-                row.push_bind(run_uuid)
-                    .push_bind(&m.key)
-                    .push_bind(value)
-                    .push_bind(is_nan)
-                    .push_bind(m.timestamp)
-                    .push_bind(m.step);
-            });
-            upsert.push(
-                " ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan, \
-                 timestamp = excluded.timestamp, step = excluded.step \
-                 WHERE excluded.step > tracking_latest_metrics.step \
-                 OR (excluded.step = tracking_latest_metrics.step AND excluded.timestamp > tracking_latest_metrics.timestamp) \
-                 OR (excluded.step = tracking_latest_metrics.step AND excluded.timestamp = tracking_latest_metrics.timestamp \
-                     AND excluded.value > tracking_latest_metrics.value)",
-            );
-            upsert.build().execute(&mut *tx).await?;
-        }
+        let points: Vec<(&str, &MetricPoint)> = metrics.iter().map(|m| (run_uuid, m)).collect();
+        insert_metric_points(&mut tx, &points).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -549,6 +503,56 @@ impl Store {
         let infos: Vec<RunInfo> = q.build_query_as().fetch_all(&self.pool).await?;
         self.with_data(infos).await
     }
+}
+
+/// Inserts metric points of any runs (an exact duplicate is kept once) and
+/// moves each (run, key)'s latest point forward: highest step, then
+/// timestamp, then value.
+pub(crate) async fn insert_metric_points(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    points: &[(&str, &MetricPoint)],
+) -> Result<(), StoreError> {
+    let row = |mut b: sqlx::query_builder::Separated<'_, '_, Sqlite, &'static str>, (id, m): &(&str, &MetricPoint)| {
+        let (value, is_nan) = storable(m.value);
+        b.push_bind(id.to_string())
+            .push_bind(m.key.clone())
+            .push_bind(value)
+            .push_bind(is_nan)
+            .push_bind(m.timestamp)
+            .push_bind(m.step);
+    };
+    for chunk in points.chunks(150) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO tracking_metrics (run_uuid, key, value, is_nan, timestamp, step) ",
+        );
+        insert.push_values(chunk, |b, p| row(b, p));
+        insert.push(" ON CONFLICT DO NOTHING");
+        insert.build().execute(&mut **tx).await?;
+    }
+    let mut latest: std::collections::HashMap<(&str, &str), &MetricPoint> = std::collections::HashMap::new();
+    for (id, m) in points {
+        let slot = latest.entry((id, m.key.as_str())).or_insert(m);
+        if (m.step, m.timestamp, m.value) > (slot.step, slot.timestamp, slot.value) {
+            *slot = m;
+        }
+    }
+    let latest: Vec<(&str, &MetricPoint)> = latest.into_iter().map(|((id, _), m)| (id, m)).collect();
+    for chunk in latest.chunks(150) {
+        let mut upsert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO tracking_latest_metrics (run_uuid, key, value, is_nan, timestamp, step) ",
+        );
+        upsert.push_values(chunk, |b, p| row(b, p));
+        upsert.push(
+            " ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan, \
+             timestamp = excluded.timestamp, step = excluded.step \
+             WHERE excluded.step > tracking_latest_metrics.step \
+             OR (excluded.step = tracking_latest_metrics.step AND excluded.timestamp > tracking_latest_metrics.timestamp) \
+             OR (excluded.step = tracking_latest_metrics.step AND excluded.timestamp = tracking_latest_metrics.timestamp \
+                 AND excluded.value > tracking_latest_metrics.value)",
+        );
+        upsert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 async fn upsert_tags(
