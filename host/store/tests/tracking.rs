@@ -1,0 +1,138 @@
+//! Experiment tracking in the store: the rules MLflow clients rely on.
+
+use weft_store::search::{parse_filter, parse_order_by};
+use weft_store::{MetricPoint, Store, StoreError};
+
+async fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&format!("sqlite://{}", dir.path().join("weft.db").display()))
+        .await
+        .unwrap();
+    (dir, store)
+}
+
+fn point(key: &str, value: f64, timestamp: i64, step: i64) -> MetricPoint {
+    MetricPoint {
+        key: key.into(),
+        value,
+        timestamp,
+        step,
+    }
+}
+
+#[tokio::test]
+async fn params_are_immutable_duplicates_are_dropped_and_latest_is_the_highest_step() {
+    let (_dir, store) = store().await;
+    assert_eq!(store.experiment(0).await.unwrap().name, "Default");
+    let exp = store.create_experiment("e", None, &[]).await.unwrap();
+    assert!(matches!(
+        store.create_experiment("e", None, &[]).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    let run = store
+        .create_tracked_run(exp, "r", "me", None, &[])
+        .await
+        .unwrap()
+        .run_uuid;
+
+    store
+        .log_batch(&run, &[], &[("lr".into(), "0.1".into())], &[])
+        .await
+        .unwrap();
+    store
+        .log_batch(&run, &[], &[("lr".into(), "0.1".into())], &[])
+        .await
+        .unwrap();
+    let err = store
+        .log_batch(&run, &[], &[("lr".into(), "0.2".into())], &[])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Invalid(ref m) if m.contains("immutable")),
+        "{err}"
+    );
+
+    // Out of order, with an exact duplicate: history keeps each point once,
+    // and the latest is the highest step whatever the arrival order.
+    let points = [
+        point("loss", 0.5, 10, 2),
+        point("loss", 0.9, 11, 0),
+        point("loss", 0.5, 10, 2),
+    ];
+    store.log_batch(&run, &points, &[], &[]).await.unwrap();
+    store
+        .log_batch(&run, &[point("loss", 0.7, 12, 1)], &[], &[])
+        .await
+        .unwrap();
+    let history = store.tracked_metric_history(&run, "loss", 100, 0).await.unwrap();
+    assert_eq!(history.iter().map(|p| p.step).collect::<Vec<_>>(), [0, 1, 2]);
+    let tracked = store.tracked_run(&run).await.unwrap();
+    assert_eq!(tracked.metrics, [point("loss", 0.5, 10, 2)]);
+    assert_eq!(tracked.params, [("lr".to_string(), "0.1".to_string())]);
+
+    // Deleted runs refuse writes.
+    store.set_run_lifecycle(&run, "deleted").await.unwrap();
+    assert!(matches!(
+        store.log_batch(&run, &[], &[], &[("t".into(), "v".into())]).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+#[tokio::test]
+async fn search_filters_and_orders_with_bound_values_only() {
+    let (_dir, store) = store().await;
+    let exp = store.create_experiment("s", None, &[]).await.unwrap();
+    for (name, acc, model) in [
+        ("a", 0.7, "cnn"),
+        ("b", 0.9, "cnn"),
+        ("c", 0.95, "mlp"),
+        ("d", 0.8, "Cnn"),
+    ] {
+        let run = store
+            .create_tracked_run(exp, name, "me", None, &[])
+            .await
+            .unwrap()
+            .run_uuid;
+        store
+            .log_batch(
+                &run,
+                &[point("acc", acc, 1, 0)],
+                &[("model".into(), model.into())],
+                &[("owner".into(), name.into())],
+            )
+            .await
+            .unwrap();
+    }
+    let names = |filter: &str, order: &[&str]| {
+        let clauses = parse_filter(filter).unwrap();
+        let order = parse_order_by(&order.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        let store = store.clone();
+        async move {
+            store
+                .search_tracked_runs(&[exp], Some("active"), &clauses, &order, 100, 0)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.info.name)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        names("metrics.acc > 0.75", &["metrics.acc DESC"]).await,
+        ["c", "b", "d"]
+    );
+    assert_eq!(names("params.model = 'cnn'", &["run_name"]).await, ["a", "b"]);
+    // LIKE is case-sensitive, ILIKE is not.
+    assert_eq!(names("params.model LIKE 'c%'", &["run_name"]).await, ["a", "b"]);
+    assert_eq!(names("params.model ILIKE 'c%'", &["run_name"]).await, ["a", "b", "d"]);
+    assert_eq!(
+        names("tags.owner != 'a' and metrics.acc <= 0.9", &["run_name ASC"]).await,
+        ["b", "d"]
+    );
+    assert_eq!(
+        names("params.missing IS NULL", &["metrics.acc"]).await,
+        ["a", "d", "b", "c"]
+    );
+    // A value that looks like SQL is just a value.
+    assert!(names("params.model = 'x'' OR ''1''=''1'", &[]).await.is_empty());
+}
