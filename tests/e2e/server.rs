@@ -63,6 +63,16 @@ fn pipeline() -> Project {
     ));
     project.write("raw.txt", "data");
     run_json(&project.weft(&["run", "--json"]), 0);
+    let register = project.weft(&[
+        "models",
+        "register",
+        "srv/b.out",
+        "--name",
+        "srv-model",
+        "--alias",
+        "champion",
+    ]);
+    assert!(register.status.success(), "{}", stderr(&register));
     project
 }
 
@@ -115,6 +125,13 @@ fn the_native_api_serves_runs_metrics_artifacts_and_lineage() {
         "srv/inputs.raw"
     );
     assert_eq!(get("/api/v1/runs/latest/steps/b/logs").0, 200);
+    let (_, models) = get("/api/v1/models");
+    assert_eq!(models["models"][0]["name"], "srv-model");
+    let (_, model) = get("/api/v1/models/srv-model");
+    assert_eq!(model["model"]["aliases"][0], serde_json::json!(["champion", 1]));
+    let tags = model["versions"][0]["tags"].as_array().unwrap();
+    assert!(tags.contains(&serde_json::json!(["weft.step", "b"])), "{tags:?}");
+    assert_eq!(get("/api/v1/models/nope").0, 404);
 
     // Bad input: JSON errors with a 4xx status.
     let (status, err) = get("/api/v1/runs?limit=0");
@@ -161,7 +178,8 @@ fn every_path_in_the_openapi_document_is_served() {
             .replace("{run}", "latest")
             .replace("{step}", "a")
             .replace("{key}", "bytes")
-            .replace("{artifact}", "srv%2Fa.out");
+            .replace("{artifact}", "srv%2Fa.out")
+            .replace("{name}", "srv-model");
         let (status, body) = call(ureq::get(&format!("{}{concrete}", server.base)));
         assert_eq!(status, 200, "GET {concrete}: {body}");
     }

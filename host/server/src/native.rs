@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use weft_artifacts::ArtifactKind;
-use weft_store::{Artifact, LineageNode, Metric, Pipeline, Run, RunDetail, StepRun};
+use weft_store::{Artifact, LineageNode, Metric, ModelVersion, Pipeline, RegisteredModel, Run, RunDetail, StepRun};
 
 use crate::{ApiError, AppState};
 
@@ -28,9 +28,20 @@ use crate::{ApiError, AppState};
         list_artifacts,
         get_artifact,
         artifact_content,
-        artifact_lineage
+        artifact_lineage,
+        list_models,
+        get_model
     ),
-    components(schemas(PipelineList, RunList, ArtifactList, ArtifactDetail, MetricHistory, ErrorBody))
+    components(schemas(
+        PipelineList,
+        RunList,
+        ArtifactList,
+        ArtifactDetail,
+        MetricHistory,
+        ModelList,
+        ModelDetail,
+        ErrorBody
+    ))
 )]
 pub struct ApiDoc;
 
@@ -46,6 +57,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/artifacts/{artifact}", get(get_artifact))
         .route("/artifacts/{artifact}/content", get(artifact_content))
         .route("/artifacts/{artifact}/lineage", get(artifact_lineage))
+        .route("/models", get(list_models))
+        .route("/models/{name}", get(get_model))
 }
 
 /// The body of every error.
@@ -294,4 +307,42 @@ async fn artifact_lineage(
     Path(key): Path<String>,
 ) -> Result<Json<LineageNode>, ApiError> {
     Ok(Json(state.store.lineage(&key).await?))
+}
+
+#[derive(Serialize, ToSchema)]
+struct ModelList {
+    models: Vec<RegisteredModel>,
+    next_offset: Option<i64>,
+}
+
+/// Registered models, by name, with their newest version and aliases.
+#[utoipa::path(get, path = "/api/v1/models", params(PageQuery),
+    responses((status = 200, body = ModelList), (status = 400, body = ErrorBody)))]
+async fn list_models(
+    State(state): State<AppState>,
+    q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ModelList>, ApiError> {
+    let (limit, offset) = query(q)?.resolve()?;
+    let models = state.store.registered_models(None, limit, offset).await?;
+    Ok(Json(ModelList {
+        next_offset: next_offset(models.len(), limit, offset),
+        models,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+struct ModelDetail {
+    model: RegisteredModel,
+    /// Every version, newest first; `tags` trace each back to its run,
+    /// step, component digest and artifact (`weft.*`).
+    versions: Vec<ModelVersion>,
+}
+
+/// A registered model with all its versions.
+#[utoipa::path(get, path = "/api/v1/models/{name}", params(("name" = String, Path)),
+    responses((status = 200, body = ModelDetail), (status = 404, body = ErrorBody)))]
+async fn get_model(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<ModelDetail>, ApiError> {
+    let model = state.store.registered_model(&name).await?;
+    let versions = state.store.model_versions(Some(&name), None, 10_000, 0).await?;
+    Ok(Json(ModelDetail { model, versions }))
 }

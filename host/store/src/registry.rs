@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::{now_ms, Store, StoreError};
 
 /// A model version: an artifact source (and the run that made it).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ModelVersion {
     pub name: String,
     pub version: i64,
@@ -15,23 +15,28 @@ pub struct ModelVersion {
     pub source: String,
     pub run_id: Option<String>,
     pub current_stage: String,
+    /// `[key, value]` pairs.
     #[sqlx(skip)]
+    #[schema(value_type = Vec<Vec<String>>)]
     pub tags: Vec<(String, String)>,
     #[sqlx(skip)]
     pub aliases: Vec<String>,
 }
 
 /// A registered model.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct RegisteredModel {
     pub name: String,
     pub creation_timestamp: i64,
     pub last_updated_timestamp: i64,
     pub description: String,
+    /// `[key, value]` pairs.
     #[sqlx(skip)]
+    #[schema(value_type = Vec<Vec<String>>)]
     pub tags: Vec<(String, String)>,
-    /// (alias, version)
+    /// `[alias, version]` pairs.
     #[sqlx(skip)]
+    #[schema(value_type = Vec<Vec<Object>>)]
     pub aliases: Vec<(String, i64)>,
     /// The newest version, if any.
     #[sqlx(skip)]
