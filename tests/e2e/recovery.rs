@@ -77,6 +77,9 @@ async fn kill_9_mid_run_leaves_a_consistent_store_and_the_next_run_reuses_finish
         artifacts.iter().all(|a| !a.name.contains("slow")),
         "no artifact of the killed step"
     );
+    // MLflow clients saw the run as soon as it started.
+    let killed_id = store.run("latest").await.unwrap().id;
+    assert_eq!(store.run_info(&killed_id).await.unwrap().status, "RUNNING");
     drop(store);
 
     // The next run (slow fixed) reuses a and b, runs the rest.
@@ -93,6 +96,16 @@ async fn kill_9_mid_run_leaves_a_consistent_store_and_the_next_run_reuses_finish
     assert_eq!(killed["status"], "crashed");
     let detail = project.run_detail(killed["id"].as_str().unwrap());
     assert_eq!(step(&detail, "slow")["status"], "crashed");
+    // ... and now see it failed, with its steps.
+    let store = weft_store::Store::open(&format!("sqlite://{}", project.state().join("weft.db").display()))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.run_info(killed["id"].as_str().unwrap()).await.unwrap().status,
+        "FAILED"
+    );
+    let slow_id = step(&detail, "slow")["id"].as_str().unwrap().to_string();
+    assert_eq!(store.run_info(&slow_id).await.unwrap().status, "FAILED");
     assert_eq!(step(&detail, "a")["status"], "succeeded");
     // Staging and sandbox leftovers of the dead process are gone.
     assert_eq!(

@@ -174,7 +174,9 @@ impl Executor {
     /// Runs `manifest` to the end (or until cancelled) and records it.
     pub async fn run(&self, manifest: &Manifest, options: RunOptions) -> Result<RunOutcome, ExecError> {
         let started = Instant::now();
-        self.store.recover_crashed(&self.host, pid_alive).await?;
+        for crashed in self.store.recover_crashed(&self.host, pid_alive).await? {
+            self.mirror(&crashed, true).await;
+        }
         self.clean_stale_work_dirs();
 
         let pipeline_id = self.store.ensure_pipeline(&manifest.name).await?;
@@ -187,6 +189,9 @@ impl Executor {
                 std::process::id() as i64,
             )
             .await?;
+        // MLflow clients see the run as RUNNING at once; its steps follow
+        // when it ends.
+        self.mirror(&run.id, false).await;
         let result = self
             .run_recorded(manifest, &options, &run.id, run.number, started)
             .await;
@@ -209,10 +214,16 @@ impl Executor {
         }
         // The MLflow view of the run (experiment = pipeline, nested runs =
         // steps); a failure here does not change how the run went.
-        if let Err(e) = self.store.mirror_run_to_tracking(&run.id).await {
-            tracing::warn!("could not record the MLflow view of run {}: {e}", run.id);
-        }
+        self.mirror(&run.id, true).await;
         result
+    }
+
+    /// Records the MLflow view of a run; a failure here is logged, and does
+    /// not change how the run went.
+    async fn mirror(&self, run_id: &str, with_steps: bool) {
+        if let Err(e) = self.store.mirror_run_to_tracking(run_id, with_steps).await {
+            tracing::warn!("could not record the MLflow view of run {run_id}: {e}");
+        }
     }
 
     async fn run_recorded(

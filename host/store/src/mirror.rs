@@ -38,9 +38,14 @@ fn flatten_params(json: &str) -> Vec<(String, String)> {
 }
 
 impl Store {
-    /// Writes (or rewrites) the MLflow view of a pipeline run.
-    pub async fn mirror_run_to_tracking(&self, run_id: &str) -> Result<(), StoreError> {
-        let detail = self.run_detail(run_id).await?;
+    /// Writes (or rewrites) the MLflow view of a pipeline run. With
+    /// `with_steps = false` only the run itself (cheap: how a run in
+    /// progress shows up at once).
+    pub async fn mirror_run_to_tracking(&self, run_id: &str, with_steps: bool) -> Result<(), StoreError> {
+        let mut detail = self.run_detail(run_id).await?;
+        if !with_steps {
+            detail.steps.clear();
+        }
         let run = &detail.run;
         let experiment_id = match self.experiment_by_name(&run.pipeline).await {
             Ok(e) => e.experiment_id,

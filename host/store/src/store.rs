@@ -118,14 +118,15 @@ impl Store {
 
     /// Marks runs (and their unfinished step runs) left `running` by a
     /// process of this host that no longer exists as crashed.
-    pub async fn recover_crashed(&self, host: &str, is_alive: impl Fn(i64) -> bool) -> Result<usize, StoreError> {
+    /// Returns the ids of the runs it marked.
+    pub async fn recover_crashed(&self, host: &str, is_alive: impl Fn(i64) -> bool) -> Result<Vec<String>, StoreError> {
         let running: Vec<(String, Option<i64>)> =
             sqlx::query_as("SELECT id, pid FROM runs WHERE status = $1 AND host = $2")
                 .bind(status::RUNNING)
                 .bind(host)
                 .fetch_all(&self.pool)
                 .await?;
-        let mut recovered = 0;
+        let mut recovered = Vec::new();
         for (id, pid) in running {
             if pid.is_some_and(&is_alive) {
                 continue;
@@ -151,7 +152,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            recovered += 1;
+            recovered.push(id);
         }
         Ok(recovered)
     }

@@ -81,7 +81,7 @@ async fn a_run_records_lineage_cache_candidates_and_recovers_from_crashes() {
 
     // run2's process is dead: recovery marks it crashed; run 1 (alive) stays.
     let recovered = store.recover_crashed("host", |pid| pid == 1).await.unwrap();
-    assert_eq!(recovered, 1);
+    assert_eq!(recovered, [run2.id.clone()]);
     assert_eq!(store.run(&run2.id).await.unwrap().status, status::CRASHED);
     assert_eq!(store.run(&run.id).await.unwrap().status, status::RUNNING);
 
