@@ -284,9 +284,13 @@ async fn run(
 
     // Outputs named under [models] become model versions.
     if outcome.status == status::SUCCEEDED {
+        let step_runs = if manifest.models.is_empty() {
+            Vec::new()
+        } else {
+            stores.store.step_runs(&outcome.run_id).await?
+        };
         for (model, step, output) in &manifest.models {
-            let detail = stores.store.run_detail(&outcome.run_id).await?;
-            let Some(step_run) = detail.steps.iter().find(|s| &s.step_name == step) else {
+            let Some(step_run) = step_runs.iter().find(|s| &s.step_name == step) else {
                 continue;
             };
             let outputs = stores.store.step_run_outputs(&step_run.id).await?;

@@ -53,11 +53,6 @@ impl CompiledCache {
         Ok(Self { dir, key })
     }
 
-    /// The directory the cache lives in.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// The file for a component digest and an engine hash.
     pub(crate) fn entry_path(&self, digest: &str, engine_hash: &str) -> PathBuf {
         self.dir.join(format!("{digest}-{engine_hash}.cwasm"))

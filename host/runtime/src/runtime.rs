@@ -228,11 +228,6 @@ impl Runtime {
         Some(step)
     }
 
-    /// The compiled-component cache.
-    pub fn cache(&self) -> &CompiledCache {
-        &self.inner.cache
-    }
-
     fn lock_loaded(&self) -> std::sync::MutexGuard<'_, HashMap<String, LoadedStep>> {
         match self.inner.loaded.lock() {
             Ok(guard) => guard,

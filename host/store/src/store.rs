@@ -576,14 +576,6 @@ impl Store {
         })
     }
 
-    /// Metrics of a step run (for a cached one, of its original).
-    pub async fn step_metrics(&self, step_run_id: &str) -> Result<Vec<Metric>, StoreError> {
-        Ok(sqlx::query_as("SELECT step_run_id, key, value, step, timestamp FROM metrics WHERE step_run_id = $1 ORDER BY key, step, timestamp")
-            .bind(step_run_id)
-            .fetch_all(&self.pool)
-            .await?)
-    }
-
     /// Artifacts, newest first, optionally only those whose name starts with
     /// `prefix`.
     pub async fn artifacts(&self, prefix: Option<&str>, limit: i64, offset: i64) -> Result<Vec<Artifact>, StoreError> {
