@@ -50,7 +50,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/runs/set-tag", post(set_tag))
         .route("/runs/delete-tag", post(delete_tag))
         .route("/runs/log-batch", post(log_batch))
-        .route("/runs/log-inputs", post(accept))
+        .route("/runs/log-inputs", post(log_inputs))
         .route("/runs/search", post(search_runs))
         .route("/metrics/get-history", get(metric_history))
         .route(
@@ -682,9 +682,15 @@ async fn log_batch(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value
     Ok(Json(json!({})))
 }
 
-async fn accept(bytes: Bytes) -> Result<Json<Value>, ApiError> {
+/// Dataset inputs are not stored yet: say so rather than drop them. (501 is
+/// not among the statuses the client retries.)
+async fn log_inputs(bytes: Bytes) -> Result<Json<Value>, ApiError> {
     body(&bytes)?;
-    Ok(Json(json!({})))
+    Err(ApiError::new(
+        axum::http::StatusCode::NOT_IMPLEMENTED,
+        "NOT_IMPLEMENTED",
+        "weft does not record dataset inputs (runs/log-inputs) yet; log the data as an artifact instead",
+    ))
 }
 
 async fn search_runs(State(s): State<AppState>, bytes: Bytes) -> Result<axum::response::Response, ApiError> {
