@@ -11,6 +11,7 @@
 mod mirror;
 mod model;
 mod registry;
+mod sql;
 mod run_artifacts;
 pub mod search;
 mod store;
@@ -19,6 +20,7 @@ mod tracking;
 pub use model::*;
 pub use registry::{validate_alias, validate_model_name, ModelVersion, RegisteredModel};
 pub use run_artifacts::ArtifactEntry;
+pub use sql::Backend;
 pub use store::{NewArtifact, StepRunRecord, Store};
 pub use tracking::{Experiment, MetricPoint, RunInfo, TrackedRun};
 
@@ -44,7 +46,7 @@ pub enum StoreError {
     #[error("{0}")]
     Invalid(String),
     /// The database URL is not understood.
-    #[error("unsupported metadata store URL '{0}': use sqlite://path")]
+    #[error("unsupported metadata store URL '{0}': use sqlite://path or postgres://user:password@host:port/database")]
     BadUrl(String),
 }
 

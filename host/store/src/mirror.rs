@@ -4,7 +4,7 @@
 //! when a pipeline run ends, in one transaction, so MLflow clients and
 //! searches see weft's pipelines like any other run.
 
-use sqlx::{QueryBuilder, Sqlite};
+use crate::sql::Sql;
 
 use crate::tracking::MetricPoint;
 use crate::{status, Store, StoreError};
@@ -143,50 +143,50 @@ impl Store {
             });
         }
 
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         for chunk in rows.chunks(100) {
-            let mut q = QueryBuilder::<Sqlite>::new(
+            let mut q = Sql::new(
                 "INSERT INTO tracking_runs (run_uuid, experiment_id, name, user_id, status, start_time, end_time, lifecycle_stage, artifact_uri) ",
             );
-            q.push_values(chunk, |mut b, r| {
-                b.push_bind(&r.id)
-                    .push_bind(experiment_id)
-                    .push_bind(&r.name)
-                    .push_bind("weft")
-                    .push_bind(r.status)
-                    .push_bind(r.start)
-                    .push_bind(r.end)
-                    .push_bind("active")
-                    .push_bind(format!("mlflow-artifacts:/{experiment_id}/{}/artifacts", r.id));
+            q.push_values(chunk, |b, r| {
+                b.bind(&r.id)
+                    .bind(experiment_id)
+                    .bind(&r.name)
+                    .bind("weft")
+                    .bind(r.status)
+                    .bind(r.start)
+                    .bind(r.end)
+                    .bind("active")
+                    .bind(format!("mlflow-artifacts:/{experiment_id}/{}/artifacts", r.id));
             });
             q.push(" ON CONFLICT (run_uuid) DO UPDATE SET status = excluded.status, end_time = excluded.end_time, name = excluded.name");
-            q.build().execute(&mut *tx).await?;
+            q.build()?.execute(&mut *tx).await?;
         }
         let pairs: Vec<(&str, &(String, String))> = rows
             .iter()
             .flat_map(|r| r.tags.iter().map(move |t| (r.id.as_str(), t)))
             .collect();
         for chunk in pairs.chunks(300) {
-            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO tracking_tags (run_uuid, key, value) ");
-            q.push_values(chunk, |mut b, (id, (k, v))| {
-                b.push_bind(*id).push_bind(k).push_bind(v);
+            let mut q = Sql::new("INSERT INTO tracking_tags (run_uuid, key, value) ");
+            q.push_values(chunk, |b, (id, (k, v))| {
+                b.bind(*id).bind(k).bind(v);
             });
             q.push(" ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value");
-            q.build().execute(&mut *tx).await?;
+            q.build()?.execute(&mut *tx).await?;
         }
         let pairs: Vec<(&str, &(String, String))> = rows
             .iter()
             .flat_map(|r| r.params.iter().map(move |p| (r.id.as_str(), p)))
             .collect();
         for chunk in pairs.chunks(300) {
-            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO tracking_params (run_uuid, key, value) ");
-            q.push_values(chunk, |mut b, (id, (k, v))| {
-                b.push_bind(*id)
-                    .push_bind(k)
-                    .push_bind(v.chars().take(6000).collect::<String>());
+            let mut q = Sql::new("INSERT INTO tracking_params (run_uuid, key, value) ");
+            q.push_values(chunk, |b, (id, (k, v))| {
+                b.bind(*id)
+                    .bind(k)
+                    .bind(v.chars().take(6000).collect::<String>());
             });
             q.push(" ON CONFLICT (run_uuid, key) DO NOTHING");
-            q.build().execute(&mut *tx).await?;
+            q.build()?.execute(&mut *tx).await?;
         }
         let points: Vec<(&str, &MetricPoint)> = rows
             .iter()

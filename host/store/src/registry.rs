@@ -83,7 +83,7 @@ impl Store {
         description: &str,
         tags: &[(String, String)],
     ) -> Result<RegisteredModel, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let exists: Option<String> = sqlx::query_scalar("SELECT name FROM registered_models WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)
@@ -179,7 +179,7 @@ impl Store {
 
     /// Renames a registered model (its versions, tags and aliases follow).
     pub async fn rename_registered_model(&self, name: &str, new_name: &str) -> Result<RegisteredModel, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let taken: Option<String> = sqlx::query_scalar("SELECT name FROM registered_models WHERE name = $1")
             .bind(new_name)
             .fetch_optional(&mut *tx)
@@ -248,7 +248,7 @@ impl Store {
         description: &str,
         tags: &[(String, String)],
     ) -> Result<ModelVersion, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let exists: Option<String> = sqlx::query_scalar("SELECT name FROM registered_models WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)

@@ -1,23 +1,31 @@
 //! The store and its queries.
 
-use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, ConnectOptions, Executor, Transaction};
 
 use crate::model::*;
+use crate::sql::{Backend, Sql};
 use crate::{new_id, now_ms, StoreError};
 
 /// The metadata store. Cheap to clone.
 ///
-/// Every write transaction starts with `BEGIN IMMEDIATE`: it takes SQLite's
-/// write lock up front, so concurrent writers wait (busy timeout) instead of
-/// failing when a read-then-write transaction cannot upgrade its lock.
+/// On SQLite every write transaction starts with `BEGIN IMMEDIATE`: it
+/// takes the write lock up front, so concurrent writers wait (busy timeout)
+/// instead of failing when a read-then-write transaction cannot upgrade its
+/// lock. On PostgreSQL a write transaction takes one transaction-scoped
+/// advisory lock for the same effect: writers are serialised, readers never
+/// wait, and read-then-write logic (next run number, next model version)
+/// behaves exactly as on SQLite.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pub(crate) pool: SqlitePool,
+    pub(crate) pool: AnyPool,
+    pub(crate) backend: Backend,
 }
+
+/// The advisory lock key weft's writers share on PostgreSQL ("weft" in ASCII).
+const WRITE_LOCK_KEY: i64 = 0x7765_6674;
 
 /// An artifact to record (its bytes are already in the artifact store).
 #[derive(Debug, Clone)]
@@ -60,37 +68,105 @@ const STEP_RUN_COLUMNS: &str = "id, run_id, step_name, status, params, started_a
 const ARTIFACT_COLUMNS: &str = "a.id, a.name, a.version, a.digest, a.kind, a.media_type, a.size, a.producer_step_run_id, a.source_uri, a.created_at";
 
 impl Store {
-    /// Opens (creating if needed) a store at `sqlite://path` or a plain path,
-    /// and brings its schema up to date.
+    /// Opens (creating if needed) a store and brings its schema up to date.
+    ///
+    /// `url` is `sqlite://path` (or a plain path) for a local file, or
+    /// `postgres://user:password@host:port/database` for a shared server.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let path = url.strip_prefix("sqlite://").unwrap_or(url);
+        sqlx::any::install_default_drivers();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Self::open_postgres(url).await;
+        }
         if url.contains("://") && !url.starts_with("sqlite://") {
             return Err(StoreError::BadUrl(url.to_string()));
         }
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
+        let path = url.strip_prefix("sqlite://").unwrap_or(url);
+        if path.is_empty() || path.contains(['?', '#']) {
+            return Err(StoreError::BadUrl(url.to_string()));
+        }
+        let options = format!("sqlite://{path}?mode=rwc").parse::<AnyConnectOptions>()?.disable_statement_logging();
         // One connection: SQLite has one writer anyway, and a single
         // connection keeps its page cache warm (with several, each write
         // invalidates the others' caches and every query re-reads pages).
         // No ping before each acquire: the database is a local file, and a
         // ping is a full round trip to sqlx's connection thread. Never run a
         // pool query while holding a transaction: it would wait for itself.
-        let pool = SqlitePoolOptions::new()
+        let pool = AnyPoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            backend: Backend::Sqlite,
+        })
     }
 
-    /// Runs SQLite's integrity and foreign-key checks; returns the problems
+    /// Opens a PostgreSQL store, creating its database when the server has
+    /// none of that name (as a SQLite file is created when missing).
+    async fn open_postgres(url: &str) -> Result<Self, StoreError> {
+        use sqlx::migrate::MigrateDatabase;
+        if !Any::database_exists(url).await? {
+            // Two processes may race to create it: the loser finds it there.
+            if let Err(e) = Any::create_database(url).await {
+                if !Any::database_exists(url).await? {
+                    return Err(e.into());
+                }
+            }
+        }
+        let options = url.parse::<AnyConnectOptions>()?.disable_statement_logging();
+        let pool = AnyPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self {
+            pool,
+            backend: Backend::Postgres,
+        })
+    }
+
+    /// Which database this store uses.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a write transaction (see [`Store`] for how writers are
+    /// serialised).
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        match self.backend {
+            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(WRITE_LOCK_KEY)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
+        }
+    }
+
+    /// Checks the database: SQLite's integrity and foreign-key checks, or
+    /// on PostgreSQL that every table is readable. Returns the problems
     /// found (empty when the database is sound).
     pub async fn check_integrity(&self) -> Result<Vec<String>, StoreError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT COUNT(*) FROM runs").fetch_one(&self.pool).await?;
+            return Ok(Vec::new());
+        }
         let mut problems: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
             .fetch_all(&self.pool)
             .await?;
@@ -131,7 +207,7 @@ impl Store {
             if pid.is_some_and(&is_alive) {
                 continue;
             }
-            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = self.begin_write().await?;
             let now = now_ms();
             sqlx::query(
                 "UPDATE step_runs SET status = $1, ended_at = $2, error = $3 WHERE run_id = $4 AND status IN ($5, $6)",
@@ -160,7 +236,7 @@ impl Store {
     /// Starts a run: a new row numbered after the pipeline's last run.
     pub async fn create_run(&self, pipeline_id: &str, manifest: &str, host: &str, pid: i64) -> Result<Run, StoreError> {
         let id = new_id();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let number: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(number), 0) + 1 FROM runs WHERE pipeline_id = $1")
             .bind(pipeline_id)
             .fetch_one(&mut *tx)
@@ -201,7 +277,7 @@ impl Store {
         slot: &str,
         artifact: &NewArtifact,
     ) -> Result<Artifact, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let latest: Option<Artifact> = sqlx::query_as(&format!(
             "SELECT {ARTIFACT_COLUMNS} FROM artifacts a WHERE a.name = $1 ORDER BY a.version DESC LIMIT 1"
         ))
@@ -226,7 +302,7 @@ impl Store {
 
     /// Adds the step runs of a run, all pending.
     pub async fn create_step_runs(&self, run_id: &str, steps: &[(String, String)]) -> Result<Vec<String>, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let mut ids = Vec::with_capacity(steps.len());
         for (name, params) in steps {
             let id = new_id();
@@ -267,7 +343,7 @@ impl Store {
         id: &str,
         record: &StepRunRecord,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let mut outputs = Vec::with_capacity(record.outputs.len());
         for (slot, artifact) in &record.outputs {
             let artifact_id = insert_artifact(&mut tx, artifact, Some(id)).await?;
@@ -286,18 +362,18 @@ impl Store {
         }
         // Many points per statement: a training loop logs thousands.
         for chunk in record.metrics.chunks(500) {
-            let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
+            let mut insert = Sql::new(
                 "INSERT INTO metrics (run_id, step_run_id, key, value, step, timestamp) ",
             );
-            insert.push_values(chunk, |mut row, (key, value, step, timestamp)| {
-                row.push_bind(run_id)
-                    .push_bind(id)
-                    .push_bind(key)
-                    .push_bind(value)
-                    .push_bind(step)
-                    .push_bind(timestamp);
+            insert.push_values(chunk, |row, (key, value, step, timestamp)| {
+                row.bind(run_id)
+                    .bind(id)
+                    .bind(key)
+                    .bind(value)
+                    .bind(step)
+                    .bind(timestamp);
             });
-            insert.build().execute(&mut *tx).await?;
+            insert.build()?.execute(&mut *tx).await?;
         }
         for (table, pairs) in [("tags", &record.tags), ("metadata", &record.metadata)] {
             for (key, value) in pairs {
@@ -690,7 +766,7 @@ impl Store {
 }
 
 async fn insert_artifact(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     artifact: &NewArtifact,
     producer: Option<&str>,
 ) -> Result<String, StoreError> {
@@ -715,23 +791,23 @@ async fn insert_artifact(
 
 /// Records the inputs a step run read, in one statement.
 async fn link_inputs(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     step_run_id: &str,
     inputs: &[(String, String)],
 ) -> Result<(), StoreError> {
     for chunk in inputs.chunks(1000) {
         let mut insert =
-            sqlx::QueryBuilder::<Sqlite>::new("INSERT INTO step_run_inputs (step_run_id, name, artifact_id) ");
-        insert.push_values(chunk, |mut row, (slot, artifact_id)| {
-            row.push_bind(step_run_id).push_bind(slot).push_bind(artifact_id);
+            Sql::new("INSERT INTO step_run_inputs (step_run_id, name, artifact_id) ");
+        insert.push_values(chunk, |row, (slot, artifact_id)| {
+            row.bind(step_run_id).bind(slot).bind(artifact_id);
         });
-        insert.build().execute(&mut **tx).await?;
+        insert.build()?.execute(&mut **tx).await?;
     }
     Ok(())
 }
 
 async fn link(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     table: &str,
     step_run_id: &str,
     slot: &str,

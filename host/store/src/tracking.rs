@@ -2,7 +2,9 @@
 //! tags and metric histories, for runs that clients log directly.
 
 use serde::Serialize;
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::Any;
+
+use crate::sql::{Backend, Sql};
 
 use crate::search::{Attribute, Clause, Entity, Literal, Op, OrderBy};
 use crate::{new_id, now_ms, Store, StoreError};
@@ -57,7 +59,7 @@ struct MetricRow {
     run_uuid: String,
     key: String,
     value: f64,
-    is_nan: bool,
+    is_nan: i64,
     timestamp: i64,
     step: i64,
 }
@@ -66,7 +68,7 @@ impl From<MetricRow> for MetricPoint {
     fn from(r: MetricRow) -> Self {
         MetricPoint {
             key: r.key,
-            value: if r.is_nan { f64::NAN } else { r.value },
+            value: if r.is_nan != 0 { f64::NAN } else { r.value },
             timestamp: r.timestamp,
             step: r.step,
         }
@@ -94,7 +96,7 @@ impl Store {
         artifact_location: Option<&str>,
         tags: &[(String, String)],
     ) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let exists: Option<i64> = sqlx::query_scalar("SELECT experiment_id FROM experiments WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)
@@ -205,7 +207,7 @@ impl Store {
             "{}/{run_uuid}/artifacts",
             experiment.artifact_location.trim_end_matches('/')
         );
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO tracking_runs (run_uuid, experiment_id, name, user_id, status, start_time, lifecycle_stage, artifact_uri) \
              VALUES ($1, $2, $3, $4, 'RUNNING', $5, 'active', $6)",
@@ -294,23 +296,19 @@ impl Store {
         tags: &[(String, String)],
     ) -> Result<(), StoreError> {
         self.active_run(run_uuid).await?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         for chunk in params.chunks(300) {
-            let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO tracking_params (run_uuid, key, value) ");
-            insert.push_values(chunk, |mut row, (key, value)| {
-                row.push_bind(run_uuid).push_bind(key).push_bind(value);
+            let mut insert = Sql::new("INSERT INTO tracking_params (run_uuid, key, value) ");
+            insert.push_values(chunk, |row, (key, value)| {
+                row.bind(run_uuid).bind(key).bind(value);
             });
             insert.push(" ON CONFLICT (run_uuid, key) DO NOTHING");
-            insert.build().execute(&mut *tx).await?;
+            insert.build()?.execute(&mut *tx).await?;
             // Anything that conflicted must have had the same value.
-            let mut check = QueryBuilder::<Sqlite>::new("SELECT key, value FROM tracking_params WHERE run_uuid = ");
+            let mut check = Sql::new("SELECT key, value FROM tracking_params WHERE run_uuid = ");
             check.push_bind(run_uuid).push(" AND key IN (");
-            let mut keys = check.separated(", ");
-            for (key, _) in chunk {
-                keys.push_bind(key);
-            }
-            check.push(")");
-            let stored: Vec<(String, String)> = check.build_query_as().fetch_all(&mut *tx).await?;
+            check.push_list(chunk.iter().map(|(key, _)| key)).push(")");
+            let stored: Vec<(String, String)> = check.build_query_as()?.fetch_all(&mut *tx).await?;
             for (key, value) in chunk {
                 if let Some((_, old)) = stored.iter().find(|(k, _)| k == key) {
                     if old != value {
@@ -357,28 +355,19 @@ impl Store {
             return Ok(Vec::new());
         }
         let in_list = |table: &str, columns: &str| {
-            let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {columns} FROM {table} WHERE run_uuid IN ("));
-            let mut ids = q.separated(", ");
-            for info in &infos {
-                ids.push_bind(info.run_uuid.clone());
-            }
-            q.push(") ORDER BY key");
+            let mut q = Sql::new(format!("SELECT {columns} FROM {table} WHERE run_uuid IN ("));
+            q.push_list(infos.iter().map(|info| info.run_uuid.as_str())).push(") ORDER BY key");
             q
         };
         // Params and tags come back as one JSON array each: a search page
         // can hold thousands of them, and every row sqlx fetches is a
-        // round trip to its connection thread. (SQLite's json_group_array;
-        // PostgreSQL spells it json_agg.)
+        // round trip to its connection thread.
         let aggregated = |table: &str| {
-            let mut q = QueryBuilder::<Sqlite>::new(format!(
-                "SELECT COALESCE(json_group_array(json_array(run_uuid, key, value)), '[]') FROM \
-                 (SELECT run_uuid, key, value FROM {table} WHERE run_uuid IN ("
+            let mut q = Sql::new(format!(
+                "SELECT {} FROM (SELECT run_uuid, key, value FROM {table} WHERE run_uuid IN (",
+                self.backend.json_triples()
             ));
-            let mut ids = q.separated(", ");
-            for info in &infos {
-                ids.push_bind(info.run_uuid.clone());
-            }
-            q.push(") ORDER BY key)");
+            q.push_list(infos.iter().map(|info| info.run_uuid.as_str())).push(") ORDER BY key) t");
             q
         };
         let decode = |json: String| -> Result<Vec<(String, String, String)>, StoreError> {
@@ -386,21 +375,21 @@ impl Store {
         };
         let params = decode(
             aggregated("tracking_params")
-                .build_query_scalar()
+                .build_query_scalar()?
                 .fetch_one(&self.pool)
                 .await?,
         )?;
         let tags = decode(
             aggregated("tracking_tags")
-                .build_query_scalar()
+                .build_query_scalar()?
                 .fetch_one(&self.pool)
                 .await?,
         )?;
         let metrics: Vec<MetricRow> = in_list(
             "tracking_latest_metrics",
-            "run_uuid, key, value, is_nan, timestamp, step",
+            "run_uuid, key, value, CAST(is_nan AS INTEGER) AS is_nan, timestamp, step",
         )
-        .build_query_as()
+        .build_query_as()?
         .fetch_all(&self.pool)
         .await?;
         // Group by run once: pages hold up to 50,000 runs.
@@ -448,7 +437,7 @@ impl Store {
     ) -> Result<Vec<MetricPoint>, StoreError> {
         self.run_info(run_uuid).await?;
         let rows: Vec<MetricRow> = sqlx::query_as(
-            "SELECT run_uuid, key, value, is_nan, timestamp, step FROM tracking_metrics WHERE run_uuid = $1 AND key = $2 \
+            "SELECT run_uuid, key, value, CAST(is_nan AS INTEGER) AS is_nan, timestamp, step FROM tracking_metrics WHERE run_uuid = $1 AND key = $2 \
              ORDER BY step, timestamp, value LIMIT $3 OFFSET $4",
         )
         .bind(run_uuid)
@@ -474,20 +463,16 @@ impl Store {
         if experiment_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut q = QueryBuilder::<Sqlite>::new(format!(
+        let mut q = Sql::new(format!(
             "SELECT {RUN_INFO_COLUMNS} FROM tracking_runs r WHERE r.experiment_id IN ("
         ));
-        let mut ids = q.separated(", ");
-        for id in experiment_ids {
-            ids.push_bind(*id);
-        }
-        q.push(")");
+        q.push_list(experiment_ids.iter().copied()).push(")");
         if let Some(stage) = lifecycle {
             q.push(" AND r.lifecycle_stage = ").push_bind(stage.to_string());
         }
         for clause in clauses {
             q.push(" AND ");
-            push_clause(&mut q, clause);
+            push_clause(&mut q, self.backend, clause);
         }
         q.push(" ORDER BY ");
         for o in order {
@@ -500,7 +485,7 @@ impl Store {
             .push_bind(limit)
             .push(" OFFSET ")
             .push_bind(offset);
-        let infos: Vec<RunInfo> = q.build_query_as().fetch_all(&self.pool).await?;
+        let infos: Vec<RunInfo> = q.build_query_as()?.fetch_all(&self.pool).await?;
         self.with_data(infos).await
     }
 }
@@ -509,25 +494,25 @@ impl Store {
 /// moves each (run, key)'s latest point forward: highest step, then
 /// timestamp, then value.
 pub(crate) async fn insert_metric_points(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    tx: &mut sqlx::Transaction<'_, Any>,
     points: &[(&str, &MetricPoint)],
 ) -> Result<(), StoreError> {
-    let row = |mut b: sqlx::query_builder::Separated<'_, '_, Sqlite, &'static str>, (id, m): &(&str, &MetricPoint)| {
+    let row = |b: &mut crate::sql::Row<'_, '_>, (id, m): &(&str, &MetricPoint)| {
         let (value, is_nan) = storable(m.value);
-        b.push_bind(id.to_string())
-            .push_bind(m.key.clone())
-            .push_bind(value)
-            .push_bind(is_nan)
-            .push_bind(m.timestamp)
-            .push_bind(m.step);
+        b.bind(id.to_string())
+            .bind(m.key.clone())
+            .bind(value)
+            .bind(is_nan)
+            .bind(m.timestamp)
+            .bind(m.step);
     };
     for chunk in points.chunks(150) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
+        let mut insert = Sql::new(
             "INSERT INTO tracking_metrics (run_uuid, key, value, is_nan, timestamp, step) ",
         );
         insert.push_values(chunk, |b, p| row(b, p));
         insert.push(" ON CONFLICT DO NOTHING");
-        insert.build().execute(&mut **tx).await?;
+        insert.build()?.execute(&mut **tx).await?;
     }
     let mut latest: std::collections::HashMap<(&str, &str), &MetricPoint> = std::collections::HashMap::new();
     for (id, m) in points {
@@ -538,7 +523,7 @@ pub(crate) async fn insert_metric_points(
     }
     let latest: Vec<(&str, &MetricPoint)> = latest.into_iter().map(|((id, _), m)| (id, m)).collect();
     for chunk in latest.chunks(150) {
-        let mut upsert = QueryBuilder::<Sqlite>::new(
+        let mut upsert = Sql::new(
             "INSERT INTO tracking_latest_metrics (run_uuid, key, value, is_nan, timestamp, step) ",
         );
         upsert.push_values(chunk, |b, p| row(b, p));
@@ -550,36 +535,36 @@ pub(crate) async fn insert_metric_points(
              OR (excluded.step = tracking_latest_metrics.step AND excluded.timestamp = tracking_latest_metrics.timestamp \
                  AND excluded.value > tracking_latest_metrics.value)",
         );
-        upsert.build().execute(&mut **tx).await?;
+        upsert.build()?.execute(&mut **tx).await?;
     }
     Ok(())
 }
 
 async fn upsert_tags(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    tx: &mut sqlx::Transaction<'_, Any>,
     run_uuid: &str,
     tags: &[(String, String)],
 ) -> Result<(), StoreError> {
     for chunk in tags.chunks(300) {
-        let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO tracking_tags (run_uuid, key, value) ");
-        insert.push_values(chunk, |mut row, (key, value)| {
-            row.push_bind(run_uuid).push_bind(key).push_bind(value);
+        let mut insert = Sql::new("INSERT INTO tracking_tags (run_uuid, key, value) ");
+        insert.push_values(chunk, |row, (key, value)| {
+            row.bind(run_uuid).bind(key).bind(value);
         });
         insert.push(" ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value");
-        insert.build().execute(&mut **tx).await?;
+        insert.build()?.execute(&mut **tx).await?;
     }
     Ok(())
 }
 
 /// One clause as SQL over the `tracking_runs r` alias; keys and values are
 /// bound, never spliced.
-fn push_clause(q: &mut QueryBuilder<'_, Sqlite>, clause: &Clause) {
+fn push_clause(q: &mut Sql<'_>, backend: Backend, clause: &Clause) {
     let (table, key) = match &clause.entity {
         Entity::Metric(k) => ("tracking_latest_metrics", k),
         Entity::Param(k) => ("tracking_params", k),
         Entity::Tag(k) => ("tracking_tags", k),
         Entity::Attribute(a) => {
-            push_comparison(q, a.column(), clause);
+            push_comparison(q, backend, a.column(), clause);
             return;
         }
     };
@@ -602,16 +587,16 @@ fn push_clause(q: &mut QueryBuilder<'_, Sqlite>, clause: &Clause) {
             ));
             q.push_bind(key.clone());
             if matches!(clause.entity, Entity::Metric(_)) {
-                q.push(" AND x.is_nan = 0");
+                q.push(" AND NOT x.is_nan");
             }
             q.push(" AND ");
-            push_comparison(q, "x.value", clause);
+            push_comparison(q, backend, "x.value", clause);
             q.push(")");
         }
     }
 }
 
-fn push_comparison(q: &mut QueryBuilder<'_, Sqlite>, column: &str, clause: &Clause) {
+fn push_comparison(q: &mut Sql<'_>, backend: Backend, column: &str, clause: &Clause) {
     match (&clause.op, &clause.value) {
         (Op::IsNull | Op::IsNotNull, _) => {
             q.push(format!("{column} {}", clause.op.sql()));
@@ -622,18 +607,17 @@ fn push_comparison(q: &mut QueryBuilder<'_, Sqlite>, column: &str, clause: &Clau
                 .push(")");
         }
         (Op::Like, Literal::Text(t)) => {
-            // LIKE is case-sensitive in MLflow: compare with GLOB-free
-            // LIKE on exact bytes by also requiring a case-sensitive match.
+            // LIKE is case-sensitive in MLflow, as in PostgreSQL. SQLite's
+            // LIKE ignores ASCII case, so there a case-sensitive GLOB must
+            // match too.
             q.push(format!("{column} LIKE ")).push_bind(t.clone());
-            q.push(format!(" AND {column} GLOB ")).push_bind(like_to_glob(t));
+            if backend == Backend::Sqlite {
+                q.push(format!(" AND {column} GLOB ")).push_bind(like_to_glob(t));
+            }
         }
         (Op::In | Op::NotIn, Literal::List(items)) => {
             q.push(format!("{column} {} (", clause.op.sql()));
-            let mut list = q.separated(", ");
-            for item in items {
-                list.push_bind(item.clone());
-            }
-            q.push(")");
+            q.push_list(items.iter().cloned()).push(")");
         }
         (op, Literal::Number(n)) => {
             q.push(format!("{column} {} ", op.sql())).push_bind(*n);
@@ -665,7 +649,7 @@ fn like_to_glob(pattern: &str) -> String {
     glob
 }
 
-fn push_order_value(q: &mut QueryBuilder<'_, Sqlite>, entity: &Entity) {
+fn push_order_value(q: &mut Sql<'_>, entity: &Entity) {
     let (table, key) = match entity {
         Entity::Metric(k) => ("tracking_latest_metrics", k),
         Entity::Param(k) => ("tracking_params", k),

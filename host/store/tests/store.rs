@@ -1,4 +1,7 @@
-//! The metadata store against a real SQLite file.
+//! The metadata store against a real SQLite file and a real PostgreSQL
+//! database.
+
+mod common;
 
 use weft_store::{status, NewArtifact, StepRunRecord, Store};
 
@@ -15,10 +18,13 @@ fn artifact(name: &str, digest: char) -> NewArtifact {
 
 #[tokio::test]
 async fn a_run_records_lineage_cache_candidates_and_recovers_from_crashes() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!("sqlite://{}", dir.path().join("weft.db").display()))
-        .await
-        .unwrap();
+    for t in common::stores().await {
+        eprintln!("backend: {}", t.backend);
+        lineage_cache_and_recovery(&t.store).await;
+    }
+}
+
+async fn lineage_cache_and_recovery(store: &Store) {
     let pipeline = store.ensure_pipeline("iris").await.unwrap();
     assert_eq!(store.ensure_pipeline("iris").await.unwrap(), pipeline);
 

@@ -1,15 +1,10 @@
 //! Experiment tracking in the store: the rules MLflow clients rely on.
 
+mod common;
+
 use weft_store::search::{parse_filter, parse_order_by};
 use weft_store::{MetricPoint, Store, StoreError};
 
-async fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!("sqlite://{}", dir.path().join("weft.db").display()))
-        .await
-        .unwrap();
-    (dir, store)
-}
 
 fn point(key: &str, value: f64, timestamp: i64, step: i64) -> MetricPoint {
     MetricPoint {
@@ -22,7 +17,13 @@ fn point(key: &str, value: f64, timestamp: i64, step: i64) -> MetricPoint {
 
 #[tokio::test]
 async fn params_are_immutable_duplicates_are_dropped_and_latest_is_the_highest_step() {
-    let (_dir, store) = store().await;
+    for t in common::stores().await {
+        eprintln!("backend: {}", t.backend);
+        params_are_immutable_duplicates_are_dropped_and_latest_is_the_highest_step_on(&t.store).await;
+    }
+}
+
+async fn params_are_immutable_duplicates_are_dropped_and_latest_is_the_highest_step_on(store: &Store) {
     assert_eq!(store.experiment(0).await.unwrap().name, "Default");
     let exp = store.create_experiment("e", None, &[]).await.unwrap();
     assert!(matches!(
@@ -80,7 +81,13 @@ async fn params_are_immutable_duplicates_are_dropped_and_latest_is_the_highest_s
 
 #[tokio::test]
 async fn search_filters_and_orders_with_bound_values_only() {
-    let (_dir, store) = store().await;
+    for t in common::stores().await {
+        eprintln!("backend: {}", t.backend);
+        search_filters_and_orders_with_bound_values_only_on(&t.store).await;
+    }
+}
+
+async fn search_filters_and_orders_with_bound_values_only_on(store: &Store) {
     let exp = store.create_experiment("s", None, &[]).await.unwrap();
     for (name, acc, model) in [
         ("a", 0.7, "cnn"),

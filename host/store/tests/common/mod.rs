@@ -1,0 +1,45 @@
+//! The stores every test runs against: a fresh SQLite file always, and a
+//! fresh PostgreSQL database when `WEFT_TEST_POSTGRES` names a server
+//! (`tests/run.sh` starts one).
+
+use weft_store::Store;
+
+/// A store to test, with what keeps it alive.
+pub struct TestStore {
+    pub store: Store,
+    pub backend: &'static str,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A fresh store per backend available here.
+pub async fn stores() -> Vec<TestStore> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::open(&format!("sqlite://{}", dir.path().join("weft.db").display()))
+        .await
+        .unwrap();
+    let mut out = vec![TestStore {
+        store: sqlite,
+        backend: "sqlite",
+        _dir: Some(dir),
+    }];
+    if let Ok(server) = std::env::var("WEFT_TEST_POSTGRES") {
+        let name = format!("weft_test_{}", uuid_like());
+        let store = Store::open(&format!("{}/{name}", server.trim_end_matches('/')))
+            .await
+            .unwrap();
+        out.push(TestStore {
+            store,
+            backend: "postgres",
+            _dir: None,
+        });
+    }
+    out
+}
+
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{}_{nanos}", std::process::id())
+}
