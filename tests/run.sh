@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs weft's whole test suite: unit tests of every host crate and the
+# Runs weft's whole test suite: unit tests of every host crate, the
 # end-to-end tests in tests/e2e (real components, real SQLite, the real
-# `weft` binary). Installs what it needs: the wasm32-wasip2 Rust target that
-# the guest components build for.
+# `weft` binary) and the official mlflow client against `weft server`, on
+# SQLite and on PostgreSQL. Installs what it needs: the wasm32-wasip2 Rust
+# target the guest components build for, a Python venv with the mlflow
+# client, and Debian's PostgreSQL server (started privately for the run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,10 +21,14 @@ if ! "$venv/bin/python" -c "import mlflow, pytest" 2>/dev/null; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check "mlflow-skinny==3.17.2" "pytest==9.2.0"
 fi
 
+# A private PostgreSQL server: the store tests and the mlflow suite run on
+# it as well as on SQLite.
+source tests/postgres.sh
+
 # Release mode: the same build as the demo, and Cranelift compiles guest
 # components fast only when optimised itself.
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log"; stop_postgres' EXIT
 status=0
 cargo test --release --workspace "$@" 2>&1 | tee "$log" || status=$?
 

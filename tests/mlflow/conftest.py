@@ -1,7 +1,13 @@
-"""Fixtures: a live `weft server` on a free port with its own state."""
+"""Fixtures: a live `weft server` on a free port with its own state.
+
+Every test runs twice: on the embedded default (SQLite) and on PostgreSQL,
+in a database of its own on the server `WEFT_TEST_POSTGRES` names
+(`tests/run.sh` starts one; without it the PostgreSQL half is skipped).
+"""
 import os
 import subprocess
 import pathlib
+import uuid
 
 import pytest
 
@@ -11,10 +17,19 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 TOKEN = "weft-test-token-0123456789"
 
 
-@pytest.fixture()
+@pytest.fixture(params=["sqlite", "postgres"])
 def weft_server(tmp_path, monkeypatch, request):
     binary = os.environ.get("WEFT_BIN", str(ROOT / "target" / "release" / "weft"))
     extra = ["--token", TOKEN] if request.node.get_closest_marker("token") else []
+    if request.param == "postgres":
+        server = os.environ.get("WEFT_TEST_POSTGRES")
+        if not server:
+            pytest.skip("WEFT_TEST_POSTGRES is not set (tests/run.sh starts a server)")
+        db = f"{server.rstrip('/')}/weft_py_{uuid.uuid4().hex}"
+        # `weft` commands run by a test record into the same database.
+        monkeypatch.setenv("WEFT_DB", db)
+    else:
+        monkeypatch.delenv("WEFT_DB", raising=False)
     proc = subprocess.Popen(
         [binary, "--state-dir", str(tmp_path / "state"), "server", "--port", "0", *extra],
         stderr=subprocess.PIPE,

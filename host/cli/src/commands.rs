@@ -10,7 +10,7 @@ use weft_pipeline::{Executor, ExecutorOptions, Manifest, ParamOverride, RunOptio
 use weft_runtime::{Cancel, Runtime, RuntimeOptions};
 use weft_store::{status, LineageNode};
 
-use crate::context::{find_manifest, state_dir, CliError, CliResult, Stores};
+use crate::context::{find_manifest, state_dir, CliError, CliResult, Stack, Stores};
 use crate::progress::{format_duration, Progress};
 use crate::{exit, ArtifactsCommand, Cli, Command, ModelsCommand, Page, RunsCommand};
 
@@ -27,6 +27,7 @@ pub async fn dispatch(cli: Cli) -> CliResult<u8> {
             run(
                 cli.manifest.as_deref(),
                 cli.state_dir.as_deref(),
+                &cli.stack,
                 no_cache,
                 &params,
                 max_parallel,
@@ -35,14 +36,22 @@ pub async fn dispatch(cli: Cli) -> CliResult<u8> {
             .await
         }
         Command::Runs(command) => {
-            let stores = Stores::open_existing(&state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?).await?;
+            let stores = Stores::open_existing(
+                &state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?,
+                &cli.stack,
+            )
+            .await?;
             match command {
                 RunsCommand::List { pipeline, page } => runs_list(&stores, pipeline.as_deref(), &page).await,
                 RunsCommand::Show { run, json } => runs_show(&stores, &run, json).await,
             }
         }
         Command::Artifacts(command) => {
-            let stores = Stores::open_existing(&state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?).await?;
+            let stores = Stores::open_existing(
+                &state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?,
+                &cli.stack,
+            )
+            .await?;
             match command {
                 ArtifactsCommand::List { prefix, page } => artifacts_list(&stores, prefix.as_deref(), &page).await,
                 ArtifactsCommand::Show { artifact, json } => artifacts_show(&stores, &artifact, json).await,
@@ -52,11 +61,19 @@ pub async fn dispatch(cli: Cli) -> CliResult<u8> {
             }
         }
         Command::Lineage { artifact, json } => {
-            let stores = Stores::open_existing(&state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?).await?;
+            let stores = Stores::open_existing(
+                &state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?,
+                &cli.stack,
+            )
+            .await?;
             lineage(&stores, &artifact, json).await
         }
         Command::Models(command) => {
-            let stores = Stores::open(&state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?).await?;
+            let stores = Stores::open(
+                &state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?,
+                &cli.stack,
+            )
+            .await?;
             match command {
                 ModelsCommand::Register { artifact, name, alias } => {
                     crate::models::register_command(&stores, &artifact, &name, alias.as_deref()).await
@@ -70,10 +87,14 @@ pub async fn dispatch(cli: Cli) -> CliResult<u8> {
         }
         Command::Server { host, port, token } => {
             let state = state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?;
-            server(&state, std::net::SocketAddr::new(host, port), token).await
+            server(&state, &cli.stack, std::net::SocketAddr::new(host, port), token).await
         }
         Command::Logs { run, step } => {
-            let stores = Stores::open_existing(&state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?).await?;
+            let stores = Stores::open_existing(
+                &state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?,
+                &cli.stack,
+            )
+            .await?;
             let run = stores.store.run(&run).await?;
             let (_, logs) = stores.store.step_logs(&run.id, &step).await?;
             print!("{logs}");
@@ -223,6 +244,7 @@ async fn build(manifest: Option<&Path>, state: Option<&Path>, steps: &[String]) 
 async fn run(
     manifest: Option<&Path>,
     state: Option<&Path>,
+    stack: &Stack,
     no_cache: bool,
     params: &[String],
     max_parallel: Option<usize>,
@@ -244,7 +266,7 @@ async fn run(
     }
 
     let state = state_dir(state, Some(&path))?;
-    let stores = Stores::open(&state).await?;
+    let stores = Stores::open(&state, stack).await?;
     let runtime = open_runtime(&state)?;
     let executor = Executor::new(
         runtime,
@@ -590,9 +612,10 @@ async fn lineage(stores: &Stores, key: &str, json: bool) -> CliResult<u8> {
     Ok(exit::OK)
 }
 
-async fn server(state: &Path, addr: std::net::SocketAddr, token: Option<String>) -> CliResult<u8> {
+async fn server(state: &Path, stack: &Stack, addr: std::net::SocketAddr, token: Option<String>) -> CliResult<u8> {
     weft_server::check_bind(addr, token.as_deref()).map_err(CliError::usage)?;
-    let stores = Stores::open(state).await?;
+    let stores = Stores::open(state, stack).await?;
+    let stores_url = stores.artifacts.url().to_string();
     let app = weft_server::router(weft_server::AppState {
         store: stores.store,
         artifacts: stores.artifacts,
@@ -602,7 +625,11 @@ async fn server(state: &Path, addr: std::net::SocketAddr, token: Option<String>)
         .await
         .map_err(|e| CliError::usage(format!("cannot listen on {addr}: {e}")))?;
     let local = listener.local_addr().map_err(|e| CliError::usage(e.to_string()))?;
-    eprintln!("weft server listening on http://{local} (state in {})", state.display());
+    eprintln!(
+        "weft server listening on http://{local} (metadata: {}, artifacts: {})",
+        crate::context::redact(stack.db.as_deref().unwrap_or("weft.db in the state directory")),
+        stores_url
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

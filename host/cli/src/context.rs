@@ -89,27 +89,54 @@ pub fn state_dir(explicit: Option<&Path>, manifest: Option<&Path>) -> CliResult<
     })
 }
 
-/// The stores of a state directory, created on first use.
+/// Where metadata and artifacts live, when not in the state directory:
+/// a team points every `weft` (runs and server alike) at one PostgreSQL
+/// database and one artifact store.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct Stack {
+    /// Metadata store: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB (default: weft.db in the state directory).
+    #[arg(
+        long = "db",
+        global = true,
+        env = "WEFT_DB",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub db: Option<String>,
+    /// Artifact store: file:///PATH (default: artifacts/ in the state directory).
+    #[arg(long = "artifacts", global = true, env = "WEFT_ARTIFACTS", value_name = "URL")]
+    pub artifacts: Option<String>,
+}
+
+/// The metadata and artifact stores, created on first use.
 pub struct Stores {
     pub store: Store,
     pub artifacts: ArtifactStore,
 }
 
 impl Stores {
-    pub async fn open(dir: &Path) -> CliResult<Self> {
+    pub async fn open(dir: &Path, stack: &Stack) -> CliResult<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| CliError::usage(format!("cannot create the state directory {}: {e}", dir.display())))?;
-        let db = dir.join("weft.db");
-        let store = Store::open(&format!("sqlite://{}", db.display()))
+        let db = match &stack.db {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", dir.join("weft.db").display()),
+        };
+        let store = Store::open(&db)
             .await
-            .map_err(|e| CliError::usage(format!("cannot open the database {}: {e}", db.display())))?;
-        let artifacts = ArtifactStore::local(&dir.join("artifacts"))?;
+            .map_err(|e| CliError::usage(format!("cannot open the metadata store {}: {e}", redact(&db))))?;
+        let artifacts = match &stack.artifacts {
+            Some(url) => ArtifactStore::open(url)?,
+            None => ArtifactStore::local(&dir.join("artifacts"))?,
+        };
         Ok(Self { store, artifacts })
     }
 
-    /// Opens the stores only if the state directory exists (read-only commands).
-    pub async fn open_existing(dir: &Path) -> CliResult<Self> {
-        if !dir.join("weft.db").exists() {
+    /// Opens the stores only if something was recorded (read-only
+    /// commands): the state directory's database exists, or a database
+    /// URL was given.
+    pub async fn open_existing(dir: &Path, stack: &Stack) -> CliResult<Self> {
+        if stack.db.is_none() && !dir.join("weft.db").exists() {
             return Err(CliError {
                 code: exit::NOT_FOUND,
                 message: format!(
@@ -118,6 +145,20 @@ impl Stores {
                 ),
             });
         }
-        Self::open(dir).await
+        Self::open(dir, stack).await
+    }
+}
+
+/// A database URL with its password hidden, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
     }
 }

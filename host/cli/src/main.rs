@@ -36,6 +36,8 @@ struct Cli {
     /// Where weft keeps its database, artifacts and caches (default: .weft next to the manifest).
     #[arg(long, global = true, env = "WEFT_DIR")]
     state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    stack: context::Stack,
     #[command(subcommand)]
     command: Command,
 }

@@ -11,9 +11,9 @@
 mod mirror;
 mod model;
 mod registry;
-mod sql;
 mod run_artifacts;
 pub mod search;
+mod sql;
 mod store;
 mod tracking;
 

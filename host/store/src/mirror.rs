@@ -181,9 +181,7 @@ impl Store {
         for chunk in pairs.chunks(300) {
             let mut q = Sql::new("INSERT INTO tracking_params (run_uuid, key, value) ");
             q.push_values(chunk, |b, (id, (k, v))| {
-                b.bind(*id)
-                    .bind(k)
-                    .bind(v.chars().take(6000).collect::<String>());
+                b.bind(*id).bind(k).bind(v.chars().take(6000).collect::<String>());
             });
             q.push(" ON CONFLICT (run_uuid, key) DO NOTHING");
             q.build()?.execute(&mut *tx).await?;

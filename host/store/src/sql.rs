@@ -23,7 +23,9 @@ impl Backend {
     pub(crate) fn json_triples(self) -> &'static str {
         match self {
             Backend::Sqlite => "COALESCE(json_group_array(json_array(t.run_uuid, t.key, t.value)), '[]')",
-            Backend::Postgres => "COALESCE(json_agg(json_build_array(t.run_uuid, t.key, t.value) ORDER BY t.key)::text, '[]')",
+            Backend::Postgres => {
+                "COALESCE(json_agg(json_build_array(t.run_uuid, t.key, t.value) ORDER BY t.key)::text, '[]')"
+            }
         }
     }
 }

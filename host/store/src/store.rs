@@ -84,7 +84,9 @@ impl Store {
         if path.is_empty() || path.contains(['?', '#']) {
             return Err(StoreError::BadUrl(url.to_string()));
         }
-        let options = format!("sqlite://{path}?mode=rwc").parse::<AnyConnectOptions>()?.disable_statement_logging();
+        let options = format!("sqlite://{path}?mode=rwc")
+            .parse::<AnyConnectOptions>()?
+            .disable_statement_logging();
         // One connection: SQLite has one writer anyway, and a single
         // connection keeps its page cache warm (with several, each write
         // invalidates the others' caches and every query re-reads pages).
@@ -362,9 +364,7 @@ impl Store {
         }
         // Many points per statement: a training loop logs thousands.
         for chunk in record.metrics.chunks(500) {
-            let mut insert = Sql::new(
-                "INSERT INTO metrics (run_id, step_run_id, key, value, step, timestamp) ",
-            );
+            let mut insert = Sql::new("INSERT INTO metrics (run_id, step_run_id, key, value, step, timestamp) ");
             insert.push_values(chunk, |row, (key, value, step, timestamp)| {
                 row.bind(run_id)
                     .bind(id)
@@ -796,8 +796,7 @@ async fn link_inputs(
     inputs: &[(String, String)],
 ) -> Result<(), StoreError> {
     for chunk in inputs.chunks(1000) {
-        let mut insert =
-            Sql::new("INSERT INTO step_run_inputs (step_run_id, name, artifact_id) ");
+        let mut insert = Sql::new("INSERT INTO step_run_inputs (step_run_id, name, artifact_id) ");
         insert.push_values(chunk, |row, (slot, artifact_id)| {
             row.bind(step_run_id).bind(slot).bind(artifact_id);
         });

@@ -356,7 +356,8 @@ impl Store {
         }
         let in_list = |table: &str, columns: &str| {
             let mut q = Sql::new(format!("SELECT {columns} FROM {table} WHERE run_uuid IN ("));
-            q.push_list(infos.iter().map(|info| info.run_uuid.as_str())).push(") ORDER BY key");
+            q.push_list(infos.iter().map(|info| info.run_uuid.as_str()))
+                .push(") ORDER BY key");
             q
         };
         // Params and tags come back as one JSON array each: a search page
@@ -367,7 +368,8 @@ impl Store {
                 "SELECT {} FROM (SELECT run_uuid, key, value FROM {table} WHERE run_uuid IN (",
                 self.backend.json_triples()
             ));
-            q.push_list(infos.iter().map(|info| info.run_uuid.as_str())).push(") ORDER BY key) t");
+            q.push_list(infos.iter().map(|info| info.run_uuid.as_str()))
+                .push(") ORDER BY key) t");
             q
         };
         let decode = |json: String| -> Result<Vec<(String, String, String)>, StoreError> {
@@ -507,9 +509,7 @@ pub(crate) async fn insert_metric_points(
             .bind(m.step);
     };
     for chunk in points.chunks(150) {
-        let mut insert = Sql::new(
-            "INSERT INTO tracking_metrics (run_uuid, key, value, is_nan, timestamp, step) ",
-        );
+        let mut insert = Sql::new("INSERT INTO tracking_metrics (run_uuid, key, value, is_nan, timestamp, step) ");
         insert.push_values(chunk, |b, p| row(b, p));
         insert.push(" ON CONFLICT DO NOTHING");
         insert.build()?.execute(&mut **tx).await?;
@@ -523,9 +523,8 @@ pub(crate) async fn insert_metric_points(
     }
     let latest: Vec<(&str, &MetricPoint)> = latest.into_iter().map(|((id, _), m)| (id, m)).collect();
     for chunk in latest.chunks(150) {
-        let mut upsert = Sql::new(
-            "INSERT INTO tracking_latest_metrics (run_uuid, key, value, is_nan, timestamp, step) ",
-        );
+        let mut upsert =
+            Sql::new("INSERT INTO tracking_latest_metrics (run_uuid, key, value, is_nan, timestamp, step) ");
         upsert.push_values(chunk, |b, p| row(b, p));
         upsert.push(
             " ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan, \

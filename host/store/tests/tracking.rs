@@ -5,7 +5,6 @@ mod common;
 use weft_store::search::{parse_filter, parse_order_by};
 use weft_store::{MetricPoint, Store, StoreError};
 
-
 fn point(key: &str, value: f64, timestamp: i64, step: i64) -> MetricPoint {
     MetricPoint {
         key: key.into(),
