@@ -18,13 +18,29 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The expression that aggregates `(run_uuid, key, value)` rows of a
-    /// subquery aliased `t` into one JSON array of arrays (text).
-    pub(crate) fn json_triples(self) -> &'static str {
+    /// The expression that turns a page of runs (a subquery `p` with the
+    /// run columns, in page order) into one JSON array (text): per run its
+    /// nine columns, then `[key, value]` params, `[key, value]` tags and
+    /// `[key, "value", is_nan, timestamp, step]` latest metrics. Metric
+    /// values are decimal text that parses back to the same double (JSON
+    /// numbers would go through SQLite's 15-digit formatting).
+    pub(crate) fn page_document(self) -> &'static str {
         match self {
-            Backend::Sqlite => "COALESCE(json_group_array(json_array(t.run_uuid, t.key, t.value)), '[]')",
+            Backend::Sqlite => {
+                "COALESCE(json_group_array(json_array(p.run_uuid, p.experiment_id, p.name, p.user_id, p.status, \
+                 p.start_time, p.end_time, p.lifecycle_stage, p.artifact_uri, \
+                 json((SELECT json_group_array(json_array(x.key, x.value)) FROM tracking_params x WHERE x.run_uuid = p.run_uuid)), \
+                 json((SELECT json_group_array(json_array(x.key, x.value)) FROM tracking_tags x WHERE x.run_uuid = p.run_uuid)), \
+                 json((SELECT json_group_array(json_array(x.key, printf('%!.17g', x.value), CAST(x.is_nan AS INTEGER), x.timestamp, x.step)) \
+                       FROM tracking_latest_metrics x WHERE x.run_uuid = p.run_uuid)))), '[]')"
+            }
             Backend::Postgres => {
-                "COALESCE(json_agg(json_build_array(t.run_uuid, t.key, t.value) ORDER BY t.key)::text, '[]')"
+                "COALESCE(json_agg(json_build_array(p.run_uuid, p.experiment_id, p.name, p.user_id, p.status, \
+                 p.start_time, p.end_time, p.lifecycle_stage, p.artifact_uri, \
+                 (SELECT COALESCE(json_agg(json_build_array(x.key, x.value)), '[]'::json) FROM tracking_params x WHERE x.run_uuid = p.run_uuid), \
+                 (SELECT COALESCE(json_agg(json_build_array(x.key, x.value)), '[]'::json) FROM tracking_tags x WHERE x.run_uuid = p.run_uuid), \
+                 (SELECT COALESCE(json_agg(json_build_array(x.key, x.value::text, CAST(x.is_nan AS INTEGER), x.timestamp, x.step)), '[]'::json) \
+                  FROM tracking_latest_metrics x WHERE x.run_uuid = p.run_uuid)))::text, '[]')"
             }
         }
     }
@@ -78,6 +94,33 @@ impl<'q> Sql<'q> {
                 self.push(", ");
             }
             self.push_bind(item);
+        }
+        self
+    }
+
+    /// Appends another statement's SQL and values (its placeholders
+    /// renumbered after this one's).
+    pub(crate) fn append(&mut self, other: Sql<'q>) -> &mut Self {
+        // Renumber `$n` outside string literals (ours never hold a `$`).
+        let mut rest = other.text.as_str();
+        while let Some(at) = rest.find('$') {
+            self.text.push_str(&rest[..at]);
+            let digits = rest[at + 1..].bytes().take_while(u8::is_ascii_digit).count();
+            match rest[at + 1..at + 1 + digits].parse::<usize>() {
+                Ok(n) => {
+                    let _ = write!(self.text, "${}", n + self.count);
+                }
+                Err(_) => self.text.push('$'),
+            }
+            rest = &rest[at + 1 + digits..];
+        }
+        self.text.push_str(rest);
+        self.count += other.count;
+        if let Some(e) = other.error {
+            self.error.get_or_insert(e);
+        }
+        for value in other.args.values.0 {
+            self.args.values.0.push(value);
         }
         self
     }

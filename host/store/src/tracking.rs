@@ -56,7 +56,6 @@ pub struct TrackedRun {
 
 #[derive(sqlx::FromRow)]
 struct MetricRow {
-    run_uuid: String,
     key: String,
     value: f64,
     is_nan: i64,
@@ -346,87 +345,100 @@ impl Store {
 
     /// A run with its data.
     pub async fn tracked_run(&self, run_uuid: &str) -> Result<TrackedRun, StoreError> {
-        let info = self.run_info(run_uuid).await?;
-        Ok(self.with_data(vec![info]).await?.remove(0))
+        let mut q = Sql::new(format!(
+            "SELECT {RUN_INFO_COLUMNS} FROM tracking_runs r WHERE r.run_uuid = "
+        ));
+        q.push_bind(run_uuid);
+        self.page_with_data(q).await?.pop().ok_or_else(|| StoreError::NotFound {
+            what: "run",
+            key: run_uuid.to_string(),
+        })
     }
 
-    async fn with_data(&self, infos: Vec<RunInfo>) -> Result<Vec<TrackedRun>, StoreError> {
-        if infos.is_empty() {
-            return Ok(Vec::new());
-        }
-        let in_list = |table: &str, columns: &str| {
-            let mut q = Sql::new(format!("SELECT {columns} FROM {table} WHERE run_uuid IN ("));
-            q.push_list(infos.iter().map(|info| info.run_uuid.as_str()))
-                .push(") ORDER BY key");
-            q
-        };
-        // Params and tags come back as one JSON array each: a search page
-        // can hold thousands of them, and every row sqlx fetches is a
-        // round trip to its connection thread.
-        let aggregated = |table: &str| {
-            let mut q = Sql::new(format!(
-                "SELECT {} FROM (SELECT run_uuid, key, value FROM {table} WHERE run_uuid IN (",
-                self.backend.json_triples()
-            ));
-            q.push_list(infos.iter().map(|info| info.run_uuid.as_str()))
-                .push(") ORDER BY key) t");
-            q
-        };
-        let decode = |json: String| -> Result<Vec<(String, String, String)>, StoreError> {
-            serde_json::from_str(&json).map_err(|e| StoreError::Invalid(format!("malformed aggregate: {e}")))
-        };
-        let params = decode(
-            aggregated("tracking_params")
-                .build_query_scalar()?
-                .fetch_one(&self.pool)
-                .await?,
-        )?;
-        let tags = decode(
-            aggregated("tracking_tags")
-                .build_query_scalar()?
-                .fetch_one(&self.pool)
-                .await?,
-        )?;
-        let metrics: Vec<MetricRow> = in_list(
-            "tracking_latest_metrics",
-            "run_uuid, key, value, CAST(is_nan AS INTEGER) AS is_nan, timestamp, step",
-        )
-        .build_query_as()?
-        .fetch_all(&self.pool)
-        .await?;
-        // Group by run once: pages hold up to 50,000 runs.
-        let mut by_run: std::collections::HashMap<&str, TrackedRun> =
-            std::collections::HashMap::with_capacity(infos.len());
-        for info in &infos {
-            by_run.insert(
-                info.run_uuid.as_str(),
-                TrackedRun {
-                    info: info.clone(),
-                    params: Vec::new(),
-                    tags: Vec::new(),
-                    metrics: Vec::new(),
+    /// Runs the page query `q` (which selects [`RUN_INFO_COLUMNS`] from
+    /// `tracking_runs r`, ordered and limited) and returns its runs with
+    /// their params, tags and latest metrics.
+    ///
+    /// One statement answers the whole page as one JSON document: a page
+    /// holds up to 50,000 runs, and every row sqlx fetches is a round trip
+    /// to its connection thread. The data of each run is read for the page
+    /// only, after the order and limit.
+    async fn page_with_data(&self, inner: Sql<'_>) -> Result<Vec<TrackedRun>, StoreError> {
+        let mut q = Sql::new(format!("SELECT {} FROM (", self.backend.page_document()));
+        q.append(inner).push(") p");
+        let json: String = q.build_query_scalar()?.fetch_one(&self.pool).await?;
+        type Page = Vec<(
+            String,
+            i64,
+            String,
+            String,
+            String,
+            i64,
+            Option<i64>,
+            String,
+            String,
+            Vec<(String, String)>,
+            Vec<(String, String)>,
+            Vec<(String, String, i64, i64, i64)>,
+        )>;
+        let page: Page =
+            serde_json::from_str(&json).map_err(|e| StoreError::Invalid(format!("malformed run page: {e}")))?;
+        page.into_iter()
+            .map(
+                |(
+                    run_uuid,
+                    experiment_id,
+                    name,
+                    user_id,
+                    status,
+                    start_time,
+                    end_time,
+                    lifecycle_stage,
+                    artifact_uri,
+                    mut params,
+                    mut tags,
+                    metrics,
+                )| {
+                    params.sort();
+                    tags.sort();
+                    let mut metrics = metrics
+                        .into_iter()
+                        .map(|(key, value, is_nan, timestamp, step)| {
+                            let value = if is_nan != 0 {
+                                f64::NAN
+                            } else {
+                                value.parse::<f64>().map_err(|e| {
+                                    StoreError::Invalid(format!("malformed metric value '{value}' in run page: {e}"))
+                                })?
+                            };
+                            Ok(MetricPoint {
+                                key,
+                                value,
+                                timestamp,
+                                step,
+                            })
+                        })
+                        .collect::<Result<Vec<_>, StoreError>>()?;
+                    metrics.sort_by(|a, b| a.key.cmp(&b.key));
+                    Ok(TrackedRun {
+                        info: RunInfo {
+                            run_uuid,
+                            experiment_id,
+                            name,
+                            user_id,
+                            status,
+                            start_time,
+                            end_time,
+                            lifecycle_stage,
+                            artifact_uri,
+                        },
+                        params,
+                        tags,
+                        metrics,
+                    })
                 },
-            );
-        }
-        for (id, key, value) in params {
-            if let Some(run) = by_run.get_mut(id.as_str()) {
-                run.params.push((key, value));
-            }
-        }
-        for (id, key, value) in tags {
-            if let Some(run) = by_run.get_mut(id.as_str()) {
-                run.tags.push((key, value));
-            }
-        }
-        for m in metrics {
-            if let Some(run) = by_run.get_mut(m.run_uuid.as_str()) {
-                run.metrics.push(m.into());
-            }
-        }
-        Ok(infos
-            .iter()
-            .filter_map(|info| by_run.remove(info.run_uuid.as_str()))
-            .collect())
+            )
+            .collect()
     }
 
     /// Every point of a metric, by step then time.
@@ -439,7 +451,7 @@ impl Store {
     ) -> Result<Vec<MetricPoint>, StoreError> {
         self.run_info(run_uuid).await?;
         let rows: Vec<MetricRow> = sqlx::query_as(
-            "SELECT run_uuid, key, value, CAST(is_nan AS INTEGER) AS is_nan, timestamp, step FROM tracking_metrics WHERE run_uuid = $1 AND key = $2 \
+            "SELECT key, value, CAST(is_nan AS INTEGER) AS is_nan, timestamp, step FROM tracking_metrics WHERE run_uuid = $1 AND key = $2 \
              ORDER BY step, timestamp, value LIMIT $3 OFFSET $4",
         )
         .bind(run_uuid)
@@ -487,8 +499,7 @@ impl Store {
             .push_bind(limit)
             .push(" OFFSET ")
             .push_bind(offset);
-        let infos: Vec<RunInfo> = q.build_query_as()?.fetch_all(&self.pool).await?;
-        self.with_data(infos).await
+        self.page_with_data(q).await
     }
 }
 

@@ -142,3 +142,55 @@ async fn search_filters_and_orders_with_bound_values_only_on(store: &Store) {
     // A value that looks like SQL is just a value.
     assert!(names("params.model = 'x'' OR ''1''=''1'", &[]).await.is_empty());
 }
+
+#[tokio::test]
+async fn metric_values_come_back_bit_for_bit() {
+    for t in common::stores().await {
+        eprintln!("backend: {}", t.backend);
+        metric_values_come_back_bit_for_bit_on(&t.store).await;
+    }
+}
+
+async fn metric_values_come_back_bit_for_bit_on(store: &Store) {
+    let exp = store.create_experiment("exact", None, &[]).await.unwrap();
+    let values = [
+        0.1 + 0.2,
+        1.0 / 3.0,
+        std::f64::consts::PI,
+        -2.5e-300,
+        f64::from_bits(1), // the smallest subnormal
+        f64::MAX,
+        f64::MIN,
+        123456789012345680.0,
+        0.5,
+        f64::INFINITY, // stored as the largest finite value
+    ];
+    let mut runs = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        let run = store
+            .create_tracked_run(exp, &format!("r{i}"), "me", Some(i as i64), &[])
+            .await
+            .unwrap()
+            .run_uuid;
+        store.log_batch(&run, &[point("m", *v, 1, 0)], &[], &[]).await.unwrap();
+        runs.push(run);
+    }
+    let expected = |v: f64| v.clamp(f64::MIN, f64::MAX).to_bits();
+    for (run, v) in runs.iter().zip(values) {
+        let got = store.tracked_run(run).await.unwrap().metrics[0].value;
+        assert_eq!(got.to_bits(), expected(v), "{v:e} came back as {got:e}");
+    }
+    let found = store
+        .search_tracked_runs(
+            &[exp],
+            None,
+            &[],
+            &parse_order_by(&["attributes.start_time ASC".to_string()]).unwrap(),
+            100,
+            0,
+        )
+        .await
+        .unwrap();
+    let got: Vec<u64> = found.iter().map(|r| r.metrics[0].value.to_bits()).collect();
+    assert_eq!(got, values.map(expected));
+}
