@@ -206,3 +206,83 @@ fn writes_need_the_token_and_public_binds_need_one() {
         stderr(&out)
     );
 }
+
+/// The MLflow view of pipeline `naps`: (run name, status, parent run id).
+fn mlflow_runs(server: &Server) -> Vec<(String, String, Option<String>)> {
+    let (code, body) = call(ureq::get(&format!(
+        "{}/api/2.0/mlflow/experiments/get-by-name?experiment_name=naps",
+        server.base
+    )));
+    if code != 200 {
+        return Vec::new();
+    }
+    let id = body["experiment"]["experiment_id"].as_str().unwrap().to_string();
+    let body: Value = ureq::post(&format!("{}/api/2.0/mlflow/runs/search", server.base))
+        .send_json(serde_json::json!({ "experiment_ids": [id] }))
+        .unwrap()
+        .into_json()
+        .unwrap();
+    body["runs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            let tags = r["data"]["tags"].as_array().cloned().unwrap_or_default();
+            let parent = tags
+                .iter()
+                .find(|t| t["key"] == "mlflow.parentRunId")
+                .map(|t| t["value"].as_str().unwrap().to_string());
+            (
+                r["info"]["run_name"].as_str().unwrap().to_string(),
+                r["info"]["status"].as_str().unwrap().to_string(),
+                parent,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_finished_step_shows_in_the_mlflow_view_while_its_run_goes_on() {
+    let h = toml_path(&guest("hostile"));
+    let project = Project::new(&format!(
+        "[pipeline]\nname = \"naps\"\n\
+         [steps.quick]\ncomponent = {h}\noutputs = [\"out\"]\nparams = {{ attack = \"nap\", steps = 10 }}\n\
+         [steps.slow]\ncomponent = {h}\ninputs = {{ in = \"quick.out\" }}\noutputs = [\"out\"]\n\
+         params = {{ attack = \"nap\", steps = 6000 }}\n"
+    ));
+    let server = start(&project, &[]);
+    let mut run = project
+        .command(&["run", "--json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Within the slow step's six seconds: the run RUNNING, `quick` done.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let seen = loop {
+        let runs = mlflow_runs(&server);
+        let parent = runs.iter().find(|r| r.2.is_none()).cloned();
+        let quick = runs.iter().find(|r| r.0 == "quick").cloned();
+        if let (Some(parent), Some(quick)) = (parent, quick) {
+            break Some((parent, quick));
+        }
+        if std::time::Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let (parent, quick) = seen.expect("the finished step reached the MLflow view while the run went on");
+    assert_eq!(parent.1, "RUNNING");
+    assert_eq!(quick.1, "FINISHED");
+    assert!(run.try_wait().unwrap().is_none(), "the run was still going");
+    assert!(
+        !mlflow_runs(&server).iter().any(|r| r.0 == "slow"),
+        "slow had not finished"
+    );
+
+    assert!(run.wait().unwrap().success());
+    let runs = mlflow_runs(&server);
+    assert!(runs.iter().any(|r| r.0 == "slow" && r.1 == "FINISHED"), "{runs:?}");
+    assert!(runs.iter().any(|r| r.2.is_none() && r.1 == "FINISHED"), "{runs:?}");
+}

@@ -10,11 +10,14 @@ use serde_json::json;
 use tokio::task::JoinSet;
 use weft_artifacts::{ArtifactKind, ArtifactStore};
 use weft_runtime::{Cancel, Limits, LoadedStep, Runtime, SandboxDirs, StepFailure, TrackerEvent};
-use weft_store::{status, NewArtifact, StepRunRecord, Store};
+use weft_store::{status, MirrorScope, NewArtifact, StepRunRecord, Store};
 
 use crate::manifest::{InputSource, Step};
 use crate::sandbox::SandboxPool;
 use crate::{cache_key, canonical_json, Manifest};
+
+/// How often finished steps are written to the MLflow view while a run goes.
+const MIRROR_EVERY: Duration = Duration::from_secs(1);
 
 /// Something that happened during a run, for progress displays.
 #[derive(Debug, Clone)]
@@ -175,7 +178,7 @@ impl Executor {
     pub async fn run(&self, manifest: &Manifest, options: RunOptions) -> Result<RunOutcome, ExecError> {
         let started = Instant::now();
         for crashed in self.store.recover_crashed(&self.host, pid_alive).await? {
-            self.mirror(&crashed, true).await;
+            self.mirror(&crashed, MirrorScope::All).await;
         }
         self.clean_stale_work_dirs();
 
@@ -189,9 +192,9 @@ impl Executor {
                 std::process::id() as i64,
             )
             .await?;
-        // MLflow clients see the run as RUNNING at once; its steps follow
-        // when it ends.
-        self.mirror(&run.id, false).await;
+        // MLflow clients see the run as RUNNING at once, and each step as
+        // it finishes.
+        self.mirror(&run.id, MirrorScope::Run).await;
         let result = self
             .run_recorded(manifest, &options, &run.id, run.number, started)
             .await;
@@ -214,14 +217,14 @@ impl Executor {
         }
         // The MLflow view of the run (experiment = pipeline, nested runs =
         // steps); a failure here does not change how the run went.
-        self.mirror(&run.id, true).await;
+        self.mirror(&run.id, MirrorScope::All).await;
         result
     }
 
     /// Records the MLflow view of a run; a failure here is logged, and does
     /// not change how the run went.
-    async fn mirror(&self, run_id: &str, with_steps: bool) {
-        if let Err(e) = self.store.mirror_run_to_tracking(run_id, with_steps).await {
+    async fn mirror(&self, run_id: &str, scope: MirrorScope<'_>) {
+        if let Err(e) = self.store.mirror_run_to_tracking(run_id, scope).await {
             tracing::warn!("could not record the MLflow view of run {run_id}: {e}");
         }
     }
@@ -326,6 +329,8 @@ impl Executor {
         let mut produced: HashMap<(String, String), Resolved> = HashMap::new();
         let mut tasks: JoinSet<(usize, StepResult)> = JoinSet::new();
         let mut running = 0usize;
+        let mut unmirrored: Vec<String> = Vec::new();
+        let mut last_mirror = Instant::now();
 
         loop {
             if !options.cancel.is_cancelled() {
@@ -358,7 +363,22 @@ impl Executor {
             if running == 0 {
                 break;
             }
-            let Some(joined) = tasks.join_next().await else { break };
+            // Wait for the next step to finish; meanwhile, steps finished
+            // earlier reach the MLflow view when their second is up.
+            let joined = loop {
+                if unmirrored.is_empty() {
+                    break tasks.join_next().await;
+                }
+                tokio::select! {
+                    joined = tasks.join_next() => break joined,
+                    _ = tokio::time::sleep_until((last_mirror + MIRROR_EVERY).into()) => {
+                        self.mirror(run_id, MirrorScope::Steps(&unmirrored)).await;
+                        unmirrored.clear();
+                        last_mirror = Instant::now();
+                    }
+                }
+            };
+            let Some(joined) = joined else { break };
             running -= 1;
             let (i, result) = match joined {
                 Ok(r) => r,
@@ -368,6 +388,14 @@ impl Executor {
             state[i] = State::Done(ok);
             for (output, resolved) in &result.outputs {
                 produced.insert((steps[i].name.clone(), output.clone()), resolved.clone());
+            }
+            // Finished steps reach the MLflow view at most a second late:
+            // writing it after every step would cost more than a short step.
+            unmirrored.push(step_run_ids[i].clone());
+            if last_mirror.elapsed() >= MIRROR_EVERY {
+                self.mirror(run_id, MirrorScope::Steps(&unmirrored)).await;
+                unmirrored.clear();
+                last_mirror = Instant::now();
             }
             (options.on_event)(Event::StepFinished {
                 step: steps[i].name.clone(),

@@ -9,6 +9,7 @@
 //! database.
 
 mod mirror;
+pub use mirror::MirrorScope;
 mod model;
 mod registry;
 mod run_artifacts;

@@ -1,8 +1,9 @@
 //! Pipeline runs as MLflow sees them: a pipeline is an experiment, a
 //! pipeline run a run, each step run a nested run (tag
-//! `mlflow.parentRunId`) holding the step's params and metrics. Written once
-//! when a pipeline run ends, in one transaction, so MLflow clients and
-//! searches see weft's pipelines like any other run.
+//! `mlflow.parentRunId`) holding the step's params and metrics. Written as
+//! the run goes (the run when it starts, each step when it finishes) and
+//! whole when it ends, each time in one transaction, so MLflow clients and
+//! searches see weft's pipelines live like any other run.
 
 use crate::sql::Sql;
 
@@ -37,14 +38,26 @@ fn flatten_params(json: &str) -> Vec<(String, String)> {
     }
 }
 
+/// How much of a pipeline run [`Store::mirror_run_to_tracking`] writes.
+#[derive(Debug, Clone, Copy)]
+pub enum MirrorScope<'a> {
+    /// The run only (how a run in progress shows up at once).
+    Run,
+    /// The run and these step runs (ids), as they finish.
+    Steps(&'a [String]),
+    /// The run and every step run.
+    All,
+}
+
 impl Store {
-    /// Writes (or rewrites) the MLflow view of a pipeline run. With
-    /// `with_steps = false` only the run itself (cheap: how a run in
-    /// progress shows up at once).
-    pub async fn mirror_run_to_tracking(&self, run_id: &str, with_steps: bool) -> Result<(), StoreError> {
+    /// Writes (or rewrites) the MLflow view of a pipeline run: the run,
+    /// and the step runs `scope` names.
+    pub async fn mirror_run_to_tracking(&self, run_id: &str, scope: MirrorScope<'_>) -> Result<(), StoreError> {
         let mut detail = self.run_detail(run_id).await?;
-        if !with_steps {
-            detail.steps.clear();
+        match scope {
+            MirrorScope::Run => detail.steps.clear(),
+            MirrorScope::Steps(ids) => detail.steps.retain(|s| ids.contains(&s.id)),
+            MirrorScope::All => {}
         }
         let run = &detail.run;
         let experiment_id = match self.experiment_by_name(&run.pipeline).await {
