@@ -101,3 +101,57 @@ def test_registry_versions_aliases_and_models_uri(weft_server, tmp_path):
     assert client.get_registered_model("iris-prod").latest_versions[0].version == "2"
     client.delete_registered_model("iris-prod")
     assert client.search_registered_models() == []
+
+
+def test_logged_models_initialize_upload_finalize_and_search(weft_server, tmp_path):
+    """The MLflow 3 logged-model calls behind `log_model`."""
+    from mlflow.entities import LoggedModelStatus
+
+    mlflow.set_experiment("logged-models")
+    with mlflow.start_run() as run:
+        model = mlflow.initialize_logged_model(
+            name="classifier",
+            source_run_id=run.info.run_id,
+            tags={"team": "vision"},
+            params={"C": "1.0"},
+            model_type="sklearn",
+        )
+        assert model.model_id.startswith("m-")
+        assert model.status == LoggedModelStatus.PENDING
+        assert model.artifact_location.endswith(f"/models/{model.model_id}/artifacts")
+
+        # Its files go through the artifact proxy under its own location.
+        weights = tmp_path / "weights.bin"
+        weights.write_bytes(b"\x00\x01weights")
+        MlflowClient().log_model_artifact(model.model_id, str(weights))
+
+        mlflow.log_model_params({"penalty": "l2"}, model_id=model.model_id)
+        mlflow.set_logged_model_tags(model.model_id, {"stage": "candidate"})
+        ready = mlflow.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+        assert ready.status == LoggedModelStatus.READY
+
+    got = mlflow.get_logged_model(model.model_id)
+    assert got.name == "classifier"
+    assert got.source_run_id == run.info.run_id
+    assert got.model_type == "sklearn"
+    assert got.params == {"C": "1.0", "penalty": "l2"}
+    # (the client adds its own context tags: mlflow.user, mlflow.source.*)
+    assert {k: got.tags.get(k) for k in ("team", "stage")} == {"team": "vision", "stage": "candidate"}
+    assert got.status == LoggedModelStatus.READY
+
+    download = tmp_path / "download"
+    download.mkdir()
+    path = mlflow.artifacts.download_artifacts(artifact_uri=f"{got.artifact_location}/weights.bin", dst_path=str(download))
+    assert pathlib.Path(path).read_bytes() == b"\x00\x01weights"
+
+    experiment = mlflow.get_experiment_by_name("logged-models")
+    found = mlflow.search_logged_models(experiment_ids=[experiment.experiment_id], output_format="list")
+    assert [m.model_id for m in found] == [model.model_id]
+
+    # A changed param is refused; an unknown model is a 404.
+    with pytest.raises(MlflowException) as err:
+        mlflow.log_model_params({"C": "2.0"}, model_id=model.model_id)
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+    with pytest.raises(MlflowException) as err:
+        mlflow.get_logged_model("m-does-not-exist")
+    assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"

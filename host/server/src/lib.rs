@@ -19,6 +19,7 @@ mod auth;
 mod error;
 mod mlflow;
 mod mlflow_artifacts;
+mod mlflow_models;
 mod mlflow_registry;
 mod native;
 
@@ -58,10 +59,17 @@ pub fn router(state: AppState) -> Router {
             get(|| async { Json(serde_json::json!({ "name": "weft", "version": env!("CARGO_PKG_VERSION") })) }),
         )
         .nest("/api/v1", native::routes())
-        .nest("/api/2.0/mlflow", mlflow::routes().merge(mlflow_registry::routes()))
+        .nest(
+            "/api/2.0/mlflow",
+            mlflow::routes()
+                .merge(mlflow_registry::routes())
+                .merge(mlflow_models::routes()),
+        )
         .nest(
             "/ajax-api/2.0/mlflow",
-            mlflow::routes().merge(mlflow_registry::routes()),
+            mlflow::routes()
+                .merge(mlflow_registry::routes())
+                .merge(mlflow_models::routes()),
         )
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
     let artifacts = Router::new()

@@ -27,7 +27,7 @@ const MAX_BATCH_METRICS: usize = 1000;
 const MAX_BATCH_PARAMS: usize = 100;
 const MAX_BATCH_TAGS: usize = 100;
 const MAX_KEY_LEN: usize = 250;
-const MAX_PARAM_VALUE: usize = 6000;
+pub(crate) const MAX_PARAM_VALUE: usize = 6000;
 pub(crate) const MAX_TAG_VALUE: usize = 8000;
 const MAX_SEARCH_RESULTS: i64 = 50_000;
 
@@ -53,10 +53,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/runs/log-inputs", post(log_inputs))
         .route("/runs/search", post(search_runs))
         .route("/metrics/get-history", get(metric_history))
-        .route(
-            "/logged-models/search",
-            post(|| async { Json(json!({ "models": [] })) }),
-        )
 }
 
 // ----- request helpers -----
@@ -107,12 +103,12 @@ pub(crate) fn opt_i64(m: &Map<String, Value>, key: &str) -> Result<Option<i64>, 
     }
 }
 
-fn experiment_id(text: &str) -> Result<i64, ApiError> {
+pub(crate) fn experiment_id(text: &str) -> Result<i64, ApiError> {
     text.parse()
         .map_err(|_| ApiError::invalid(format!("'{text}' is not an experiment id")))
 }
 
-fn run_id(m: &Map<String, Value>) -> Result<&str, ApiError> {
+pub(crate) fn run_id(m: &Map<String, Value>) -> Result<&str, ApiError> {
     match opt_str(m, "run_id")? {
         Some(id) => Ok(id),
         None => req_str(m, "run_uuid"),
@@ -190,7 +186,7 @@ pub(crate) fn parse_pair(what: &str, m: &Map<String, Value>, max_value: usize) -
     Ok((key.to_string(), value))
 }
 
-fn objects<'a>(m: &'a Map<String, Value>, key: &str) -> Result<Vec<&'a Map<String, Value>>, ApiError> {
+pub(crate) fn objects<'a>(m: &'a Map<String, Value>, key: &str) -> Result<Vec<&'a Map<String, Value>>, ApiError> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => items

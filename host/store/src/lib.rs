@@ -8,6 +8,7 @@
 //! transaction, so a process killed at any point leaves a consistent
 //! database.
 
+mod logged_models;
 mod mirror;
 pub use mirror::MirrorScope;
 mod model;
@@ -18,6 +19,7 @@ mod sql;
 mod store;
 mod tracking;
 
+pub use logged_models::{model_status, LoggedModel, NewLoggedModel};
 pub use model::*;
 pub use registry::{validate_alias, validate_model_name, ModelVersion, RegisteredModel};
 pub use run_artifacts::ArtifactEntry;

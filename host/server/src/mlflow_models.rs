@@ -1,0 +1,211 @@
+//! MLflow 3's logged models (`/logged-models`) and `runs/outputs`: what
+//! `mlflow.<flavor>.log_model` and `mlflow.initialize_logged_model` call.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+use weft_store::{model_status, LoggedModel, NewLoggedModel};
+
+use crate::mlflow::{
+    body, experiment_id, next_token, objects, opt_i64, opt_str, page_token, parse_pair, req_str, run_id, store_error,
+    tags, MAX_PARAM_VALUE,
+};
+use crate::{ApiError, AppState};
+
+/// Most logged models in one search page.
+const MAX_MODELS_PAGE: i64 = 1000;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/logged-models", post(create))
+        .route("/logged-models/search", post(search))
+        .route(
+            "/logged-models/{model_id}",
+            get(get_model).patch(finalize).delete(remove),
+        )
+        .route("/logged-models/{model_id}/params", post(log_params))
+        .route("/logged-models/{model_id}/tags", axum::routing::patch(set_tags))
+        .route("/logged-models/{model_id}/tags/{key}", delete(delete_tag))
+        .route("/runs/outputs", post(run_outputs))
+}
+
+fn pairs(pairs: &[(String, String)]) -> Vec<Value> {
+    pairs.iter().map(|(k, v)| json!({ "key": k, "value": v })).collect()
+}
+
+fn model_json(m: &LoggedModel) -> Value {
+    json!({
+        "info": {
+            "model_id": m.model_id,
+            "experiment_id": m.experiment_id.to_string(),
+            "name": m.name,
+            "creation_timestamp_ms": m.creation_timestamp_ms,
+            "last_updated_timestamp_ms": m.last_updated_timestamp_ms,
+            "artifact_uri": m.artifact_location,
+            "status": m.status,
+            "status_message": m.status_message,
+            "model_type": m.model_type,
+            "source_run_id": m.source_run_id,
+            "tags": pairs(&m.tags),
+            "registrations": [],
+        },
+        "data": { "params": pairs(&m.params), "metrics": [] },
+    })
+}
+
+fn params(m: &Map<String, Value>) -> Result<Vec<(String, String)>, ApiError> {
+    objects(m, "params")?
+        .into_iter()
+        .map(|p| parse_pair("param", p, MAX_PARAM_VALUE))
+        .collect()
+}
+
+/// A status as a name (`LOGGED_MODEL_READY`) or its proto number.
+fn status(m: &Map<String, Value>) -> Result<&'static str, ApiError> {
+    let by_number = |n: i64| match n {
+        1 => Some(model_status::PENDING),
+        2 => Some(model_status::READY),
+        3 => Some(model_status::UPLOAD_FAILED),
+        _ => None,
+    };
+    let found = match m.get("status") {
+        Some(Value::String(s)) => model_status::ALL.iter().copied().find(|known| known == s),
+        Some(Value::Number(n)) => n.as_i64().and_then(by_number),
+        None | Some(Value::Null) => return Err(ApiError::invalid("missing value for required parameter 'status'")),
+        Some(_) => None,
+    };
+    found.ok_or_else(|| ApiError::invalid(format!("'status' must be one of {}", model_status::ALL.join(", "))))
+}
+
+async fn create(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
+    let m = body(&bytes)?;
+    let new = NewLoggedModel {
+        experiment_id: experiment_id(req_str(&m, "experiment_id")?)?,
+        name: opt_str(&m, "name")?.map(str::to_string),
+        model_type: opt_str(&m, "model_type")?.map(str::to_string),
+        source_run_id: opt_str(&m, "source_run_id")?.map(str::to_string),
+        params: params(&m)?,
+        tags: tags(&m)?,
+    };
+    if let Some(name) = &new.name {
+        if name.is_empty() || name.len() > 500 || name.contains('/') {
+            return Err(ApiError::invalid("a model name is 1 to 500 characters without '/'"));
+        }
+    }
+    let model = s.store.create_logged_model(&new).await.map_err(store_error)?;
+    Ok(Json(json!({ "model": model_json(&model) })))
+}
+
+async fn get_model(State(s): State<AppState>, Path(model_id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let model = s.store.logged_model(&model_id).await.map_err(store_error)?;
+    Ok(Json(json!({ "model": model_json(&model) })))
+}
+
+async fn finalize(
+    State(s): State<AppState>,
+    Path(model_id): Path<String>,
+    bytes: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let m = body(&bytes)?;
+    let model = s
+        .store
+        .set_logged_model_status(&model_id, status(&m)?)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({ "model": model_json(&model) })))
+}
+
+async fn remove(State(s): State<AppState>, Path(model_id): Path<String>) -> Result<Json<Value>, ApiError> {
+    s.store.delete_logged_model(&model_id).await.map_err(store_error)?;
+    Ok(Json(json!({})))
+}
+
+async fn log_params(
+    State(s): State<AppState>,
+    Path(model_id): Path<String>,
+    bytes: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let m = body(&bytes)?;
+    s.store
+        .set_logged_model_pairs(&model_id, true, &params(&m)?)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({})))
+}
+
+async fn set_tags(
+    State(s): State<AppState>,
+    Path(model_id): Path<String>,
+    bytes: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let m = body(&bytes)?;
+    s.store
+        .set_logged_model_pairs(&model_id, false, &tags(&m)?)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({})))
+}
+
+async fn delete_tag(
+    State(s): State<AppState>,
+    Path((model_id, key)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    s.store
+        .delete_logged_model_tag(&model_id, &key)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({})))
+}
+
+async fn search(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
+    let m = body(&bytes)?;
+    if opt_str(&m, "filter")?.is_some_and(|f| !f.trim().is_empty()) {
+        return Err(ApiError::invalid(
+            "filters on logged models are not supported by weft yet; search without 'filter'",
+        ));
+    }
+    let ids: Vec<i64> = match m.get("experiment_ids") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| match i {
+                Value::String(t) => experiment_id(t),
+                Value::Number(n) => n
+                    .as_i64()
+                    .ok_or_else(|| ApiError::invalid("experiment ids are integers")),
+                _ => Err(ApiError::invalid("experiment_ids must be a list of ids")),
+            })
+            .collect::<Result<_, _>>()?,
+        None | Some(Value::Null) => Vec::new(),
+        Some(_) => return Err(ApiError::invalid("experiment_ids must be a list of ids")),
+    };
+    let limit = opt_i64(&m, "max_results")?.unwrap_or(100);
+    if !(1..=MAX_MODELS_PAGE).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "max_results must be 1 to {MAX_MODELS_PAGE}, got {limit}"
+        )));
+    }
+    let offset = page_token(opt_str(&m, "page_token")?)?;
+    let models = s
+        .store
+        .search_logged_models(&ids, limit, offset)
+        .await
+        .map_err(store_error)?;
+    let mut out = json!({ "models": models.iter().map(model_json).collect::<Vec<_>>() });
+    if let Some(token) = next_token(models.len(), limit, offset) {
+        out["next_page_token"] = json!(token);
+    }
+    Ok(Json(out))
+}
+
+async fn run_outputs(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
+    let m = body(&bytes)?;
+    let run = run_id(&m)?;
+    let models = objects(&m, "models")?
+        .into_iter()
+        .map(|o| Ok((req_str(o, "model_id")?.to_string(), opt_i64(o, "step")?.unwrap_or(0))))
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    s.store.log_run_model_outputs(run, &models).await.map_err(store_error)?;
+    Ok(Json(json!({})))
+}
