@@ -83,7 +83,11 @@ impl Project {
         cmd.args(args)
             .current_dir(self.path())
             .env_remove("WEFT_DIR")
-            .env_remove("WEFT_MANIFEST");
+            .env_remove("WEFT_MANIFEST")
+            .env_remove("WEFT_DB")
+            .env_remove("WEFT_ARTIFACTS")
+            .env_remove("WEFT_SERVER")
+            .env_remove("WEFT_SERVER_TOKEN");
         cmd
     }
 

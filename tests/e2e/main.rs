@@ -10,5 +10,6 @@ mod harness;
 mod iris;
 mod manifests;
 mod recovery;
+mod remote;
 mod sandbox;
 mod server;

@@ -8,9 +8,9 @@ use serde_json::Value;
 use crate::harness::*;
 
 /// A running `weft server`, killed on drop.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Drop for Server {
@@ -20,7 +20,7 @@ impl Drop for Server {
     }
 }
 
-fn start(project: &Project, extra: &[&str]) -> Server {
+pub(crate) fn start(project: &Project, extra: &[&str]) -> Server {
     let mut args = vec!["server", "--port", "0"];
     args.extend_from_slice(extra);
     let mut child = project
@@ -42,7 +42,7 @@ fn start(project: &Project, extra: &[&str]) -> Server {
 }
 
 /// (status, JSON body) of a request; errors are answers too.
-fn call(request: ureq::Request) -> (u16, Value) {
+pub(crate) fn call(request: ureq::Request) -> (u16, Value) {
     let response = match request.call() {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,

@@ -194,6 +194,28 @@ impl ArtifactStore {
         })
     }
 
+    /// Stores a directory artifact's listing, once every file it lists is
+    /// in the store. Returns the tree's digest and total size.
+    pub async fn put_tree(&self, tree: &Tree) -> Result<Stored, ArtifactError> {
+        for entry in &tree.entries {
+            validate_digest(&entry.digest)?;
+            if !self.contains(&entry.digest, ArtifactKind::File).await? {
+                return Err(ArtifactError::Missing(entry.digest.clone()));
+            }
+        }
+        let bytes = tree.canonical_bytes();
+        let digest = blake3::hash(&bytes).to_hex().to_string();
+        let location = tree_path(&digest);
+        if self.objects.head(&location).await.is_err() {
+            self.objects.put(&location, PutPayload::from(bytes)).await?;
+        }
+        Ok(Stored {
+            digest,
+            size: tree.size(),
+            kind: ArtifactKind::Dir,
+        })
+    }
+
     /// Stores one file; returns its digest and size.
     /// A `small` file (under [`INLINE_BYTES`]) is stored on the calling thread;
     /// a large one on the blocking pool.
@@ -257,6 +279,14 @@ impl ArtifactStore {
             digest: digest.to_string(),
             message,
         })
+    }
+
+    /// Where a file artifact's bytes are on this machine, when the store is
+    /// a local directory and holds them.
+    pub fn local_blob_path(&self, digest: &str) -> Option<PathBuf> {
+        validate_digest(digest).ok()?;
+        let path = self.local_root.as_ref()?.join("blobs").join(&digest[..2]).join(digest);
+        path.is_file().then_some(path)
     }
 
     /// Reads a file artifact's bytes.

@@ -12,6 +12,7 @@ use weft_store::{status, LineageNode};
 
 use crate::context::{find_manifest, state_dir, CliError, CliResult, Stack, Stores};
 use crate::progress::{format_duration, Progress};
+use crate::remote::{Forwarder, Remote};
 use crate::{exit, ArtifactsCommand, Cli, Command, ModelsCommand, Page, RunsCommand};
 
 pub async fn dispatch(cli: Cli) -> CliResult<u8> {
@@ -23,7 +24,13 @@ pub async fn dispatch(cli: Cli) -> CliResult<u8> {
             params,
             max_parallel,
             json,
+            server,
+            token,
         } => {
+            let remote = match server {
+                Some(url) => Some(crate::remote::Remote::connect(&url, token).await?),
+                None => None,
+            };
             run(
                 cli.manifest.as_deref(),
                 cli.state_dir.as_deref(),
@@ -32,6 +39,7 @@ pub async fn dispatch(cli: Cli) -> CliResult<u8> {
                 &params,
                 max_parallel,
                 json,
+                remote,
             )
             .await
         }
@@ -249,6 +257,7 @@ async fn run(
     params: &[String],
     max_parallel: Option<usize>,
     json: bool,
+    remote: Option<Remote>,
 ) -> CliResult<u8> {
     let (path, mut manifest) = load_manifest(manifest)?;
     let overrides: Vec<ParamOverride> = params
@@ -291,15 +300,28 @@ async fn run(
         });
     }
     let progress = Arc::new(Progress::new(false));
+    let forwarder = remote
+        .as_ref()
+        .map(|remote| Forwarder::start(remote.clone(), stores.store.clone(), stores.artifacts.clone()));
     let options = RunOptions {
         no_cache,
         cancel,
         on_event: {
             let progress = progress.clone();
-            Arc::new(move |event| progress.handle(event))
+            let events = forwarder.as_ref().map(|f| f.events.clone());
+            Arc::new(move |event| {
+                if let Some(events) = &events {
+                    let _ = events.send(Some(event.clone()));
+                }
+                progress.handle(event)
+            })
         },
     };
-    let outcome = executor.run(&manifest, options).await.map_err(|e| CliError {
+    let result = executor.run(&manifest, options).await;
+    if let Some(forwarder) = forwarder {
+        forwarder.finish().await;
+    }
+    let outcome = result.map_err(|e| CliError {
         code: exit::RUN_FAILED,
         message: e.to_string(),
     })?;
@@ -339,6 +361,20 @@ async fn run(
     }
     eprintln!("{summary}");
     eprintln!("run id {}", outcome.run_id);
+    if let Some(remote) = &remote {
+        remote
+            .send_run(&stores.store, &stores.artifacts, &outcome.run_id)
+            .await
+            .map_err(|e| CliError {
+                code: exit::RUN_FAILED,
+                message: format!(
+                    "the run finished here (run id {}) but could not be sent to {}: {e}",
+                    outcome.run_id,
+                    remote.url()
+                ),
+            })?;
+        eprintln!("sent to {}", remote.url());
+    }
     if json {
         print_json(&json!({
             "run_id": outcome.run_id,

@@ -4,6 +4,7 @@ mod commands;
 mod context;
 mod models;
 mod progress;
+mod remote;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -72,6 +73,12 @@ enum Command {
         /// Print the outcome as JSON on stdout.
         #[arg(long)]
         json: bool,
+        /// Also send the run, as it goes, to this `weft server` (http://HOST:PORT).
+        #[arg(long, value_name = "URL", env = "WEFT_SERVER")]
+        server: Option<String>,
+        /// The server's bearer token, when it requires one for writes.
+        #[arg(long, env = "WEFT_SERVER_TOKEN", hide_env_values = true, requires = "server")]
+        token: Option<String>,
     },
     /// List or show runs.
     #[command(subcommand)]

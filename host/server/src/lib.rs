@@ -7,7 +7,10 @@
 //! - the native API under `/api/v1` (pipelines, runs with their steps,
 //!   params and metrics, metric histories, step logs, artifacts with their
 //!   content and lineage), described by the OpenAPI document at
-//!   `/api/v1/openapi.json`, generated from the handlers themselves.
+//!   `/api/v1/openapi.json`, generated from the handlers themselves;
+//! - `/api/v1/sync`, where `weft run --server URL` sends its runs;
+//! - the MLflow REST API under `/api/2.0/mlflow` (tracking, registry,
+//!   logged models) and its artifact proxy under `/api/2.0/mlflow-artifacts`.
 //!
 //! Every failure is a JSON body `{"error_code": "...", "message": "..."}`
 //! with a 4xx status for anything the client got wrong. When a token is
@@ -22,6 +25,7 @@ mod mlflow_artifacts;
 mod mlflow_models;
 mod mlflow_registry;
 mod native;
+mod sync;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -74,7 +78,8 @@ pub fn router(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
     let artifacts = Router::new()
         .nest("/api/2.0/mlflow-artifacts", mlflow_artifacts::routes())
-        .layer(axum::extract::DefaultBodyLimit::disable());
+        .nest("/api/v1/sync", sync::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(sync::MAX_DOCUMENT_BYTES));
     api.merge(artifacts)
         .fallback(|| async { ApiError::not_found("ENDPOINT_NOT_FOUND", "no such endpoint") })
         .method_not_allowed_fallback(|| async {

@@ -161,11 +161,8 @@ async fn delete_tag(
 
 async fn search(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
     let m = body(&bytes)?;
-    if opt_str(&m, "filter")?.is_some_and(|f| !f.trim().is_empty()) {
-        return Err(ApiError::invalid(
-            "filters on logged models are not supported by weft yet; search without 'filter'",
-        ));
-    }
+    let clauses = weft_store::search::parse_filter(opt_str(&m, "filter")?.unwrap_or(""))
+        .map_err(|e| ApiError::invalid(format!("invalid filter: {e}")))?;
     let ids: Vec<i64> = match m.get("experiment_ids") {
         Some(Value::Array(items)) => items
             .iter()
@@ -189,7 +186,7 @@ async fn search(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, 
     let offset = page_token(opt_str(&m, "page_token")?)?;
     let models = s
         .store
-        .search_logged_models(&ids, limit, offset)
+        .search_logged_models(&ids, &clauses, limit, offset)
         .await
         .map_err(store_error)?;
     let mut out = json!({ "models": models.iter().map(model_json).collect::<Vec<_>>() });

@@ -17,6 +17,7 @@ mod run_artifacts;
 pub mod search;
 mod sql;
 mod store;
+mod sync;
 mod tracking;
 
 pub use logged_models::{model_status, LoggedModel, NewLoggedModel};
@@ -25,6 +26,7 @@ pub use registry::{validate_alias, validate_model_name, ModelVersion, Registered
 pub use run_artifacts::ArtifactEntry;
 pub use sql::Backend;
 pub use store::{NewArtifact, StepRunRecord, Store};
+pub use sync::RunExport;
 pub use tracking::{Experiment, MetricPoint, RunInfo, TrackedRun};
 
 /// Errors of the metadata store.
@@ -48,6 +50,9 @@ pub enum StoreError {
     /// The request breaks a rule of the data (immutable params, deleted runs).
     #[error("{0}")]
     Invalid(String),
+    /// An imported run points into runs this store does not have.
+    #[error("this store lacks runs the imported run depends on: {}", .0.join(", "))]
+    MissingRuns(Vec<String>),
     /// The database URL is not understood.
     #[error("unsupported metadata store URL '{0}': use sqlite://path or postgres://user:password@host:port/database")]
     BadUrl(String),

@@ -4,7 +4,9 @@
 
 use serde::Serialize;
 
+use crate::search::{Attribute, Clause, Entity, Op};
 use crate::sql::Sql;
+use crate::tracking::push_comparison;
 use crate::{now_ms, Store, StoreError};
 
 /// A logged model's statuses.
@@ -200,21 +202,55 @@ impl Store {
         Ok(())
     }
 
-    /// Logged models of the given experiments, newest first, one page.
+    /// Logged models of the given experiments matching every clause (on
+    /// `name`, `status`, `params.*` and `tags.*`), newest first, one page.
     pub async fn search_logged_models(
         &self,
         experiment_ids: &[i64],
+        clauses: &[Clause],
         limit: i64,
         offset: i64,
     ) -> Result<Vec<LoggedModel>, StoreError> {
         if experiment_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut q = Sql::new(format!(
-            "SELECT model_id FROM logged_models WHERE lifecycle_stage = 'active' AND experiment_id IN ("
-        ));
-        q.push_list(experiment_ids.iter().copied())
-            .push(") ORDER BY creation_timestamp_ms DESC, model_id LIMIT ")
+        let mut q = Sql::new(
+            "SELECT m.model_id FROM logged_models m WHERE m.lifecycle_stage = 'active' AND m.experiment_id IN (",
+        );
+        q.push_list(experiment_ids.iter().copied()).push(")");
+        for clause in clauses {
+            q.push(" AND ");
+            let table = match &clause.entity {
+                Entity::Attribute(Attribute::RunName) => {
+                    push_comparison(&mut q, self.backend, "m.name", clause);
+                    continue;
+                }
+                Entity::Attribute(Attribute::Status) => {
+                    push_comparison(&mut q, self.backend, "m.status", clause);
+                    continue;
+                }
+                Entity::Param(key) => ("logged_model_params", key),
+                Entity::Tag(key) => ("logged_model_tags", key),
+                _ => {
+                    return Err(StoreError::Invalid(
+                        "logged models can be filtered on name, status, params.<key> and tags.<key>".into(),
+                    ))
+                }
+            };
+            let negate = matches!(clause.op, Op::IsNull);
+            q.push(format!(
+                "{}EXISTS (SELECT 1 FROM {} x WHERE x.model_id = m.model_id AND x.key = ",
+                if negate { "NOT " } else { "" },
+                table.0
+            ))
+            .push_bind(table.1.clone());
+            if !matches!(clause.op, Op::IsNull | Op::IsNotNull) {
+                q.push(" AND ");
+                push_comparison(&mut q, self.backend, "x.value", clause);
+            }
+            q.push(")");
+        }
+        q.push(" ORDER BY m.creation_timestamp_ms DESC, m.model_id LIMIT ")
             .push_bind(limit)
             .push(" OFFSET ")
             .push_bind(offset);

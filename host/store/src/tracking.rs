@@ -606,7 +606,7 @@ fn push_clause(q: &mut Sql<'_>, backend: Backend, clause: &Clause) {
     }
 }
 
-fn push_comparison(q: &mut Sql<'_>, backend: Backend, column: &str, clause: &Clause) {
+pub(crate) fn push_comparison(q: &mut Sql<'_>, backend: Backend, column: &str, clause: &Clause) {
     match (&clause.op, &clause.value) {
         (Op::IsNull | Op::IsNotNull, _) => {
             q.push(format!("{column} {}", clause.op.sql()));

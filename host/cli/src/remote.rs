@@ -1,0 +1,299 @@
+//! `weft run --server URL`: the run executes here, and is sent to a
+//! `weft server` as it goes (when it starts, as steps finish, when it ends),
+//! so it shows there live with its artifacts, lineage and MLflow view.
+//!
+//! Sending a run uploads the bytes of its artifacts the server lacks (each
+//! checked there against its digest), then the run as one document. Runs it
+//! points into (the sources of cached steps, producers of its inputs) are
+//! sent first when the server does not have them.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use weft_artifacts::{ArtifactKind, ArtifactStore};
+use weft_store::Store;
+
+use crate::context::{CliError, CliResult};
+use crate::exit;
+
+/// A `weft server` runs are sent to.
+#[derive(Clone)]
+pub struct Remote {
+    base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+    /// Digests the server is known to hold.
+    present: Arc<Mutex<HashSet<String>>>,
+}
+
+fn remote_error(message: impl std::fmt::Display) -> CliError {
+    CliError {
+        code: exit::USAGE,
+        message: message.to_string(),
+    }
+}
+
+/// What a failed request says, for messages.
+fn describe(e: ureq::Error) -> String {
+    match e {
+        ureq::Error::Status(code, response) => {
+            let body = response.into_string().unwrap_or_default();
+            let message = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_string))
+                .unwrap_or(body);
+            format!("HTTP {code}: {message}")
+        }
+        other => other.to_string(),
+    }
+}
+
+impl Remote {
+    /// Checks the URL and that a weft server answers there.
+    pub async fn connect(url: &str, token: Option<String>) -> CliResult<Self> {
+        let base = url.trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(remote_error(format!(
+                "--server {url}: give the server's http:// or https:// address"
+            )));
+        }
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(10))
+            .timeout(Duration::from_secs(600))
+            .build();
+        let remote = Remote {
+            base,
+            token,
+            agent,
+            present: Arc::default(),
+        };
+        let probe = remote.clone();
+        let version = blocking(move || {
+            probe
+                .agent
+                .get(&format!("{}/version", probe.base))
+                .call()
+                .map_err(describe)?
+                .into_json::<serde_json::Value>()
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| remote_error(format!("no weft server answers at {url}: {e}")))?;
+        if version["name"] != "weft" {
+            return Err(remote_error(format!("{url} answers, but is not a weft server")));
+        }
+        Ok(remote)
+    }
+
+    /// The server's address.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    fn request(&self, method: &str, path: &str) -> ureq::Request {
+        let request = self.agent.request(method, &format!("{}{path}", self.base));
+        match &self.token {
+            Some(token) => request.set("Authorization", &format!("Bearer {token}")),
+            None => request,
+        }
+    }
+
+    /// Sends a run (and, first, the runs it depends on that the server
+    /// lacks).
+    pub async fn send_run(&self, store: &Store, artifacts: &ArtifactStore, run_id: &str) -> Result<(), String> {
+        let mut sent = HashSet::new();
+        self.send_with_dependencies(store, artifacts, run_id.to_string(), &mut sent)
+            .await
+    }
+
+    fn send_with_dependencies<'a>(
+        &'a self,
+        store: &'a Store,
+        artifacts: &'a ArtifactStore,
+        run_id: String,
+        sent: &'a mut HashSet<String>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(async move {
+            sent.insert(run_id.clone());
+            let export = store.export_run(&run_id).await.map_err(|e| e.to_string())?;
+            for dep in &export.depends_on {
+                if !sent.contains(dep) && !self.has_run(dep).await? {
+                    self.send_with_dependencies(store, artifacts, dep.clone(), sent).await?;
+                }
+            }
+            for artifact in &export.artifacts {
+                self.upload(artifacts, &artifact.digest, &artifact.kind).await?;
+            }
+            let body = serde_json::to_vec(&export).map_err(|e| e.to_string())?;
+            let remote = self.clone();
+            blocking(move || {
+                remote
+                    .request("POST", "/api/v1/sync/runs")
+                    .set("Content-Type", "application/json")
+                    .send_bytes(&body)
+                    .map(|_| ())
+                    .map_err(describe)
+            })
+            .await
+            .map_err(|e| format!("sending run {run_id}: {e}"))
+        })
+    }
+
+    async fn has_run(&self, run_id: &str) -> Result<bool, String> {
+        let remote = self.clone();
+        let path = format!("/api/v1/runs/{run_id}");
+        blocking(move || match remote.request("GET", &path).call() {
+            Ok(_) => Ok(true),
+            Err(ureq::Error::Status(404, _)) => Ok(false),
+            Err(e) => Err(describe(e)),
+        })
+        .await
+    }
+
+    /// Uploads an artifact's bytes unless the server holds them.
+    async fn upload(&self, artifacts: &ArtifactStore, digest: &str, kind: &str) -> Result<(), String> {
+        if self.present.lock().map(|p| p.contains(digest)).unwrap_or(false) {
+            return Ok(());
+        }
+        match ArtifactKind::parse(kind) {
+            Some(ArtifactKind::File) => self.upload_blob(artifacts, digest).await?,
+            Some(ArtifactKind::Dir) => {
+                if !self.exists("trees", digest).await? {
+                    let tree = artifacts.tree(digest).await.map_err(|e| e.to_string())?;
+                    for entry in &tree.entries {
+                        self.upload_blob(artifacts, &entry.digest).await?;
+                    }
+                    let bytes = tree.canonical_bytes();
+                    let remote = self.clone();
+                    let path = format!("/api/v1/sync/trees/{digest}");
+                    blocking(move || {
+                        remote
+                            .request("PUT", &path)
+                            .send_bytes(&bytes)
+                            .map(|_| ())
+                            .map_err(describe)
+                    })
+                    .await
+                    .map_err(|e| format!("uploading directory {digest}: {e}"))?;
+                }
+            }
+            None => return Err(format!("artifact {digest} has unknown kind '{kind}'")),
+        }
+        if let Ok(mut present) = self.present.lock() {
+            present.insert(digest.to_string());
+        }
+        Ok(())
+    }
+
+    async fn exists(&self, what: &str, digest: &str) -> Result<bool, String> {
+        let remote = self.clone();
+        let path = format!("/api/v1/sync/{what}/{digest}");
+        blocking(move || match remote.request("HEAD", &path).call() {
+            Ok(_) => Ok(true),
+            Err(ureq::Error::Status(404, _)) => Ok(false),
+            Err(e) => Err(describe(e)),
+        })
+        .await
+    }
+
+    async fn upload_blob(&self, artifacts: &ArtifactStore, digest: &str) -> Result<(), String> {
+        if self.present.lock().map(|p| p.contains(digest)).unwrap_or(false) || self.exists("blobs", digest).await? {
+            return Ok(());
+        }
+        let remote = self.clone();
+        let path = format!("/api/v1/sync/blobs/{digest}");
+        let result = match artifacts.local_blob_path(digest) {
+            // Streamed from disk: blobs can be large.
+            Some(file) => {
+                blocking(move || {
+                    let reader = std::fs::File::open(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+                    remote.request("PUT", &path).send(reader).map(|_| ()).map_err(describe)
+                })
+                .await
+            }
+            None => {
+                let bytes = artifacts.get_bytes(digest).await.map_err(|e| e.to_string())?;
+                blocking(move || {
+                    remote
+                        .request("PUT", &path)
+                        .send_bytes(&bytes)
+                        .map(|_| ())
+                        .map_err(describe)
+                })
+                .await
+            }
+        };
+        result.map_err(|e| format!("uploading blob {digest}: {e}"))?;
+        if let Ok(mut present) = self.present.lock() {
+            present.insert(digest.to_string());
+        }
+        Ok(())
+    }
+}
+
+/// Runs blocking HTTP off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("request task failed: {e}"))?
+}
+
+/// Sends a run to the server while it goes: when it starts, then at most
+/// once a second while steps finish. Failures here are warnings: the run
+/// goes on, and the final send (after the run) reports for good.
+pub struct Forwarder {
+    /// Run events; `None` asks the forwarder to stop.
+    pub events: tokio::sync::mpsc::UnboundedSender<Option<weft_pipeline::Event>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Forwarder {
+    pub fn start(remote: Remote, store: Store, artifacts: ArtifactStore) -> Self {
+        let (events, mut rx) = tokio::sync::mpsc::unbounded_channel::<Option<weft_pipeline::Event>>();
+        let task = tokio::spawn(async move {
+            let mut run_id: Option<String> = None;
+            // When steps finished since the last send: when to send next.
+            let mut due: Option<tokio::time::Instant> = None;
+            let mut warned = false;
+            loop {
+                let wake = due.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+                tokio::select! {
+                    event = rx.recv() => match event {
+                        Some(Some(weft_pipeline::Event::RunStarted { run_id: id, .. })) => {
+                            send_or_warn(&remote, &store, &artifacts, &id, &mut warned).await;
+                            run_id = Some(id);
+                        }
+                        Some(Some(weft_pipeline::Event::StepFinished { .. })) => {
+                            due.get_or_insert_with(|| tokio::time::Instant::now() + Duration::from_secs(1));
+                        }
+                        Some(Some(_)) => {}
+                        Some(None) | None => break,
+                    },
+                    _ = tokio::time::sleep_until(wake), if due.is_some() => {
+                        if let Some(id) = &run_id {
+                            send_or_warn(&remote, &store, &artifacts, id, &mut warned).await;
+                        }
+                        due = None;
+                    }
+                }
+            }
+        });
+        Forwarder { events, task }
+    }
+
+    /// Stops forwarding (the caller sends the finished run itself).
+    pub async fn finish(self) {
+        let _ = self.events.send(None);
+        let _ = self.task.await;
+    }
+}
+
+async fn send_or_warn(remote: &Remote, store: &Store, artifacts: &ArtifactStore, run_id: &str, warned: &mut bool) {
+    if let Err(e) = remote.send_run(store, artifacts, run_id).await {
+        if !*warned {
+            eprintln!("warning: could not send the run to {} yet: {e}", remote.url());
+            *warned = true;
+        }
+    }
+}

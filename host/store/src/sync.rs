@@ -1,0 +1,587 @@
+//! Copying a run from one store to another (`weft run --server URL`): the
+//! run exported as one self-contained document, imported on the other side
+//! in one transaction. Importing the same run again (as it progresses)
+//! updates it in place.
+//!
+//! A run can point into other runs: a cached step run at the step run it
+//! was served from, an input at the artifact an earlier run produced. Those
+//! runs are its `depends_on`; the importing store refuses a run whose
+//! dependencies it does not have, naming them, so the sender sends them
+//! first.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{status, Artifact, KeyValue, Metric, StepRun};
+use crate::{MirrorScope, Store, StoreError};
+
+/// A run and everything it recorded, as another store imports it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunExport {
+    pub pipeline: String,
+    pub run: ExportedRun,
+    /// Every step run of the run, with its captured logs.
+    pub steps: Vec<ExportedStepRun>,
+    /// Every artifact the run reads or writes.
+    pub artifacts: Vec<ExportedArtifact>,
+    /// (input name, artifact id) of the run's external data.
+    pub run_inputs: Vec<(String, String)>,
+    /// (step run id, input name, artifact id).
+    pub step_inputs: Vec<(String, String, String)>,
+    /// (step run id, output name, artifact id).
+    pub step_outputs: Vec<(String, String, String)>,
+    /// What the run's own step runs logged.
+    pub params: Vec<ExportedKeyValue>,
+    pub metrics: Vec<ExportedMetric>,
+    pub tags: Vec<ExportedKeyValue>,
+    pub metadata: Vec<ExportedKeyValue>,
+    /// Other runs this one points into; they must be imported first.
+    pub depends_on: Vec<String>,
+}
+
+/// A run's own fields.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+pub struct ExportedRun {
+    pub id: String,
+    pub status: String,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub error: Option<String>,
+    pub manifest: String,
+    pub host: Option<String>,
+}
+
+/// A step run with its logs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportedStepRun {
+    #[serde(flatten)]
+    pub step: StepRunFields,
+    pub logs: Option<String>,
+}
+
+/// The fields of a step run (as [`StepRun`], deserializable).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepRunFields {
+    pub id: String,
+    pub step_name: String,
+    pub status: String,
+    pub params: String,
+    pub started_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub component_digest: Option<String>,
+    pub cache_key: Option<String>,
+    pub cached_from: Option<String>,
+    pub attempts: i64,
+    pub error: Option<String>,
+}
+
+/// An artifact (its version is the exporting store's; the importing store
+/// numbers it after its own versions of the name).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportedArtifact {
+    pub id: String,
+    pub name: String,
+    pub digest: String,
+    pub kind: String,
+    pub media_type: String,
+    pub size: i64,
+    pub producer_step_run_id: Option<String>,
+    pub source_uri: Option<String>,
+    pub created_at: i64,
+}
+
+/// A param, tag or metadata entry of a step run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportedKeyValue {
+    pub step_run_id: String,
+    pub key: String,
+    pub value: String,
+}
+
+/// A metric point of a step run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportedMetric {
+    pub step_run_id: String,
+    pub key: String,
+    pub value: f64,
+    pub step: Option<i64>,
+    pub timestamp: i64,
+}
+
+impl From<StepRun> for StepRunFields {
+    fn from(s: StepRun) -> Self {
+        StepRunFields {
+            id: s.id,
+            step_name: s.step_name,
+            status: s.status,
+            params: s.params,
+            started_at: s.started_at,
+            ended_at: s.ended_at,
+            component_digest: s.component_digest,
+            cache_key: s.cache_key,
+            cached_from: s.cached_from,
+            attempts: s.attempts,
+            error: s.error,
+        }
+    }
+}
+
+impl From<Artifact> for ExportedArtifact {
+    fn from(a: Artifact) -> Self {
+        ExportedArtifact {
+            id: a.id,
+            name: a.name,
+            digest: a.digest,
+            kind: a.kind,
+            media_type: a.media_type,
+            size: a.size,
+            producer_step_run_id: a.producer_step_run_id,
+            source_uri: a.source_uri,
+            created_at: a.created_at,
+        }
+    }
+}
+
+fn key_values(rows: Vec<KeyValue>) -> Vec<ExportedKeyValue> {
+    rows.into_iter()
+        .map(|r| ExportedKeyValue {
+            step_run_id: r.step_run_id,
+            key: r.key,
+            value: r.value,
+        })
+        .collect()
+}
+
+const ARTIFACT_COLUMNS: &str =
+    "a.id, a.name, a.version, a.digest, a.kind, a.media_type, a.size, a.producer_step_run_id, a.source_uri, a.created_at";
+
+/// Limits on what an import may hold (it arrives over HTTP).
+const MAX_ID: usize = 64;
+const MAX_NAME: usize = 500;
+const MAX_STEPS: usize = 10_000;
+
+fn check_id(what: &str, id: &str) -> Result<(), StoreError> {
+    if id.is_empty() || id.len() > MAX_ID || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(StoreError::Invalid(format!(
+            "{what} id '{}' is not an id (letters, digits and '-', at most {MAX_ID})",
+            id.chars().take(80).collect::<String>()
+        )));
+    }
+    Ok(())
+}
+
+fn check_text(what: &str, text: &str, max: usize) -> Result<(), StoreError> {
+    if text.is_empty() || text.len() > max {
+        return Err(StoreError::Invalid(format!("{what} must be 1 to {max} bytes")));
+    }
+    Ok(())
+}
+
+const STATUSES: [&str; 8] = [
+    status::PENDING,
+    status::RUNNING,
+    status::SUCCEEDED,
+    status::CACHED,
+    status::FAILED,
+    status::SKIPPED,
+    status::CANCELLED,
+    status::CRASHED,
+];
+
+fn check_status(what: &str, s: &str) -> Result<(), StoreError> {
+    if !STATUSES.contains(&s) {
+        return Err(StoreError::Invalid(format!(
+            "{what} status '{s}' is not one of {}",
+            STATUSES.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+impl RunExport {
+    /// Checks every id, name, status and digest before anything is written.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        check_text("the pipeline name", &self.pipeline, MAX_NAME)?;
+        check_id("run", &self.run.id)?;
+        check_status("the run", &self.run.status)?;
+        if self.steps.len() > MAX_STEPS {
+            return Err(StoreError::Invalid(format!("a run has at most {MAX_STEPS} steps")));
+        }
+        for s in &self.steps {
+            check_id("step run", &s.step.id)?;
+            check_text("a step name", &s.step.step_name, MAX_NAME)?;
+            check_status("a step run", &s.step.status)?;
+            if let Some(from) = &s.step.cached_from {
+                check_id("cached-from step run", from)?;
+            }
+        }
+        for a in &self.artifacts {
+            check_id("artifact", &a.id)?;
+            check_text("an artifact name", &a.name, MAX_NAME)?;
+            if a.digest.len() != 64
+                || !a
+                    .digest
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            {
+                return Err(StoreError::Invalid(format!(
+                    "artifact {} has digest '{}': not a blake3 hex digest",
+                    a.id, a.digest
+                )));
+            }
+            if a.kind != "file" && a.kind != "dir" {
+                return Err(StoreError::Invalid(format!(
+                    "artifact {} has kind '{}': use file or dir",
+                    a.id, a.kind
+                )));
+            }
+            if a.size < 0 {
+                return Err(StoreError::Invalid(format!("artifact {} has a negative size", a.id)));
+            }
+        }
+        let own_steps: std::collections::HashSet<&str> = self.steps.iter().map(|s| s.step.id.as_str()).collect();
+        let known_artifacts: std::collections::HashSet<&str> = self.artifacts.iter().map(|a| a.id.as_str()).collect();
+        for (step, _, artifact) in self.step_inputs.iter().chain(&self.step_outputs) {
+            if !own_steps.contains(step.as_str()) || !known_artifacts.contains(artifact.as_str()) {
+                return Err(StoreError::Invalid(format!(
+                    "link {step} -> {artifact} names a step run or artifact the export does not hold"
+                )));
+            }
+        }
+        for (_, artifact) in &self.run_inputs {
+            if !known_artifacts.contains(artifact.as_str()) {
+                return Err(StoreError::Invalid(format!(
+                    "run input {artifact} is not among the exported artifacts"
+                )));
+            }
+        }
+        let logged = self
+            .params
+            .iter()
+            .chain(&self.tags)
+            .chain(&self.metadata)
+            .map(|kv| &kv.step_run_id)
+            .chain(self.metrics.iter().map(|m| &m.step_run_id));
+        for step in logged {
+            if !own_steps.contains(step.as_str()) {
+                return Err(StoreError::Invalid(format!(
+                    "a logged value names step run {step}, which is not in this run"
+                )));
+            }
+        }
+        for dep in &self.depends_on {
+            check_id("dependency run", dep)?;
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Exports a run (id or prefix, or `latest`) for another store.
+    pub async fn export_run(&self, key: &str) -> Result<RunExport, StoreError> {
+        let run = self.run(key).await?;
+        let exported: ExportedRun =
+            sqlx::query_as("SELECT id, status, started_at, ended_at, error, manifest, host FROM runs WHERE id = $1")
+                .bind(&run.id)
+                .fetch_one(&self.pool)
+                .await?;
+        let steps = self.step_runs(&run.id).await?;
+        let logs: Vec<(String, Option<String>)> = sqlx::query_as("SELECT id, logs FROM step_runs WHERE run_id = $1")
+            .bind(&run.id)
+            .fetch_all(&self.pool)
+            .await?;
+        let steps: Vec<ExportedStepRun> = steps
+            .into_iter()
+            .map(|s| {
+                let logs = logs.iter().find(|(id, _)| *id == s.id).and_then(|(_, l)| l.clone());
+                ExportedStepRun { step: s.into(), logs }
+            })
+            .collect();
+        let links = |table: &str| {
+            format!(
+                "SELECT l.step_run_id, l.name, l.artifact_id FROM {table} l JOIN step_runs s ON s.id = l.step_run_id \
+                 WHERE s.run_id = $1 ORDER BY l.step_run_id, l.name"
+            )
+        };
+        let step_inputs: Vec<(String, String, String)> = sqlx::query_as(&links("step_run_inputs"))
+            .bind(&run.id)
+            .fetch_all(&self.pool)
+            .await?;
+        let step_outputs: Vec<(String, String, String)> = sqlx::query_as(&links("step_run_outputs"))
+            .bind(&run.id)
+            .fetch_all(&self.pool)
+            .await?;
+        let run_inputs: Vec<(String, String)> =
+            sqlx::query_as("SELECT name, artifact_id FROM run_inputs WHERE run_id = $1 ORDER BY name")
+                .bind(&run.id)
+                .fetch_all(&self.pool)
+                .await?;
+        let artifacts: Vec<Artifact> = sqlx::query_as(&format!(
+            "SELECT {ARTIFACT_COLUMNS} FROM artifacts a WHERE a.id IN (\
+             SELECT artifact_id FROM run_inputs WHERE run_id = $1 \
+             UNION SELECT l.artifact_id FROM step_run_inputs l JOIN step_runs s ON s.id = l.step_run_id WHERE s.run_id = $1 \
+             UNION SELECT l.artifact_id FROM step_run_outputs l JOIN step_runs s ON s.id = l.step_run_id WHERE s.run_id = $1) \
+             ORDER BY a.created_at, a.id"
+        ))
+        .bind(&run.id)
+        .fetch_all(&self.pool)
+        .await?;
+        let kv = |table: &str| {
+            format!(
+                "SELECT x.step_run_id, x.key, x.value FROM {table} x JOIN step_runs s ON s.id = x.step_run_id \
+                 WHERE s.run_id = $1 ORDER BY x.step_run_id, x.key"
+            )
+        };
+        let params = key_values(
+            sqlx::query_as(&kv("params"))
+                .bind(&run.id)
+                .fetch_all(&self.pool)
+                .await?,
+        );
+        let tags = key_values(sqlx::query_as(&kv("tags")).bind(&run.id).fetch_all(&self.pool).await?);
+        let metadata = key_values(
+            sqlx::query_as(&kv("metadata"))
+                .bind(&run.id)
+                .fetch_all(&self.pool)
+                .await?,
+        );
+        let metrics: Vec<Metric> = sqlx::query_as(
+            "SELECT x.step_run_id, x.key, x.value, x.step, x.timestamp FROM metrics x JOIN step_runs s ON s.id = x.step_run_id \
+             WHERE s.run_id = $1 ORDER BY x.step_run_id, x.key, x.step, x.timestamp",
+        )
+        .bind(&run.id)
+        .fetch_all(&self.pool)
+        .await?;
+        // Runs owning the step runs this one points at: cached sources and
+        // producers of the artifacts it read.
+        let depends_on: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT s.run_id FROM step_runs s WHERE s.run_id <> $1 AND (\
+             s.id IN (SELECT cached_from FROM step_runs WHERE run_id = $1 AND cached_from IS NOT NULL) \
+             OR s.id IN (SELECT a.producer_step_run_id FROM artifacts a WHERE a.id IN (\
+                 SELECT l.artifact_id FROM step_run_inputs l JOIN step_runs x ON x.id = l.step_run_id WHERE x.run_id = $1 \
+                 UNION SELECT l.artifact_id FROM step_run_outputs l JOIN step_runs x ON x.id = l.step_run_id WHERE x.run_id = $1 \
+                 UNION SELECT artifact_id FROM run_inputs WHERE run_id = $1)))",
+        )
+        .bind(&run.id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(RunExport {
+            pipeline: run.pipeline,
+            run: exported,
+            steps,
+            artifacts: artifacts.into_iter().map(Into::into).collect(),
+            run_inputs,
+            step_inputs,
+            step_outputs,
+            params,
+            metrics: metrics
+                .into_iter()
+                .map(|m| ExportedMetric {
+                    step_run_id: m.step_run_id,
+                    key: m.key,
+                    value: m.value,
+                    step: m.step,
+                    timestamp: m.timestamp,
+                })
+                .collect(),
+            tags,
+            metadata,
+            depends_on,
+        })
+    }
+
+    /// The runs of `ids` this store does not have.
+    pub async fn missing_runs(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
+        let mut missing = Vec::new();
+        for id in ids {
+            let found: Option<String> = sqlx::query_scalar("SELECT id FROM runs WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+            if found.is_none() {
+                missing.push(id.clone());
+            }
+        }
+        Ok(missing)
+    }
+
+    /// Imports (or updates) a run exported by another store, in one
+    /// transaction, and writes its MLflow view. A new run is numbered after
+    /// this store's runs of the pipeline, a new artifact after its versions
+    /// of the name. Returns the run's number here.
+    pub async fn import_run(&self, export: &RunExport) -> Result<i64, StoreError> {
+        export.validate()?;
+        let missing = self.missing_runs(&export.depends_on).await?;
+        if !missing.is_empty() {
+            return Err(StoreError::MissingRuns(missing));
+        }
+        let pipeline_id = self.ensure_pipeline(&export.pipeline).await?;
+        let mut tx = self.begin_write().await?;
+        let r = &export.run;
+        let existing: Option<(i64, String)> = sqlx::query_as("SELECT number, pipeline_id FROM runs WHERE id = $1")
+            .bind(&r.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let number = match existing {
+            Some((_, owner)) if owner != pipeline_id => {
+                return Err(StoreError::Invalid(format!(
+                    "run {} belongs to another pipeline here",
+                    r.id
+                )))
+            }
+            Some((number, _)) => {
+                sqlx::query("UPDATE runs SET status = $1, ended_at = $2, error = $3 WHERE id = $4")
+                    .bind(&r.status)
+                    .bind(r.ended_at)
+                    .bind(&r.error)
+                    .bind(&r.id)
+                    .execute(&mut *tx)
+                    .await?;
+                number
+            }
+            None => {
+                let number: i64 =
+                    sqlx::query_scalar("SELECT COALESCE(MAX(number), 0) + 1 FROM runs WHERE pipeline_id = $1")
+                        .bind(&pipeline_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                sqlx::query(
+                    "INSERT INTO runs (id, pipeline_id, number, status, started_at, ended_at, manifest, error, host, pid) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL)",
+                )
+                .bind(&r.id)
+                .bind(&pipeline_id)
+                .bind(number)
+                .bind(&r.status)
+                .bind(r.started_at)
+                .bind(r.ended_at)
+                .bind(&r.manifest)
+                .bind(&r.error)
+                .bind(&r.host)
+                .execute(&mut *tx)
+                .await?;
+                number
+            }
+        };
+        for s in &export.steps {
+            let f = &s.step;
+            let owner: Option<String> = sqlx::query_scalar("SELECT run_id FROM step_runs WHERE id = $1")
+                .bind(&f.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if owner.as_deref().is_some_and(|owner| owner != r.id) {
+                return Err(StoreError::Invalid(format!(
+                    "step run {} belongs to another run here",
+                    f.id
+                )));
+            }
+            sqlx::query(
+                "INSERT INTO step_runs (id, run_id, step_name, status, params, started_at, ended_at, component_digest, \
+                 cache_key, cached_from, attempts, logs, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, started_at = excluded.started_at, \
+                 ended_at = excluded.ended_at, component_digest = excluded.component_digest, cache_key = excluded.cache_key, \
+                 cached_from = excluded.cached_from, attempts = excluded.attempts, logs = excluded.logs, error = excluded.error",
+            )
+            .bind(&f.id)
+            .bind(&r.id)
+            .bind(&f.step_name)
+            .bind(&f.status)
+            .bind(&f.params)
+            .bind(f.started_at)
+            .bind(f.ended_at)
+            .bind(&f.component_digest)
+            .bind(&f.cache_key)
+            .bind(&f.cached_from)
+            .bind(f.attempts)
+            .bind(&s.logs)
+            .bind(&f.error)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for a in &export.artifacts {
+            sqlx::query(
+                "INSERT INTO artifacts (id, name, version, digest, kind, media_type, size, producer_step_run_id, source_uri, created_at) \
+                 SELECT $1, $2, COALESCE(MAX(version), 0) + 1, $3, $4, $5, $6, $7, $8, $9 FROM artifacts WHERE name = $2 \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&a.id)
+            .bind(&a.name)
+            .bind(&a.digest)
+            .bind(&a.kind)
+            .bind(&a.media_type)
+            .bind(a.size)
+            .bind(&a.producer_step_run_id)
+            .bind(&a.source_uri)
+            .bind(a.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (name, artifact) in &export.run_inputs {
+            sqlx::query(
+                "INSERT INTO run_inputs (run_id, name, artifact_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(&r.id)
+            .bind(name)
+            .bind(artifact)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (table, links) in [
+            ("step_run_inputs", &export.step_inputs),
+            ("step_run_outputs", &export.step_outputs),
+        ] {
+            for (step, name, artifact) in links {
+                sqlx::query(&format!(
+                    "INSERT INTO {table} (step_run_id, name, artifact_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+                ))
+                .bind(step)
+                .bind(name)
+                .bind(artifact)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        // What the steps logged: replaced whole, so a re-import as the run
+        // goes never doubles a metric point.
+        for s in &export.steps {
+            for table in ["params", "metrics", "tags", "metadata"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE step_run_id = $1"))
+                    .bind(&s.step.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        for (table, rows) in [
+            ("params", &export.params),
+            ("tags", &export.tags),
+            ("metadata", &export.metadata),
+        ] {
+            for kv in rows {
+                sqlx::query(&format!(
+                    "INSERT INTO {table} (run_id, step_run_id, key, value) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
+                ))
+                .bind(&r.id)
+                .bind(&kv.step_run_id)
+                .bind(&kv.key)
+                .bind(&kv.value)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        for chunk in export.metrics.chunks(500) {
+            let mut insert =
+                crate::sql::Sql::new("INSERT INTO metrics (run_id, step_run_id, key, value, step, timestamp)");
+            insert.push_values(chunk, |row, m| {
+                row.bind(r.id.as_str())
+                    .bind(m.step_run_id.as_str())
+                    .bind(m.key.as_str())
+                    .bind(m.value)
+                    .bind(m.step)
+                    .bind(m.timestamp);
+            });
+            insert.build()?.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        self.mirror_run_to_tracking(&r.id, MirrorScope::All).await?;
+        Ok(number)
+    }
+}
