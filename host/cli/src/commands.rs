@@ -35,11 +35,13 @@ pub async fn dispatch(cli: Cli) -> CliResult<u8> {
                 cli.manifest.as_deref(),
                 cli.state_dir.as_deref(),
                 &cli.stack,
-                no_cache,
-                &params,
-                max_parallel,
-                json,
-                remote,
+                RunArgs {
+                    no_cache,
+                    params: &params,
+                    max_parallel,
+                    json,
+                    remote,
+                },
             )
             .await
         }
@@ -249,16 +251,23 @@ async fn build(manifest: Option<&Path>, state: Option<&Path>, steps: &[String]) 
     Ok(if failed { exit::RUN_FAILED } else { exit::OK })
 }
 
-async fn run(
-    manifest: Option<&Path>,
-    state: Option<&Path>,
-    stack: &Stack,
+/// What `weft run` was asked, beyond where the stores are.
+struct RunArgs<'a> {
     no_cache: bool,
-    params: &[String],
+    params: &'a [String],
     max_parallel: Option<usize>,
     json: bool,
     remote: Option<Remote>,
-) -> CliResult<u8> {
+}
+
+async fn run(manifest: Option<&Path>, state: Option<&Path>, stack: &Stack, args: RunArgs<'_>) -> CliResult<u8> {
+    let RunArgs {
+        no_cache,
+        params,
+        max_parallel,
+        json,
+        remote,
+    } = args;
     let (path, mut manifest) = load_manifest(manifest)?;
     let overrides: Vec<ParamOverride> = params
         .iter()
