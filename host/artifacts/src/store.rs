@@ -168,10 +168,7 @@ impl ArtifactStore {
         }
         let bytes = tree.canonical_bytes();
         let digest = blake3::hash(&bytes).to_hex().to_string();
-        let location = tree_path(&digest);
-        if self.objects.head(&location).await.is_err() {
-            self.objects.put(&location, PutPayload::from(bytes)).await?;
-        }
+        self.put_once(&tree_path(&digest), bytes.into()).await?;
         Ok(Stored {
             digest,
             size: tree.size(),
@@ -183,15 +180,20 @@ impl ArtifactStore {
     pub async fn put_bytes(&self, bytes: Bytes) -> Result<Stored, ArtifactError> {
         let digest = blake3::hash(&bytes).to_hex().to_string();
         let size = bytes.len() as u64;
-        let location = blob_path(&digest);
-        if self.objects.head(&location).await.is_err() {
-            self.objects.put(&location, PutPayload::from(bytes)).await?;
-        }
+        self.put_once(&blob_path(&digest), bytes).await?;
         Ok(Stored {
             digest,
             size,
             kind: ArtifactKind::File,
         })
+    }
+
+    /// Writes a content-addressed object unless it is there already.
+    async fn put_once(&self, location: &ObjectPath, bytes: Bytes) -> Result<(), ArtifactError> {
+        if self.objects.head(location).await.is_err() {
+            self.objects.put(location, PutPayload::from(bytes)).await?;
+        }
+        Ok(())
     }
 
     /// Stores a directory artifact's listing, once every file it lists is
@@ -205,10 +207,7 @@ impl ArtifactStore {
         }
         let bytes = tree.canonical_bytes();
         let digest = blake3::hash(&bytes).to_hex().to_string();
-        let location = tree_path(&digest);
-        if self.objects.head(&location).await.is_err() {
-            self.objects.put(&location, PutPayload::from(bytes)).await?;
-        }
+        self.put_once(&tree_path(&digest), bytes.into()).await?;
         Ok(Stored {
             digest,
             size: tree.size(),

@@ -141,9 +141,13 @@ impl Remote {
     }
 
     async fn has_run(&self, run_id: &str) -> Result<bool, String> {
+        self.found("GET", format!("/api/v1/runs/{run_id}")).await
+    }
+
+    /// Whether the server answers 200 (true) or 404 (false) at `path`.
+    async fn found(&self, method: &'static str, path: String) -> Result<bool, String> {
         let remote = self.clone();
-        let path = format!("/api/v1/runs/{run_id}");
-        blocking(move || match remote.request("GET", &path).call() {
+        blocking(move || match remote.request(method, &path).call() {
             Ok(_) => Ok(true),
             Err(ureq::Error::Status(404, _)) => Ok(false),
             Err(e) => Err(describe(e)),
@@ -187,14 +191,7 @@ impl Remote {
     }
 
     async fn exists(&self, what: &str, digest: &str) -> Result<bool, String> {
-        let remote = self.clone();
-        let path = format!("/api/v1/sync/{what}/{digest}");
-        blocking(move || match remote.request("HEAD", &path).call() {
-            Ok(_) => Ok(true),
-            Err(ureq::Error::Status(404, _)) => Ok(false),
-            Err(e) => Err(describe(e)),
-        })
-        .await
+        self.found("HEAD", format!("/api/v1/sync/{what}/{digest}")).await
     }
 
     async fn upload_blob(&self, artifacts: &ArtifactStore, digest: &str) -> Result<(), String> {

@@ -108,6 +108,24 @@ pub(crate) fn experiment_id(text: &str) -> Result<i64, ApiError> {
         .map_err(|_| ApiError::invalid(format!("'{text}' is not an experiment id")))
 }
 
+/// `experiment_ids` of a search: a list of ids, as strings or numbers.
+pub(crate) fn experiment_ids(m: &Map<String, Value>) -> Result<Vec<i64>, ApiError> {
+    match m.get("experiment_ids") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| match i {
+                Value::String(t) => experiment_id(t),
+                Value::Number(n) => n
+                    .as_i64()
+                    .ok_or_else(|| ApiError::invalid("experiment ids are integers")),
+                _ => Err(ApiError::invalid("experiment_ids must be a list of ids")),
+            })
+            .collect(),
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(_) => Err(ApiError::invalid("experiment_ids must be a list of ids")),
+    }
+}
+
 pub(crate) fn run_id(m: &Map<String, Value>) -> Result<&str, ApiError> {
     match opt_str(m, "run_id")? {
         Some(id) => Ok(id),
@@ -691,20 +709,7 @@ async fn log_inputs(bytes: Bytes) -> Result<Json<Value>, ApiError> {
 
 async fn search_runs(State(s): State<AppState>, bytes: Bytes) -> Result<axum::response::Response, ApiError> {
     let m = body(&bytes)?;
-    let ids: Vec<i64> = match m.get("experiment_ids") {
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|i| match i {
-                Value::String(t) => experiment_id(t),
-                Value::Number(n) => n
-                    .as_i64()
-                    .ok_or_else(|| ApiError::invalid("experiment ids are integers")),
-                _ => Err(ApiError::invalid("experiment_ids must be a list of ids")),
-            })
-            .collect::<Result<_, _>>()?,
-        None | Some(Value::Null) => Vec::new(),
-        Some(_) => return Err(ApiError::invalid("experiment_ids must be a list of ids")),
-    };
+    let ids = experiment_ids(&m)?;
     let limit = opt_i64(&m, "max_results")?.unwrap_or(1000);
     if !(1..=MAX_SEARCH_RESULTS).contains(&limit) {
         return Err(ApiError::invalid(format!(

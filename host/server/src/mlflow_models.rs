@@ -9,8 +9,8 @@ use serde_json::{json, Map, Value};
 use weft_store::{model_status, LoggedModel, NewLoggedModel};
 
 use crate::mlflow::{
-    body, experiment_id, next_token, objects, opt_i64, opt_str, page_token, parse_pair, req_str, run_id, store_error,
-    tags, MAX_PARAM_VALUE,
+    body, experiment_id, experiment_ids, next_token, objects, opt_i64, opt_str, page_token, parse_pair, req_str,
+    run_id, store_error, tags, MAX_PARAM_VALUE,
 };
 use crate::{ApiError, AppState};
 
@@ -163,20 +163,7 @@ async fn search(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, 
     let m = body(&bytes)?;
     let clauses = weft_store::search::parse_filter(opt_str(&m, "filter")?.unwrap_or(""))
         .map_err(|e| ApiError::invalid(format!("invalid filter: {e}")))?;
-    let ids: Vec<i64> = match m.get("experiment_ids") {
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|i| match i {
-                Value::String(t) => experiment_id(t),
-                Value::Number(n) => n
-                    .as_i64()
-                    .ok_or_else(|| ApiError::invalid("experiment ids are integers")),
-                _ => Err(ApiError::invalid("experiment_ids must be a list of ids")),
-            })
-            .collect::<Result<_, _>>()?,
-        None | Some(Value::Null) => Vec::new(),
-        Some(_) => return Err(ApiError::invalid("experiment_ids must be a list of ids")),
-    };
+    let ids = experiment_ids(&m)?;
     let limit = opt_i64(&m, "max_results")?.unwrap_or(100);
     if !(1..=MAX_MODELS_PAGE).contains(&limit) {
         return Err(ApiError::invalid(format!(

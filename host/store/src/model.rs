@@ -1,6 +1,6 @@
 //! Rows as the store returns them.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Status of a run or step run.
 pub mod status {
@@ -29,7 +29,7 @@ pub struct Run {
 }
 
 /// One step's execution within a run.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct StepRun {
     pub id: String,
     pub run_id: String,
@@ -46,7 +46,7 @@ pub struct StepRun {
 }
 
 /// A versioned artifact.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Artifact {
     pub id: String,
     pub name: String,
@@ -71,7 +71,7 @@ pub struct ArtifactLink {
 }
 
 /// A metric point.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Metric {
     pub step_run_id: String,
     pub key: String,
@@ -81,7 +81,7 @@ pub struct Metric {
 }
 
 /// A key/value pair logged by a step (param, tag or metadata).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct KeyValue {
     pub step_run_id: String,
     pub key: String,

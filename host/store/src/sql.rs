@@ -19,24 +19,24 @@ pub enum Backend {
 
 impl Backend {
     /// The expression that turns a page of runs (a subquery `p` with the
-    /// run columns, in page order) into one JSON array (text): per run its
-    /// nine columns, then `[key, value]` params, `[key, value]` tags and
+    /// run columns, in page order) into one JSON array (text): per run the
+    /// array of its nine columns, then `[key, value]` params, `[key, value]` tags and
     /// `[key, "value", is_nan, timestamp, step]` latest metrics. Metric
     /// values are decimal text that parses back to the same double (JSON
     /// numbers would go through SQLite's 15-digit formatting).
     pub(crate) fn page_document(self) -> &'static str {
         match self {
             Backend::Sqlite => {
-                "COALESCE(json_group_array(json_array(p.run_uuid, p.experiment_id, p.name, p.user_id, p.status, \
-                 p.start_time, p.end_time, p.lifecycle_stage, p.artifact_uri, \
+                "COALESCE(json_group_array(json_array(json_array(p.run_uuid, p.experiment_id, p.name, p.user_id, p.status, \
+                 p.start_time, p.end_time, p.lifecycle_stage, p.artifact_uri), \
                  json((SELECT json_group_array(json_array(x.key, x.value)) FROM tracking_params x WHERE x.run_uuid = p.run_uuid)), \
                  json((SELECT json_group_array(json_array(x.key, x.value)) FROM tracking_tags x WHERE x.run_uuid = p.run_uuid)), \
                  json((SELECT json_group_array(json_array(x.key, printf('%!.17g', x.value), CAST(x.is_nan AS INTEGER), x.timestamp, x.step)) \
                        FROM tracking_latest_metrics x WHERE x.run_uuid = p.run_uuid)))), '[]')"
             }
             Backend::Postgres => {
-                "COALESCE(json_agg(json_build_array(p.run_uuid, p.experiment_id, p.name, p.user_id, p.status, \
-                 p.start_time, p.end_time, p.lifecycle_stage, p.artifact_uri, \
+                "COALESCE(json_agg(json_build_array(json_build_array(p.run_uuid, p.experiment_id, p.name, p.user_id, p.status, \
+                 p.start_time, p.end_time, p.lifecycle_stage, p.artifact_uri), \
                  (SELECT COALESCE(json_agg(json_build_array(x.key, x.value)), '[]'::json) FROM tracking_params x WHERE x.run_uuid = p.run_uuid), \
                  (SELECT COALESCE(json_agg(json_build_array(x.key, x.value)), '[]'::json) FROM tracking_tags x WHERE x.run_uuid = p.run_uuid), \
                  (SELECT COALESCE(json_agg(json_build_array(x.key, x.value::text, CAST(x.is_nan AS INTEGER), x.timestamp, x.step)), '[]'::json) \

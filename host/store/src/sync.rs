@@ -21,8 +21,9 @@ pub struct RunExport {
     pub run: ExportedRun,
     /// Every step run of the run, with its captured logs.
     pub steps: Vec<ExportedStepRun>,
-    /// Every artifact the run reads or writes.
-    pub artifacts: Vec<ExportedArtifact>,
+    /// Every artifact the run reads or writes. Versions are the exporting
+    /// store's; the importing store numbers them after its own.
+    pub artifacts: Vec<Artifact>,
     /// (input name, artifact id) of the run's external data.
     pub run_inputs: Vec<(String, String)>,
     /// (step run id, input name, artifact id).
@@ -30,10 +31,10 @@ pub struct RunExport {
     /// (step run id, output name, artifact id).
     pub step_outputs: Vec<(String, String, String)>,
     /// What the run's own step runs logged.
-    pub params: Vec<ExportedKeyValue>,
-    pub metrics: Vec<ExportedMetric>,
-    pub tags: Vec<ExportedKeyValue>,
-    pub metadata: Vec<ExportedKeyValue>,
+    pub params: Vec<KeyValue>,
+    pub metrics: Vec<Metric>,
+    pub tags: Vec<KeyValue>,
+    pub metadata: Vec<KeyValue>,
     /// Other runs this one points into; they must be imported first.
     pub depends_on: Vec<String>,
 }
@@ -54,101 +55,8 @@ pub struct ExportedRun {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExportedStepRun {
     #[serde(flatten)]
-    pub step: StepRunFields,
+    pub step: StepRun,
     pub logs: Option<String>,
-}
-
-/// The fields of a step run (as [`StepRun`], deserializable).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StepRunFields {
-    pub id: String,
-    pub step_name: String,
-    pub status: String,
-    pub params: String,
-    pub started_at: Option<i64>,
-    pub ended_at: Option<i64>,
-    pub component_digest: Option<String>,
-    pub cache_key: Option<String>,
-    pub cached_from: Option<String>,
-    pub attempts: i64,
-    pub error: Option<String>,
-}
-
-/// An artifact (its version is the exporting store's; the importing store
-/// numbers it after its own versions of the name).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ExportedArtifact {
-    pub id: String,
-    pub name: String,
-    pub digest: String,
-    pub kind: String,
-    pub media_type: String,
-    pub size: i64,
-    pub producer_step_run_id: Option<String>,
-    pub source_uri: Option<String>,
-    pub created_at: i64,
-}
-
-/// A param, tag or metadata entry of a step run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ExportedKeyValue {
-    pub step_run_id: String,
-    pub key: String,
-    pub value: String,
-}
-
-/// A metric point of a step run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ExportedMetric {
-    pub step_run_id: String,
-    pub key: String,
-    pub value: f64,
-    pub step: Option<i64>,
-    pub timestamp: i64,
-}
-
-impl From<StepRun> for StepRunFields {
-    fn from(s: StepRun) -> Self {
-        StepRunFields {
-            id: s.id,
-            step_name: s.step_name,
-            status: s.status,
-            params: s.params,
-            started_at: s.started_at,
-            ended_at: s.ended_at,
-            component_digest: s.component_digest,
-            cache_key: s.cache_key,
-            cached_from: s.cached_from,
-            attempts: s.attempts,
-            error: s.error,
-        }
-    }
-}
-
-impl From<Artifact> for ExportedArtifact {
-    fn from(a: Artifact) -> Self {
-        ExportedArtifact {
-            id: a.id,
-            name: a.name,
-            digest: a.digest,
-            kind: a.kind,
-            media_type: a.media_type,
-            size: a.size,
-            producer_step_run_id: a.producer_step_run_id,
-            source_uri: a.source_uri,
-            created_at: a.created_at,
-        }
-    }
-}
-
-fn key_values(rows: Vec<KeyValue>) -> Vec<ExportedKeyValue> {
-    rows.into_iter()
-        .map(|r| ExportedKeyValue {
-            step_run_id: r.step_run_id,
-            key: r.key,
-            value: r.value,
-        })
-        .collect()
 }
 
 const ARTIFACT_COLUMNS: &str =
@@ -208,6 +116,12 @@ impl RunExport {
         }
         for s in &self.steps {
             check_id("step run", &s.step.id)?;
+            if s.step.run_id != self.run.id {
+                return Err(StoreError::Invalid(format!(
+                    "step run {} belongs to run {}, not {}",
+                    s.step.id, s.step.run_id, self.run.id
+                )));
+            }
             check_text("a step name", &s.step.step_name, MAX_NAME)?;
             check_status("a step run", &s.step.status)?;
             if let Some(from) = &s.step.cached_from {
@@ -293,7 +207,7 @@ impl Store {
             .into_iter()
             .map(|s| {
                 let logs = logs.iter().find(|(id, _)| *id == s.id).and_then(|(_, l)| l.clone());
-                ExportedStepRun { step: s.into(), logs }
+                ExportedStepRun { step: s, logs }
             })
             .collect();
         let links = |table: &str| {
@@ -331,19 +245,19 @@ impl Store {
                  WHERE s.run_id = $1 ORDER BY x.step_run_id, x.key"
             )
         };
-        let params = key_values(
-            sqlx::query_as(&kv("params"))
-                .bind(&run.id)
-                .fetch_all(&self.pool)
-                .await?,
-        );
-        let tags = key_values(sqlx::query_as(&kv("tags")).bind(&run.id).fetch_all(&self.pool).await?);
-        let metadata = key_values(
-            sqlx::query_as(&kv("metadata"))
-                .bind(&run.id)
-                .fetch_all(&self.pool)
-                .await?,
-        );
+        let key_values = |table: &str| {
+            let sql = kv(table);
+            let run_id = run.id.clone();
+            async move {
+                sqlx::query_as::<_, KeyValue>(&sql)
+                    .bind(run_id)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+        };
+        let params = key_values("params").await?;
+        let tags = key_values("tags").await?;
+        let metadata = key_values("metadata").await?;
         let metrics: Vec<Metric> = sqlx::query_as(
             "SELECT x.step_run_id, x.key, x.value, x.step, x.timestamp FROM metrics x JOIN step_runs s ON s.id = x.step_run_id \
              WHERE s.run_id = $1 ORDER BY x.step_run_id, x.key, x.step, x.timestamp",
@@ -368,21 +282,12 @@ impl Store {
             pipeline: run.pipeline,
             run: exported,
             steps,
-            artifacts: artifacts.into_iter().map(Into::into).collect(),
+            artifacts,
             run_inputs,
             step_inputs,
             step_outputs,
             params,
-            metrics: metrics
-                .into_iter()
-                .map(|m| ExportedMetric {
-                    step_run_id: m.step_run_id,
-                    key: m.key,
-                    value: m.value,
-                    step: m.step,
-                    timestamp: m.timestamp,
-                })
-                .collect(),
+            metrics,
             tags,
             metadata,
             depends_on,

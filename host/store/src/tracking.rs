@@ -22,8 +22,8 @@ pub struct Experiment {
     pub tags: Vec<(String, String)>,
 }
 
-/// A run's own fields.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+/// A run's own fields (in the order the run page query writes them).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct RunInfo {
     pub run_uuid: String,
     pub experiment_id: i64,
@@ -367,16 +367,10 @@ impl Store {
         let mut q = Sql::new(format!("SELECT {} FROM (", self.backend.page_document()));
         q.append(inner).push(") p");
         let json: String = q.build_query_scalar()?.fetch_one(&self.pool).await?;
+        // Per run: its columns (read into RunInfo in field order), params,
+        // tags, latest metrics with their values as exact decimal text.
         type Page = Vec<(
-            String,
-            i64,
-            String,
-            String,
-            String,
-            i64,
-            Option<i64>,
-            String,
-            String,
+            RunInfo,
             Vec<(String, String)>,
             Vec<(String, String)>,
             Vec<(String, String, i64, i64, i64)>,
@@ -384,60 +378,35 @@ impl Store {
         let page: Page =
             serde_json::from_str(&json).map_err(|e| StoreError::Invalid(format!("malformed run page: {e}")))?;
         page.into_iter()
-            .map(
-                |(
-                    run_uuid,
-                    experiment_id,
-                    name,
-                    user_id,
-                    status,
-                    start_time,
-                    end_time,
-                    lifecycle_stage,
-                    artifact_uri,
-                    mut params,
-                    mut tags,
-                    metrics,
-                )| {
-                    params.sort();
-                    tags.sort();
-                    let mut metrics = metrics
-                        .into_iter()
-                        .map(|(key, value, is_nan, timestamp, step)| {
-                            let value = if is_nan != 0 {
-                                f64::NAN
-                            } else {
-                                value.parse::<f64>().map_err(|e| {
-                                    StoreError::Invalid(format!("malformed metric value '{value}' in run page: {e}"))
-                                })?
-                            };
-                            Ok(MetricPoint {
-                                key,
-                                value,
-                                timestamp,
-                                step,
-                            })
+            .map(|(info, mut params, mut tags, metrics)| {
+                params.sort();
+                tags.sort();
+                let mut metrics = metrics
+                    .into_iter()
+                    .map(|(key, value, is_nan, timestamp, step)| {
+                        let value = if is_nan != 0 {
+                            f64::NAN
+                        } else {
+                            value.parse::<f64>().map_err(|e| {
+                                StoreError::Invalid(format!("malformed metric value '{value}' in run page: {e}"))
+                            })?
+                        };
+                        Ok(MetricPoint {
+                            key,
+                            value,
+                            timestamp,
+                            step,
                         })
-                        .collect::<Result<Vec<_>, StoreError>>()?;
-                    metrics.sort_by(|a, b| a.key.cmp(&b.key));
-                    Ok(TrackedRun {
-                        info: RunInfo {
-                            run_uuid,
-                            experiment_id,
-                            name,
-                            user_id,
-                            status,
-                            start_time,
-                            end_time,
-                            lifecycle_stage,
-                            artifact_uri,
-                        },
-                        params,
-                        tags,
-                        metrics,
                     })
-                },
-            )
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                metrics.sort_by(|a, b| a.key.cmp(&b.key));
+                Ok(TrackedRun {
+                    info,
+                    params,
+                    tags,
+                    metrics,
+                })
+            })
             .collect()
     }
 
