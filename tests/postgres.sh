@@ -26,6 +26,9 @@ fi
 
 # PostgreSQL refuses to run as root: run it as the postgres user (created by
 # the package) when we are root, as ourselves otherwise.
+if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
+    useradd --system --no-create-home postgres
+fi
 as_pg() {
     if [ "$(id -u)" -eq 0 ]; then
         runuser -u postgres -- "$@"
