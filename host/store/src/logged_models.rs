@@ -215,6 +215,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut q = Sql::new(
+            self.backend,
             "SELECT m.model_id FROM logged_models m WHERE m.lifecycle_stage = 'active' AND m.experiment_id IN (",
         );
         q.push_list(experiment_ids.iter().copied()).push(")");

@@ -158,7 +158,7 @@ impl Store {
 
         let mut tx = self.begin_write().await?;
         for chunk in rows.chunks(100) {
-            let mut q = Sql::new(
+            let mut q = Sql::new(self.backend,
                 "INSERT INTO tracking_runs (run_uuid, experiment_id, name, user_id, status, start_time, end_time, lifecycle_stage, artifact_uri) ",
             );
             q.push_values(chunk, |b, r| {
@@ -180,7 +180,7 @@ impl Store {
             .flat_map(|r| r.tags.iter().map(move |t| (r.id.as_str(), t)))
             .collect();
         for chunk in pairs.chunks(300) {
-            let mut q = Sql::new("INSERT INTO tracking_tags (run_uuid, key, value) ");
+            let mut q = Sql::new(self.backend, "INSERT INTO tracking_tags (run_uuid, key, value) ");
             q.push_values(chunk, |b, (id, (k, v))| {
                 b.bind(*id).bind(k).bind(v);
             });
@@ -192,7 +192,7 @@ impl Store {
             .flat_map(|r| r.params.iter().map(move |p| (r.id.as_str(), p)))
             .collect();
         for chunk in pairs.chunks(300) {
-            let mut q = Sql::new("INSERT INTO tracking_params (run_uuid, key, value) ");
+            let mut q = Sql::new(self.backend, "INSERT INTO tracking_params (run_uuid, key, value) ");
             q.push_values(chunk, |b, (id, (k, v))| {
                 b.bind(*id).bind(k).bind(v.chars().take(6000).collect::<String>());
             });
@@ -203,7 +203,7 @@ impl Store {
             .iter()
             .flat_map(|r| r.metrics.iter().map(move |m| (r.id.as_str(), m)))
             .collect();
-        crate::tracking::insert_metric_points(&mut tx, &points).await?;
+        crate::tracking::insert_metric_points(&mut tx, self.backend, &points).await?;
         tx.commit().await?;
         Ok(())
     }

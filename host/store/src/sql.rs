@@ -1,7 +1,9 @@
-//! The two SQL dialects weft speaks, and a query builder that numbers its
-//! placeholders `$1, $2, ...` (which both SQLite and PostgreSQL accept;
-//! sqlx's own `QueryBuilder` writes `?` for the `Any` driver, which
-//! PostgreSQL refuses).
+//! The two SQL dialects weft speaks, and a query builder that writes each
+//! one's placeholders: `$1, $2, ...` for PostgreSQL (sqlx's own
+//! `QueryBuilder` writes `?` for the `Any` driver, which PostgreSQL
+//! refuses), plain `?` for SQLite (which takes `$N` too, but as named
+//! parameters: a statement with hundreds of them, as batched inserts have,
+//! became 2.5 times slower).
 
 use std::fmt::Write;
 
@@ -48,6 +50,7 @@ impl Backend {
 
 /// A statement under construction: SQL text plus its bound values.
 pub(crate) struct Sql<'q> {
+    backend: Backend,
     text: String,
     args: AnyArguments<'q>,
     count: usize,
@@ -55,8 +58,9 @@ pub(crate) struct Sql<'q> {
 }
 
 impl<'q> Sql<'q> {
-    pub(crate) fn new(init: impl Into<String>) -> Self {
+    pub(crate) fn new(backend: Backend, init: impl Into<String>) -> Self {
         Sql {
+            backend,
             text: init.into(),
             args: AnyArguments::default(),
             count: 0,
@@ -76,7 +80,12 @@ impl<'q> Sql<'q> {
         T: 'q + Encode<'q, Any> + Type<Any>,
     {
         self.count += 1;
-        let _ = write!(self.text, "${}", self.count);
+        match self.backend {
+            Backend::Sqlite => self.text.push('?'),
+            Backend::Postgres => {
+                let _ = write!(self.text, "${}", self.count);
+            }
+        }
         if let Err(e) = self.args.add(value) {
             self.error.get_or_insert(e);
         }
@@ -101,20 +110,26 @@ impl<'q> Sql<'q> {
     /// Appends another statement's SQL and values (its placeholders
     /// renumbered after this one's).
     pub(crate) fn append(&mut self, other: Sql<'q>) -> &mut Self {
-        // Renumber `$n` outside string literals (ours never hold a `$`).
-        let mut rest = other.text.as_str();
-        while let Some(at) = rest.find('$') {
-            self.text.push_str(&rest[..at]);
-            let digits = rest[at + 1..].bytes().take_while(u8::is_ascii_digit).count();
-            match rest[at + 1..at + 1 + digits].parse::<usize>() {
-                Ok(n) => {
-                    let _ = write!(self.text, "${}", n + self.count);
+        match self.backend {
+            // Positional already.
+            Backend::Sqlite => self.text.push_str(&other.text),
+            // Renumber `$n` (our SQL text never holds a `$` otherwise).
+            Backend::Postgres => {
+                let mut rest = other.text.as_str();
+                while let Some(at) = rest.find('$') {
+                    self.text.push_str(&rest[..at]);
+                    let digits = rest[at + 1..].bytes().take_while(u8::is_ascii_digit).count();
+                    match rest[at + 1..at + 1 + digits].parse::<usize>() {
+                        Ok(n) => {
+                            let _ = write!(self.text, "${}", n + self.count);
+                        }
+                        Err(_) => self.text.push('$'),
+                    }
+                    rest = &rest[at + 1 + digits..];
                 }
-                Err(_) => self.text.push('$'),
+                self.text.push_str(rest);
             }
-            rest = &rest[at + 1 + digits..];
         }
-        self.text.push_str(rest);
         self.count += other.count;
         if let Some(e) = other.error {
             self.error.get_or_insert(e);

@@ -352,7 +352,7 @@ impl Store {
             link(&mut tx, "step_run_outputs", id, slot, &artifact_id).await?;
             outputs.push((slot.clone(), artifact_id));
         }
-        link_inputs(&mut tx, id, &record.inputs).await?;
+        link_inputs(&mut tx, self.backend, id, &record.inputs).await?;
         for (key, value) in &record.params {
             sqlx::query("INSERT INTO params (run_id, step_run_id, key, value) VALUES ($1, $2, $3, $4) ON CONFLICT (step_run_id, key) DO NOTHING")
                 .bind(run_id)
@@ -364,7 +364,10 @@ impl Store {
         }
         // Many points per statement: a training loop logs thousands.
         for chunk in record.metrics.chunks(500) {
-            let mut insert = Sql::new("INSERT INTO metrics (run_id, step_run_id, key, value, step, timestamp) ");
+            let mut insert = Sql::new(
+                self.backend,
+                "INSERT INTO metrics (run_id, step_run_id, key, value, step, timestamp) ",
+            );
             insert.push_values(chunk, |row, (key, value, step, timestamp)| {
                 row.bind(run_id)
                     .bind(id)
@@ -792,11 +795,12 @@ async fn insert_artifact(
 /// Records the inputs a step run read, in one statement.
 async fn link_inputs(
     tx: &mut Transaction<'_, Any>,
+    backend: Backend,
     step_run_id: &str,
     inputs: &[(String, String)],
 ) -> Result<(), StoreError> {
     for chunk in inputs.chunks(1000) {
-        let mut insert = Sql::new("INSERT INTO step_run_inputs (step_run_id, name, artifact_id) ");
+        let mut insert = Sql::new(backend, "INSERT INTO step_run_inputs (step_run_id, name, artifact_id) ");
         insert.push_values(chunk, |row, (slot, artifact_id)| {
             row.bind(step_run_id).bind(slot).bind(artifact_id);
         });

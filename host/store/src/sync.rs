@@ -473,8 +473,10 @@ impl Store {
             }
         }
         for chunk in export.metrics.chunks(500) {
-            let mut insert =
-                crate::sql::Sql::new("INSERT INTO metrics (run_id, step_run_id, key, value, step, timestamp)");
+            let mut insert = crate::sql::Sql::new(
+                self.backend,
+                "INSERT INTO metrics (run_id, step_run_id, key, value, step, timestamp)",
+            );
             insert.push_values(chunk, |row, m| {
                 row.bind(r.id.as_str())
                     .bind(m.step_run_id.as_str())

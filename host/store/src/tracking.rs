@@ -219,7 +219,7 @@ impl Store {
         .bind(&artifact_uri)
         .execute(&mut *tx)
         .await?;
-        upsert_tags(&mut tx, &run_uuid, tags).await?;
+        upsert_tags(&mut tx, self.backend, &run_uuid, tags).await?;
         tx.commit().await?;
         self.run_info(&run_uuid).await
     }
@@ -297,14 +297,14 @@ impl Store {
         self.active_run(run_uuid).await?;
         let mut tx = self.begin_write().await?;
         for chunk in params.chunks(300) {
-            let mut insert = Sql::new("INSERT INTO tracking_params (run_uuid, key, value) ");
+            let mut insert = Sql::new(self.backend, "INSERT INTO tracking_params (run_uuid, key, value) ");
             insert.push_values(chunk, |row, (key, value)| {
                 row.bind(run_uuid).bind(key).bind(value);
             });
             insert.push(" ON CONFLICT (run_uuid, key) DO NOTHING");
             insert.build()?.execute(&mut *tx).await?;
             // Anything that conflicted must have had the same value.
-            let mut check = Sql::new("SELECT key, value FROM tracking_params WHERE run_uuid = ");
+            let mut check = Sql::new(self.backend, "SELECT key, value FROM tracking_params WHERE run_uuid = ");
             check.push_bind(run_uuid).push(" AND key IN (");
             check.push_list(chunk.iter().map(|(key, _)| key)).push(")");
             let stored: Vec<(String, String)> = check.build_query_as()?.fetch_all(&mut *tx).await?;
@@ -318,9 +318,9 @@ impl Store {
                 }
             }
         }
-        upsert_tags(&mut tx, run_uuid, tags).await?;
+        upsert_tags(&mut tx, self.backend, run_uuid, tags).await?;
         let points: Vec<(&str, &MetricPoint)> = metrics.iter().map(|m| (run_uuid, m)).collect();
-        insert_metric_points(&mut tx, &points).await?;
+        insert_metric_points(&mut tx, self.backend, &points).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -345,9 +345,10 @@ impl Store {
 
     /// A run with its data.
     pub async fn tracked_run(&self, run_uuid: &str) -> Result<TrackedRun, StoreError> {
-        let mut q = Sql::new(format!(
-            "SELECT {RUN_INFO_COLUMNS} FROM tracking_runs r WHERE r.run_uuid = "
-        ));
+        let mut q = Sql::new(
+            self.backend,
+            format!("SELECT {RUN_INFO_COLUMNS} FROM tracking_runs r WHERE r.run_uuid = "),
+        );
         q.push_bind(run_uuid);
         self.page_with_data(q).await?.pop().ok_or_else(|| StoreError::NotFound {
             what: "run",
@@ -364,7 +365,7 @@ impl Store {
     /// to its connection thread. The data of each run is read for the page
     /// only, after the order and limit.
     async fn page_with_data(&self, inner: Sql<'_>) -> Result<Vec<TrackedRun>, StoreError> {
-        let mut q = Sql::new(format!("SELECT {} FROM (", self.backend.page_document()));
+        let mut q = Sql::new(self.backend, format!("SELECT {} FROM (", self.backend.page_document()));
         q.append(inner).push(") p");
         let json: String = q.build_query_scalar()?.fetch_one(&self.pool).await?;
         // Per run: its columns (read into RunInfo in field order), params,
@@ -446,9 +447,10 @@ impl Store {
         if experiment_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut q = Sql::new(format!(
-            "SELECT {RUN_INFO_COLUMNS} FROM tracking_runs r WHERE r.experiment_id IN ("
-        ));
+        let mut q = Sql::new(
+            self.backend,
+            format!("SELECT {RUN_INFO_COLUMNS} FROM tracking_runs r WHERE r.experiment_id IN ("),
+        );
         q.push_list(experiment_ids.iter().copied()).push(")");
         if let Some(stage) = lifecycle {
             q.push(" AND r.lifecycle_stage = ").push_bind(stage.to_string());
@@ -477,6 +479,7 @@ impl Store {
 /// timestamp, then value.
 pub(crate) async fn insert_metric_points(
     tx: &mut sqlx::Transaction<'_, Any>,
+    backend: Backend,
     points: &[(&str, &MetricPoint)],
 ) -> Result<(), StoreError> {
     let row = |b: &mut crate::sql::Row<'_, '_>, (id, m): &(&str, &MetricPoint)| {
@@ -489,7 +492,10 @@ pub(crate) async fn insert_metric_points(
             .bind(m.step);
     };
     for chunk in points.chunks(150) {
-        let mut insert = Sql::new("INSERT INTO tracking_metrics (run_uuid, key, value, is_nan, timestamp, step) ");
+        let mut insert = Sql::new(
+            backend,
+            "INSERT INTO tracking_metrics (run_uuid, key, value, is_nan, timestamp, step) ",
+        );
         insert.push_values(chunk, |b, p| row(b, p));
         insert.push(" ON CONFLICT DO NOTHING");
         insert.build()?.execute(&mut **tx).await?;
@@ -503,8 +509,10 @@ pub(crate) async fn insert_metric_points(
     }
     let latest: Vec<(&str, &MetricPoint)> = latest.into_iter().map(|((id, _), m)| (id, m)).collect();
     for chunk in latest.chunks(150) {
-        let mut upsert =
-            Sql::new("INSERT INTO tracking_latest_metrics (run_uuid, key, value, is_nan, timestamp, step) ");
+        let mut upsert = Sql::new(
+            backend,
+            "INSERT INTO tracking_latest_metrics (run_uuid, key, value, is_nan, timestamp, step) ",
+        );
         upsert.push_values(chunk, |b, p| row(b, p));
         upsert.push(
             " ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan, \
@@ -521,11 +529,12 @@ pub(crate) async fn insert_metric_points(
 
 async fn upsert_tags(
     tx: &mut sqlx::Transaction<'_, Any>,
+    backend: Backend,
     run_uuid: &str,
     tags: &[(String, String)],
 ) -> Result<(), StoreError> {
     for chunk in tags.chunks(300) {
-        let mut insert = Sql::new("INSERT INTO tracking_tags (run_uuid, key, value) ");
+        let mut insert = Sql::new(backend, "INSERT INTO tracking_tags (run_uuid, key, value) ");
         insert.push_values(chunk, |row, (key, value)| {
             row.bind(run_uuid).bind(key).bind(value);
         });
