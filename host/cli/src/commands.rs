@@ -208,7 +208,8 @@ async fn build(manifest: Option<&Path>, state: Option<&Path>, steps: &[String]) 
     let built = {
         let manifest = manifest.clone();
         let steps = steps.to_vec();
-        tokio::task::spawn_blocking(move || weft_pipeline::build_steps(&manifest, &steps))
+        let toolchains = crate::context::toolchains_dir()?;
+        tokio::task::spawn_blocking(move || weft_pipeline::build_steps(&manifest, &steps, &toolchains))
             .await
             .map_err(|e| CliError::usage(e.to_string()))?
             .map_err(|e| CliError {

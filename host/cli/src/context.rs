@@ -89,6 +89,24 @@ pub fn state_dir(explicit: Option<&Path>, manifest: Option<&Path>) -> CliResult<
     })
 }
 
+/// Where guest toolchains (the Python virtualenv with componentize-py, …)
+/// live: `WEFT_TOOLCHAINS`, else `$XDG_CACHE_HOME/weft/toolchains`, else
+/// `~/.cache/weft/toolchains`. Shared by every project of the user.
+pub fn toolchains_dir() -> CliResult<PathBuf> {
+    if let Some(dir) = std::env::var_os("WEFT_TOOLCHAINS") {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(cache) = std::env::var_os("XDG_CACHE_HOME") {
+        return Ok(PathBuf::from(cache).join("weft/toolchains"));
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => Ok(PathBuf::from(home).join(".cache/weft/toolchains")),
+        None => Err(CliError::usage(
+            "cannot tell where to keep guest toolchains: set WEFT_TOOLCHAINS (or HOME)",
+        )),
+    }
+}
+
 /// Where metadata and artifacts live, when not in the state directory:
 /// a team points every `weft` (runs and server alike) at one PostgreSQL
 /// database and one artifact store.

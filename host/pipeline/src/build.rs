@@ -1,75 +1,201 @@
-//! `weft build`: runs the build command of each step that has one.
+//! `weft build`: makes the component of each step that says how.
+//!
+//! - `build = "…"`: a shell command, run in the manifest's folder.
+//! - `python = "dir"`: componentize-py over `dir/app.py` with weft's Python
+//!   SDK, from a virtualenv weft manages under its toolchains folder.
+//!
+//! The step WIT and the SDKs are compiled into weft, so a build uses exactly
+//! the contract this weft runs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::manifest::BuildSpec;
 use crate::Manifest;
 
-/// A step's build command failed.
+/// The step contract, as the guest toolchains read it.
+const STEP_WIT: &str = include_str!("../../../wit/step/step.wit");
+/// The Python SDK (one pure-Python module).
+const PYTHON_SDK: &str = include_str!("../../../sdk/python/weft_step/__init__.py");
+
+/// The componentize-py release weft builds Python steps with.
+pub const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+
+/// A step's build failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("steps.{step}.build: cannot start `{command}`: {source}")]
+    #[error("steps.{step}: cannot start `{command}`: {source}")]
     Spawn {
         step: String,
         command: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("steps.{step}.build: `{command}` failed ({status})")]
+    #[error("steps.{step}: `{command}` failed ({status})")]
     Failed {
         step: String,
         command: String,
         status: String,
     },
-    #[error("steps.{step}.build: `{command}` succeeded but did not produce {}", path.display())]
+    #[error("steps.{step}: `{command}` succeeded but did not produce {}", path.display())]
     NoComponent {
         step: String,
         command: String,
         path: PathBuf,
     },
+    #[error("steps.{step}: {message}")]
+    Source { step: String, message: String },
+    #[error("setting up the {what} toolchain in {}: {message}", dir.display())]
+    Toolchain {
+        what: &'static str,
+        dir: PathBuf,
+        message: String,
+    },
 }
 
-/// Runs the build commands of `steps` (all steps when empty), in the
-/// manifest's directory, through `sh -c`; a command shared by several steps
-/// runs once. Output goes to this process's stdout/stderr. Returns the
-/// names of the steps built.
-pub fn build_steps(manifest: &Manifest, steps: &[String]) -> Result<Vec<String>, BuildError> {
-    let mut done: Vec<String> = Vec::new();
+/// Builds the components of `steps` (all steps when empty). Guest
+/// toolchains are kept under `toolchains` (made on first use). A command or
+/// source folder shared by several steps builds once. Tool output goes to
+/// this process's stdout/stderr. Returns the names of the steps built.
+pub fn build_steps(manifest: &Manifest, steps: &[String], toolchains: &Path) -> Result<Vec<String>, BuildError> {
+    let mut done: Vec<BuildSpec> = Vec::new();
     let mut built = Vec::new();
     for step in &manifest.steps {
         if !steps.is_empty() && !steps.contains(&step.name) {
             continue;
         }
-        let Some(command) = &step.build else { continue };
-        if !done.contains(command) {
-            eprintln!("building {}: {command}", step.name);
-            let status = Command::new("sh")
-                .arg("-c")
-                .arg(command)
-                .current_dir(&manifest.root)
-                .status()
-                .map_err(|source| BuildError::Spawn {
-                    step: step.name.clone(),
-                    command: command.clone(),
-                    source,
-                })?;
-            if !status.success() {
-                return Err(BuildError::Failed {
-                    step: step.name.clone(),
-                    command: command.clone(),
-                    status: status.to_string(),
-                });
+        let Some(spec) = &step.build else { continue };
+        let command = match spec {
+            BuildSpec::Command(command) => {
+                let mut c = Command::new("sh");
+                c.arg("-c").arg(command).current_dir(&manifest.root);
+                c
             }
-            done.push(command.clone());
+            BuildSpec::Python(dir) => {
+                check_source(&step.name, dir, "app.py")?;
+                python_command(&python_toolchain(toolchains)?, dir, &step.component)
+            }
+        };
+        let shown = show(&command);
+        if !done.contains(spec) {
+            eprintln!("building {}: {shown}", step.name);
+            if let Some(parent) = step.component.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| BuildError::Source {
+                    step: step.name.clone(),
+                    message: format!("cannot create {}: {e}", parent.display()),
+                })?;
+            }
+            run(&step.name, command)?;
+            done.push(spec.clone());
         }
         if !step.component.is_file() {
             return Err(BuildError::NoComponent {
                 step: step.name.clone(),
-                command: command.clone(),
+                command: shown,
                 path: step.component.clone(),
             });
         }
         built.push(step.name.clone());
     }
     Ok(built)
+}
+
+fn show(command: &Command) -> String {
+    std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn run(step: &str, mut command: Command) -> Result<(), BuildError> {
+    let shown = show(&command);
+    let status = command.status().map_err(|source| BuildError::Spawn {
+        step: step.to_string(),
+        command: shown.clone(),
+        source,
+    })?;
+    if !status.success() {
+        return Err(BuildError::Failed {
+            step: step.to_string(),
+            command: shown,
+            status: status.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn check_source(step: &str, dir: &Path, main: &str) -> Result<(), BuildError> {
+    if !dir.join(main).is_file() {
+        return Err(BuildError::Source {
+            step: step.to_string(),
+            message: format!("{} has no {main} (the step's entry point)", dir.display()),
+        });
+    }
+    Ok(())
+}
+
+/// Writes `contents` to `path` unless it holds them already.
+fn write_if_changed(path: &Path, contents: &str) -> std::io::Result<()> {
+    if std::fs::read_to_string(path).ok().as_deref() == Some(contents) {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, contents)
+}
+
+/// The step WIT and SDK, written where the tools read them.
+fn write_contract(toolchains: &Path, what: &'static str) -> Result<(), BuildError> {
+    let err = |e: std::io::Error| BuildError::Toolchain {
+        what,
+        dir: toolchains.to_owned(),
+        message: e.to_string(),
+    };
+    write_if_changed(&toolchains.join("wit/step.wit"), STEP_WIT).map_err(err)?;
+    write_if_changed(&toolchains.join("python-sdk/weft_step/__init__.py"), PYTHON_SDK).map_err(err)?;
+    Ok(())
+}
+
+/// A virtualenv with componentize-py (made once; `WEFT_PYTHON` picks the
+/// interpreter, default `python3`). Returns the toolchains folder.
+fn python_toolchain(toolchains: &Path) -> Result<PathBuf, BuildError> {
+    write_contract(toolchains, "Python")?;
+    let venv = toolchains.join("python");
+    let marker = venv.join(".weft-ready");
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(COMPONENTIZE_PY) {
+        return Ok(toolchains.to_owned());
+    }
+    let fail = |message: String| BuildError::Toolchain {
+        what: "Python",
+        dir: venv.clone(),
+        message,
+    };
+    let python = std::env::var("WEFT_PYTHON").unwrap_or_else(|_| "python3".into());
+    eprintln!(
+        "setting up the Python toolchain ({COMPONENTIZE_PY}) in {}",
+        venv.display()
+    );
+    let mut create = Command::new(&python);
+    create.args(["-m", "venv"]).arg(&venv);
+    run("(toolchain)", create).map_err(|e| fail(format!("{e}; is {python} (3.10 or newer, with venv) installed?")))?;
+    let mut install = Command::new(venv.join("bin/pip"));
+    install.args(["install", "--quiet", "--disable-pip-version-check", COMPONENTIZE_PY]);
+    run("(toolchain)", install).map_err(|e| fail(e.to_string()))?;
+    std::fs::write(&marker, COMPONENTIZE_PY).map_err(|e| fail(e.to_string()))?;
+    Ok(toolchains.to_owned())
+}
+
+fn python_command(toolchains: &Path, dir: &Path, component: &Path) -> Command {
+    let mut c = Command::new(toolchains.join("python/bin/componentize-py"));
+    c.arg("-d")
+        .arg(toolchains.join("wit"))
+        .args(["-w", "step", "componentize", "app", "-p"])
+        .arg(dir)
+        .arg("-p")
+        .arg(toolchains.join("python-sdk"))
+        .arg("-o")
+        .arg(component);
+    c
 }

@@ -22,4 +22,6 @@ mod sandbox;
 pub use build::{build_steps, BuildError};
 pub use cache_key::{cache_key, canonical_json};
 pub use executor::{Event, Executor, ExecutorOptions, RunOptions, RunOutcome, StepOutcomeSummary};
-pub use manifest::{InputSource, Manifest, ManifestError, OutputSpec, ParamOverride, Retry, Step, StepLimits};
+pub use manifest::{
+    BuildSpec, InputSource, Manifest, ManifestError, OutputSpec, ParamOverride, Retry, Step, StepLimits,
+};

@@ -17,7 +17,13 @@
 //! limits = { memory = "512MiB", timeout = "2m" }
 //! retry = { max = 2, backoff = "1s" }
 //! cache = true
+//!
+//! [steps.clean]                  # a step in Python: the folder holding app.py
+//! python = "steps/clean"
 //! ```
+//!
+//! A Python step is built by `weft build` into `<folder>/build/step.wasm`
+//! unless `component` names another path.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -89,9 +95,12 @@ struct RawInput {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawStep {
-    component: PathBuf,
+    #[serde(default)]
+    component: Option<PathBuf>,
     #[serde(default)]
     build: Option<String>,
+    #[serde(default)]
+    python: Option<PathBuf>,
     #[serde(default)]
     inputs: BTreeMap<String, String>,
     #[serde(default)]
@@ -186,7 +195,8 @@ pub struct Step {
     pub name: String,
     /// Absolute path of the component.
     pub component: PathBuf,
-    pub build: Option<String>,
+    /// How `weft build` makes the component, if it does.
+    pub build: Option<BuildSpec>,
     /// (input name, source), sorted by name.
     pub inputs: Vec<(String, InputSource)>,
     pub outputs: Vec<OutputSpec>,
@@ -195,6 +205,15 @@ pub struct Step {
     pub limits: StepLimits,
     pub retry: Retry,
     pub cache: bool,
+}
+
+/// How `weft build` makes a step's component.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BuildSpec {
+    /// A shell command run in the manifest's folder.
+    Command(String),
+    /// componentize-py over the folder holding `app.py` (absolute path).
+    Python(PathBuf),
 }
 
 /// An external input.
@@ -594,10 +613,33 @@ fn convert_step(name: &str, raw: &RawStep, root: &Path) -> Result<Step, Manifest
             }
         }
     };
+    let (component, build) = match (&raw.component, &raw.build, &raw.python) {
+        (Some(component), build, None) => (root.join(component), build.clone().map(BuildSpec::Command)),
+        (component, None, Some(dir)) => {
+            let dir = root.join(dir);
+            let component = component
+                .as_ref()
+                .map(|c| root.join(c))
+                .unwrap_or_else(|| dir.join("build/step.wasm"));
+            (component, Some(BuildSpec::Python(dir)))
+        }
+        (None, _, None) => {
+            return Err(invalid(
+                key("component"),
+                "a step needs `component` (a .wasm file) or `python` (the folder holding its app.py)",
+            ))
+        }
+        (_, Some(_), Some(_)) => {
+            return Err(invalid(
+                key("build"),
+                "`build` is for `component` steps; a `python` step is built by weft",
+            ))
+        }
+    };
     Ok(Step {
         name: name.to_string(),
-        component: root.join(&raw.component),
-        build: raw.build.clone(),
+        component,
+        build,
         inputs,
         outputs,
         params,
