@@ -3,6 +3,9 @@
 //! - `build = "…"`: a shell command, run in the manifest's folder.
 //! - `python = "dir"`: componentize-py over `dir/app.py` with weft's Python
 //!   SDK, from a virtualenv weft manages under its toolchains folder.
+//! - `js = "dir"`: componentize-js over `dir/app.js` (and the modules it
+//!   imports) with weft's JavaScript SDK as `./weft-step.js`, from an npm
+//!   project weft manages under its toolchains folder.
 //!
 //! The step WIT and the SDKs are compiled into weft, so a build uses exactly
 //! the contract this weft runs.
@@ -17,9 +20,19 @@ use crate::Manifest;
 const STEP_WIT: &str = include_str!("../../../wit/step/step.wit");
 /// The Python SDK (one pure-Python module).
 const PYTHON_SDK: &str = include_str!("../../../sdk/python/weft_step/__init__.py");
+/// The JavaScript SDK (one ES module).
+const JS_SDK: &str = include_str!("../../../sdk/js/weft-step.js");
+/// The world JavaScript steps are built against: the step world plus the
+/// WASI filesystem calls the SDK reads inputs and writes outputs with
+/// (StarlingMonkey has no file API of its own). The host provides them.
+const JS_WORLD: &str = "world step-js {\n    include step;\n    import wasi:filesystem/preopens@0.2.12;\n    import wasi:filesystem/types@0.2.12;\n}\n";
+/// Where componentize-js's package keeps the WASI WIT it builds with.
+const JS_WASI_WIT: &str = "node_modules/@bytecodealliance/jco/lib/wit/builtin/0.2.12";
 
 /// The componentize-py release weft builds Python steps with.
 pub const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+/// The componentize-js release weft builds JavaScript steps with.
+pub const COMPONENTIZE_JS: &str = "@bytecodealliance/componentize-js@0.23.0";
 
 /// A step's build failed.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +87,12 @@ pub fn build_steps(manifest: &Manifest, steps: &[String], toolchains: &Path) -> 
             BuildSpec::Python(dir) => {
                 check_source(&step.name, dir, "app.py")?;
                 python_command(&python_toolchain(toolchains)?, dir, &step.component)
+            }
+            BuildSpec::Js(dir) => {
+                check_source(&step.name, dir, "app.js")?;
+                let toolchains = js_toolchain(toolchains)?;
+                let stage = stage_js(&toolchains, &step.name, dir)?;
+                js_command(&toolchains, &stage, &step.component)
             }
         };
         let shown = show(&command);
@@ -196,6 +215,103 @@ fn python_command(toolchains: &Path, dir: &Path, component: &Path) -> Command {
         .arg("-p")
         .arg(toolchains.join("python-sdk"))
         .arg("-o")
+        .arg(component);
+    c
+}
+
+/// An npm project with componentize-js (made once), and the WIT folder of
+/// the JavaScript world. Returns the toolchains folder.
+fn js_toolchain(toolchains: &Path) -> Result<PathBuf, BuildError> {
+    write_contract(toolchains, "JavaScript")?;
+    let project = toolchains.join("js");
+    let fail = |message: String| BuildError::Toolchain {
+        what: "JavaScript",
+        dir: project.clone(),
+        message,
+    };
+    let marker = project.join(".weft-ready");
+    if std::fs::read_to_string(&marker).ok().as_deref() != Some(COMPONENTIZE_JS) {
+        eprintln!(
+            "setting up the JavaScript toolchain ({COMPONENTIZE_JS}) in {}",
+            project.display()
+        );
+        std::fs::create_dir_all(&project).map_err(|e| fail(e.to_string()))?;
+        write_if_changed(
+            &project.join("package.json"),
+            "{ \"name\": \"weft-js-toolchain\", \"private\": true }\n",
+        )
+        .map_err(|e| fail(e.to_string()))?;
+        let mut install = Command::new("npm");
+        install
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                COMPONENTIZE_JS,
+            ])
+            .current_dir(&project);
+        run("(toolchain)", install).map_err(|e| fail(format!("{e}; is Node.js (20 or newer) with npm installed?")))?;
+        std::fs::write(&marker, COMPONENTIZE_JS).map_err(|e| fail(e.to_string()))?;
+    }
+    // The JavaScript world, beside the step contract, with the WASI
+    // packages it names.
+    let wit = toolchains.join("wit-js");
+    let write = |name: &str, text: &str| write_if_changed(&wit.join(name), text).map_err(|e| fail(e.to_string()));
+    write("step.wit", STEP_WIT)?;
+    write("js.wit", JS_WORLD)?;
+    for package in ["filesystem", "io", "clocks"] {
+        let from = project.join(JS_WASI_WIT).join(format!("wasi-{package}"));
+        copy_dir(&from, &wit.join("deps").join(package)).map_err(|e| {
+            fail(format!(
+                "cannot copy the WASI {package} WIT from {}: {e}",
+                from.display()
+            ))
+        })?;
+    }
+    Ok(toolchains.to_owned())
+}
+
+/// Copies the step's folder (without `build/` and `node_modules/`) and the
+/// SDK as `weft-step.js` into a fresh staging folder; returns it.
+fn stage_js(toolchains: &Path, step: &str, dir: &Path) -> Result<PathBuf, BuildError> {
+    let stage = toolchains.join("js-stage").join(step);
+    let fail = |e: std::io::Error| BuildError::Source {
+        step: step.to_string(),
+        message: format!("cannot stage {} in {}: {e}", dir.display(), stage.display()),
+    };
+    if stage.exists() {
+        std::fs::remove_dir_all(&stage).map_err(fail)?;
+    }
+    copy_dir(dir, &stage).map_err(fail)?;
+    std::fs::write(stage.join("weft-step.js"), JS_SDK).map_err(fail)?;
+    Ok(stage)
+}
+
+/// Copies a folder's regular files and subfolders (not `build/`,
+/// `node_modules/` or symlinks).
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let name = entry.file_name();
+        if kind.is_dir() && name != "build" && name != "node_modules" {
+            copy_dir(&entry.path(), &to.join(&name))?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), to.join(&name))?;
+        }
+    }
+    Ok(())
+}
+
+fn js_command(toolchains: &Path, stage: &Path, component: &Path) -> Command {
+    let mut c = Command::new("node");
+    c.arg(toolchains.join("js/node_modules/@bytecodealliance/componentize-js/src/cli.js"))
+        .arg(stage.join("app.js"))
+        .arg("-w")
+        .arg(toolchains.join("wit-js"))
+        .args(["-n", "step-js", "-d", "http", "fetch-event", "-o"])
         .arg(component);
     c
 }

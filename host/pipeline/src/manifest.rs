@@ -20,10 +20,13 @@
 //!
 //! [steps.clean]                  # a step in Python: the folder holding app.py
 //! python = "steps/clean"
+//!
+//! [steps.report]                 # a step in JavaScript: the folder holding app.js
+//! js = "steps/report"
 //! ```
 //!
-//! A Python step is built by `weft build` into `<folder>/build/step.wasm`
-//! unless `component` names another path.
+//! A Python or JavaScript step is built by `weft build` into
+//! `<folder>/build/step.wasm` unless `component` names another path.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -101,6 +104,8 @@ struct RawStep {
     build: Option<String>,
     #[serde(default)]
     python: Option<PathBuf>,
+    #[serde(default)]
+    js: Option<PathBuf>,
     #[serde(default)]
     inputs: BTreeMap<String, String>,
     #[serde(default)]
@@ -214,6 +219,8 @@ pub enum BuildSpec {
     Command(String),
     /// componentize-py over the folder holding `app.py` (absolute path).
     Python(PathBuf),
+    /// componentize-js over the folder holding `app.js` (absolute path).
+    Js(PathBuf),
 }
 
 /// An external input.
@@ -613,26 +620,32 @@ fn convert_step(name: &str, raw: &RawStep, root: &Path) -> Result<Step, Manifest
             }
         }
     };
-    let (component, build) = match (&raw.component, &raw.build, &raw.python) {
+    // A Python or JavaScript source folder, and how it builds.
+    let source = match (&raw.python, &raw.js) {
+        (Some(dir), None) => Some((root.join(dir), BuildSpec::Python(root.join(dir)))),
+        (None, Some(dir)) => Some((root.join(dir), BuildSpec::Js(root.join(dir)))),
+        (None, None) => None,
+        (Some(_), Some(_)) => return Err(invalid(key("js"), "a step is either `python` or `js`, not both")),
+    };
+    let (component, build) = match (&raw.component, &raw.build, source) {
         (Some(component), build, None) => (root.join(component), build.clone().map(BuildSpec::Command)),
-        (component, None, Some(dir)) => {
-            let dir = root.join(dir);
+        (component, None, Some((dir, spec))) => {
             let component = component
                 .as_ref()
                 .map(|c| root.join(c))
                 .unwrap_or_else(|| dir.join("build/step.wasm"));
-            (component, Some(BuildSpec::Python(dir)))
+            (component, Some(spec))
         }
         (None, _, None) => {
             return Err(invalid(
                 key("component"),
-                "a step needs `component` (a .wasm file) or `python` (the folder holding its app.py)",
+                "a step needs `component` (a .wasm file), or `python`/`js` (the folder holding its app.py/app.js)",
             ))
         }
         (_, Some(_), Some(_)) => {
             return Err(invalid(
                 key("build"),
-                "`build` is for `component` steps; a `python` step is built by weft",
+                "`build` is for `component` steps; a `python` or `js` step is built by weft",
             ))
         }
     };
