@@ -96,7 +96,25 @@ pub fn build_steps(manifest: &Manifest, steps: &[String], toolchains: &Path) -> 
             }
         };
         let shown = show(&command);
-        if !done.contains(spec) {
+        // Python and JavaScript builds are not byte-for-byte reproducible:
+        // rebuild only when the sources (or weft's SDK and toolchain) did,
+        // so an unchanged step keeps its component and its cache hits.
+        let fingerprint = match spec {
+            BuildSpec::Command(_) => None,
+            BuildSpec::Python(dir) | BuildSpec::Js(dir) => {
+                Some(source_fingerprint(spec, dir).map_err(|e| BuildError::Source {
+                    step: step.name.clone(),
+                    message: format!("cannot read {}: {e}", dir.display()),
+                })?)
+            }
+        };
+        let stamp = step.component.with_extension("wasm.sources");
+        let up_to_date = fingerprint.as_ref().is_some_and(|f| {
+            step.component.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(f.as_str())
+        });
+        if up_to_date {
+            eprintln!("{} is up to date", step.name);
+        } else if !done.contains(spec) {
             eprintln!("building {}: {shown}", step.name);
             if let Some(parent) = step.component.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| BuildError::Source {
@@ -105,6 +123,12 @@ pub fn build_steps(manifest: &Manifest, steps: &[String], toolchains: &Path) -> 
                 })?;
             }
             run(&step.name, command)?;
+            if let Some(fingerprint) = &fingerprint {
+                std::fs::write(&stamp, fingerprint).map_err(|e| BuildError::Source {
+                    step: step.name.clone(),
+                    message: format!("cannot write {}: {e}", stamp.display()),
+                })?;
+            }
             done.push(spec.clone());
         }
         if !step.component.is_file() {
@@ -117,6 +141,50 @@ pub fn build_steps(manifest: &Manifest, steps: &[String], toolchains: &Path) -> 
         built.push(step.name.clone());
     }
     Ok(built)
+}
+
+/// blake3 of everything a Python or JavaScript build reads: the toolchain
+/// release, the contract, the SDK and every source file (path and bytes).
+fn source_fingerprint(spec: &BuildSpec, dir: &Path) -> std::io::Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    match spec {
+        BuildSpec::Python(_) => {
+            hasher.update(COMPONENTIZE_PY.as_bytes());
+            hasher.update(PYTHON_SDK.as_bytes());
+        }
+        BuildSpec::Js(_) => {
+            hasher.update(COMPONENTIZE_JS.as_bytes());
+            hasher.update(JS_SDK.as_bytes());
+            hasher.update(JS_WORLD.as_bytes());
+        }
+        BuildSpec::Command(_) => {}
+    }
+    hasher.update(STEP_WIT.as_bytes());
+    let mut files = Vec::new();
+    source_files(dir, Path::new(""), &mut files)?;
+    files.sort();
+    for relative in files {
+        let bytes = std::fs::read(dir.join(&relative))?;
+        hasher.update(relative.to_string_lossy().as_bytes());
+        hasher.update(&(bytes.len() as u64).to_le_bytes());
+        hasher.update(&bytes);
+    }
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// Source files below `dir` (not build output, dependencies or caches).
+fn source_files(dir: &Path, prefix: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir.join(prefix))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let kind = entry.file_type()?;
+        if kind.is_dir() && !matches!(name.to_str(), Some("build" | "node_modules" | "__pycache__")) {
+            source_files(dir, &prefix.join(&name), out)?;
+        } else if kind.is_file() {
+            out.push(prefix.join(&name));
+        }
+    }
+    Ok(())
 }
 
 fn show(command: &Command) -> String {
