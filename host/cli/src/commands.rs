@@ -13,11 +13,15 @@ use weft_store::{status, LineageNode};
 use crate::context::{find_manifest, state_dir, CliError, CliResult, Stack, Stores};
 use crate::progress::{format_duration, Progress};
 use crate::remote::{Forwarder, Remote};
-use crate::{exit, ArtifactsCommand, Cli, Command, ModelsCommand, Page, RunsCommand};
+use crate::{exit, ArtifactsCommand, Cli, Command, ModelsCommand, NewCommand, Page, RunsCommand};
 
 pub async fn dispatch(cli: Cli) -> CliResult<u8> {
     match cli.command {
         Command::Init { dir, name } => init(&dir, name),
+        Command::New(NewCommand::Step { name, lang, dir }) => {
+            let manifest = find_manifest(cli.manifest.as_deref())?;
+            crate::new::new_step(&manifest, &name, lang, dir.as_deref())
+        }
         Command::Build { steps } => build(cli.manifest.as_deref(), cli.state_dir.as_deref(), &steps).await,
         Command::Run {
             no_cache,

@@ -3,6 +3,7 @@
 mod commands;
 mod context;
 mod models;
+mod new;
 mod progress;
 mod remote;
 
@@ -54,6 +55,9 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Create something new: `weft new step NAME --lang rust|python|js`.
+    #[command(subcommand)]
+    New(NewCommand),
     /// Run the build commands of the manifest's steps and check the components.
     Build {
         /// Only these steps.
@@ -114,6 +118,21 @@ enum Command {
         run: String,
         /// Step name.
         step: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum NewCommand {
+    /// A step that builds and runs as it is, added to weft.toml.
+    Step {
+        /// The step's name.
+        name: String,
+        /// The language to write it in.
+        #[arg(long, value_enum)]
+        lang: new::Lang,
+        /// Its folder, relative to weft.toml (default: steps/NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 

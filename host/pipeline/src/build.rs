@@ -17,7 +17,7 @@ use crate::manifest::BuildSpec;
 use crate::Manifest;
 
 /// The step contract, as the guest toolchains read it.
-const STEP_WIT: &str = include_str!("../../../wit/step/step.wit");
+pub const STEP_WIT: &str = include_str!("../../../wit/step/step.wit");
 /// The Python SDK (one pure-Python module).
 const PYTHON_SDK: &str = include_str!("../../../sdk/python/weft_step/__init__.py");
 /// The JavaScript SDK (one ES module).

@@ -19,9 +19,9 @@ mod executor;
 mod manifest;
 mod sandbox;
 
-pub use build::{build_steps, BuildError};
+pub use build::{build_steps, BuildError, STEP_WIT};
 pub use cache_key::{cache_key, canonical_json};
 pub use executor::{Event, Executor, ExecutorOptions, RunOptions, RunOutcome, StepOutcomeSummary};
 pub use manifest::{
-    BuildSpec, InputSource, Manifest, ManifestError, OutputSpec, ParamOverride, Retry, Step, StepLimits,
+    valid_name, BuildSpec, InputSource, Manifest, ManifestError, OutputSpec, ParamOverride, Retry, Step, StepLimits,
 };

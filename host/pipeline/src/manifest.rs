@@ -274,7 +274,9 @@ impl std::str::FromStr for ParamOverride {
 }
 
 /// Names of steps, inputs and outputs: what can safely be a file name.
-pub(crate) fn valid_name(name: &str) -> bool {
+/// Whether `name` may name a pipeline, step, input or output: 1 to 64
+/// letters, digits, `_` or `-`.
+pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name
