@@ -87,7 +87,10 @@ impl Project {
             .env_remove("WEFT_DB")
             .env_remove("WEFT_ARTIFACTS")
             .env_remove("WEFT_SERVER")
-            .env_remove("WEFT_SERVER_TOKEN");
+            .env_remove("WEFT_SERVER_TOKEN")
+            // Guest toolchains (componentize-py, componentize-js) are set
+            // up once for every test, beside the build.
+            .env("WEFT_TOOLCHAINS", repo_root().join("target/guest-toolchains"));
         cmd
     }
 

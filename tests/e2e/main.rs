@@ -9,6 +9,7 @@ mod concurrency;
 mod harness;
 mod iris;
 mod manifests;
+mod polyglot;
 mod recovery;
 mod remote;
 mod sandbox;

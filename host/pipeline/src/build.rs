@@ -222,6 +222,25 @@ fn check_source(step: &str, dir: &Path, main: &str) -> Result<(), BuildError> {
     Ok(())
 }
 
+/// An exclusive lock on the toolchains folder, held while a toolchain is
+/// checked or set up: several `weft build`s may start at once.
+fn lock(toolchains: &Path, what: &'static str) -> Result<std::fs::File, BuildError> {
+    let fail = |e: std::io::Error| BuildError::Toolchain {
+        what,
+        dir: toolchains.to_owned(),
+        message: e.to_string(),
+    };
+    std::fs::create_dir_all(toolchains).map_err(fail)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(toolchains.join(".lock"))
+        .map_err(fail)?;
+    file.lock().map_err(fail)?;
+    Ok(file)
+}
+
 /// Writes `contents` to `path` unless it holds them already.
 fn write_if_changed(path: &Path, contents: &str) -> std::io::Result<()> {
     if std::fs::read_to_string(path).ok().as_deref() == Some(contents) {
@@ -248,6 +267,7 @@ fn write_contract(toolchains: &Path, what: &'static str) -> Result<(), BuildErro
 /// A virtualenv with componentize-py (made once; `WEFT_PYTHON` picks the
 /// interpreter, default `python3`). Returns the toolchains folder.
 fn python_toolchain(toolchains: &Path) -> Result<PathBuf, BuildError> {
+    let _lock = lock(toolchains, "Python")?;
     write_contract(toolchains, "Python")?;
     let venv = toolchains.join("python");
     let marker = venv.join(".weft-ready");
@@ -290,6 +310,7 @@ fn python_command(toolchains: &Path, dir: &Path, component: &Path) -> Command {
 /// An npm project with componentize-js (made once), and the WIT folder of
 /// the JavaScript world. Returns the toolchains folder.
 fn js_toolchain(toolchains: &Path) -> Result<PathBuf, BuildError> {
+    let _lock = lock(toolchains, "JavaScript")?;
     write_contract(toolchains, "JavaScript")?;
     let project = toolchains.join("js");
     let fail = |message: String| BuildError::Toolchain {
@@ -343,7 +364,10 @@ fn js_toolchain(toolchains: &Path) -> Result<PathBuf, BuildError> {
 /// Copies the step's folder (without `build/` and `node_modules/`) and the
 /// SDK as `weft-step.js` into a fresh staging folder; returns it.
 fn stage_js(toolchains: &Path, step: &str, dir: &Path) -> Result<PathBuf, BuildError> {
-    let stage = toolchains.join("js-stage").join(step);
+    // One staging folder per source folder: builds of other projects may
+    // run at the same time.
+    let key = blake3::hash(dir.to_string_lossy().as_bytes()).to_hex();
+    let stage = toolchains.join("js-stage").join(&key.as_str()[..16]);
     let fail = |e: std::io::Error| BuildError::Source {
         step: step.to_string(),
         message: format!("cannot stage {} in {}: {e}", dir.display(), stage.display()),
