@@ -4,13 +4,23 @@
 # `weft` binary) and the official mlflow client against `weft server`, on
 # SQLite and on PostgreSQL. Installs what it needs: the wasm32-wasip2 Rust
 # target the guest components build for, a Python venv with the mlflow
-# client, and Debian's PostgreSQL server (started privately for the run).
+# client, Debian's PostgreSQL server (started privately for the run), and
+# Node.js when missing (the Python and JavaScript guest toolchains are set
+# up by `weft build` itself, under target/guest-toolchains).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     echo "installing the wasm32-wasip2 Rust target" >&2
     rustup target add wasm32-wasip2
+fi
+
+# Node.js and npm build the JavaScript steps (weft build sets up
+# componentize-js itself; Python steps need python3 with venv).
+if ! command -v npm >/dev/null 2>&1; then
+    echo "installing Node.js and npm (Debian packages)" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 fi
 
 # The official mlflow client, for the tests of the MLflow-compatible API.
