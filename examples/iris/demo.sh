@@ -1,22 +1,4 @@
 #!/usr/bin/env bash
-# Runs the iris pipeline end to end: installs the wasm target if needed,
-# builds weft and the step components, runs the pipeline and shows the run.
+# The iris pipeline end to end (load -> split -> train -> evaluate, in Rust).
 # Extra arguments go to `weft run` (e.g. -p train.epochs=500, --no-cache).
-# Set WEFT to use an existing weft binary.
-set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-
-if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
-    echo "installing the wasm32-wasip2 Rust target" >&2
-    rustup target add wasm32-wasip2
-fi
-if [ -z "${WEFT:-}" ]; then
-    cargo build --release --quiet -p weft-cli --manifest-path "$root/Cargo.toml"
-    WEFT="$root/target/release/weft"
-fi
-
-cd "$here"
-"$WEFT" build
-"$WEFT" run "$@"
-"$WEFT" runs show latest
+exec bash "$(dirname "$0")/../run-example.sh" iris "$@"
