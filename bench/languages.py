@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark: the cost of a step per language (Rust, Python, JavaScript).
+"""Benchmark: the cost of a step per language (Rust, Python, JavaScript, C).
 
     python3 bench/languages.py [--steps 20] [--runs 5]
 
@@ -58,7 +58,7 @@ def main():
     subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "weft-cli"], cwd=ROOT, check=True)
     rows = []
     with tempfile.TemporaryDirectory() as work:
-        for lang in ["rust", "python", "js"]:
+        for lang in ["rust", "python", "js", "c"]:
             one = project(lang, 1, work)
             many = project(lang, args.steps, work)
             built = sh([WEFT, "build"], one).stderr

@@ -5,7 +5,7 @@
 # SQLite and on PostgreSQL. Installs what it needs: the wasm32-wasip2 Rust
 # target the guest components build for, a Python venv with the mlflow
 # client, Debian's PostgreSQL server (started privately for the run), and
-# Node.js when missing (the Python and JavaScript guest toolchains are set
+# Node.js, clang and wasi-libc when missing (the Python and JavaScript guest toolchains are set
 # up by `weft build` itself, under target/guest-toolchains).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +21,13 @@ if ! command -v npm >/dev/null 2>&1; then
     echo "installing Node.js and npm (Debian packages)" >&2
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+
+# clang and wasi-libc build the C steps.
+if ! [ -f /usr/include/wasm32-wasi/stdio.h ] || ! command -v clang >/dev/null 2>&1; then
+    echo "installing clang and wasi-libc (Debian packages) for C steps" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang lld wasi-libc libclang-rt-14-dev-wasm32 >/dev/null
 fi
 
 # The official mlflow client, for the tests of the MLflow-compatible API.

@@ -1,4 +1,4 @@
-//! Steps in Python and JavaScript beside Rust: built by `weft build`,
+//! Steps in Python, JavaScript and C beside Rust: built by `weft build`,
 //! cached like any step, failing cleanly, and scaffolded by `weft new step`.
 
 use crate::harness::*;
@@ -121,7 +121,10 @@ fn python_and_javascript_steps_fail_cleanly_with_their_message() {
     assert!(errors["py-escape"].contains("FileNotFoundError"), "{errors:?}");
     assert!(errors["py-escape"].contains("/etc/passwd"), "{errors:?}");
     assert!(errors["js-throw"].contains("TypeError: the data is bad"), "{errors:?}");
-    assert!(errors["js-escape"].contains("not-permitted"), "WASI refuses the path: {errors:?}");
+    assert!(
+        errors["js-escape"].contains("not-permitted"),
+        "WASI refuses the path: {errors:?}"
+    );
     assert!(
         !errors["js-escape"].contains("root:"),
         "nothing of the host file leaked: {errors:?}"
@@ -134,7 +137,7 @@ fn python_and_javascript_steps_fail_cleanly_with_their_message() {
 #[test]
 fn new_step_templates_build_and_run_in_every_language() {
     let project = Project::new("[pipeline]\nname = \"fresh\"\n");
-    for lang in ["rust", "python", "js"] {
+    for lang in ["rust", "python", "js", "c"] {
         let out = project.weft(&["new", "step", &format!("hello-{lang}"), "--lang", lang]);
         assert!(out.status.success(), "{}", stderr(&out));
     }
@@ -147,8 +150,8 @@ fn new_step_templates_build_and_run_in_every_language() {
     let built = project.weft(&["build"]);
     assert!(built.status.success(), "{}", stderr(&built));
     let out = run_json(&project.weft(&["run", "--json"]), 0);
-    assert_eq!(out["executed"], 3, "{out}");
-    for lang in ["rust", "python", "js"] {
+    assert_eq!(out["executed"], 4, "{out}");
+    for lang in ["rust", "python", "js", "c"] {
         let got = project.weft(&["artifacts", "get", &format!("fresh/hello-{lang}.out")]);
         assert_eq!(stdout(&got), format!("HELLO FROM HELLO-{}\n", lang.to_uppercase()));
     }

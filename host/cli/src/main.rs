@@ -55,7 +55,7 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
-    /// Create something new: `weft new step NAME --lang rust|python|js`.
+    /// Create something new: `weft new step NAME --lang rust|python|js|c`.
     #[command(subcommand)]
     New(NewCommand),
     /// Run the build commands of the manifest's steps and check the components.

@@ -1,4 +1,4 @@
-//! `weft new step NAME --lang rust|python|js`: a step that builds and runs
+//! `weft new step NAME --lang rust|python|js|c`: a step that builds and runs
 //! as it is, in `steps/NAME/`, added to the pipeline's weft.toml.
 
 use std::io::Write;
@@ -13,6 +13,7 @@ pub enum Lang {
     Rust,
     Python,
     Js,
+    C,
 }
 
 const PYTHON_APP: &str = r#"import weft_step as weft
@@ -37,6 +38,25 @@ export const run = weft.step((params) => {
   weft.logMetric("chars", message.length);
   console.log(`wrote ${message.length} characters`);
 });
+"#;
+
+const C_MAIN: &str = r#"// A weft step: writes the `message` param, upper-cased, as output `out`.
+// `weft build` supplies weft_step.h (and the step world's bindings).
+#include <ctype.h>
+#include "weft_step.h"
+
+bool exports_step_run(step_string_t *params, step_step_error_t *err) {
+    char message[256];
+    weft_param_string(params, "message", message, sizeof message, "hello from c");
+    size_t n = strlen(message);
+    for (size_t i = 0; i < n; i++) message[i] = (char)toupper((unsigned char)message[i]);
+    message[n] = '\n';
+    if (!weft_write_output("out", message, n + 1)) return weft_fail(err, "cannot write output out");
+    weft_log_metric("chars", (double)n);
+    printf("wrote %zu characters\n", n);
+    step_string_free(params);
+    return true;
+}
 "#;
 
 const RUST_LIB: &str = r#"//! A weft step: writes the `message` param, upper-cased, as output `out`.
@@ -132,6 +152,10 @@ pub fn new_step(manifest: &Path, name: &str, lang: Lang, dir: Option<&Path>) -> 
         Lang::Js => {
             write(&folder.join("app.js"), JS_APP)?;
             format!("js = {}\n", toml_string(&shown))
+        }
+        Lang::C => {
+            write(&folder.join("main.c"), C_MAIN)?;
+            format!("c = {}\n", toml_string(&shown))
         }
         Lang::Rust => {
             write(&folder.join("Cargo.toml"), &rust_cargo_toml(name))?;

@@ -23,9 +23,12 @@
 //!
 //! [steps.report]                 # a step in JavaScript: the folder holding app.js
 //! js = "steps/report"
+//!
+//! [steps.fast]                   # a step in C: the folder holding its .c files
+//! c = "steps/fast"
 //! ```
 //!
-//! A Python or JavaScript step is built by `weft build` into
+//! A Python, JavaScript or C step is built by `weft build` into
 //! `<folder>/build/step.wasm` unless `component` names another path.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -106,6 +109,8 @@ struct RawStep {
     python: Option<PathBuf>,
     #[serde(default)]
     js: Option<PathBuf>,
+    #[serde(default)]
+    c: Option<PathBuf>,
     #[serde(default)]
     inputs: BTreeMap<String, String>,
     #[serde(default)]
@@ -221,6 +226,9 @@ pub enum BuildSpec {
     Python(PathBuf),
     /// componentize-js over the folder holding `app.js` (absolute path).
     Js(PathBuf),
+    /// clang for wasm32-wasi over the folder's `.c` files, then made a
+    /// component (absolute path).
+    C(PathBuf),
 }
 
 /// An external input.
@@ -623,11 +631,17 @@ fn convert_step(name: &str, raw: &RawStep, root: &Path) -> Result<Step, Manifest
         }
     };
     // A Python or JavaScript source folder, and how it builds.
-    let source = match (&raw.python, &raw.js) {
-        (Some(dir), None) => Some((root.join(dir), BuildSpec::Python(root.join(dir)))),
-        (None, Some(dir)) => Some((root.join(dir), BuildSpec::Js(root.join(dir)))),
-        (None, None) => None,
-        (Some(_), Some(_)) => return Err(invalid(key("js"), "a step is either `python` or `js`, not both")),
+    let source = match (&raw.python, &raw.js, &raw.c) {
+        (Some(dir), None, None) => Some((root.join(dir), BuildSpec::Python(root.join(dir)))),
+        (None, Some(dir), None) => Some((root.join(dir), BuildSpec::Js(root.join(dir)))),
+        (None, None, Some(dir)) => Some((root.join(dir), BuildSpec::C(root.join(dir)))),
+        (None, None, None) => None,
+        _ => {
+            return Err(invalid(
+                key("python"),
+                "a step has one of `python`, `js` or `c`, not several",
+            ))
+        }
     };
     let (component, build) = match (&raw.component, &raw.build, source) {
         (Some(component), build, None) => (root.join(component), build.clone().map(BuildSpec::Command)),
@@ -641,13 +655,13 @@ fn convert_step(name: &str, raw: &RawStep, root: &Path) -> Result<Step, Manifest
         (None, _, None) => {
             return Err(invalid(
                 key("component"),
-                "a step needs `component` (a .wasm file), or `python`/`js` (the folder holding its app.py/app.js)",
+                "a step needs `component` (a .wasm file), or `python`/`js`/`c` (the folder of its source)",
             ))
         }
         (_, Some(_), Some(_)) => {
             return Err(invalid(
                 key("build"),
-                "`build` is for `component` steps; a `python` or `js` step is built by weft",
+                "`build` is for `component` steps; a `python`, `js` or `c` step is built by weft",
             ))
         }
     };
