@@ -231,9 +231,24 @@ async fn build(manifest: Option<&Path>, state: Option<&Path>, steps: &[String]) 
         }
         let runtime = runtime.clone();
         let component = step.component.clone();
+        // Compiling a large component (Python, JavaScript) takes seconds:
+        // a spinner says what is going on (on a terminal only).
+        let size = std::fs::metadata(&component).map(|m| m.len()).unwrap_or(0);
+        let spinner = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        spinner.set_style(
+            indicatif::ProgressStyle::with_template("  {spinner} {msg} {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        spinner.set_message(format!(
+            "{}: loading or compiling its component ({:.1} MB)",
+            step.name,
+            size as f64 / 1e6
+        ));
+        spinner.enable_steady_tick(std::time::Duration::from_millis(120));
         let result = tokio::task::spawn_blocking(move || runtime.load(&component))
             .await
             .map_err(|e| CliError::usage(e.to_string()))?;
+        spinner.finish_and_clear();
         match result {
             Ok(loaded) => eprintln!(
                 "  ✓ {} {} ({}, {})",
