@@ -7,7 +7,10 @@ For each language it scaffolds the `weft new step` template, builds it, and
 reports:
 - first compile: Cranelift compiling the component (what `weft build`
   prints), once per component; later starts load the compiled cache;
-- per invocation: the marginal time of one more step in a run, with the
+- instantiate + call: the runtime alone running the compiled component
+  (fresh instance, sandbox, call, logs), from `cargo run --example invoke`
+  of weft-runtime, median of 200 calls;
+- per step run: the marginal time of one more step in a run, with the
   component compiled: a pipeline of N independent copies (different params,
   so nothing is cached) minus a pipeline of 1, over N-1, run with
   --max-parallel 1 --no-cache. It includes instantiating the component,
@@ -56,6 +59,10 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "weft-cli"], cwd=ROOT, check=True)
+    subprocess.run(
+        ["cargo", "build", "--release", "--quiet", "-p", "weft-runtime", "--example", "invoke"], cwd=ROOT, check=True
+    )
+    invoke = ROOT / "target" / "release" / "examples" / "invoke"
     rows = []
     with tempfile.TemporaryDirectory() as work:
         for lang in ["rust", "python", "js", "c"]:
@@ -65,16 +72,18 @@ def main():
             compiled = re.search(r"\(compiled, ([0-9.]+)(ms|s)\)", built)
             first = float(compiled.group(1)) / (1000 if compiled.group(2) == "ms" else 1) if compiled else float("nan")
             sh([WEFT, "build"], many)
-            size = (one / "steps" / "s").rglob("*.wasm")
-            size = max((p.stat().st_size for p in size), default=0)
+            component = max((one / "steps" / "s").rglob("*.wasm"), key=lambda p: p.stat().st_size)
+            size = component.stat().st_size
+            call = sh([invoke, component, '{"message": "hi"}', "200"], one).stdout
+            call = float(re.search(r"median ([0-9.]+) ms", call).group(1))
             timed_run(one), timed_run(many)  # warm the compiled cache and the OS
             t1 = statistics.median(timed_run(one) for _ in range(args.runs))
             tn = statistics.median(timed_run(many) for _ in range(args.runs))
-            rows.append((lang, size / 1e6, first, (tn - t1) / (args.steps - 1) * 1000))
+            rows.append((lang, size / 1e6, first, call, (tn - t1) / (args.steps - 1) * 1000))
     print(f"per-step cost by language ({args.steps} steps, median of {args.runs} runs)")
-    print(f"{'language':10} {'component':>10} {'first compile':>14} {'per invocation':>15}")
-    for lang, mb, first, per in rows:
-        print(f"{lang:10} {mb:8.1f} MB {first:12.2f} s {per:12.2f} ms")
+    print(f"{'language':10} {'component':>10} {'first compile':>14} {'instantiate+call':>17} {'per step run':>13}")
+    for lang, mb, first, call, per in rows:
+        print(f"{lang:10} {mb:8.1f} MB {first:12.2f} s {call:14.2f} ms {per:10.2f} ms")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,60 @@
+//! Instantiate + call cost of one compiled step component, without the
+//! rest of a pipeline run (no database, no output hashing):
+//!
+//!     cargo run --release -p weft-runtime --example invoke -- STEP.wasm ['{"params":1}'] [N]
+//!
+//! Compiles (or loads from a fresh compiled cache) once, then runs the step
+//! N times (default 200) in one sandbox and prints the median and the 90th
+//! percentile. `bench/languages.py` runs it for each language.
+
+use std::time::Duration;
+
+use weft_runtime::{Cancel, Limits, Runtime, RuntimeOptions, SandboxDirs};
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let Some(path) = args.get(1) else {
+        eprintln!("usage: invoke STEP.wasm [PARAMS_JSON] [N]");
+        std::process::exit(2);
+    };
+    let params = args.get(2).cloned().unwrap_or_else(|| "{}".into());
+    let n: usize = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(200);
+    let work = tempfile::tempdir().expect("a temporary folder");
+    let runtime = Runtime::new(RuntimeOptions {
+        cache_dir: work.path().join("compiled"),
+    })
+    .expect("a runtime");
+    let step = runtime.load(std::path::Path::new(path)).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(1);
+    });
+    let dirs = SandboxDirs {
+        inputs: work.path().join("inputs"),
+        outputs: work.path().join("outputs"),
+        tmp: work.path().join("tmp"),
+    };
+    for dir in [&dirs.inputs, &dirs.outputs, &dirs.tmp] {
+        std::fs::create_dir_all(dir).expect("sandbox folders");
+    }
+    let limits = Limits::default();
+    let cancel = Cancel::default();
+    let mut times: Vec<Duration> = Vec::with_capacity(n);
+    for i in 0..n + 5 {
+        let outcome = step.run(&params, &dirs, &limits, &cancel).await;
+        if let Err(e) = &outcome.result {
+            eprintln!("the step failed: {e}");
+            std::process::exit(1);
+        }
+        if i >= 5 {
+            times.push(outcome.duration);
+        }
+    }
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{path}: instantiate + call, median {:.3} ms, p90 {:.3} ms over {n} runs",
+        ms(times[n / 2]),
+        ms(times[n * 9 / 10])
+    );
+}
