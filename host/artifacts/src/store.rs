@@ -166,14 +166,7 @@ impl ArtifactStore {
                 size,
             });
         }
-        let bytes = tree.canonical_bytes();
-        let digest = blake3::hash(&bytes).to_hex().to_string();
-        self.put_once(&tree_path(&digest), bytes.into()).await?;
-        Ok(Stored {
-            digest,
-            size: tree.size(),
-            kind: ArtifactKind::Dir,
-        })
+        self.write_tree(&tree).await
     }
 
     /// Stores bytes as a file artifact.
@@ -205,6 +198,11 @@ impl ArtifactStore {
                 return Err(ArtifactError::Missing(entry.digest.clone()));
             }
         }
+        self.write_tree(tree).await
+    }
+
+    /// Writes a listing under the digest of its canonical bytes.
+    async fn write_tree(&self, tree: &Tree) -> Result<Stored, ArtifactError> {
         let bytes = tree.canonical_bytes();
         let digest = blake3::hash(&bytes).to_hex().to_string();
         self.put_once(&tree_path(&digest), bytes.into()).await?;
@@ -491,6 +489,32 @@ mod tests {
         assert!(store.contains(&stored.digest, ArtifactKind::File).await.unwrap());
         // No staging leftovers.
         assert_eq!(fs::read_dir(dir.path().join("store/.staging")).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_listing_copied_to_another_store_needs_its_blobs_first_and_keeps_its_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let here = ArtifactStore::local(&dir.path().join("here")).unwrap();
+        let there = ArtifactStore::local(&dir.path().join("there")).unwrap();
+        let src = dir.path().join("src");
+        fs::create_dir_all(src.join("sub")).unwrap();
+        fs::write(src.join("a.txt"), "alpha").unwrap();
+        fs::write(src.join("sub/b.txt"), "beta").unwrap();
+        let stored = here.ingest(&src, u64::MAX).await.unwrap();
+        let tree = here.tree(&stored.digest).await.unwrap();
+
+        // Without its blobs the listing is refused, naming a missing one.
+        assert!(matches!(there.put_tree(&tree).await, Err(ArtifactError::Missing(_))));
+        assert!(!there.contains(&stored.digest, ArtifactKind::Dir).await.unwrap());
+        for entry in &tree.entries {
+            there
+                .put_bytes(here.get_bytes(&entry.digest).await.unwrap())
+                .await
+                .unwrap();
+        }
+        let copied = there.put_tree(&tree).await.unwrap();
+        assert_eq!(copied, stored);
+        assert!(there.contains(&stored.digest, ArtifactKind::Dir).await.unwrap());
     }
 
     #[tokio::test]

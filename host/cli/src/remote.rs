@@ -168,18 +168,9 @@ impl Remote {
                     for entry in &tree.entries {
                         self.upload_blob(artifacts, &entry.digest).await?;
                     }
-                    let bytes = tree.canonical_bytes();
-                    let remote = self.clone();
-                    let path = format!("/api/v1/sync/trees/{digest}");
-                    blocking(move || {
-                        remote
-                            .request("PUT", &path)
-                            .send_bytes(&bytes)
-                            .map(|_| ())
-                            .map_err(describe)
-                    })
-                    .await
-                    .map_err(|e| format!("uploading directory {digest}: {e}"))?;
+                    self.put_bytes(format!("/api/v1/sync/trees/{digest}"), tree.canonical_bytes())
+                        .await
+                        .map_err(|e| format!("uploading directory {digest}: {e}"))?;
                 }
             }
             None => return Err(format!("artifact {digest} has unknown kind '{kind}'")),
@@ -188,6 +179,19 @@ impl Remote {
             present.insert(digest.to_string());
         }
         Ok(())
+    }
+
+    /// PUTs bytes at `path`.
+    async fn put_bytes(&self, path: String, bytes: Vec<u8>) -> Result<(), String> {
+        let remote = self.clone();
+        blocking(move || {
+            remote
+                .request("PUT", &path)
+                .send_bytes(&bytes)
+                .map(|_| ())
+                .map_err(describe)
+        })
+        .await
     }
 
     async fn exists(&self, what: &str, digest: &str) -> Result<bool, String> {
@@ -211,14 +215,7 @@ impl Remote {
             }
             None => {
                 let bytes = artifacts.get_bytes(digest).await.map_err(|e| e.to_string())?;
-                blocking(move || {
-                    remote
-                        .request("PUT", &path)
-                        .send_bytes(&bytes)
-                        .map(|_| ())
-                        .map_err(describe)
-                })
-                .await
+                self.put_bytes(path, bytes.to_vec()).await
             }
         };
         result.map_err(|e| format!("uploading blob {digest}: {e}"))?;
