@@ -129,7 +129,7 @@ async fn log_params(
 ) -> Result<Json<Value>, ApiError> {
     let m = body(&bytes)?;
     s.store
-        .set_logged_model_pairs(&model_id, true, &params(&m)?)
+        .log_logged_model_params(&model_id, &params(&m)?)
         .await
         .map_err(store_error)?;
     Ok(Json(json!({})))
@@ -142,7 +142,7 @@ async fn set_tags(
 ) -> Result<Json<Value>, ApiError> {
     let m = body(&bytes)?;
     s.store
-        .set_logged_model_pairs(&model_id, false, &tags(&m)?)
+        .set_logged_model_tags(&model_id, &tags(&m)?)
         .await
         .map_err(store_error)?;
     Ok(Json(json!({})))

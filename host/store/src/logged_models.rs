@@ -135,31 +135,34 @@ impl Store {
         self.logged_model(model_id).await
     }
 
-    /// Adds params or sets tags of a logged model (`params = true` for
-    /// params). A param logged again must keep its value.
-    pub async fn set_logged_model_pairs(
-        &self,
-        model_id: &str,
-        params: bool,
-        pairs: &[(String, String)],
-    ) -> Result<(), StoreError> {
+    /// Adds params to a logged model. A param logged again must keep its
+    /// value.
+    pub async fn log_logged_model_params(&self, model_id: &str, params: &[(String, String)]) -> Result<(), StoreError> {
         let model = self.logged_model(model_id).await?;
-        if params {
-            for (key, value) in pairs {
-                if let Some((_, old)) = model.params.iter().find(|(k, _)| k == key) {
-                    if old != value {
-                        return Err(StoreError::Invalid(format!(
-                            "param '{key}' of model {model_id} was already logged as '{old}'; params are immutable"
-                        )));
-                    }
+        for (key, value) in params {
+            if let Some((_, old)) = model.params.iter().find(|(k, _)| k == key) {
+                if old != value {
+                    return Err(StoreError::Invalid(format!(
+                        "param '{key}' of model {model_id} was already logged as '{old}'; params are immutable"
+                    )));
                 }
             }
         }
-        let table = if params {
-            "logged_model_params"
-        } else {
-            "logged_model_tags"
-        };
+        self.upsert_model_pairs("logged_model_params", model_id, params).await
+    }
+
+    /// Sets tags of a logged model (the last value wins).
+    pub async fn set_logged_model_tags(&self, model_id: &str, tags: &[(String, String)]) -> Result<(), StoreError> {
+        self.logged_model(model_id).await?;
+        self.upsert_model_pairs("logged_model_tags", model_id, tags).await
+    }
+
+    async fn upsert_model_pairs(
+        &self,
+        table: &str,
+        model_id: &str,
+        pairs: &[(String, String)],
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         upsert_pairs(&mut tx, table, model_id, pairs).await?;
         sqlx::query("UPDATE logged_models SET last_updated_timestamp_ms = $1 WHERE model_id = $2")

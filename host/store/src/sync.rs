@@ -199,14 +199,17 @@ impl Store {
                 .fetch_one(&self.pool)
                 .await?;
         let steps = self.step_runs(&run.id).await?;
-        let logs: Vec<(String, Option<String>)> = sqlx::query_as("SELECT id, logs FROM step_runs WHERE run_id = $1")
-            .bind(&run.id)
-            .fetch_all(&self.pool)
-            .await?;
+        let mut logs: std::collections::HashMap<String, Option<String>> =
+            sqlx::query_as::<_, (String, Option<String>)>("SELECT id, logs FROM step_runs WHERE run_id = $1")
+                .bind(&run.id)
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .collect();
         let steps: Vec<ExportedStepRun> = steps
             .into_iter()
             .map(|s| {
-                let logs = logs.iter().find(|(id, _)| *id == s.id).and_then(|(_, l)| l.clone());
+                let logs = logs.remove(&s.id).flatten();
                 ExportedStepRun { step: s, logs }
             })
             .collect();
