@@ -3,6 +3,7 @@
 //! [`router`] builds the axum application over a metadata store and an
 //! artifact store:
 //!
+//! - the web dashboard at `/` (see `weft-dashboard`);
 //! - `GET /health`, `GET /version`;
 //! - the native API under `/api/v1` (pipelines, runs with their steps,
 //!   params and metrics, metric histories, step logs, artifacts with their
@@ -81,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1/sync", sync::routes())
         .layer(axum::extract::DefaultBodyLimit::max(sync::MAX_DOCUMENT_BYTES));
     api.merge(artifacts)
+        .merge(weft_dashboard::routes())
         .fallback(|| async { ApiError::not_found("ENDPOINT_NOT_FOUND", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

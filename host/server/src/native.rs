@@ -8,7 +8,10 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use weft_artifacts::ArtifactKind;
-use weft_store::{Artifact, LineageNode, Metric, ModelVersion, Pipeline, RegisteredModel, Run, RunDetail, StepRun};
+use weft_store::{
+    Artifact, ArtifactLink, LineageNode, Metric, MetricSeries, MetricSummary, ModelVersion, Pipeline, RegisteredModel,
+    RunDetail, RunQuery, RunSort, RunSummary, StepRun,
+};
 
 use crate::{ApiError, AppState};
 
@@ -23,8 +26,11 @@ use crate::{ApiError, AppState};
         list_pipelines,
         list_runs,
         get_run,
+        get_step,
         step_logs,
+        metric_summaries,
         metric_history,
+        metric_series,
         list_artifacts,
         get_artifact,
         artifact_content,
@@ -37,7 +43,10 @@ use crate::{ApiError, AppState};
         RunList,
         ArtifactList,
         ArtifactDetail,
+        StepDetail,
         MetricHistory,
+        MetricSeriesList,
+        MetricSummaryList,
         ModelList,
         ModelDetail,
         ErrorBody
@@ -51,8 +60,11 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/pipelines", get(list_pipelines))
         .route("/runs", get(list_runs))
         .route("/runs/{run}", get(get_run))
+        .route("/runs/{run}/steps/{step}", get(get_step))
         .route("/runs/{run}/steps/{step}/logs", get(step_logs))
+        .route("/runs/{run}/metrics", get(metric_summaries))
         .route("/runs/{run}/metrics/{key}", get(metric_history))
+        .route("/runs/{run}/series/{key}", get(metric_series))
         .route("/artifacts", get(list_artifacts))
         .route("/artifacts/{artifact}", get(get_artifact))
         .route("/artifacts/{artifact}/content", get(artifact_content))
@@ -120,7 +132,7 @@ async fn list_pipelines(
     }))
 }
 
-/// Filters of the runs list.
+/// Filters, order and page of the runs list.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct RunsQuery {
@@ -128,19 +140,28 @@ struct RunsQuery {
     pipeline: Option<String>,
     /// Only runs with this status (running, succeeded, failed, cancelled, crashed).
     status: Option<String>,
+    /// Only runs whose pipeline name contains this (any case) or whose id starts with it.
+    q: Option<String>,
+    /// started (default), duration, pipeline or status.
+    sort: Option<String>,
+    /// desc (default) or asc.
+    order: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
 struct RunList {
-    runs: Vec<Run>,
+    runs: Vec<RunSummary>,
+    /// Runs matching the filters, over all pages.
+    total: i64,
     next_offset: Option<i64>,
 }
 
 const RUN_STATUSES: [&str; 5] = ["running", "succeeded", "failed", "cancelled", "crashed"];
 
-/// Runs, newest first.
+/// Runs, newest first unless sorted otherwise, each with its duration and
+/// step counts (cached, failed).
 #[utoipa::path(get, path = "/api/v1/runs", params(RunsQuery),
     responses((status = 200, body = RunList), (status = 400, body = ErrorBody)))]
 async fn list_runs(
@@ -161,21 +182,119 @@ async fn list_runs(
             )));
         }
     }
-    let runs = state
+    let sort = match q.sort.as_deref() {
+        None => RunSort::default(),
+        Some(text) => RunSort::parse(text).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "sort must be started, duration, pipeline or status, got '{text}'"
+            ))
+        })?,
+    };
+    let descending = match q.order.as_deref() {
+        None | Some("desc") => true,
+        Some("asc") => false,
+        Some(other) => return Err(ApiError::invalid(format!("order must be asc or desc, got '{other}'"))),
+    };
+    let page = state
         .store
-        .runs(q.pipeline.as_deref(), q.status.as_deref(), limit, offset)
+        .run_page(&RunQuery {
+            pipeline: q.pipeline,
+            status: q.status,
+            search: q.q,
+            sort,
+            descending,
+            limit,
+            offset,
+        })
         .await?;
     Ok(Json(RunList {
-        next_offset: next_offset(runs.len(), limit, offset),
-        runs,
+        next_offset: (offset + limit < page.total).then_some(offset + limit),
+        total: page.total,
+        runs: page.runs,
     }))
 }
 
-/// A run with its steps, inputs, params, metrics, tags and metadata.
-#[utoipa::path(get, path = "/api/v1/runs/{run}", params(("run" = String, Path, description = "run id, id prefix, or `latest`")),
-    responses((status = 200, body = RunDetail), (status = 404, body = ErrorBody)))]
-async fn get_run(State(state): State<AppState>, Path(run): Path<String>) -> Result<Json<RunDetail>, ApiError> {
-    Ok(Json(state.store.run_detail(&run).await?))
+/// What a run's detail includes.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct RunDetailQuery {
+    /// all (default): every metric point; none: no points (see
+    /// `/runs/{run}/metrics` for a summary per key).
+    metrics: Option<String>,
+}
+
+/// A run with its pipeline, steps, inputs, params, metrics, tags and metadata.
+#[utoipa::path(get, path = "/api/v1/runs/{run}",
+    params(("run" = String, Path, description = "run id, id prefix, or `latest`"), RunDetailQuery),
+    responses((status = 200, body = RunDetail), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_run(
+    State(state): State<AppState>,
+    Path(run): Path<String>,
+    q: Result<Query<RunDetailQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<RunDetail>, ApiError> {
+    match query(q)?.metrics.as_deref() {
+        None | Some("all") => Ok(Json(state.store.run_detail(&run).await?)),
+        Some("none") => Ok(Json(state.store.run_overview(&run).await?)),
+        Some(other) => Err(ApiError::invalid(format!("metrics must be all or none, got '{other}'"))),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+struct MetricSummaryList {
+    run_id: String,
+    metrics: Vec<MetricSummary>,
+}
+
+/// Every metric key of a run, per step, with its count, range and final value.
+#[utoipa::path(get, path = "/api/v1/runs/{run}/metrics", params(("run" = String, Path)),
+    responses((status = 200, body = MetricSummaryList), (status = 404, body = ErrorBody)))]
+async fn metric_summaries(
+    State(state): State<AppState>,
+    Path(run): Path<String>,
+) -> Result<Json<MetricSummaryList>, ApiError> {
+    let run = state.store.run(&run).await?;
+    let metrics = state.store.metric_summaries(&run.id).await?;
+    Ok(Json(MetricSummaryList {
+        run_id: run.id,
+        metrics,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+struct StepDetail {
+    step: StepRun,
+    /// The artifacts it read (for a cached step, those of the run it was served from).
+    inputs: Vec<ArtifactLink>,
+    /// The artifacts it wrote (likewise).
+    outputs: Vec<ArtifactLink>,
+}
+
+/// One step of a run with the artifacts it read and wrote.
+#[utoipa::path(get, path = "/api/v1/runs/{run}/steps/{step}",
+    params(("run" = String, Path), ("step" = String, Path)),
+    responses((status = 200, body = StepDetail), (status = 404, body = ErrorBody)))]
+async fn get_step(
+    State(state): State<AppState>,
+    Path((run, step)): Path<(String, String)>,
+) -> Result<Json<StepDetail>, ApiError> {
+    let run = state.store.run(&run).await?;
+    let step = state
+        .store
+        .step_runs(&run.id)
+        .await?
+        .into_iter()
+        .find(|s| s.step_name == step)
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "RESOURCE_DOES_NOT_EXIST",
+                format!("run {} has no step '{step}'", run.id),
+            )
+        })?;
+    Ok(Json(StepDetail {
+        inputs: state.store.step_run_inputs(&step.id).await?,
+        outputs: state.store.step_run_outputs(&step.id).await?,
+        step,
+    }))
 }
 
 /// The captured stdout/stderr of a step run, as text.
@@ -212,6 +331,47 @@ async fn metric_history(
         run_id: run.id,
         key,
         points,
+    }))
+}
+
+/// How many points a chart gets.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct SeriesQuery {
+    /// At most this many points per series (2-10000, default 1000); longer
+    /// histories keep each bucket's lowest and highest point.
+    max_points: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct MetricSeriesList {
+    run_id: String,
+    key: String,
+    series: Vec<MetricSeries>,
+}
+
+/// One metric of a run as chart series (one per step that logged it),
+/// downsampled on the server.
+#[utoipa::path(get, path = "/api/v1/runs/{run}/series/{key}",
+    params(("run" = String, Path), ("key" = String, Path), SeriesQuery),
+    responses((status = 200, body = MetricSeriesList), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn metric_series(
+    State(state): State<AppState>,
+    Path((run, key)): Path<(String, String)>,
+    q: Result<Query<SeriesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<MetricSeriesList>, ApiError> {
+    let max_points = query(q)?.max_points.unwrap_or(1000);
+    if !(2..=10_000).contains(&max_points) {
+        return Err(ApiError::invalid(format!(
+            "max_points must be 2 to 10000, got {max_points}"
+        )));
+    }
+    let run = state.store.run(&run).await?;
+    let series = state.store.metric_series(&run.id, &key, max_points).await?;
+    Ok(Json(MetricSeriesList {
+        run_id: run.id,
+        key,
+        series,
     }))
 }
 
@@ -283,20 +443,71 @@ async fn get_artifact(
     }))
 }
 
+/// How the content is served.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ContentQuery {
+    /// When true, served as an attachment named after the artifact.
+    download: Option<bool>,
+}
+
 /// The bytes of a file artifact (a directory artifact: its listing as JSON).
-#[utoipa::path(get, path = "/api/v1/artifacts/{artifact}/content", params(("artifact" = String, Path, description = ARTIFACT_PARAM)),
+#[utoipa::path(get, path = "/api/v1/artifacts/{artifact}/content",
+    params(("artifact" = String, Path, description = ARTIFACT_PARAM), ContentQuery),
     responses((status = 200, description = "the artifact's bytes, with its media type"), (status = 404, body = ErrorBody)))]
-async fn artifact_content(State(state): State<AppState>, Path(key): Path<String>) -> Result<Response, ApiError> {
+async fn artifact_content(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    q: Result<Query<ContentQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let download = query(q)?.download.unwrap_or(false);
     let artifact = state.store.artifact(&key).await?;
-    match ArtifactKind::parse(&artifact.kind) {
-        Some(ArtifactKind::Dir) => Ok(Json(state.artifacts.tree(&artifact.digest).await?).into_response()),
+    let mut response = match ArtifactKind::parse(&artifact.kind) {
+        Some(ArtifactKind::Dir) => Json(state.artifacts.tree(&artifact.digest).await?).into_response(),
         _ => {
             let bytes = state.artifacts.get_bytes(&artifact.digest).await?;
             let media_type = header::HeaderValue::from_str(&artifact.media_type)
                 .unwrap_or(header::HeaderValue::from_static("application/octet-stream"));
-            Ok(([(header::CONTENT_TYPE, media_type)], bytes).into_response())
+            ([(header::CONTENT_TYPE, media_type)], bytes).into_response()
+        }
+    };
+    // Never let a browser run an artifact as a page of this origin.
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static("sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"),
+    );
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    if download {
+        let value = format!("attachment; filename=\"{}\"", download_name(&artifact));
+        if let Ok(value) = header::HeaderValue::from_str(&value) {
+            response.headers_mut().insert(header::CONTENT_DISPOSITION, value);
         }
     }
+    Ok(response)
+}
+
+/// A safe file name for a download: the artifact name's last part, with
+/// anything but letters, digits, '.', '-' and '_' replaced.
+fn download_name(artifact: &Artifact) -> String {
+    let base = artifact.name.rsplit('/').next().unwrap_or("artifact");
+    let name: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let ext = match ArtifactKind::parse(&artifact.kind) {
+        Some(ArtifactKind::Dir) => ".json",
+        _ => "",
+    };
+    format!("{name}-v{}{ext}", artifact.version)
 }
 
 /// The lineage of an artifact, back to its source data.

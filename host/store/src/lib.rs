@@ -9,11 +9,13 @@
 //! database.
 
 mod logged_models;
+mod metric_series;
 mod mirror;
 pub use mirror::MirrorScope;
 mod model;
 mod registry;
 mod run_artifacts;
+mod run_list;
 pub mod search;
 mod sql;
 mod store;
@@ -21,9 +23,11 @@ mod sync;
 mod tracking;
 
 pub use logged_models::{model_status, LoggedModel, NewLoggedModel};
+pub use metric_series::{MetricSeries, MetricSummary};
 pub use model::*;
 pub use registry::{validate_alias, validate_model_name, ModelVersion, RegisteredModel};
 pub use run_artifacts::ArtifactEntry;
+pub use run_list::{RunPage, RunQuery, RunSort, RunSummary};
 pub use sql::Backend;
 pub use store::{NewArtifact, StepRunRecord, Store};
 pub use sync::RunExport;

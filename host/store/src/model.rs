@@ -95,6 +95,11 @@ pub struct KeyValue {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunDetail {
     pub run: Run,
+    /// The pipeline as it ran: `{name, inputs: [{name, path, media_type}],
+    /// steps: [{name, component, inputs: {slot: "step.output" |
+    /// "inputs.name"}, outputs, params, cache}]}`.
+    #[schema(value_type = Object)]
+    pub manifest: serde_json::Value,
     pub steps: Vec<StepRun>,
     pub inputs: Vec<ArtifactLink>,
     pub params: Vec<KeyValue>,

@@ -620,7 +620,23 @@ impl Store {
 
     /// Everything about a run.
     pub async fn run_detail(&self, key: &str) -> Result<RunDetail, StoreError> {
+        let mut detail = self.run_overview(key).await?;
+        detail.metrics = sqlx::query_as(&format!("SELECT step_run_id, key, value, step, timestamp FROM metrics WHERE step_run_id IN ({SOURCE_STEP_RUNS}) ORDER BY step_run_id, key, step, timestamp"))
+            .bind(&detail.run.id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(detail)
+    }
+
+    /// Everything about a run but its metric points (`metrics` is empty):
+    /// what a page shows before it charts a history.
+    pub async fn run_overview(&self, key: &str) -> Result<RunDetail, StoreError> {
         let run = self.run(key).await?;
+        let manifest: String = sqlx::query_scalar("SELECT manifest FROM runs WHERE id = $1")
+            .bind(&run.id)
+            .fetch_one(&self.pool)
+            .await?;
+        let manifest = serde_json::from_str(&manifest).unwrap_or(serde_json::Value::Null);
         let steps = self.step_runs(&run.id).await?;
         let inputs = sqlx::query_as(&format!(
             "SELECT ri.name AS slot, {ARTIFACT_COLUMNS} FROM run_inputs ri JOIN artifacts a ON a.id = ri.artifact_id WHERE ri.run_id = $1 ORDER BY ri.name"
@@ -640,16 +656,13 @@ impl Store {
             .bind(&run.id)
             .fetch_all(&self.pool)
             .await?;
-        let metrics = sqlx::query_as(&format!("SELECT step_run_id, key, value, step, timestamp FROM metrics WHERE step_run_id IN ({SOURCE_STEP_RUNS}) ORDER BY step_run_id, key, step, timestamp"))
-            .bind(&run.id)
-            .fetch_all(&self.pool)
-            .await?;
         Ok(RunDetail {
             run,
+            manifest,
             steps,
             inputs,
             params,
-            metrics,
+            metrics: Vec::new(),
             tags,
             metadata,
         })
@@ -827,6 +840,6 @@ async fn link(
     Ok(())
 }
 
-fn escape_like(s: &str) -> String {
+pub(crate) fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
