@@ -5,7 +5,7 @@
 # SQLite and on PostgreSQL. Installs what it needs: the wasm32-wasip2 Rust
 # target the guest components build for, a Python venv with the mlflow
 # client, Debian's PostgreSQL server (started privately for the run), and
-# Node.js, clang and wasi-libc when missing (the Python and JavaScript guest toolchains are set
+# Node.js, clang and wasi-libc, Chromium and playwright-core when missing (the Python and JavaScript guest toolchains are set
 # up by `weft build` itself, under target/guest-toolchains).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +28,18 @@ if ! [ -f /usr/include/wasm32-wasi/stdio.h ] || ! command -v clang >/dev/null 2>
     echo "installing clang and wasi-libc (Debian packages) for C steps" >&2
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang lld wasi-libc libclang-rt-14-dev-wasm32 >/dev/null
+fi
+
+# Headless Chromium and playwright-core drive the dashboard tests
+# (tests/e2e/dashboard.rs runs tests/ui/dashboard.test.mjs).
+if ! [ -x /usr/bin/chromium ]; then
+    echo "installing Chromium (Debian package) for the dashboard tests" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+if ! [ -d tests/ui/node_modules/playwright-core ]; then
+    echo "installing playwright-core in tests/ui" >&2
+    (cd tests/ui && npm ci --no-audit --no-fund --silent)
 fi
 
 # The official mlflow client, for the tests of the MLflow-compatible API.

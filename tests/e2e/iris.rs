@@ -10,7 +10,7 @@ use crate::harness::*;
 
 /// A copy of examples/iris in a temporary directory whose steps can be
 /// edited and rebuilt without touching the repository.
-fn iris_copy() -> tempfile::TempDir {
+pub(crate) fn iris_copy() -> tempfile::TempDir {
     let src = repo_root().join("examples/iris");
     let dir = tempfile::tempdir().unwrap();
     let status = Command::new("cp")
@@ -33,7 +33,7 @@ fn iris_copy() -> tempfile::TempDir {
     dir
 }
 
-fn weft_in(dir: &Path, args: &[&str]) -> std::process::Output {
+pub(crate) fn weft_in(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(weft_bin())
         .args(args)
         .current_dir(dir)

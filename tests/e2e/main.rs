@@ -6,6 +6,7 @@
 
 mod cache;
 mod concurrency;
+mod dashboard;
 mod harness;
 mod iris;
 mod manifests;

@@ -30,6 +30,8 @@ async function show() {
   for (const a of document.querySelectorAll("[data-nav]")) {
     a.classList.toggle("active", a.dataset.nav === (parts[0] === "compare" ? "runs" : parts[0]));
   }
+  // `data-ready` holds the route once its page is drawn (tests wait on it).
+  delete view.dataset.ready;
   const page = pageFor(parts);
   if (!page) {
     mount(view, h("h1", {}, "Not found"), h("p", {}, "No page at ", h("code", {}, location.hash), ". ", h("a", { href: "#/runs" }, "Back to the runs")));
@@ -37,7 +39,10 @@ async function show() {
   }
   try {
     const cleanup = await page.render(view, parts.slice(1), query, () => mine === generation);
-    if (mine === generation) stop = cleanup || null; else if (cleanup) cleanup();
+    if (mine === generation) {
+      stop = cleanup || null;
+      view.dataset.ready = location.hash;
+    } else if (cleanup) cleanup();
   } catch (e) {
     if (mine !== generation) return;
     mount(view, h("h1", {}, "Something went wrong"),

@@ -40,12 +40,15 @@ export function dag(nodes, edges, { label = "graph" } = {}) {
     col.forEach((n, i) => row.set(n.id, i));
   });
   const tallest = Math.max(1, ...columns.map((c) => c.length));
-  const height = tallest * (H + GAP_Y) - GAP_Y + 2 * PAD;
+  // Edges that skip a column arc over the nodes between: room for them on top.
+  const skips = edges.some(([from, to]) => layer.has(from) && layer.has(to) && layer.get(to) - layer.get(from) > 1);
+  const top = skips ? PAD + 34 : PAD;
+  const height = tallest * (H + GAP_Y) - GAP_Y + top + PAD;
   const width = columns.length * (W + GAP_X) - GAP_X + 2 * PAD;
   const pos = new Map();
   columns.forEach((col, c) => {
     const offset = ((tallest - col.length) * (H + GAP_Y)) / 2;
-    col.forEach((n, i) => pos.set(n.id, { x: PAD + c * (W + GAP_X), y: PAD + offset + i * (H + GAP_Y) }));
+    col.forEach((n, i) => pos.set(n.id, { x: PAD + c * (W + GAP_X), y: top + offset + i * (H + GAP_Y) }));
   });
 
   const svg = s("svg", { class: "dag", width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": label });
@@ -55,7 +58,10 @@ export function dag(nodes, edges, { label = "graph" } = {}) {
     const a = pos.get(from), b = pos.get(to);
     if (!a || !b) continue;
     const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2, mx = (x1 + x2) / 2;
-    svg.append(s("path", { class: "edge", d: `M ${x1} ${y1} C ${mx} ${y1}, ${mx} ${y2}, ${x2 - 2} ${y2}`, "marker-end": "url(#arrow)", "data-from": from, "data-to": to }));
+    const d = layer.get(to) - layer.get(from) > 1
+      ? `M ${a.x + W / 2} ${a.y} C ${a.x + W / 2} ${top - 40}, ${b.x + W / 2} ${top - 40}, ${b.x + W / 2} ${b.y - 2}`
+      : `M ${x1} ${y1} C ${mx} ${y1}, ${mx} ${y2}, ${x2 - 2} ${y2}`;
+    svg.append(s("path", { class: "edge", d, "marker-end": "url(#arrow)", "data-from": from, "data-to": to }));
   }
   for (const n of nodes) {
     const { x, y } = pos.get(n.id);

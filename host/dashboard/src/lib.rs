@@ -34,6 +34,7 @@ macro_rules! assets {
 const ASSETS: &[Asset] = assets! {
     "index.html" => "text/html; charset=utf-8",
     "style.css" => "text/css; charset=utf-8",
+    "favicon.svg" => "image/svg+xml",
     "app.js" => "text/javascript; charset=utf-8",
     "api.js" => "text/javascript; charset=utf-8",
     "dom.js" => "text/javascript; charset=utf-8",

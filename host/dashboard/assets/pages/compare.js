@@ -31,7 +31,8 @@ export async function render(view, _parts, query, current) {
     return out;
   });
   const metricRows = rowsOf(runs, (r) => new Map(r.metrics.map((m) => [`${m.step}.${m.key}`, num(m.last)])));
-  const header = ["", ...runs.map((r) => h("a", { href: `#/runs/${r.detail.run.id}` }, r.name, " ", badge(r.detail.run.status)))];
+  // A function: a DOM node can sit in one table only.
+  const header = () => ["", ...runs.map((r) => h("a", { href: `#/runs/${r.detail.run.id}` }, r.name, " ", badge(r.detail.run.status)))];
 
   mount(view,
     h("div", { class: "page-head" }, h("h1", {}, `Compare ${runs.length} run${runs.length > 1 ? "s" : ""}`), h("a", { class: "button", href: "#/runs" }, "← Runs")),
@@ -41,9 +42,9 @@ export async function render(view, _parts, query, current) {
           historyKeys.map((k) => h("option", { value: k, selected: k === key }, k)))), overlay]
       : h("p", { class: "muted" }, "None of these runs logged a metric more than once."),
     h("h2", {}, "Params"),
-    table(header, paramRows, { class: "grid compare", empty: "No params." }),
+    table(header(), paramRows, { class: "grid compare", empty: "No params." }),
     h("h2", {}, "Final metrics"),
-    table(header, metricRows, { class: "grid compare", empty: "No metrics." }));
+    table(header(), metricRows, { class: "grid compare", empty: "No metrics." }));
 }
 
 async function overlayChart(runs, key) {

@@ -64,7 +64,7 @@ function page(detail, metrics, stepName, step, logs, charts) {
       h("td", {}, m.step), h("td", {}, m.key), h("td", { class: "num" }, num(m.last)), h("td", { class: "num" }, num(m.min)),
       h("td", { class: "num" }, num(m.max)), h("td", { class: "num" }, num(m.count)))), { empty: "No metric logged." }),
     h("h2", {}, "Params"),
-    kvTable(detail, detail.params, "No param logged."),
+    paramTable(detail),
     h("h2", {}, "Tags"),
     kvTable(detail, detail.tags, "No tag."),
     detail.metadata.length ? [h("h2", {}, "Metadata"), kvTable(detail, detail.metadata, "")] : null,
@@ -124,6 +124,17 @@ function stepPanel(detail, name, step, logs) {
     step.outputs.length ? [h("h4", {}, "Wrote"), table(["Output", "Artifact", "Type", "Size"], artifactRows(step.outputs))] : null,
     h("h4", {}, "Logs"),
     h("pre", { class: "logs" }, logs || "(no output)"));
+}
+
+/** The params each step ran with, then any a step logged itself. */
+function paramTable(detail) {
+  const rows = [];
+  for (const st of detail.manifest?.steps || []) {
+    for (const [k, v] of Object.entries(st.params || {})) rows.push([st.name, k, JSON.stringify(v), "pipeline"]);
+  }
+  const names = new Map(detail.steps.map((s) => [s.cached_from || s.id, s.step_name]));
+  for (const p of detail.params) rows.push([names.get(p.step_run_id) || short(p.step_run_id), p.key, p.value, "logged"]);
+  return table(["Step", "Param", "Value", "From"], rows.map((r) => h("tr", {}, r.map((c, i) => h("td", { class: i === 3 ? "muted" : "" }, c)))), { empty: "No params." });
 }
 
 function kvTable(detail, rows, empty) {
