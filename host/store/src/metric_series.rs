@@ -21,7 +21,7 @@ pub struct MetricSeries {
 }
 
 /// A metric of a run in brief.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MetricSummary {
     /// The step that logged it.
     pub step: String,
@@ -45,50 +45,66 @@ impl Store {
         key: &str,
         max_points: usize,
     ) -> Result<Vec<MetricSeries>, StoreError> {
-        let rows: Vec<(String, f64, Option<i64>)> = sqlx::query_as(
-            "SELECT s.step_name, m.value, m.step FROM step_runs s \
-             JOIN metrics m ON m.step_run_id = COALESCE(s.cached_from, s.id) \
-             WHERE s.run_id = $1 AND m.key = $2 ORDER BY s.id, m.step, m.timestamp",
-        )
-        .bind(run_id)
-        .bind(key)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut series: Vec<MetricSeries> = Vec::new();
-        let mut points: Vec<(f64, f64)> = Vec::new();
-        let mut current: Option<String> = None;
-        for (step, value, index) in rows {
-            if current.as_deref() != Some(step.as_str()) {
-                if let Some(done) = current.take() {
-                    series.push(shape(done, std::mem::take(&mut points), max_points));
-                }
-                current = Some(step);
+        let mut series = Vec::new();
+        for (step, source) in self.metric_sources(run_id).await? {
+            // In index order: no sort.
+            let rows: Vec<(f64, Option<i64>)> = sqlx::query_as(
+                "SELECT value, step FROM metrics WHERE step_run_id = $1 AND key = $2 ORDER BY step, timestamp",
+            )
+            .bind(&source)
+            .bind(key)
+            .fetch_all(&self.pool)
+            .await?;
+            if rows.is_empty() {
+                continue;
             }
-            let x = index.map(|i| i as f64).unwrap_or(points.len() as f64);
-            points.push((x, value));
-        }
-        if let Some(done) = current {
-            series.push(shape(done, points, max_points));
+            let points = rows
+                .into_iter()
+                .enumerate()
+                .map(|(i, (value, index))| (index.map(|x| x as f64).unwrap_or(i as f64), value))
+                .collect();
+            series.push(shape(step, points, max_points));
         }
         Ok(series)
     }
 
     /// Every metric key of a run with its count, range and final value.
     pub async fn metric_summaries(&self, run_id: &str) -> Result<Vec<MetricSummary>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT step, key, count, last, min, max FROM (\
-               SELECT s.step_name AS step, m.key AS key, m.value AS last, \
-                 ROW_NUMBER() OVER (PARTITION BY s.id, m.key ORDER BY COALESCE(m.step, -1) DESC, m.timestamp DESC) AS rn, \
-                 COUNT(*) OVER (PARTITION BY s.id, m.key) AS count, \
-                 MIN(m.value) OVER (PARTITION BY s.id, m.key) AS min, \
-                 MAX(m.value) OVER (PARTITION BY s.id, m.key) AS max \
-               FROM step_runs s JOIN metrics m ON m.step_run_id = COALESCE(s.cached_from, s.id) \
-               WHERE s.run_id = $1) t \
-             WHERE rn = 1 ORDER BY key, step",
+        let last = format!(
+            "SELECT l.value FROM metrics l WHERE l.step_run_id = m.step_run_id AND l.key = m.key ORDER BY {}, l.timestamp DESC LIMIT 1",
+            self.backend.desc_nulls_last("l.step")
+        );
+        let mut out = Vec::new();
+        for (step, source) in self.metric_sources(run_id).await? {
+            let rows: Vec<(String, i64, f64, f64, f64)> = sqlx::query_as(&format!(
+                "SELECT m.key, COUNT(*), MIN(m.value), MAX(m.value), ({last}) FROM metrics m \
+                 WHERE m.step_run_id = $1 GROUP BY m.step_run_id, m.key"
+            ))
+            .bind(&source)
+            .fetch_all(&self.pool)
+            .await?;
+            out.extend(rows.into_iter().map(|(key, count, min, max, last)| MetricSummary {
+                step: step.clone(),
+                key,
+                count,
+                last,
+                min,
+                max,
+            }));
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key).then_with(|| a.step.cmp(&b.step)));
+        Ok(out)
+    }
+
+    /// `(step name, step run whose metrics it shows)` for each step of a
+    /// run: a cached step shows those of the run it was served from.
+    async fn metric_sources(&self, run_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT step_name, COALESCE(cached_from, id) FROM step_runs WHERE run_id = $1 ORDER BY id")
+                .bind(run_id)
+                .fetch_all(&self.pool)
+                .await?,
         )
-        .bind(run_id)
-        .fetch_all(&self.pool)
-        .await?)
     }
 }
 

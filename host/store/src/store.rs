@@ -91,7 +91,9 @@ impl Store {
         // connection keeps its page cache warm (with several, each write
         // invalidates the others' caches and every query re-reads pages).
         // No ping before each acquire: the database is a local file, and a
-        // ping is a full round trip to sqlx's connection thread. Never run a
+        // ping is a full round trip to sqlx's connection thread. The page
+        // cache may grow to 32 MiB (it is allocated as pages are read), so
+        // long metric histories are read from memory. Never run a
         // pool query while holding a transaction: it would wait for itself.
         let pool = AnyPoolOptions::new()
             .max_connections(1)
@@ -100,7 +102,7 @@ impl Store {
                 Box::pin(async move {
                     conn.execute(
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000;",
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000; PRAGMA cache_size = -32768;",
                     )
                     .await?;
                     Ok(())
