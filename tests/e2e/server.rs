@@ -125,6 +125,55 @@ fn the_native_api_serves_runs_metrics_artifacts_and_lineage() {
         "srv/inputs.raw"
     );
     assert_eq!(get("/api/v1/runs/latest/steps/b/logs").0, 200);
+
+    // What the dashboard reads: counts, summaries, series, a step's artifacts.
+    assert_eq!(runs["total"], 1);
+    assert_eq!(
+        (runs["runs"][0]["steps"].as_i64(), runs["runs"][0]["cached"].as_i64()),
+        (Some(2), Some(0))
+    );
+    assert_eq!(run["manifest"]["steps"][1]["inputs"]["in"], "a.out");
+    assert_eq!(
+        get("/api/v1/runs/latest?metrics=none").1["metrics"],
+        serde_json::json!([])
+    );
+    let (_, summary) = get("/api/v1/runs/latest/metrics");
+    let bytes: Vec<(&str, f64)> = summary["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["key"] == "bytes")
+        .map(|m| (m["step"].as_str().unwrap(), m["last"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(bytes, [("a", 5.0), ("b", 6.0)]);
+    let (_, series) = get("/api/v1/runs/latest/series/bytes?max_points=10");
+    assert_eq!(series["series"][1]["step"], "b");
+    assert_eq!(series["series"][1]["points"], serde_json::json!([[0.0, 6.0]]));
+    let (_, step) = get("/api/v1/runs/latest/steps/b");
+    assert_eq!(step["inputs"][0]["name"], "srv/a.out");
+    assert_eq!(step["outputs"][0]["name"], "srv/b.out");
+    let download = ureq::get(&format!(
+        "{}/api/v1/artifacts/srv%2Fb.out/content?download=true",
+        server.base
+    ))
+    .call()
+    .unwrap();
+    assert_eq!(
+        download.header("content-disposition"),
+        Some("attachment; filename=\"b.out-v1\"")
+    );
+    assert!(download
+        .header("content-security-policy")
+        .unwrap()
+        .starts_with("sandbox"));
+    let page = ureq::get(&format!("{}/", server.base)).call().unwrap();
+    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(page
+        .header("content-security-policy")
+        .unwrap()
+        .contains("script-src 'self'"));
+    assert!(page.into_string().unwrap().contains("/ui/app.js"));
+    assert_eq!(call(ureq::get(&format!("{}/ui/../Cargo.toml", server.base))).0, 404);
     let (_, models) = get("/api/v1/models");
     assert_eq!(models["models"][0]["name"], "srv-model");
     let (_, model) = get("/api/v1/models/srv-model");
@@ -148,6 +197,25 @@ fn the_native_api_serves_runs_metrics_artifacts_and_lineage() {
     assert_eq!(
         (status, err["error_code"].as_str()),
         (400, Some("INVALID_PARAMETER_VALUE"))
+    );
+    for bad in [
+        "/api/v1/runs?sort=color",
+        "/api/v1/runs?order=sideways",
+        "/api/v1/runs/latest?metrics=some",
+        "/api/v1/runs/latest/series/bytes?max_points=1",
+        "/api/v1/runs/latest/series/bytes?max_points=100000",
+    ] {
+        let (status, err) = get(bad);
+        assert_eq!(
+            (status, err["error_code"].as_str()),
+            (400, Some("INVALID_PARAMETER_VALUE")),
+            "{bad}"
+        );
+    }
+    let (status, err) = get("/api/v1/runs/latest/steps/zzz");
+    assert_eq!(
+        (status, err["error_code"].as_str()),
+        (404, Some("RESOURCE_DOES_NOT_EXIST"))
     );
     let (status, err) = get("/api/v1/runs/no-such-run");
     assert_eq!(
