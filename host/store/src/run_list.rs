@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::sql::Sql;
 use crate::store::escape_like;
-use crate::{now_ms, Store, StoreError};
+use crate::{now_ms, Run, Store, StoreError};
 
 /// What to sort runs by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -51,16 +51,12 @@ pub struct RunQuery {
     pub offset: i64,
 }
 
-/// A run as the runs list shows it.
+/// A run as the runs list shows it: the run and a summary of its steps.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct RunSummary {
-    pub id: String,
-    pub pipeline: String,
-    pub number: i64,
-    pub status: String,
-    pub started_at: i64,
-    pub ended_at: Option<i64>,
-    pub error: Option<String>,
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub run: Run,
     /// Milliseconds from start to end, or to now while it runs.
     pub duration_ms: i64,
     /// Steps in the run.

@@ -112,11 +112,14 @@ async fn the_runs_list_filters_sorts_counts_and_pages_in_the_database() {
 
         let all = store.run_page(&query(|_| {})).await.unwrap();
         assert_eq!(all.total, 4);
-        assert_eq!(all.runs[0].id, running, "newest first");
-        let c = all.runs.iter().find(|r| r.id == cached).unwrap();
+        assert_eq!(all.runs[0].run.id, running, "newest first");
+        let c = all.runs.iter().find(|r| r.run.id == cached).unwrap();
         assert_eq!((c.steps, c.cached, c.failed), (2, 1, 0));
-        let f = all.runs.iter().find(|r| r.id == failed).unwrap();
-        assert_eq!((f.steps, f.cached, f.failed, f.status.as_str()), (1, 0, 1, "failed"));
+        let f = all.runs.iter().find(|r| r.run.id == failed).unwrap();
+        assert_eq!(
+            (f.steps, f.cached, f.failed, f.run.status.as_str()),
+            (1, 0, 1, "failed")
+        );
         assert!(all.runs.iter().all(|r| r.duration_ms >= 0));
 
         // Search: pipeline name in any case, or an id prefix.
@@ -129,7 +132,7 @@ async fn the_runs_list_filters_sorts_counts_and_pages_in_the_database() {
             .run_page(&query(|q| q.search = Some(failed[..failed.len() - 1].into())))
             .await
             .unwrap();
-        assert_eq!(by_id.runs.iter().map(|r| &r.id).collect::<Vec<_>>(), [&failed]);
+        assert_eq!(by_id.runs.iter().map(|r| &r.run.id).collect::<Vec<_>>(), [&failed]);
         // LIKE wildcards in the search are literal.
         assert_eq!(
             store
@@ -165,7 +168,7 @@ async fn the_runs_list_filters_sorts_counts_and_pages_in_the_database() {
                 .unwrap();
             assert_eq!(page.total, 4);
             assert_eq!(page.runs.len(), 1);
-            names.push((page.runs[0].pipeline.clone(), page.runs[0].number));
+            names.push((page.runs[0].run.pipeline.clone(), page.runs[0].run.number));
         }
         assert_eq!(
             names,
@@ -188,7 +191,7 @@ async fn the_runs_list_filters_sorts_counts_and_pages_in_the_database() {
             }))
             .await
             .unwrap();
-        let statuses: Vec<&str> = by_status.runs.iter().map(|r| r.status.as_str()).collect();
+        let statuses: Vec<&str> = by_status.runs.iter().map(|r| r.run.status.as_str()).collect();
         assert_eq!(statuses, ["failed", "running", "succeeded", "succeeded"]);
     }
 }
