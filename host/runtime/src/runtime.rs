@@ -140,18 +140,7 @@ impl Runtime {
     /// returns the same [`LoadedStep`]. This is CPU-bound: call it from a
     /// blocking context.
     pub fn load(&self, path: &Path) -> Result<LoadedStep, RuntimeError> {
-        let read_err = |source| RuntimeError::ReadComponent {
-            path: path.to_owned(),
-            source,
-        };
-        let size = std::fs::metadata(path).map_err(read_err)?.len();
-        if size > MAX_COMPONENT_BYTES {
-            return Err(RuntimeError::InvalidComponent {
-                path: path.to_owned(),
-                message: format!("it is {size} bytes; the limit is {MAX_COMPONENT_BYTES}"),
-            });
-        }
-        let bytes = std::fs::read(path).map_err(read_err)?;
+        let bytes = read_component(path)?;
         self.load_bytes(path, &bytes)
     }
 
@@ -173,7 +162,42 @@ impl Runtime {
             return Ok(step);
         }
         let started = Instant::now();
-        let entry = self.inner.cache.entry_path(&digest, &self.inner.engine_hash);
+        let (component, from_cache) = self.compile(path, bytes, &digest)?;
+        let incompatible = |e: wasmtime::Error| RuntimeError::Incompatible {
+            path: path.to_owned(),
+            message: format!("{e:#}"),
+        };
+        let pre = self.inner.linker.instantiate_pre(&component).map_err(incompatible)?;
+        let pre = StepPre::new(pre).map_err(incompatible)?;
+        let step = LoadedStep {
+            digest: digest.clone(),
+            compiled_from_cache: from_cache,
+            load_time: started.elapsed(),
+            pre,
+            engine: self.inner.engine.clone(),
+        };
+        self.lock_loaded().insert(digest, step.clone());
+        Ok(step)
+    }
+
+    /// The engine every component of this process runs on (steps and
+    /// plugins share it, its epoch ticker and its compiled cache).
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Reads and compiles a component (or loads it from the compiled
+    /// cache), for a host other than the step host to instantiate with its
+    /// own linker. CPU-bound: call it from a blocking context.
+    pub fn component(&self, path: &Path) -> Result<Component, RuntimeError> {
+        let bytes = read_component(path)?;
+        Ok(self.compile(path, &bytes, &component_digest(&bytes))?.0)
+    }
+
+    /// Compiles `bytes`, or loads them compiled from the sealed cache;
+    /// whether they came from the cache.
+    fn compile(&self, path: &Path, bytes: &[u8], digest: &str) -> Result<(Component, bool), RuntimeError> {
+        let entry = self.inner.cache.entry_path(digest, &self.inner.engine_hash);
         let cached = self.inner.cache.get(&entry).and_then(|compiled| {
             // SAFETY: the bytes carry a MAC made with this host's private key,
             // so they were written by this host's own `precompile_component`
@@ -202,21 +226,7 @@ impl Runtime {
                 unsafe { Component::deserialize(&self.inner.engine, &compiled) }.map_err(invalid)?
             }
         };
-        let incompatible = |e: wasmtime::Error| RuntimeError::Incompatible {
-            path: path.to_owned(),
-            message: format!("{e:#}"),
-        };
-        let pre = self.inner.linker.instantiate_pre(&component).map_err(incompatible)?;
-        let pre = StepPre::new(pre).map_err(incompatible)?;
-        let step = LoadedStep {
-            digest: digest.clone(),
-            compiled_from_cache: from_cache,
-            load_time: started.elapsed(),
-            pre,
-            engine: self.inner.engine.clone(),
-        };
-        self.lock_loaded().insert(digest, step.clone());
-        Ok(step)
+        Ok((component, from_cache))
     }
 
     /// The step with this digest if this process has loaded it already:
@@ -426,4 +436,20 @@ impl bindings::weft::step::tracker::Host for StepState {
     fn log_metadata(&mut self, key: String, json: String) -> wasmtime::Result<()> {
         self.tracker.log_metadata(key, json).map_err(wasmtime::Error::msg)
     }
+}
+
+/// A component file's bytes, refused above [`MAX_COMPONENT_BYTES`].
+fn read_component(path: &Path) -> Result<Vec<u8>, RuntimeError> {
+    let read_err = |source| RuntimeError::ReadComponent {
+        path: path.to_owned(),
+        source,
+    };
+    let size = std::fs::metadata(path).map_err(read_err)?.len();
+    if size > MAX_COMPONENT_BYTES {
+        return Err(RuntimeError::InvalidComponent {
+            path: path.to_owned(),
+            message: format!("it is {size} bytes; the limit is {MAX_COMPONENT_BYTES}"),
+        });
+    }
+    std::fs::read(path).map_err(read_err)
 }
