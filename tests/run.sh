@@ -50,6 +50,10 @@ if ! "$venv/bin/python" -c "import mlflow, pytest" 2>/dev/null; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check "mlflow-skinny==3.17.2" "pytest==9.2.0"
 fi
 
+# Plugins and stacks the tests install go to a fresh home, never the user's.
+export WEFT_HOME="$(mktemp -d)"
+unset WEFT_STACK
+
 # A private PostgreSQL server: the store tests and the mlflow suite run on
 # it as well as on SQLite.
 source tests/postgres.sh
@@ -57,7 +61,7 @@ source tests/postgres.sh
 # Release mode: the same build as the demo, and Cranelift compiles guest
 # components fast only when optimised itself.
 log="$(mktemp)"
-trap 'rm -f "$log"; stop_postgres' EXIT
+trap 'rm -f "$log"; rm -rf "$WEFT_HOME"; stop_postgres' EXIT
 status=0
 cargo test --release --workspace "$@" 2>&1 | tee "$log" || status=$?
 

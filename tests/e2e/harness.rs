@@ -48,6 +48,60 @@ pub fn guest(name: &str) -> PathBuf {
     dir.join(format!("{name}.wasm"))
 }
 
+/// weft's plugins (plugins/), built once; the component of `name`.
+pub fn plugin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let ws = repo_root().join("plugins");
+        cargo_build_wasm(&ws);
+        ws.join("target/wasm32-wasip2/release")
+    });
+    dir.join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+/// A local HTTP server that answers 200 to everything and keeps each
+/// request's body, for plugins to call.
+pub struct Receiver {
+    pub port: u16,
+    pub bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Receiver {
+    pub fn start() -> Self {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a local port");
+        let port = listener.local_addr().unwrap().port();
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = bodies.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream);
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0u8; length];
+                let _ = reader.read_exact(&mut body);
+                kept.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
+                let _ = reader
+                    .get_mut()
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+            }
+        });
+        Self { port, bodies }
+    }
+
+    pub fn bodies(&self) -> Vec<String> {
+        self.bodies.lock().unwrap().clone()
+    }
+}
+
 /// The iris example's components, built once.
 pub fn build_iris() {
     static BUILT: OnceLock<()> = OnceLock::new();
@@ -88,6 +142,9 @@ impl Project {
             .env_remove("WEFT_ARTIFACTS")
             .env_remove("WEFT_SERVER")
             .env_remove("WEFT_SERVER_TOKEN")
+            .env_remove("WEFT_STACK")
+            // Plugins and stacks of this project only, never the user's.
+            .env("WEFT_HOME", self.path().join(".weft-home"))
             // Guest toolchains (componentize-py, componentize-js) are set
             // up once for every test, beside the build.
             .env("WEFT_TOOLCHAINS", repo_root().join("target/guest-toolchains"));

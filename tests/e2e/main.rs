@@ -10,6 +10,7 @@ mod dashboard;
 mod harness;
 mod iris;
 mod manifests;
+mod plugins;
 mod polyglot;
 mod recovery;
 mod remote;

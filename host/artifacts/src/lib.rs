@@ -15,7 +15,7 @@
 mod store;
 mod tree;
 
-pub use store::{ArtifactKind, ArtifactStore, Stored};
+pub use store::{ArtifactKind, ArtifactStore, Location, Stored};
 pub use tree::{Tree, TreeEntry};
 
 /// Errors of the artifact store.
@@ -52,7 +52,7 @@ pub enum ArtifactError {
     #[error("tree {digest} is corrupt: {message}")]
     CorruptTree { digest: String, message: String },
     /// The store URL is not understood.
-    #[error("unsupported artifact store URL '{0}': use file:///path or a plain path")]
+    #[error("unsupported artifact store URL '{0}': use file:///path, a plain path, or s3://bucket/prefix")]
     BadUrl(String),
 }
 

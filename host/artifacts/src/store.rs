@@ -58,6 +58,15 @@ pub struct Stored {
     pub kind: ArtifactKind,
 }
 
+/// Where an artifact store URL points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A local directory.
+    Local(PathBuf),
+    /// A bucket (and a key prefix) of S3 or an S3-compatible server.
+    S3 { bucket: String, prefix: String },
+}
+
 /// A content-addressed store of files and directories. Cheap to clone.
 #[derive(Clone)]
 pub struct ArtifactStore {
@@ -90,14 +99,58 @@ fn tree_path(digest: &str) -> ObjectPath {
 }
 
 impl ArtifactStore {
-    /// Opens a store from a URL: `file:///abs/path` or a plain path.
+    /// Opens a store from a URL: `file:///abs/path` (or a plain path), or
+    /// `s3://bucket/prefix` for S3 or an S3-compatible server, configured
+    /// from the environment: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_REGION` (default us-east-1), `AWS_ENDPOINT_URL` for a server
+    /// other than AWS, and `AWS_ALLOW_HTTP=true` for a plain-HTTP one.
     pub fn open(url: &str) -> Result<Self, ArtifactError> {
-        let path = match url.strip_prefix("file://") {
-            Some(path) => PathBuf::from(path),
-            None if url.contains("://") => return Err(ArtifactError::BadUrl(url.to_string())),
-            None => PathBuf::from(url),
+        match Self::check_url(url)? {
+            Location::Local(path) => Self::local(&path),
+            Location::S3 { bucket, prefix } => Self::s3(url, &bucket, &prefix),
+        }
+    }
+
+    /// Checks an artifact store URL without opening it.
+    pub fn check_url(url: &str) -> Result<Location, ArtifactError> {
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let bucket_ok = (3..=63).contains(&bucket.len())
+                && bucket
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+            let prefix = prefix.trim_matches('/');
+            if !bucket_ok || !(prefix.is_empty() || is_safe_relative(prefix)) {
+                return Err(ArtifactError::BadUrl(url.to_string()));
+            }
+            return Ok(Location::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.to_string(),
+            });
+        }
+        match url.strip_prefix("file://") {
+            Some(path) => Ok(Location::Local(PathBuf::from(path))),
+            None if url.contains("://") => Err(ArtifactError::BadUrl(url.to_string())),
+            None => Ok(Location::Local(PathBuf::from(url))),
+        }
+    }
+
+    fn s3(url: &str, bucket: &str, prefix: &str) -> Result<Self, ArtifactError> {
+        let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+        if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+            builder = builder.with_region("us-east-1");
+        }
+        let s3 = builder.build()?;
+        let objects: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            Arc::new(s3)
+        } else {
+            Arc::new(object_store::prefix::PrefixStore::new(s3, prefix))
         };
-        Self::local(&path)
+        Ok(Self {
+            objects,
+            local_root: None,
+            url: url.to_string(),
+        })
     }
 
     /// Opens (creating it if needed) a store in a local directory.

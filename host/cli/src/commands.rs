@@ -13,10 +13,71 @@ use weft_store::{status, LineageNode};
 use crate::context::{find_manifest, state_dir, CliError, CliResult, Stack, Stores};
 use crate::progress::{format_duration, Progress};
 use crate::remote::{Forwarder, Remote};
-use crate::{exit, ArtifactsCommand, Cli, Command, ModelsCommand, NewCommand, Page, RunsCommand};
+use crate::{
+    exit, ArtifactsCommand, Cli, Command, ModelsCommand, NewCommand, Page, PluginCommand, RunsCommand, StackCommand,
+};
 
-pub async fn dispatch(cli: Cli) -> CliResult<u8> {
+pub async fn dispatch(mut cli: Cli) -> CliResult<u8> {
+    if !matches!(
+        cli.command,
+        Command::Stack(_) | Command::Plugin(_) | Command::Init { .. } | Command::New(_)
+    ) {
+        cli.stack = crate::stacks::resolve(&cli.stack)?;
+    }
     match cli.command {
+        Command::Plugin(command) => match command {
+            PluginCommand::Install {
+                path,
+                allow,
+                yes,
+                config,
+            } => crate::plugins::install(&path, &allow, yes, &config).await,
+            PluginCommand::List { json } => crate::plugins::list(json),
+            PluginCommand::Info { name } => crate::plugins::info(&name),
+            PluginCommand::Config { name, values } => crate::plugins::configure(&name, &values),
+            PluginCommand::Remove { name } => crate::plugins::remove(&name),
+            PluginCommand::Convert {
+                artifact,
+                to,
+                plugin,
+                output,
+            } => {
+                cli.stack = crate::stacks::resolve(&cli.stack)?;
+                let stores = Stores::open_existing(
+                    &state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?,
+                    &cli.stack,
+                )
+                .await?;
+                crate::plugins::convert(
+                    &stores,
+                    &cli.stack,
+                    &artifact,
+                    &to,
+                    plugin.as_deref(),
+                    output.as_deref(),
+                )
+                .await
+            }
+        },
+        Command::Stack(command) => match command {
+            StackCommand::Create {
+                name,
+                db,
+                artifacts,
+                orchestrator,
+                plugin_config,
+            } => crate::stacks::create(crate::stacks::CreateArgs {
+                name: &name,
+                db,
+                artifacts,
+                orchestrator,
+                plugin_config: &plugin_config,
+            }),
+            StackCommand::List => crate::stacks::list(),
+            StackCommand::Use { name } => crate::stacks::use_stack(name.as_deref()),
+            StackCommand::Show { name } => crate::stacks::show(name.as_deref()),
+            StackCommand::Delete { name } => crate::stacks::delete(&name),
+        },
         Command::Init { dir, name } => init(&dir, name),
         Command::New(NewCommand::Step { name, lang, dir }) => {
             let manifest = find_manifest(cli.manifest.as_deref())?;
@@ -307,7 +368,7 @@ async fn run(manifest: Option<&Path>, state: Option<&Path>, stack: &Stack, args:
     let stores = Stores::open(&state, stack).await?;
     let runtime = open_runtime(&state)?;
     let executor = Executor::new(
-        runtime,
+        runtime.clone(),
         stores.store.clone(),
         stores.artifacts.clone(),
         ExecutorOptions {
@@ -328,6 +389,21 @@ async fn run(manifest: Option<&Path>, state: Option<&Path>, stack: &Stack, args:
             }
         });
     }
+    let plugins = if manifest.hooks.on_failure.is_empty()
+        && manifest.hooks.on_success.is_empty()
+        && manifest.publish.is_empty()
+        && manifest.gates.is_empty()
+        && manifest.steps.iter().all(|s| s.hooks == Default::default())
+    {
+        None
+    } else {
+        let (home, host) = crate::plugins::open(Some(runtime))?;
+        Some(weft_pipeline::Plugins {
+            host,
+            home,
+            overrides: stack.plugin_config.clone(),
+        })
+    };
     let progress = Arc::new(Progress::new(false));
     let forwarder = remote
         .as_ref()
@@ -345,6 +421,7 @@ async fn run(manifest: Option<&Path>, state: Option<&Path>, stack: &Stack, args:
                 progress.handle(event)
             })
         },
+        plugins,
     };
     let result = executor.run(&manifest, options).await;
     if let Some(forwarder) = forwarder {

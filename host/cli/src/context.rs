@@ -107,11 +107,34 @@ pub fn toolchains_dir() -> CliResult<PathBuf> {
     }
 }
 
+/// Where the user's plugins and stacks live: `WEFT_HOME`, else
+/// `$XDG_CONFIG_HOME/weft`, else `~/.config/weft`.
+pub fn weft_home() -> CliResult<PathBuf> {
+    if let Some(dir) = std::env::var_os("WEFT_HOME") {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(config) = std::env::var_os("XDG_CONFIG_HOME") {
+        return Ok(PathBuf::from(config).join("weft"));
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => Ok(PathBuf::from(home).join(".config/weft")),
+        None => Err(CliError::usage(
+            "cannot tell where to keep plugins and stacks: set WEFT_HOME (or HOME)",
+        )),
+    }
+}
+
 /// Where metadata and artifacts live, when not in the state directory:
 /// a team points every `weft` (runs and server alike) at one PostgreSQL
-/// database and one artifact store.
+/// database and one artifact store, usually through a named stack.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct Stack {
+    /// The stack to use (see `weft stack`; default: the active one).
+    #[arg(long = "stack", global = true, env = "WEFT_STACK", value_name = "NAME")]
+    pub name: Option<String>,
+    /// Plugin configuration of the stack (plugin name -> keys).
+    #[arg(skip)]
+    pub plugin_config: std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
     /// Metadata store: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB (default: weft.db in the state directory).
     #[arg(
         long = "db",
@@ -121,7 +144,7 @@ pub struct Stack {
         hide_env_values = true
     )]
     pub db: Option<String>,
-    /// Artifact store: file:///PATH (default: artifacts/ in the state directory).
+    /// Artifact store: file:///PATH or s3://BUCKET/PREFIX (credentials and endpoint from AWS_* variables; default: artifacts/ in the state directory).
     #[arg(long = "artifacts", global = true, env = "WEFT_ARTIFACTS", value_name = "URL")]
     pub artifacts: Option<String>,
 }

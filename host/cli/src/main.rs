@@ -4,8 +4,10 @@ mod commands;
 mod context;
 mod models;
 mod new;
+mod plugins;
 mod progress;
 mod remote;
+mod stacks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -112,6 +114,13 @@ enum Command {
         #[arg(long, env = "WEFT_SERVER_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// Stack integrations (alerters, tracker sinks, validators,
+    /// materializers) as sandboxed WASM plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// Named stacks: where metadata and artifacts live, and plugin config.
+    #[command(subcommand)]
+    Stack(StackCommand),
     /// Print the captured stdout/stderr of a step run.
     Logs {
         /// Run id (or prefix), or `latest`.
@@ -119,6 +128,82 @@ enum Command {
         /// Step name.
         step: String,
     },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Install a plugin (a .wasm component, or a directory with a
+    /// weft-plugin.toml) after consent to what it asks for.
+    Install {
+        path: PathBuf,
+        /// Grant a capability it asks for: http:HOST or http:HOST:PORT.
+        #[arg(long = "allow", value_name = "CAPABILITY")]
+        allow: Vec<String>,
+        /// Consent to every host it names (hosts for `*` still need --allow).
+        #[arg(long)]
+        yes: bool,
+        /// Set a configuration key: KEY=VALUE (JSON values are parsed).
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
+    },
+    /// List installed plugins and what each was granted.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a plugin: what it asks for, what it was granted, its config.
+    Info { name: String },
+    /// Set configuration keys of an installed plugin.
+    Config {
+        name: String,
+        /// KEY=VALUE pairs.
+        #[arg(required = true)]
+        values: Vec<String>,
+    },
+    /// Uninstall a plugin.
+    Remove { name: String },
+    /// Convert an artifact to another media type with a materializer plugin.
+    Convert {
+        /// Artifact id (or prefix), name (latest version) or name:version.
+        artifact: String,
+        /// The media type to convert to (e.g. application/json).
+        #[arg(long)]
+        to: String,
+        /// The materializer (default: the first installed one that offers the conversion).
+        #[arg(long)]
+        plugin: Option<String>,
+        /// Write here instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum StackCommand {
+    /// Create a stack.
+    Create {
+        name: String,
+        /// Metadata store: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB.
+        #[arg(long)]
+        db: Option<String>,
+        /// Artifact store: file:///PATH or s3://BUCKET/PREFIX.
+        #[arg(long)]
+        artifacts: Option<String>,
+        /// Where pipelines run (local).
+        #[arg(long, default_value = "local")]
+        orchestrator: String,
+        /// Plugin configuration: PLUGIN.KEY=VALUE.
+        #[arg(long = "plugin-config", value_name = "PLUGIN.KEY=VALUE")]
+        plugin_config: Vec<String>,
+    },
+    /// List stacks (* marks the active one).
+    List,
+    /// Make a stack the default for every command (none: back to each project's .weft).
+    Use { name: Option<String> },
+    /// Show a stack (default: the active one).
+    Show { name: Option<String> },
+    /// Delete a stack.
+    Delete { name: String },
 }
 
 #[derive(Subcommand)]

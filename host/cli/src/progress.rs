@@ -117,6 +117,21 @@ impl Progress {
                 }
                 self.line(text);
             }
+            Event::PluginCalled(call) => {
+                let mut text = format!(
+                    "  ⚑ {} {} {} ({} ms)",
+                    call.purpose, call.plugin, call.outcome, call.duration_ms
+                );
+                if call.outcome == "failed" {
+                    if let Some(m) = &call.message {
+                        text.push_str(&format!(": {}", m.lines().next().unwrap_or_default()));
+                    }
+                }
+                for refused in &call.refused {
+                    text.push_str(&format!("\n    refused: {refused}"));
+                }
+                self.line(text);
+            }
         }
     }
 }

@@ -51,6 +51,8 @@ pub enum Event {
         duration: Duration,
         error: Option<String>,
     },
+    /// A plugin was called (a gate, a hook, a tracker sink).
+    PluginCalled(weft_store::PluginCall),
 }
 
 /// How to run.
@@ -62,6 +64,8 @@ pub struct RunOptions {
     pub cancel: Cancel,
     /// Called for every [`Event`].
     pub on_event: Arc<dyn Fn(Event) + Send + Sync>,
+    /// Plugins the manifest's gates, hooks and sinks call.
+    pub plugins: Option<crate::Plugins>,
 }
 
 impl Default for RunOptions {
@@ -70,6 +74,7 @@ impl Default for RunOptions {
             no_cache: false,
             cancel: Cancel::default(),
             on_event: Arc::new(|_| {}),
+            plugins: None,
         }
     }
 }
@@ -100,6 +105,8 @@ pub struct RunOutcome {
     pub run_id: String,
     pub number: i64,
     pub status: String,
+    /// Why the run did not succeed, when one reason says it (a gate's report).
+    pub error: Option<String>,
     pub steps: Vec<StepOutcomeSummary>,
     pub duration: Duration,
 }
@@ -131,6 +138,9 @@ pub enum ExecError {
     },
     #[error("{0}")]
     Io(String),
+    /// A plugin the manifest names is missing or of the wrong kind.
+    #[error("{0}")]
+    Plugins(String),
 }
 
 /// An artifact as the scheduler passes it between steps.
@@ -181,6 +191,7 @@ impl Executor {
             self.mirror(&crashed, MirrorScope::All).await;
         }
         self.clean_stale_work_dirs();
+        crate::integrations::check(manifest, options.plugins.as_ref())?;
 
         let pipeline_id = self.store.ensure_pipeline(&manifest.name).await?;
         let run = self
@@ -201,7 +212,7 @@ impl Executor {
         match &result {
             Ok(outcome) => {
                 let error = match outcome.status.as_str() {
-                    status::FAILED => Some("one or more steps failed"),
+                    status::FAILED => Some(outcome.error.as_deref().unwrap_or("one or more steps failed")),
                     status::CANCELLED => Some("cancelled by the user"),
                     _ => None,
                 };
@@ -214,6 +225,14 @@ impl Executor {
                     .await?;
                 self.store.finish_run(&run.id, status::FAILED, Some(&message)).await?;
             }
+        }
+        // Hooks and tracker sinks; they do not change how the run went.
+        if let Some(plugins) = &options.plugins {
+            let on_event = options.on_event.clone();
+            crate::integrations::after_run(plugins, &self.store, manifest, &run.id, &move |call| {
+                on_event(Event::PluginCalled(call.clone()))
+            })
+            .await;
         }
         // The MLflow view of the run (experiment = pipeline, nested runs =
         // steps); a failure here does not change how the run went.
@@ -326,6 +345,46 @@ impl Executor {
         }
         let mut state = vec![State::Waiting; steps.len()];
         let mut summaries: Vec<Option<StepOutcomeSummary>> = vec![None; steps.len()];
+
+        // Gates on the external data: a rejection stops the run before any
+        // step reads it.
+        let mut gate_error: Option<String> = None;
+        if let Some(plugins) = &options.plugins {
+            for input in &manifest.inputs {
+                let source = InputSource::External(input.name.clone());
+                for gate in crate::integrations::gates_on(manifest, &source) {
+                    let id = &external[&input.name].id;
+                    let (call, verdict) =
+                        crate::integrations::run_gate(plugins, &self.store, &self.artifacts, run_id, gate, id).await?;
+                    (options.on_event)(Event::PluginCalled(call));
+                    if let Some(report) = verdict {
+                        gate_error.get_or_insert(report);
+                    }
+                }
+            }
+        }
+        if let Some(report) = &gate_error {
+            let reason = format!("not run: {}", report.lines().next().unwrap_or(report));
+            for (i, step) in steps.iter().enumerate() {
+                self.store
+                    .skip_step_run(&step_run_ids[i], status::SKIPPED, &reason)
+                    .await?;
+                state[i] = State::Done(false);
+                (options.on_event)(Event::StepFinished {
+                    step: step.name.clone(),
+                    status: status::SKIPPED.into(),
+                    duration: Duration::ZERO,
+                    error: Some(reason.clone()),
+                });
+                summaries[i] = Some(StepOutcomeSummary {
+                    name: step.name.clone(),
+                    status: status::SKIPPED.into(),
+                    duration: Duration::ZERO,
+                    error: Some(reason.clone()),
+                    cached_from: None,
+                });
+            }
+        }
         let mut produced: HashMap<(String, String), Resolved> = HashMap::new();
         let mut tasks: JoinSet<(usize, StepResult)> = JoinSet::new();
         let mut running = 0usize;
@@ -380,10 +439,44 @@ impl Executor {
             };
             let Some(joined) = joined else { break };
             running -= 1;
-            let (i, result) = match joined {
+            let (i, mut result) = match joined {
                 Ok(r) => r,
                 Err(e) => return Err(ExecError::Io(format!("a step task failed: {e}"))),
             };
+            // Gates on the step's outputs: a rejection fails the step, so
+            // nothing downstream reads what it wrote.
+            if let (Some(plugins), true) = (
+                &options.plugins,
+                result.status == status::SUCCEEDED || result.status == status::CACHED,
+            ) {
+                'outputs: for (output, resolved) in &result.outputs {
+                    let source = InputSource::Step {
+                        step: steps[i].name.clone(),
+                        output: output.clone(),
+                    };
+                    for gate in crate::integrations::gates_on(manifest, &source) {
+                        let (call, verdict) = crate::integrations::run_gate(
+                            plugins,
+                            &self.store,
+                            &self.artifacts,
+                            run_id,
+                            gate,
+                            &resolved.id,
+                        )
+                        .await?;
+                        (options.on_event)(Event::PluginCalled(call));
+                        if let Some(report) = verdict {
+                            self.store
+                                .skip_step_run(&step_run_ids[i], status::FAILED, &report)
+                                .await?;
+                            result.status = status::FAILED.into();
+                            result.error = Some(report.clone());
+                            gate_error.get_or_insert(report);
+                            break 'outputs;
+                        }
+                    }
+                }
+            }
             let ok = result.status == status::SUCCEEDED || result.status == status::CACHED;
             state[i] = State::Done(ok);
             for (output, resolved) in &result.outputs {
@@ -487,6 +580,7 @@ impl Executor {
             run_id: run_id.to_string(),
             number,
             status: status.to_string(),
+            error: gate_error,
             steps: steps_out,
             duration: started.elapsed(),
         })

@@ -16,12 +16,15 @@
 mod build;
 mod cache_key;
 mod executor;
+mod integrations;
 mod manifest;
 mod sandbox;
 
 pub use build::{build_steps, BuildError, STEP_WIT};
 pub use cache_key::{cache_key, canonical_json};
-pub use executor::{Event, Executor, ExecutorOptions, RunOptions, RunOutcome, StepOutcomeSummary};
+pub use executor::{Event, ExecError, Executor, ExecutorOptions, RunOptions, RunOutcome, StepOutcomeSummary};
+pub use integrations::Plugins;
 pub use manifest::{
-    valid_name, BuildSpec, InputSource, Manifest, ManifestError, OutputSpec, ParamOverride, Retry, Step, StepLimits,
+    valid_name, BuildSpec, Gate, Hooks, InputSource, Manifest, ManifestError, OutputSpec, ParamOverride, Retry, Step,
+    StepLimits,
 };

@@ -78,6 +78,32 @@ struct RawManifest {
     /// Model name -> `step.output` registered after each successful run.
     #[serde(default)]
     models: BTreeMap<String, String>,
+    /// Plugins told of the run's outcome, and tracker sinks it goes to.
+    #[serde(default)]
+    hooks: RawHooks,
+    /// Data validators that must pass before an artifact is used.
+    #[serde(default)]
+    gates: Vec<RawGate>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHooks {
+    #[serde(default)]
+    on_failure: Vec<String>,
+    #[serde(default)]
+    on_success: Vec<String>,
+    #[serde(default)]
+    publish: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGate {
+    artifact: String,
+    plugin: String,
+    #[serde(default)]
+    config: toml::Table,
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,6 +149,11 @@ struct RawStep {
     retry: Option<RawRetry>,
     #[serde(default = "yes")]
     cache: bool,
+    /// Alerter plugins told when this step fails / succeeds (or is cached).
+    #[serde(default)]
+    on_failure: Vec<String>,
+    #[serde(default)]
+    on_success: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -215,6 +246,28 @@ pub struct Step {
     pub limits: StepLimits,
     pub retry: Retry,
     pub cache: bool,
+    /// Alerters told of this step's outcome.
+    pub hooks: Hooks,
+}
+
+/// Alerter plugins to tell of an outcome (by installed plugin name).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hooks {
+    /// Told when it fails (a run: when it does not succeed).
+    pub on_failure: Vec<String>,
+    /// Told when it succeeds; a cached step counts, reported as cached.
+    pub on_success: Vec<String>,
+}
+
+/// A data validator an artifact must pass before anything uses it.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    /// `inputs.<name>` or `<step>.<output>`.
+    pub artifact: InputSource,
+    /// The installed data-validator plugin.
+    pub plugin: String,
+    /// Configuration on top of the plugin's own.
+    pub config: serde_json::Map<String, Value>,
 }
 
 /// How `weft build` makes a step's component.
@@ -254,6 +307,12 @@ pub struct Manifest {
     /// Outputs registered as model versions after a successful run:
     /// (model name, step, output).
     pub models: Vec<(String, String, String)>,
+    /// Alerters told of the run's outcome.
+    pub hooks: Hooks,
+    /// Tracker-sink plugins each finished run is published to.
+    pub publish: Vec<String>,
+    /// Validators between artifacts and the steps that read them.
+    pub gates: Vec<Gate>,
 }
 
 /// A `-p step.key=value` override.
@@ -418,6 +477,48 @@ impl Manifest {
             }
         }
 
+        let hooks = Hooks {
+            on_failure: plugin_names("hooks.on_failure", &raw.hooks.on_failure)?,
+            on_success: plugin_names("hooks.on_success", &raw.hooks.on_success)?,
+        };
+        let publish = plugin_names("hooks.publish", &raw.hooks.publish)?;
+        let mut gates = Vec::new();
+        for (i, gate) in raw.gates.iter().enumerate() {
+            let key = format!("gates[{i}]");
+            let artifact = match gate.artifact.split_once('.') {
+                Some(("inputs", name)) if external.contains(name) => InputSource::External(name.to_string()),
+                Some((step, output))
+                    if steps
+                        .get(step)
+                        .is_some_and(|s| s.outputs.iter().any(|o| o.name == output)) =>
+                {
+                    InputSource::Step {
+                        step: step.to_string(),
+                        output: output.to_string(),
+                    }
+                }
+                _ => {
+                    return Err(invalid(
+                        format!("{key}.artifact"),
+                        format!(
+                            "'{}' is neither a declared input (inputs.NAME) nor a step output (step.output)",
+                            gate.artifact
+                        ),
+                    ))
+                }
+            };
+            plugin_names(&format!("{key}.plugin"), std::slice::from_ref(&gate.plugin))?;
+            let config = match serde_json::to_value(&gate.config) {
+                Ok(Value::Object(map)) => map,
+                _ => return Err(invalid(format!("{key}.config"), "must be a table")),
+            };
+            gates.push(Gate {
+                artifact,
+                plugin: gate.plugin.clone(),
+                config,
+            });
+        }
+
         let order = topological_order(&steps)?;
         let steps = order.into_iter().filter_map(|name| steps.remove(&name)).collect();
         Ok(Self {
@@ -428,6 +529,9 @@ impl Manifest {
             inputs,
             steps,
             models,
+            hooks,
+            publish,
+            gates,
         })
     }
 
@@ -542,6 +646,19 @@ fn parse_size(key: &str, text: &str) -> Result<u64, ManifestError> {
 
 fn parse_duration(key: &str, text: &str) -> Result<Duration, ManifestError> {
     humantime::parse_duration(text).map_err(|e| invalid(key, format!("'{text}' is not a duration like 30s or 2m: {e}")))
+}
+
+/// Plugin names as a hook or gate lists them.
+fn plugin_names(key: &str, names: &[String]) -> Result<Vec<String>, ManifestError> {
+    for name in names {
+        if !weft_plugins::valid_plugin_name(name) {
+            return Err(invalid(
+                key,
+                format!("'{name}' is not a plugin name (lowercase letters, digits and '-')"),
+            ));
+        }
+    }
+    Ok(names.to_vec())
 }
 
 fn convert_step(name: &str, raw: &RawStep, root: &Path) -> Result<Step, ManifestError> {
@@ -675,6 +792,10 @@ fn convert_step(name: &str, raw: &RawStep, root: &Path) -> Result<Step, Manifest
         limits,
         retry,
         cache: raw.cache,
+        hooks: Hooks {
+            on_failure: plugin_names(&key("on_failure"), &raw.on_failure)?,
+            on_success: plugin_names(&key("on_success"), &raw.on_success)?,
+        },
     })
 }
 

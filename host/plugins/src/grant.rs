@@ -25,6 +25,21 @@ impl Capability {
         }
     }
 
+    /// Every capability a manifest asks for.
+    pub fn requested(manifest: &Manifest) -> Vec<Capability> {
+        manifest
+            .http_hosts
+            .iter()
+            .map(|h| {
+                if h == "*" {
+                    Capability::HttpAnyNamedHost
+                } else {
+                    Capability::Http(h.to_ascii_lowercase())
+                }
+            })
+            .collect()
+    }
+
     /// The `--allow` flag that grants it.
     pub fn flag(&self) -> String {
         match self {
@@ -32,21 +47,6 @@ impl Capability {
             Capability::HttpAnyNamedHost => "http:HOST[:PORT]".into(),
         }
     }
-}
-
-/// Every capability a manifest asks for.
-pub fn requested(manifest: &Manifest) -> Vec<Capability> {
-    manifest
-        .http_hosts
-        .iter()
-        .map(|h| {
-            if h == "*" {
-                Capability::HttpAnyNamedHost
-            } else {
-                Capability::Http(h.to_ascii_lowercase())
-            }
-        })
-        .collect()
 }
 
 /// What the user granted a plugin. Nothing else is allowed.
@@ -72,7 +72,7 @@ impl Grant {
             };
             named.push(valid_host(host)?);
         }
-        let asked = requested(manifest);
+        let asked = Capability::requested(manifest);
         let any = asked.contains(&Capability::HttpAnyNamedHost);
         let mut missing = Vec::new();
         let mut granted = Vec::new();

@@ -106,6 +106,8 @@ pub struct RunDetail {
     pub metrics: Vec<Metric>,
     pub tags: Vec<KeyValue>,
     pub metadata: Vec<KeyValue>,
+    /// Calls made to plugins for this run (hooks, gates, publishing).
+    pub plugin_calls: Vec<crate::PluginCall>,
 }
 
 /// One hop of lineage: an artifact and how it was made.

@@ -658,6 +658,7 @@ impl Store {
             .bind(&run.id)
             .fetch_all(&self.pool)
             .await?;
+        let plugin_calls = self.plugin_calls(&run.id).await?;
         Ok(RunDetail {
             run,
             manifest,
@@ -665,6 +666,7 @@ impl Store {
             inputs,
             params,
             metrics: Vec::new(),
+            plugin_calls,
             tags,
             metadata,
         })

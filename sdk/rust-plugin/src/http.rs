@@ -25,10 +25,12 @@ impl Response {
 /// Sends `body` to `url` (`http://` or `https://`) and reads the answer.
 pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response, String> {
     let (https, authority, path) = split_url(url)?;
-    let entries: Vec<(String, Vec<u8>)> = headers
+    let mut entries: Vec<(String, Vec<u8>)> = headers
         .iter()
         .map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec()))
         .collect();
+    // A known length: the body goes out in one piece, not chunked.
+    entries.push(("content-length".into(), body.len().to_string().into_bytes()));
     let fields = Fields::from_list(&entries).map_err(|e| format!("bad header: {e:?}"))?;
     let request = OutgoingRequest::new(fields);
     let method = match method {
@@ -49,17 +51,9 @@ pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> R
     let outgoing = request.body().map_err(|_| "the request body is gone".to_string())?;
     // Hand the request over first: its body is streamed to the host.
     let future = outgoing_handler::handle(request, None).map_err(|e| describe(&e))?;
-    {
-        let stream = outgoing
-            .write()
-            .map_err(|_| "cannot write the request body".to_string())?;
-        for chunk in body.chunks(4096) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|e| format!("writing the request body: {e:?}"))?;
-        }
-    }
-    OutgoingBody::finish(outgoing, None).map_err(|e| describe(&e))?;
+    // A refused request closes the body: its answer says why, so a write
+    // error is reported only when the answer does not.
+    let written = write_body(outgoing, body);
     let response = loop {
         match future.get() {
             Some(result) => break result,
@@ -69,6 +63,7 @@ pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> R
     let response = response
         .map_err(|_| "the response was taken twice".to_string())?
         .map_err(|e| describe(&e))?;
+    written?;
     let status = response.status();
     let incoming = response.consume().map_err(|_| "no response body".to_string())?;
     let stream = incoming.stream().map_err(|_| "no response body".to_string())?;
@@ -86,6 +81,20 @@ pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> R
         }
     }
     Ok(Response { status, body })
+}
+
+fn write_body(outgoing: OutgoingBody, body: &[u8]) -> Result<(), String> {
+    {
+        let stream = outgoing
+            .write()
+            .map_err(|_| "cannot write the request body".to_string())?;
+        for chunk in body.chunks(4096) {
+            stream
+                .blocking_write_and_flush(chunk)
+                .map_err(|e| format!("writing the request body: {e:?}"))?;
+        }
+    }
+    OutgoingBody::finish(outgoing, None).map_err(|e| describe(&e))
 }
 
 /// POSTs a JSON document.
