@@ -4,7 +4,8 @@
 # `weft` binary) and the official mlflow client against `weft server`, on
 # SQLite and on PostgreSQL. Installs what it needs: the wasm32-wasip2 Rust
 # target the guest components build for, a Python venv with the mlflow
-# client, Debian's PostgreSQL server (started privately for the run), and
+# client, Debian's PostgreSQL server and moto's S3-compatible server (both
+# started privately for the run), and
 # Node.js, clang and wasi-libc, Chromium and playwright-core when missing (the Python and JavaScript guest toolchains are set
 # up by `weft build` itself, under target/guest-toolchains).
 set -euo pipefail
@@ -44,10 +45,10 @@ fi
 
 # The official mlflow client, for the tests of the MLflow-compatible API.
 venv=target/pyenv
-if ! "$venv/bin/python" -c "import mlflow, pytest" 2>/dev/null; then
-    echo "creating $venv with mlflow-skinny and pytest" >&2
+if ! "$venv/bin/python" -c "import mlflow, pytest, moto.server" 2>/dev/null; then
+    echo "creating $venv with mlflow-skinny, pytest and moto (an S3-compatible server)" >&2
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "mlflow-skinny==3.17.2" "pytest==9.2.0"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "mlflow-skinny==3.17.2" "pytest==9.2.0" "moto[server]==5.1.17"
 fi
 
 # Plugins and stacks the tests install go to a fresh home, never the user's.
@@ -57,11 +58,13 @@ unset WEFT_STACK
 # A private PostgreSQL server: the store tests and the mlflow suite run on
 # it as well as on SQLite.
 source tests/postgres.sh
+# A private S3-compatible server: the stack tests keep artifacts on it.
+source tests/s3.sh
 
 # Release mode: the same build as the demo, and Cranelift compiles guest
 # components fast only when optimised itself.
 log="$(mktemp)"
-trap 'rm -f "$log"; rm -rf "$WEFT_HOME"; stop_postgres' EXIT
+trap 'rm -f "$log"; rm -rf "$WEFT_HOME"; stop_postgres; stop_s3' EXIT
 status=0
 cargo test --release --workspace "$@" 2>&1 | tee "$log" || status=$?
 

@@ -16,3 +16,4 @@ mod recovery;
 mod remote;
 mod sandbox;
 mod server;
+mod stacks;
