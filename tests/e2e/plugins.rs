@@ -308,3 +308,52 @@ fn the_csv_json_materializer_converts_an_artifact_both_ways() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no installed materializer converts text/csv to image/png"));
 }
+
+#[test]
+fn a_cached_step_is_reported_as_cached_to_its_on_success_hook_with_the_stack_config() {
+    let receiver = Receiver::start();
+    let e = toml_path(&guest("echo"));
+    let project = Project::new(&format!(
+        "[pipeline]\nname = \"hooked\"\n\
+         [steps.a]\ncomponent = {e}\noutputs = [\"out\"]\nparams = {{ prefix = \"x\" }}\non_success = [\"webhook-alerter\"]\n"
+    ));
+    // The URL comes from the stack, not from the installed plugin.
+    installed(
+        &project,
+        "webhook-alerter",
+        &["--allow", &format!("http:127.0.0.1:{}", receiver.port)],
+    );
+    let url = format!("webhook-alerter.url=http://127.0.0.1:{}/hook", receiver.port);
+    assert!(project
+        .weft(&["stack", "create", "hooks", "--plugin-config", &url])
+        .status
+        .success());
+    assert!(project.weft(&["stack", "use", "hooks"]).status.success());
+
+    let first = run_json(&project.weft(&["run", "--json"]), 0);
+    let second = run_json(&project.weft(&["run", "--json"]), 0);
+    assert_eq!(statuses(&second)["a"], "cached");
+    let events: Vec<Value> = receiver
+        .bodies()
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    let steps: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["run"]["run_id"].as_str().unwrap(),
+                e["step"]["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (first["run_id"].as_str().unwrap(), "succeeded"),
+            (second["run_id"].as_str().unwrap(), "cached")
+        ]
+    );
+    assert!(events[1]["step"]["cached_from"].is_string());
+    assert_eq!(events[1]["step"]["params"]["prefix"], "x");
+}

@@ -44,7 +44,17 @@ impl Store {
 
     /// The plugin calls of a run, in the order they were made.
     pub async fn plugin_calls(&self, run_id: &str) -> Result<Vec<PluginCall>, StoreError> {
-        let rows: Vec<(String, String, String, Option<String>, String, i64, i64)> = sqlx::query_as(
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            plugin: String,
+            purpose: String,
+            outcome: String,
+            message: Option<String>,
+            refused: String,
+            duration_ms: i64,
+            at: i64,
+        }
+        let rows: Vec<Row> = sqlx::query_as(
             "SELECT plugin, purpose, outcome, message, refused, duration_ms, at FROM plugin_calls \
              WHERE run_id = $1 ORDER BY at, id",
         )
@@ -53,17 +63,15 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(
-                |(plugin, purpose, outcome, message, refused, duration_ms, at)| PluginCall {
-                    plugin,
-                    purpose,
-                    outcome,
-                    message,
-                    refused: serde_json::from_str(&refused).unwrap_or_default(),
-                    duration_ms,
-                    at,
-                },
-            )
+            .map(|r| PluginCall {
+                plugin: r.plugin,
+                purpose: r.purpose,
+                outcome: r.outcome,
+                message: r.message,
+                refused: serde_json::from_str(&r.refused).unwrap_or_default(),
+                duration_ms: r.duration_ms,
+                at: r.at,
+            })
             .collect())
     }
 }

@@ -68,6 +68,7 @@ function page(detail, metrics, stepName, step, logs, charts) {
     h("h2", {}, "Tags"),
     kvTable(detail, detail.tags, "No tag."),
     detail.metadata.length ? [h("h2", {}, "Metadata"), kvTable(detail, detail.metadata, "")] : null,
+    detail.plugin_calls.length ? [h("h2", {}, "Plugins"), pluginTable(detail.plugin_calls)] : null,
   ];
 }
 
@@ -124,6 +125,17 @@ function stepPanel(detail, name, step, logs) {
     step.outputs.length ? [h("h4", {}, "Wrote"), table(["Output", "Artifact", "Type", "Size"], artifactRows(step.outputs))] : null,
     h("h4", {}, "Logs"),
     h("pre", { class: "logs" }, logs || "(no output)"));
+}
+
+/** Gates, hooks and tracker sinks called for the run, with any refusal. */
+function pluginTable(calls) {
+  const ok = new Set(["ok", "passed"]);
+  return table(["Why", "Plugin", "Outcome", "Took", "Details"], calls.map((c) => h("tr", { "data-plugin": c.plugin },
+    h("td", {}, c.purpose), h("td", {}, c.plugin),
+    h("td", {}, h("span", { class: `badge ${ok.has(c.outcome) ? "st-succeeded" : "st-failed"}` }, c.outcome)),
+    h("td", { class: "num" }, duration(c.duration_ms)),
+    h("td", {}, c.message ? h("pre", { class: "preview" }, c.message) : null,
+      c.refused.map((r) => h("div", { class: "error" }, `refused: ${r}`))))));
 }
 
 /** The params each step ran with, then any a step logged itself. */
