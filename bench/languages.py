@@ -17,6 +17,7 @@ reports:
   calling it, and recording the step run.
 """
 import argparse
+import json
 import pathlib
 import re
 import statistics
@@ -57,6 +58,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--json", type=pathlib.Path)
     args = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "weft-cli"], cwd=ROOT, check=True)
     subprocess.run(
@@ -84,6 +86,12 @@ def main():
     print(f"{'language':10} {'component':>10} {'first compile':>14} {'instantiate+call':>17} {'per step run':>13}")
     for lang, mb, first, call, per in rows:
         print(f"{lang:10} {mb:8.1f} MB {first:12.2f} s {call:14.2f} ms {per:10.2f} ms")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps([
+            {"language": lang, "component_mb": mb, "first_compile_s": first, "instantiate_call_ms": call, "per_step_ms": per}
+            for lang, mb, first, call, per in rows
+        ], indent=2))
 
 
 if __name__ == "__main__":

@@ -6,11 +6,15 @@
 
 Installs mlflow (the full package, for its server) into target/bench-venv on
 first use. Measures: log-batch throughput (1000 metrics per call), single
-log-metric calls per second, search_runs with a filter over --runs runs, and
-the upload and download of one --artifact-mib MiB artifact.
+log-metric calls per second, search_runs with a filter over --runs runs,
+the upload and download of one --artifact-mib MiB artifact, model
+registration (versions per second), and each server's memory: RSS idle
+after start-up and peak RSS after the workload (the whole process tree).
+With --json OUT, writes the results there too.
 """
 import argparse
 import concurrent.futures
+import json
 import os
 import pathlib
 import shutil
@@ -79,6 +83,24 @@ def start_weft(work):
     url = f"http://127.0.0.1:{port}"
     wait_up(url, proc)
     return proc, url
+
+
+def tree_kib(pid, field):
+    """Sum of a /proc status field (VmRSS, VmHWM) over a process and its
+    descendants, in KiB."""
+    pids, total = [pid], 0
+    while pids:
+        p = pids.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith(field + ":"):
+                        total += int(line.split()[1])
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                pids.extend(int(c) for c in f.read().split())
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
 
 
 def workload(url, args, work):
@@ -159,6 +181,17 @@ def workload(url, args, work):
     client.download_artifacts(art_run, "blob.bin", dst)
     results[f"artifact download {args.artifact_mib} MiB (s)"] = time.perf_counter() - t
     shutil.rmtree(dst)
+
+    # Model registration: versions of one registered model, then an alias.
+    model = f"bench-model-{time.time_ns()}"
+    client.create_registered_model(model)
+    n = args.versions
+    t = time.perf_counter()
+    for i in range(n):
+        client.create_model_version(model, f"runs:/{art_run}/model", art_run)
+    results["model registration (versions/s)"] = n / (time.perf_counter() - t)
+    client.set_registered_model_alias(model, "champion", "1")
+    assert client.get_model_version_by_alias(model, "champion").version == "1"
     return results
 
 
@@ -171,6 +204,8 @@ def main():
     ap.add_argument("--batches", type=int, default=20)
     ap.add_argument("--single", type=int, default=500)
     ap.add_argument("--artifact-mib", type=int, default=100)
+    ap.add_argument("--versions", type=int, default=100)
+    ap.add_argument("--json", type=pathlib.Path)
     args = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "weft-cli"], cwd=ROOT, check=True)
 
@@ -179,7 +214,11 @@ def main():
         for name, start in [("mlflow", start_mlflow), ("weft", start_weft)]:
             proc, url = start(work)
             try:
+                time.sleep(1)
+                idle = tree_kib(proc.pid, "VmRSS") / 1024
                 table[name] = workload(url, args, work)
+                table[name]["server RSS idle (MiB)"] = idle
+                table[name]["server peak RSS under load (MiB)"] = tree_kib(proc.pid, "VmHWM") / 1024
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
@@ -188,9 +227,12 @@ def main():
     print(f"{'measure':42} {'mlflow':>12} {'weft':>12} {'weft/mlflow':>12}")
     for key in table["mlflow"]:
         m, w = table["mlflow"][key], table["weft"][key]
-        lower_is_better = key.endswith("(ms)") or key.endswith("(s)")
+        lower_is_better = key.endswith("(ms)") or key.endswith("(s)") or key.endswith("(MiB)")
         ratio = m / w if lower_is_better else w / m
         print(f"{key:42} {m:12.1f} {w:12.1f} {ratio:11.1f}x")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"mlflow_version": mlflow.__version__, **table}, indent=2))
 
 
 if __name__ == "__main__":

@@ -170,9 +170,24 @@ impl ArtifactStore {
         &self.url
     }
 
-    /// Stores a file or a directory (recursively). `limit` caps the total
+    /// Stores a file or a directory (recursively) by copying it: the
+    /// original is left as it was (a user's data). `limit` caps the total
     /// bytes; symlinks and special files are refused.
     pub async fn ingest(&self, path: &Path, limit: u64) -> Result<Stored, ArtifactError> {
+        self.store_path(path, limit, Mode::Copy).await
+    }
+
+    /// Stores a file or a directory that weft owns and will delete (a
+    /// step's outputs) by moving its files into the store when it is on the
+    /// same local filesystem: each file is hashed where it is and renamed,
+    /// never copied. A file with other hard links is copied instead, so the
+    /// store never shares an inode with anything else. Same checks as
+    /// [`ArtifactStore::ingest`].
+    pub async fn adopt(&self, path: &Path, limit: u64) -> Result<Stored, ArtifactError> {
+        self.store_path(path, limit, Mode::Move).await
+    }
+
+    async fn store_path(&self, path: &Path, limit: u64, mode: Mode) -> Result<Stored, ArtifactError> {
         let meta = fs::symlink_metadata(path).map_err(io_err("read", path))?;
         if meta.file_type().is_symlink() {
             return Err(ArtifactError::Unsupported {
@@ -187,7 +202,7 @@ impl ArtifactStore {
                     limit,
                 });
             }
-            let (digest, size) = self.put_file(path, meta.len() < INLINE_BYTES).await?;
+            let (digest, size) = self.put_file(path, meta.len() < INLINE_BYTES, mode).await?;
             return Ok(Stored {
                 digest,
                 size,
@@ -212,7 +227,7 @@ impl ArtifactStore {
         };
         let mut tree = Tree::default();
         for (relative, file) in files {
-            let (digest, size) = self.put_file(&file, false).await?;
+            let (digest, size) = self.put_file(&file, false, mode).await?;
             tree.entries.push(TreeEntry {
                 path: relative,
                 digest,
@@ -269,13 +284,13 @@ impl ArtifactStore {
     /// Stores one file; returns its digest and size.
     /// A `small` file (under [`INLINE_BYTES`]) is stored on the calling thread;
     /// a large one on the blocking pool.
-    async fn put_file(&self, path: &Path, small: bool) -> Result<(String, u64), ArtifactError> {
+    async fn put_file(&self, path: &Path, small: bool, mode: Mode) -> Result<(String, u64), ArtifactError> {
         match &self.local_root {
-            Some(root) if small => put_local_file(root, path),
+            Some(root) if small => put_local_file(root, path, mode),
             Some(root) => {
                 let root = root.clone();
                 let path = path.to_owned();
-                tokio::task::spawn_blocking(move || put_local_file(&root, &path))
+                tokio::task::spawn_blocking(move || put_local_file(&root, &path, mode))
                     .await
                     .map_err(|e| ArtifactError::Io {
                         action: "store",
@@ -410,7 +425,12 @@ impl ArtifactStore {
 
 /// Hashes `src` while copying it into the store's staging area, then renames
 /// the copy into place (or drops it when the blob already exists).
-fn put_local_file(root: &Path, src: &Path) -> Result<(String, u64), ArtifactError> {
+fn put_local_file(root: &Path, src: &Path, mode: Mode) -> Result<(String, u64), ArtifactError> {
+    if mode == Mode::Move {
+        if let Some(stored) = move_local_file(root, src)? {
+            return Ok(stored);
+        }
+    }
     let mut input = fs::File::open(src).map_err(io_err("open", src))?;
     let staging_name = format!("{}-{}", std::process::id(), rand_suffix());
     let staging = root.join(".staging").join(staging_name);
@@ -448,6 +468,56 @@ fn put_local_file(root: &Path, src: &Path) -> Result<(String, u64), ArtifactErro
         let _ = fs::remove_file(&staging);
     }
     result
+}
+
+/// How a file reaches the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Copied while hashed; the original stays.
+    Copy,
+    /// Hashed in place, then renamed into the store.
+    Move,
+}
+
+/// Hashes `src` where it is and renames it into the store; `None` when it
+/// cannot be moved (other hard links, another filesystem), for the caller
+/// to copy it.
+fn move_local_file(root: &Path, src: &Path) -> Result<Option<(String, u64)>, ArtifactError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::symlink_metadata(src).map_err(io_err("read", src))?;
+    if !meta.is_file() || meta.nlink() != 1 {
+        return Ok(None);
+    }
+    let mut input = fs::File::open(src).map_err(io_err("open", src))?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buffer = vec![0u8; (meta.len() as usize).clamp(4096, 1 << 20)];
+    let mut size = 0u64;
+    loop {
+        let n = input.read(&mut buffer).map_err(io_err("read", src))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        size += n as u64;
+    }
+    drop(input);
+    let digest = hasher.finalize().to_hex().to_string();
+    let dir = root.join("blobs").join(&digest[..2]);
+    let blob = dir.join(&digest);
+    if blob.exists() {
+        fs::remove_file(src).map_err(io_err("remove", src))?;
+        return Ok(Some((digest, size)));
+    }
+    fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+    let mut perms = meta.permissions();
+    perms.set_readonly(true);
+    fs::set_permissions(src, perms).map_err(io_err("chmod", src))?;
+    match fs::rename(src, &blob) {
+        Ok(()) => Ok(Some((digest, size))),
+        // Another filesystem: copy instead.
+        Err(e) if e.raw_os_error() == Some(18) => Ok(None),
+        Err(e) => Err(io_err("rename into", &blob)(e)),
+    }
 }
 
 fn rand_suffix() -> String {

@@ -130,7 +130,7 @@ pub fn weft_home() -> CliResult<PathBuf> {
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct Stack {
     /// The stack to use (see `weft stack`; default: the active one).
-    #[arg(long = "stack", global = true, env = "WEFT_STACK", value_name = "NAME")]
+    #[arg(id = "stack", long = "stack", global = true, env = "WEFT_STACK", value_name = "NAME")]
     pub name: Option<String>,
     /// Plugin configuration of the stack (plugin name -> keys).
     #[arg(skip)]

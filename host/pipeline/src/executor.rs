@@ -915,7 +915,8 @@ async fn run_attempt(
             }
             Ok(_) => {}
         }
-        match executor.artifacts.ingest(&path, remaining).await {
+        // The sandbox is ours and goes next: its files move into the store.
+        match executor.artifacts.adopt(&path, remaining).await {
             Ok(stored) => {
                 remaining = remaining.saturating_sub(stored.size);
                 outputs.push((
