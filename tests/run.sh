@@ -45,10 +45,11 @@ fi
 
 # The official mlflow client, for the tests of the MLflow-compatible API.
 venv=target/pyenv
-if ! "$venv/bin/python" -c "import mlflow, pytest, moto.server" 2>/dev/null; then
-    echo "creating $venv with mlflow-skinny, pytest and moto (an S3-compatible server)" >&2
+if ! "$venv/bin/python" -c "import mlflow, pytest, moto.server, schemathesis" 2>/dev/null; then
+    echo "creating $venv with mlflow-skinny, pytest, moto (an S3-compatible server) and schemathesis" >&2
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "mlflow-skinny==3.17.2" "pytest==9.2.0" "moto[server]==5.1.17"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "mlflow-skinny==3.17.2" "pytest==9.2.0" \
+        "moto[server]==5.1.17" "schemathesis==4.32.5"
 fi
 
 # Plugins and stacks the tests install go to a fresh home, never the user's.
@@ -68,8 +69,9 @@ trap 'rm -f "$log"; rm -rf "$WEFT_HOME"; stop_postgres; stop_s3' EXIT
 status=0
 cargo test --release --workspace "$@" 2>&1 | tee "$log" || status=$?
 
-# The mlflow client suite drives the `weft` binary that cargo just built.
-WEFT_BIN="$PWD/target/release/weft" "$venv/bin/python" -m pytest -q tests/mlflow 2>&1 | tee -a "$log" || status=$?
+# The mlflow client suite and the API fuzzing (schemathesis) drive the
+# `weft` binary that cargo just built.
+WEFT_BIN="$PWD/target/release/weft" "$venv/bin/python" -m pytest -q tests/mlflow tests/fuzz 2>&1 | tee -a "$log" || status=$?
 
 # cargo prints one summary per test binary, pytest one line; close with
 # the total.

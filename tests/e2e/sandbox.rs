@@ -168,3 +168,64 @@ fn retries_then_records_attempts_and_a_component_that_is_not_a_step_fails_cleanl
         "{junk}"
     );
 }
+
+#[test]
+fn hard_links_oversized_and_countless_outputs_open_files_full_tmp_and_network_imports_fail_cleanly() {
+    let h = toml_path(&guest("hostile"));
+    let http = toml_path(&guest("http_step"));
+    let project = Project::new(&format!(
+        "[pipeline]\nname = \"more-attacks\"\n[inputs]\nraw = {{ path = \"in.txt\" }}\n\
+         [steps.hardlink]\ncomponent = {h}\ninputs = {{ in = \"inputs.raw\" }}\noutputs = [\"out\"]\nparams = {{ attack = \"hardlink\" }}\n\
+         [steps.big-output]\ncomponent = {h}\noutputs = [\"out\"]\nparams = {{ attack = \"big-output\", steps = 4096 }}\n\
+         limits = {{ max_output = \"1KiB\" }}\n\
+         [steps.many-outputs]\ncomponent = {h}\noutputs = [\"out\"]\nparams = {{ attack = \"many-outputs\", steps = 100001 }}\n\
+         [steps.resource-table]\ncomponent = {h}\ninputs = {{ in = \"inputs.raw\" }}\noutputs = [\"out\"]\nparams = {{ attack = \"resource-table\" }}\n\
+         [steps.fill-tmp]\ncomponent = {h}\noutputs = [\"out\"]\nparams = {{ attack = \"fill-tmp\", steps = 16 }}\n\
+         limits = {{ max_tmp = \"8MiB\" }}\n\
+         [steps.http]\ncomponent = {http}\noutputs = [\"out\"]\n\
+         [steps.huge]\ncomponent = \"huge.wasm\"\noutputs = [\"out\"]\n\
+         [steps.fine]\ncomponent = {h}\noutputs = [\"out\"]\nparams = {{ attack = \"none\" }}\n"
+    ));
+    project.write("in.txt", "the input");
+    // A component file over the size limit (sparse: no disk used).
+    let huge = std::fs::File::create(project.path().join("huge.wasm")).unwrap();
+    huge.set_len(600 << 20).unwrap();
+    drop(huge);
+
+    let outcome = run_json(&project.weft(&["run", "--json", "--max-parallel", "2"]), 1);
+    let errors: std::collections::BTreeMap<String, (String, String)> = outcome["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                (
+                    s["status"].as_str().unwrap().to_string(),
+                    s["error"].as_str().unwrap_or("").to_string(),
+                ),
+            )
+        })
+        .collect();
+    let expect = |name: &str, needles: &[&str]| {
+        let (status, error) = &errors[name];
+        assert_eq!(status, "failed", "{name} should have failed: {error}");
+        for needle in needles {
+            assert!(error.contains(needle), "{name}: {error:?} does not mention {needle:?}");
+        }
+    };
+    expect("hardlink", &["hard link /inputs/in -> /outputs/out", "not permitted"]);
+    expect("big-output", &["outputs exceed the limit of 1024 bytes"]);
+    expect("many-outputs", &["more files than the limit (100000)"]);
+    expect("resource-table", &["held more than 10000 resources"]);
+    expect("fill-tmp", &["/tmp limit of 8388608 bytes"]);
+    expect("http", &["wasi:http"]);
+    expect("huge", &["the limit is 536870912"]);
+    assert_eq!(errors["fine"].0, "succeeded", "the other steps carry on");
+    // The input blob is untouched.
+    let input = project.weft(&["artifacts", "get", "more-attacks/inputs.raw"]);
+    assert_eq!(stdout(&input), "the input");
+    // Nothing partial is visible: every recorded artifact has its bytes.
+    let check = project.weft(&["runs", "show", "latest", "--json"]);
+    assert!(check.status.success());
+}

@@ -892,6 +892,14 @@ async fn run_attempt(
     if let Err(failure) = outcome.result {
         return (Err(failure), outcome.events, Vec::new(), logs);
     }
+    let scratch = dir_size(&dirs.tmp, step.limits.max_tmp_bytes);
+    if scratch > step.limits.max_tmp_bytes {
+        let message = format!(
+            "the step wrote over its /tmp limit of {} bytes (limits.max_tmp)",
+            step.limits.max_tmp_bytes
+        );
+        return (Err(StepFailure::Failed(message)), outcome.events, Vec::new(), logs);
+    }
 
     let mut outputs = Vec::new();
     let mut remaining = step.limits.max_output_bytes;
@@ -968,8 +976,7 @@ impl Shared {
         if let Some((digest, bytes)) = components.get(path) {
             return Ok((digest.clone(), bytes.clone()));
         }
-        let bytes =
-            std::fs::read(path).map_err(|e| ExecError::Io(format!("cannot read component {}: {e}", path.display())))?;
+        let bytes = weft_runtime::read_component(path).map_err(|e| ExecError::Io(e.to_string()))?;
         let digest = weft_runtime::component_digest(&bytes);
         let bytes = Arc::new(bytes);
         components.insert(path.to_owned(), (digest.clone(), bytes.clone()));
@@ -1014,6 +1021,27 @@ fn manifest_json(manifest: &Manifest) -> serde_json::Value {
             "cache": s.cache,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// Bytes of regular files under `dir`, counting stops past `cap`.
+fn dir_size(dir: &Path, cap: u64) -> u64 {
+    let mut total = 0u64;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else {
+                total += meta.len();
+                if total > cap {
+                    return total;
+                }
+            }
+        }
+    }
+    total
 }
 
 /// Whether a process with this pid exists on this machine.

@@ -178,6 +178,7 @@ struct RawLimits {
     timeout: Option<String>,
     max_output: Option<String>,
     max_log: Option<String>,
+    max_tmp: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -211,6 +212,8 @@ pub struct StepLimits {
     pub sandbox: Limits,
     /// Total bytes the step's outputs may hold.
     pub max_output_bytes: u64,
+    /// Bytes the step may leave in `/tmp` (checked when it returns).
+    pub max_tmp_bytes: u64,
 }
 
 impl Default for StepLimits {
@@ -218,6 +221,7 @@ impl Default for StepLimits {
         Self {
             sandbox: Limits::default(),
             max_output_bytes: 10 * 1024 * 1024 * 1024,
+            max_tmp_bytes: 10 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -720,6 +724,9 @@ fn convert_step(name: &str, raw: &RawStep, root: &Path) -> Result<Step, Manifest
     }
     if let Some(bytes) = size("limits.max_output", &raw.limits.max_output)? {
         limits.max_output_bytes = bytes;
+    }
+    if let Some(bytes) = size("limits.max_tmp", &raw.limits.max_tmp)? {
+        limits.max_tmp_bytes = bytes;
     }
     if limits.sandbox.memory_bytes < 64 * 1024 || limits.sandbox.memory_bytes > 4 << 30 {
         return Err(invalid(

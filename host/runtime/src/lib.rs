@@ -27,7 +27,7 @@ mod tracker;
 
 pub use cache::CompiledCache;
 pub use error::RuntimeError;
-pub use runtime::{LoadedStep, Runtime, RuntimeOptions};
+pub use runtime::{read_component, LoadedStep, Runtime, RuntimeOptions, MAX_COMPONENT_BYTES};
 pub use sandbox::{Cancel, Limits, SandboxDirs, StepFailure, StepOutcome};
 pub use tracker::TrackerEvent;
 

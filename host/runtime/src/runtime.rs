@@ -416,6 +416,12 @@ fn classify(error: wasmtime::Error, state: &StepState, limits: &Limits, logs: &s
         .next()
         .unwrap_or_default()
         .to_string();
+    if message.contains("resource table has no free keys") {
+        return StepFailure::Failed(format!(
+            "the step held more than {} resources (open files, streams) at once, the limit",
+            limits.max_resources
+        ));
+    }
     StepFailure::Trapped(message)
 }
 
@@ -438,8 +444,9 @@ impl bindings::weft::step::tracker::Host for StepState {
     }
 }
 
-/// A component file's bytes, refused above [`MAX_COMPONENT_BYTES`].
-fn read_component(path: &Path) -> Result<Vec<u8>, RuntimeError> {
+/// A component file's bytes, refused (before reading) above
+/// [`MAX_COMPONENT_BYTES`].
+pub fn read_component(path: &Path) -> Result<Vec<u8>, RuntimeError> {
     let read_err = |source| RuntimeError::ReadComponent {
         path: path.to_owned(),
         source,

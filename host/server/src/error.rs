@@ -43,7 +43,8 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound { .. } => Self::not_found("RESOURCE_DOES_NOT_EXIST", e.to_string()),
-            StoreError::Ambiguous { .. } => Self::invalid(e.to_string()),
+            // The request is fine; the data holds several matches.
+            StoreError::Ambiguous { .. } => Self::new(StatusCode::CONFLICT, "AMBIGUOUS", e.to_string()),
             other => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", other.to_string()),
         }
     }

@@ -84,7 +84,11 @@ struct ErrorBody {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct PageQuery {
+    /// Rows per page (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// Rows to skip.
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
@@ -138,15 +142,22 @@ async fn list_pipelines(
 struct RunsQuery {
     /// Only runs of this pipeline.
     pipeline: Option<String>,
-    /// Only runs with this status (running, succeeded, failed, cancelled, crashed).
+    /// Only runs with this status.
+    #[param(pattern = "^(running|succeeded|failed|cancelled|crashed)$")]
     status: Option<String>,
     /// Only runs whose pipeline name contains this (any case) or whose id starts with it.
     q: Option<String>,
     /// started (default), duration, pipeline or status.
+    #[param(pattern = "^(started|duration|pipeline|status)$")]
     sort: Option<String>,
     /// desc (default) or asc.
+    #[param(pattern = "^(asc|desc)$")]
     order: Option<String>,
+    /// Rows per page (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// Rows to skip.
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
@@ -220,13 +231,14 @@ async fn list_runs(
 struct RunDetailQuery {
     /// all (default): every metric point; none: no points (see
     /// `/runs/{run}/metrics` for a summary per key).
+    #[param(pattern = "^(all|none)$")]
     metrics: Option<String>,
 }
 
 /// A run with its pipeline, steps, inputs, params, metrics, tags and metadata.
 #[utoipa::path(get, path = "/api/v1/runs/{run}",
     params(("run" = String, Path, description = "run id, id prefix, or `latest`"), RunDetailQuery),
-    responses((status = 200, body = RunDetail), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = RunDetail), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "the id prefix matches several", body = ErrorBody)))]
 async fn get_run(
     State(state): State<AppState>,
     Path(run): Path<String>,
@@ -247,7 +259,7 @@ struct MetricSummaryList {
 
 /// Every metric key of a run, per step, with its count, range and final value.
 #[utoipa::path(get, path = "/api/v1/runs/{run}/metrics", params(("run" = String, Path)),
-    responses((status = 200, body = MetricSummaryList), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = MetricSummaryList), (status = 404, body = ErrorBody), (status = 409, description = "the id prefix matches several", body = ErrorBody)))]
 async fn metric_summaries(
     State(state): State<AppState>,
     Path(run): Path<String>,
@@ -272,7 +284,7 @@ struct StepDetail {
 /// One step of a run with the artifacts it read and wrote.
 #[utoipa::path(get, path = "/api/v1/runs/{run}/steps/{step}",
     params(("run" = String, Path), ("step" = String, Path)),
-    responses((status = 200, body = StepDetail), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = StepDetail), (status = 404, body = ErrorBody), (status = 409, description = "the id prefix matches several", body = ErrorBody)))]
 async fn get_step(
     State(state): State<AppState>,
     Path((run, step)): Path<(String, String)>,
@@ -300,7 +312,7 @@ async fn get_step(
 /// The captured stdout/stderr of a step run, as text.
 #[utoipa::path(get, path = "/api/v1/runs/{run}/steps/{step}/logs",
     params(("run" = String, Path), ("step" = String, Path)),
-    responses((status = 200, content_type = "text/plain", body = String), (status = 404, body = ErrorBody)))]
+    responses((status = 200, content_type = "text/plain", body = String), (status = 404, body = ErrorBody), (status = 409, description = "the id prefix matches several", body = ErrorBody)))]
 async fn step_logs(
     State(state): State<AppState>,
     Path((run, step)): Path<(String, String)>,
@@ -320,7 +332,7 @@ struct MetricHistory {
 /// Every point of one metric of a run.
 #[utoipa::path(get, path = "/api/v1/runs/{run}/metrics/{key}",
     params(("run" = String, Path), ("key" = String, Path)),
-    responses((status = 200, body = MetricHistory), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = MetricHistory), (status = 404, body = ErrorBody), (status = 409, description = "the id prefix matches several", body = ErrorBody)))]
 async fn metric_history(
     State(state): State<AppState>,
     Path((run, key)): Path<(String, String)>,
@@ -338,8 +350,9 @@ async fn metric_history(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct SeriesQuery {
-    /// At most this many points per series (2-10000, default 1000); longer
+    /// At most this many points per series (default 1000); longer
     /// histories keep each bucket's lowest and highest point.
+    #[param(minimum = 2, maximum = 10000)]
     max_points: Option<usize>,
 }
 
@@ -354,7 +367,7 @@ struct MetricSeriesList {
 /// downsampled on the server.
 #[utoipa::path(get, path = "/api/v1/runs/{run}/series/{key}",
     params(("run" = String, Path), ("key" = String, Path), SeriesQuery),
-    responses((status = 200, body = MetricSeriesList), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = MetricSeriesList), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "the id prefix matches several", body = ErrorBody)))]
 async fn metric_series(
     State(state): State<AppState>,
     Path((run, key)): Path<(String, String)>,
@@ -381,7 +394,11 @@ async fn metric_series(
 struct ArtifactsQuery {
     /// Only names starting with this (e.g. `iris/train.`).
     prefix: Option<String>,
+    /// Rows per page (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// Rows to skip.
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
@@ -424,7 +441,7 @@ const ARTIFACT_PARAM: &str = "artifact id, id prefix, name (latest version) or n
 
 /// One artifact and the step run that produced it.
 #[utoipa::path(get, path = "/api/v1/artifacts/{artifact}", params(("artifact" = String, Path, description = ARTIFACT_PARAM)),
-    responses((status = 200, body = ArtifactDetail), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ArtifactDetail), (status = 404, body = ErrorBody), (status = 409, description = "the id prefix matches several", body = ErrorBody)))]
 async fn get_artifact(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -454,7 +471,7 @@ struct ContentQuery {
 /// The bytes of a file artifact (a directory artifact: its listing as JSON).
 #[utoipa::path(get, path = "/api/v1/artifacts/{artifact}/content",
     params(("artifact" = String, Path, description = ARTIFACT_PARAM), ContentQuery),
-    responses((status = 200, description = "the artifact's bytes, with its media type"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "the artifact's bytes, with its media type"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "the id prefix matches several", body = ErrorBody)))]
 async fn artifact_content(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -512,7 +529,7 @@ fn download_name(artifact: &Artifact) -> String {
 
 /// The lineage of an artifact, back to its source data.
 #[utoipa::path(get, path = "/api/v1/artifacts/{artifact}/lineage", params(("artifact" = String, Path, description = ARTIFACT_PARAM)),
-    responses((status = 200, body = LineageNode), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = LineageNode), (status = 404, body = ErrorBody), (status = 409, description = "the id prefix matches several", body = ErrorBody)))]
 async fn artifact_lineage(
     State(state): State<AppState>,
     Path(key): Path<String>,

@@ -117,7 +117,7 @@ pub struct LineageNode {
     /// The step run that produced it; `None` for external data.
     pub producer: Option<StepRun>,
     /// The inputs of that step run, each as `[input name, lineage node]`.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<Vec<Value>>)]
     pub inputs: Vec<(String, LineageNode)>,
 }
 

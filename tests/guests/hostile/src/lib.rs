@@ -109,6 +109,44 @@ fn hostile(params: Params) -> weft_sdk::Result<()> {
             weft_sdk::write_output("out", "flooded")
         }
         "no-output" => Ok(()),
+        // A second name for an input under /outputs: a way to write into
+        // the content-addressed store, if it worked.
+        "hardlink" => {
+            std::fs::hard_link("/inputs/in", "/outputs/out").map_err(|e| Error::msg(format!("hard link /inputs/in -> /outputs/out: {e}")))?;
+            let mut f = std::fs::OpenOptions::new().append(true).open("/outputs/out")?;
+            f.write_all(b" poisoned")?;
+            Ok(())
+        }
+        // An output over the step's max_output.
+        "big-output" => weft_sdk::write_output("out", vec![b'x'; params.steps.max(1) as usize]),
+        // More files than an output directory may hold.
+        "many-outputs" => {
+            std::fs::create_dir("/outputs/out")?;
+            for i in 0..params.steps {
+                std::fs::write(format!("/outputs/out/{i}"), b"")?;
+            }
+            Ok(())
+        }
+        // Open files until the host says no.
+        "resource-table" => {
+            let mut held = Vec::new();
+            for i in 0..1_000_000u64 {
+                match std::fs::File::open("/inputs/in") {
+                    Ok(f) => held.push(f),
+                    Err(e) => bail!("opened {i} files, then: {e}"),
+                }
+            }
+            weft_sdk::write_output("out", format!("held {} files", held.len()))
+        }
+        // Fill /tmp with `steps` MiB.
+        "fill-tmp" => {
+            let chunk = vec![b'x'; 1 << 20];
+            let mut f = std::fs::File::create("/tmp/fill")?;
+            for i in 0..params.steps {
+                f.write_all(&chunk).map_err(|e| Error::msg(format!("wrote {i} MiB to /tmp, then: {e}")))?;
+            }
+            weft_sdk::write_output("out", format!("wrote {} MiB to /tmp", params.steps))
+        }
         "exit" => std::process::exit(3),
         other => Err(Error::invalid_params(format!("unknown attack '{other}'"))),
     }
