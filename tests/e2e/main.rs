@@ -7,6 +7,7 @@
 mod cache;
 mod concurrency;
 mod dashboard;
+mod faults;
 mod harness;
 mod iris;
 mod manifests;
