@@ -436,21 +436,10 @@ fn put_local_file(root: &Path, src: &Path, mode: Mode) -> Result<(String, u64), 
     let staging = root.join(".staging").join(staging_name);
     let mut output = fs::File::create(&staging).map_err(io_err("create", &staging))?;
     let result = (|| {
-        let mut hasher = blake3::Hasher::new();
-        let len = input.metadata().map(|m| m.len()).unwrap_or(0);
-        let mut buffer = vec![0u8; (len as usize).clamp(4096, 1 << 20)];
-        let mut size = 0u64;
-        loop {
-            let n = input.read(&mut buffer).map_err(io_err("read", src))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buffer[..n]);
-            output.write_all(&buffer[..n]).map_err(io_err("write", &staging))?;
-            size += n as u64;
-        }
+        let (digest, size) = hash_file(&mut input, src, |chunk| {
+            output.write_all(chunk).map_err(io_err("write", &staging))
+        })?;
         drop(output);
-        let digest = hasher.finalize().to_hex().to_string();
         let dir = root.join("blobs").join(&digest[..2]);
         let blob = dir.join(&digest);
         if blob.exists() {
@@ -468,6 +457,29 @@ fn put_local_file(root: &Path, src: &Path, mode: Mode) -> Result<(String, u64), 
         let _ = fs::remove_file(&staging);
     }
     result
+}
+
+/// Reads `input` to the end in chunks of up to 1 MiB, hashing each and
+/// handing it to `each`; its digest and size.
+fn hash_file(
+    input: &mut fs::File,
+    path: &Path,
+    mut each: impl FnMut(&[u8]) -> Result<(), ArtifactError>,
+) -> Result<(String, u64), ArtifactError> {
+    let mut hasher = blake3::Hasher::new();
+    let len = input.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut buffer = vec![0u8; (len as usize).clamp(4096, 1 << 20)];
+    let mut size = 0u64;
+    loop {
+        let n = input.read(&mut buffer).map_err(io_err("read", path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        each(&buffer[..n])?;
+        size += n as u64;
+    }
+    Ok((hasher.finalize().to_hex().to_string(), size))
 }
 
 /// How a file reaches the store.
@@ -489,19 +501,8 @@ fn move_local_file(root: &Path, src: &Path) -> Result<Option<(String, u64)>, Art
         return Ok(None);
     }
     let mut input = fs::File::open(src).map_err(io_err("open", src))?;
-    let mut hasher = blake3::Hasher::new();
-    let mut buffer = vec![0u8; (meta.len() as usize).clamp(4096, 1 << 20)];
-    let mut size = 0u64;
-    loop {
-        let n = input.read(&mut buffer).map_err(io_err("read", src))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-        size += n as u64;
-    }
+    let (digest, size) = hash_file(&mut input, src, |_| Ok(()))?;
     drop(input);
-    let digest = hasher.finalize().to_hex().to_string();
     let dir = root.join("blobs").join(&digest[..2]);
     let blob = dir.join(&digest);
     if blob.exists() {
