@@ -93,34 +93,40 @@ pub fn state_dir(explicit: Option<&Path>, manifest: Option<&Path>) -> CliResult<
 /// live: `WEFT_TOOLCHAINS`, else `$XDG_CACHE_HOME/weft/toolchains`, else
 /// `~/.cache/weft/toolchains`. Shared by every project of the user.
 pub fn toolchains_dir() -> CliResult<PathBuf> {
-    if let Some(dir) = std::env::var_os("WEFT_TOOLCHAINS") {
-        return Ok(PathBuf::from(dir));
-    }
-    if let Some(cache) = std::env::var_os("XDG_CACHE_HOME") {
-        return Ok(PathBuf::from(cache).join("weft/toolchains"));
-    }
-    match std::env::var_os("HOME") {
-        Some(home) => Ok(PathBuf::from(home).join(".cache/weft/toolchains")),
-        None => Err(CliError::usage(
-            "cannot tell where to keep guest toolchains: set WEFT_TOOLCHAINS (or HOME)",
-        )),
-    }
+    user_dir(
+        "WEFT_TOOLCHAINS",
+        ("XDG_CACHE_HOME", ".cache"),
+        "weft/toolchains",
+        "guest toolchains",
+    )
 }
 
 /// Where the user's plugins and stacks live: `WEFT_HOME`, else
 /// `$XDG_CONFIG_HOME/weft`, else `~/.config/weft`.
 pub fn weft_home() -> CliResult<PathBuf> {
-    if let Some(dir) = std::env::var_os("WEFT_HOME") {
+    user_dir(
+        "WEFT_HOME",
+        ("XDG_CONFIG_HOME", ".config"),
+        "weft",
+        "plugins and stacks",
+    )
+}
+
+/// `$explicit`, else `$xdg/sub`, else `~/<xdg default>/sub` (an empty
+/// variable counts as unset, as the XDG spec says).
+fn user_dir(explicit: &str, (xdg, default): (&str, &str), sub: &str, what: &str) -> CliResult<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = var(explicit) {
         return Ok(PathBuf::from(dir));
     }
-    if let Some(config) = std::env::var_os("XDG_CONFIG_HOME") {
-        return Ok(PathBuf::from(config).join("weft"));
+    if let Some(base) = var(xdg) {
+        return Ok(PathBuf::from(base).join(sub));
     }
-    match std::env::var_os("HOME") {
-        Some(home) => Ok(PathBuf::from(home).join(".config/weft")),
-        None => Err(CliError::usage(
-            "cannot tell where to keep plugins and stacks: set WEFT_HOME (or HOME)",
-        )),
+    match var("HOME") {
+        Some(home) => Ok(PathBuf::from(home).join(default).join(sub)),
+        None => Err(CliError::usage(format!(
+            "cannot tell where to keep {what}: set {explicit} (or HOME)"
+        ))),
     }
 }
 
