@@ -72,6 +72,7 @@ def test_schemathesis_finds_no_server_error_and_no_contract_violation(server, tm
             "--report", "junit", "--report-junit-path", str(junit),
         ],
         capture_output=True, text=True, timeout=900,
+        cwd=tmp_path,  # schemathesis keeps a cache in its working directory
     )
     print(result.stdout[-6000:])
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
