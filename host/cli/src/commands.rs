@@ -389,12 +389,7 @@ async fn run(manifest: Option<&Path>, state: Option<&Path>, stack: &Stack, args:
             }
         });
     }
-    let plugins = if manifest.hooks.on_failure.is_empty()
-        && manifest.hooks.on_success.is_empty()
-        && manifest.publish.is_empty()
-        && manifest.gates.is_empty()
-        && manifest.steps.iter().all(|s| s.hooks == Default::default())
-    {
+    let plugins = if !manifest.uses_plugins() {
         None
     } else {
         let (home, host) = crate::plugins::open(Some(runtime))?;

@@ -151,7 +151,14 @@ pub(crate) async fn after_run(
     run_id: &str,
     on_call: &(dyn Fn(&PluginCall) + Send + Sync),
 ) {
-    let detail = match store.run_detail(run_id).await {
+    // Every metric point only when a tracker sink takes them; hooks need
+    // the run and its steps.
+    let detail = if manifest.publish.is_empty() {
+        store.run_overview(run_id).await
+    } else {
+        store.run_detail(run_id).await
+    };
+    let detail = match detail {
         Ok(d) => d,
         Err(e) => {
             tracing::warn!("hooks of run {run_id}: {e}");

@@ -357,6 +357,14 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 impl Manifest {
+    /// Whether any gate, hook or tracker sink names a plugin.
+    pub fn uses_plugins(&self) -> bool {
+        !(self.hooks == Hooks::default()
+            && self.publish.is_empty()
+            && self.gates.is_empty()
+            && self.steps.iter().all(|s| s.hooks == Hooks::default()))
+    }
+
     /// Reads and validates a manifest file.
     pub fn load(path: &Path) -> Result<Self, ManifestError> {
         let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {

@@ -1,5 +1,6 @@
 //! Calling plugins: a fresh sandboxed instance per call.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -45,6 +46,9 @@ pub struct CallReport<T> {
 pub struct PluginHost {
     runtime: Runtime,
     linker: Arc<Linker<PluginState>>,
+    /// Installed plugins compiled so far, by digest: a run calls the same
+    /// gate or hook many times.
+    compiled: Arc<Mutex<HashMap<String, Component>>>,
 }
 
 struct PluginState {
@@ -135,6 +139,7 @@ impl PluginHost {
         Ok(Self {
             runtime,
             linker: Arc::new(linker),
+            compiled: Arc::default(),
         })
     }
 
@@ -163,6 +168,25 @@ impl PluginHost {
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(CALL_TIMEOUT.as_secs() * TICKS_PER_SECOND);
         (store, refused)
+    }
+
+    /// An installed plugin's component, compiled once per process.
+    async fn installed(&self, plugin: &InstalledPlugin) -> Result<Component, PluginError> {
+        let cached = self
+            .compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&plugin.digest)
+            .cloned();
+        if let Some(component) = cached {
+            return Ok(component);
+        }
+        let component = self.component(&plugin.component).await?;
+        self.compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(plugin.digest.clone(), component.clone());
+        Ok(component)
     }
 
     async fn component(&self, path: &Path) -> Result<Component, PluginError> {
@@ -210,7 +234,7 @@ impl PluginHost {
         event: &Event,
     ) -> Result<CallReport<()>, PluginError> {
         expect_kind(plugin, Kind::Alerter)?;
-        let component = self.component(&plugin.component).await?;
+        let component = self.installed(plugin).await?;
         Ok(self
             .call(plugin, |linker, mut store| async move {
                 let p = Alerter::instantiate_async(&mut store, &component, linker).await?;
@@ -227,7 +251,7 @@ impl PluginHost {
         run: &TrackedRun,
     ) -> Result<CallReport<()>, PluginError> {
         expect_kind(plugin, Kind::TrackerSink)?;
-        let component = self.component(&plugin.component).await?;
+        let component = self.installed(plugin).await?;
         Ok(self
             .call(plugin, |linker, mut store| async move {
                 let p = TrackerSink::instantiate_async(&mut store, &component, linker).await?;
@@ -245,7 +269,7 @@ impl PluginHost {
     ) -> Result<CallReport<Validation>, PluginError> {
         expect_kind(plugin, Kind::DataValidator)?;
         check_size(artifact)?;
-        let component = self.component(&plugin.component).await?;
+        let component = self.installed(plugin).await?;
         Ok(self
             .call(plugin, |linker, mut store| async move {
                 let p = DataValidator::instantiate_async(&mut store, &component, linker).await?;
@@ -264,7 +288,7 @@ impl PluginHost {
     ) -> Result<CallReport<Vec<u8>>, PluginError> {
         expect_kind(plugin, Kind::Materializer)?;
         check_size(artifact)?;
-        let component = self.component(&plugin.component).await?;
+        let component = self.installed(plugin).await?;
         let report = self
             .call(plugin, |linker, mut store| async move {
                 let p = Materializer::instantiate_async(&mut store, &component, linker).await?;
