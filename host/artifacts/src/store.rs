@@ -187,6 +187,49 @@ impl ArtifactStore {
         self.store_path(path, limit, Mode::Move).await
     }
 
+    /// The digest, size and kind a file or directory would be stored
+    /// under, computed without storing anything. Same checks as
+    /// [`ArtifactStore::ingest`].
+    pub async fn digest_of(&self, path: &Path, limit: u64) -> Result<Stored, ArtifactError> {
+        self.store_path(path, limit, Mode::Hash).await
+    }
+
+    /// Whether the stored bytes of an artifact still hash to `digest` (a
+    /// directory: its listing and every file it lists). `Ok(false)` when
+    /// something was changed or is missing.
+    pub async fn check(&self, digest: &str, kind: ArtifactKind) -> Result<bool, ArtifactError> {
+        validate_digest(digest)?;
+        let file_ok = |digest: String| async move {
+            match self.get_bytes(&digest).await {
+                Ok(bytes) => Ok(blake3::hash(&bytes).to_hex().as_str() == digest),
+                Err(ArtifactError::Missing(_)) => Ok(false),
+                Err(e) => Err(e),
+            }
+        };
+        match kind {
+            ArtifactKind::File => file_ok(digest.to_string()).await,
+            ArtifactKind::Dir => {
+                let bytes = match self.objects.get(&tree_path(digest)).await {
+                    Ok(result) => result.bytes().await?,
+                    Err(object_store::Error::NotFound { .. }) => return Ok(false),
+                    Err(e) => return Err(e.into()),
+                };
+                if blake3::hash(&bytes).to_hex().as_str() != digest {
+                    return Ok(false);
+                }
+                let Ok(tree) = Tree::parse(&bytes) else {
+                    return Ok(false);
+                };
+                for entry in tree.entries {
+                    if !file_ok(entry.digest).await? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+        }
+    }
+
     async fn store_path(&self, path: &Path, limit: u64, mode: Mode) -> Result<Stored, ArtifactError> {
         let meta = fs::symlink_metadata(path).map_err(io_err("read", path))?;
         if meta.file_type().is_symlink() {
@@ -232,6 +275,14 @@ impl ArtifactStore {
                 path: relative,
                 digest,
                 size,
+            });
+        }
+        if mode == Mode::Hash {
+            let digest = blake3::hash(&tree.canonical_bytes()).to_hex().to_string();
+            return Ok(Stored {
+                digest,
+                size: tree.size(),
+                kind: ArtifactKind::Dir,
             });
         }
         self.write_tree(&tree).await
@@ -285,6 +336,19 @@ impl ArtifactStore {
     /// A `small` file (under [`INLINE_BYTES`]) is stored on the calling thread;
     /// a large one on the blocking pool.
     async fn put_file(&self, path: &Path, small: bool, mode: Mode) -> Result<(String, u64), ArtifactError> {
+        if mode == Mode::Hash {
+            let path = path.to_owned();
+            return tokio::task::spawn_blocking(move || {
+                let mut input = fs::File::open(&path).map_err(io_err("open", &path))?;
+                hash_file(&mut input, &path, |_| Ok(()))
+            })
+            .await
+            .map_err(|e| ArtifactError::Io {
+                action: "hash",
+                path: PathBuf::new(),
+                source: std::io::Error::other(e),
+            })?;
+        }
         match &self.local_root {
             Some(root) if small => put_local_file(root, path, mode),
             Some(root) => {
@@ -489,6 +553,8 @@ enum Mode {
     Copy,
     /// Hashed in place, then renamed into the store.
     Move,
+    /// Hashed only; nothing is stored.
+    Hash,
 }
 
 /// Hashes `src` where it is and renames it into the store; `None` when it

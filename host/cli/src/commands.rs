@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use serde_json::json;
 use weft_artifacts::ArtifactKind;
-use weft_pipeline::{Executor, ExecutorOptions, Manifest, ParamOverride, RunOptions};
+use weft_pipeline::{
+    Executor, ExecutorOptions, Manifest, ModelRegistration, ParamOverride, RunHook, RunOptions, StepVerification,
+    TrackingView, Verifier,
+};
 use weft_runtime::{Cancel, Runtime, RuntimeOptions};
 use weft_store::{status, LineageNode};
 
@@ -66,12 +69,14 @@ pub async fn dispatch(mut cli: Cli) -> CliResult<u8> {
                 artifacts,
                 orchestrator,
                 plugin_config,
+                trust_imports,
             } => crate::stacks::create(crate::stacks::CreateArgs {
                 name: &name,
                 db,
                 artifacts,
                 orchestrator,
                 plugin_config: &plugin_config,
+                trust_imports,
             }),
             StackCommand::List => crate::stacks::list(),
             StackCommand::Use { name } => crate::stacks::use_stack(name.as_deref()),
@@ -163,6 +168,11 @@ pub async fn dispatch(mut cli: Cli) -> CliResult<u8> {
         Command::Server { host, port, token } => {
             let state = state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?;
             server(&state, &cli.stack, std::net::SocketAddr::new(host, port), token).await
+        }
+        Command::Verify { run, steps, json } => {
+            let state = state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?;
+            let stores = Stores::open_existing(&state, &cli.stack).await?;
+            verify(&state, &stores, &run, &steps, json).await
         }
         Command::Logs { run, step } => {
             let stores = Stores::open_existing(
@@ -374,6 +384,7 @@ async fn run(manifest: Option<&Path>, state: Option<&Path>, stack: &Stack, args:
         ExecutorOptions {
             work_dir: state.join("work"),
             max_parallel,
+            trust_imported: stack.trust_imports,
         },
     );
     let cancel = Cancel::default();
@@ -389,16 +400,23 @@ async fn run(manifest: Option<&Path>, state: Option<&Path>, stack: &Stack, args:
             }
         });
     }
-    let plugins = if !manifest.uses_plugins() {
-        None
-    } else {
+    let mut hooks: Vec<Arc<dyn RunHook>> = Vec::new();
+    if manifest.uses_plugins() {
         let (home, host) = crate::plugins::open(Some(runtime))?;
-        Some(weft_pipeline::Plugins {
+        let plugins = weft_pipeline::Plugins {
             host,
             home,
             overrides: stack.plugin_config.clone(),
-        })
-    };
+        };
+        let plugin_hooks = plugins.hooks(&manifest).map_err(|e| CliError {
+            code: exit::USAGE,
+            message: e.to_string(),
+        })?;
+        hooks.push(Arc::new(plugin_hooks));
+    }
+    hooks.push(Arc::new(TrackingView::default()));
+    hooks.push(Arc::new(ModelRegistration));
+    let unregistered = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let progress = Arc::new(Progress::new(false));
     let forwarder = remote
         .as_ref()
@@ -409,14 +427,18 @@ async fn run(manifest: Option<&Path>, state: Option<&Path>, stack: &Stack, args:
         on_event: {
             let progress = progress.clone();
             let events = forwarder.as_ref().map(|f| f.events.clone());
+            let unregistered = unregistered.clone();
             Arc::new(move |event| {
                 if let Some(events) = &events {
                     let _ = events.send(Some(event.clone()));
                 }
+                if matches!(event, weft_pipeline::Event::ModelNotRegistered { .. }) {
+                    unregistered.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
                 progress.handle(event)
             })
         },
-        plugins,
+        hooks,
     };
     let result = executor.run(&manifest, options).await;
     if let Some(forwarder) = forwarder {
@@ -426,26 +448,6 @@ async fn run(manifest: Option<&Path>, state: Option<&Path>, stack: &Stack, args:
         code: exit::RUN_FAILED,
         message: e.to_string(),
     })?;
-
-    // Outputs named under [models] become model versions.
-    if outcome.status == status::SUCCEEDED {
-        let step_runs = if manifest.models.is_empty() {
-            Vec::new()
-        } else {
-            stores.store.step_runs(&outcome.run_id).await?
-        };
-        for (model, step, output) in &manifest.models {
-            let Some(step_run) = step_runs.iter().find(|s| &s.step_name == step) else {
-                continue;
-            };
-            let outputs = stores.store.step_run_outputs(&step_run.id).await?;
-            let Some(link) = outputs.iter().find(|l| &l.slot == output) else {
-                continue;
-            };
-            let version = crate::models::register(&stores, &link.artifact.id, model).await?;
-            eprintln!("model {model} version {} ← {step}.{output}", version.version);
-        }
-    }
 
     let executed = outcome.executed();
     let cached = outcome.cached();
@@ -493,10 +495,111 @@ async fn run(manifest: Option<&Path>, state: Option<&Path>, stack: &Stack, args:
             })).collect::<Vec<_>>(),
         }))?;
     }
+    if unregistered.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(CliError {
+            code: exit::RUN_FAILED,
+            message: format!(
+                "run {} succeeded, but a model under [models] could not be registered (see above)",
+                outcome.run_id
+            ),
+        });
+    }
     Ok(match outcome.status.as_str() {
         status::SUCCEEDED => exit::OK,
         status::CANCELLED => exit::CANCELLED,
         _ => exit::RUN_FAILED,
+    })
+}
+
+/// `weft verify RUN`: re-executes the run's step runs and compares outputs.
+async fn verify(state: &Path, stores: &Stores, run: &str, steps: &[String], json: bool) -> CliResult<u8> {
+    let runtime = open_runtime(state)?;
+    let verifier = Verifier::new(
+        runtime,
+        stores.store.clone(),
+        stores.artifacts.clone(),
+        &state.join("work"),
+    );
+    let run = stores.store.run(run).await?;
+    eprintln!("verifying run #{} of {} ({})", run.number, run.pipeline, run.id);
+    let cancel = Cancel::default();
+    {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                cancel.cancel();
+            }
+        });
+    }
+    let width = stores
+        .store
+        .step_runs(&run.id)
+        .await?
+        .iter()
+        .map(|s| s.step_name.len())
+        .max()
+        .unwrap_or(8);
+    let results = verifier
+        .verify_run(&run.id, steps, &cancel, &|v: &StepVerification| {
+            let symbol = match v.outcome.as_str() {
+                "match" => "✓",
+                "mismatch" => "✗",
+                "error" => "!",
+                _ => "○",
+            };
+            let mut line = format!("  {symbol} {:width$} {:9}", v.step, v.outcome);
+            match &v.message {
+                Some(message) => line.push_str(&format!(" {message}")),
+                None => line.push_str(&format!(
+                    " {} output{} the same",
+                    v.outputs.len(),
+                    if v.outputs.len() == 1 { "" } else { "s" }
+                )),
+            }
+            for o in v
+                .outputs
+                .iter()
+                .filter(|o| o.now.as_deref() != Some(o.recorded.as_str()))
+            {
+                line.push_str(&format!(
+                    "\n      {}: recorded {}, now {}",
+                    o.name,
+                    &o.recorded[..o.recorded.len().min(16)],
+                    o.now.as_deref().map(|d| &d[..d.len().min(16)]).unwrap_or("nothing")
+                ));
+            }
+            eprintln!("{line}");
+        })
+        .await
+        .map_err(|e| CliError {
+            code: exit::USAGE,
+            message: e.to_string(),
+        })?;
+    let count = |outcome: &str| results.iter().filter(|v| v.outcome == outcome).count();
+    let (matched, mismatched, errors) = (count("match"), count("mismatch"), count("error"));
+    eprintln!(
+        "{matched} matched, {mismatched} mismatched, {errors} could not be re-executed, {} not verifiable",
+        count(weft_pipeline::VERIFY_SKIPPED)
+    );
+    if json {
+        print_json(&json!({
+            "run_id": run.id,
+            "matched": matched,
+            "mismatched": mismatched,
+            "errors": errors,
+            "steps": results.iter().map(|v| json!({
+                "step": v.step,
+                "step_run_id": v.step_run_id,
+                "outcome": v.outcome,
+                "message": v.message,
+                "outputs": v.outputs,
+            })).collect::<Vec<_>>(),
+        }))?;
+    }
+    Ok(if mismatched > 0 || errors > 0 || cancel.is_cancelled() {
+        exit::RUN_FAILED
+    } else {
+        exit::OK
     })
 }
 

@@ -141,6 +141,9 @@ pub struct Stack {
     /// Plugin configuration of the stack (plugin name -> keys).
     #[arg(skip)]
     pub plugin_config: std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    /// Whether imported step runs serve cache hits unverified (a stack setting).
+    #[arg(skip)]
+    pub trust_imports: bool,
     /// Metadata store: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB (default: weft.db in the state directory).
     #[arg(
         long = "db",

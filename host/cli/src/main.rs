@@ -121,6 +121,19 @@ enum Command {
     /// Named stacks: where metadata and artifacts live, and plugin config.
     #[command(subcommand)]
     Stack(StackCommand),
+    /// Execute a past run's steps again from their archived components and
+    /// recorded inputs, and compare every output's digest (exit 1 on a
+    /// mismatch). Needs no manifest or source tree.
+    Verify {
+        /// Run id (or prefix), or `latest`.
+        run: String,
+        /// Only this step (repeatable).
+        #[arg(long = "step", value_name = "STEP")]
+        steps: Vec<String>,
+        /// Print the verifications as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the captured stdout/stderr of a step run.
     Logs {
         /// Run id (or prefix), or `latest`.
@@ -195,6 +208,10 @@ enum StackCommand {
         /// Plugin configuration: PLUGIN.KEY=VALUE.
         #[arg(long = "plugin-config", value_name = "PLUGIN.KEY=VALUE")]
         plugin_config: Vec<String>,
+        /// Let step runs imported from other machines (the sync API) serve
+        /// cache hits before `weft verify` re-executed them here.
+        #[arg(long)]
+        trust_imports: bool,
     },
     /// List stacks (* marks the active one).
     List,

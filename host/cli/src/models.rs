@@ -2,37 +2,21 @@
 //! registration of pipeline outputs named under `[models]` in weft.toml.
 
 use serde_json::json;
-use weft_artifacts::ArtifactKind;
 use weft_store::{ModelVersion, RegisteredModel};
 
 use crate::context::{CliError, CliResult, Stores};
 use crate::exit;
 
-/// The files of an artifact as (path under the model, digest, size).
-async fn files_of(stores: &Stores, artifact: &weft_store::Artifact) -> CliResult<Vec<(String, String, i64)>> {
-    Ok(match ArtifactKind::parse(&artifact.kind) {
-        Some(ArtifactKind::Dir) => stores
-            .artifacts
-            .tree(&artifact.digest)
-            .await?
-            .entries
-            .into_iter()
-            .map(|e| (e.path, e.digest, e.size as i64))
-            .collect(),
-        _ => {
-            let file = artifact.name.rsplit('/').next().unwrap_or(&artifact.name).to_string();
-            vec![(file, artifact.digest.clone(), artifact.size)]
-        }
-    })
-}
-
 /// Registers an artifact as the next version of `name` (the same bytes as
 /// the newest version: that version).
 pub async fn register(stores: &Stores, artifact_key: &str, name: &str) -> CliResult<ModelVersion> {
     weft_store::validate_model_name(name).map_err(CliError::usage)?;
-    let artifact = stores.store.artifact(artifact_key).await?;
-    let files = files_of(stores, &artifact).await?;
-    Ok(stores.store.register_artifact(&artifact.id, name, &files).await?)
+    weft_pipeline::register_model(&stores.store, &stores.artifacts, artifact_key, name)
+        .await
+        .map_err(|e| match e {
+            weft_pipeline::ExecError::Store(e) => e.into(),
+            other => CliError::usage(other.to_string()),
+        })
 }
 
 pub async fn register_command(stores: &Stores, artifact: &str, name: &str, alias: Option<&str>) -> CliResult<u8> {

@@ -132,6 +132,12 @@ impl Progress {
                 }
                 self.line(text);
             }
+            Event::ModelRegistered { model, version, source } => {
+                self.line(format!("model {model} version {version} ← {source}"));
+            }
+            Event::ModelNotRegistered { model, error } => {
+                self.line(format!("model {model} was not registered: {error}"));
+            }
         }
     }
 }

@@ -41,6 +41,11 @@ pub struct Profile {
     /// Plugin name -> configuration on top of the installed plugin's.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub plugins: BTreeMap<String, Map<String, Value>>,
+    /// Step runs imported through the sync API serve cache hits without a
+    /// verification here (off: they serve only once `weft verify` matched
+    /// them).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trust_imports: bool,
 }
 
 fn local() -> String {
@@ -92,6 +97,7 @@ pub fn resolve(stack: &Stack) -> CliResult<Stack> {
         db: stack.db.clone().or(profile.db.clone()),
         artifacts: stack.artifacts.clone().or(profile.artifacts.clone()),
         plugin_config: profile.plugins.clone(),
+        trust_imports: profile.trust_imports,
     })
 }
 
@@ -101,6 +107,7 @@ pub struct CreateArgs<'a> {
     pub artifacts: Option<String>,
     pub orchestrator: String,
     pub plugin_config: &'a [String],
+    pub trust_imports: bool,
 }
 
 pub fn create(args: CreateArgs<'_>) -> CliResult<u8> {
@@ -153,6 +160,7 @@ pub fn create(args: CreateArgs<'_>) -> CliResult<u8> {
             artifacts: args.artifacts,
             orchestrator: args.orchestrator,
             plugins,
+            trust_imports: args.trust_imports,
         },
     );
     save(&file)?;
@@ -217,6 +225,7 @@ pub fn show(name: Option<&str>) -> CliResult<u8> {
         "artifacts": p.artifacts,
         "orchestrator": p.orchestrator,
         "plugins": p.plugins,
+        "trust_imports": p.trust_imports,
     });
     println!("{}", serde_json::to_string_pretty(&shown).unwrap_or_default());
     Ok(exit::OK)

@@ -1,45 +1,168 @@
-//! Step cache keys.
+//! Step cache keys, built in one place from what feeds the sandbox.
 //!
-//! A step can read nothing but its params and its inputs, so its outputs are
-//! a function of exactly these: the component bytes, the params, the input
-//! contents, the declared outputs, its grants and the contract version. The
-//! key hashes all of them (lengths included, so no two different tuples
-//! collide by concatenation).
+//! A [`StepSpec`] is everything a step run is given: the component, its
+//! params, its inputs, its declared outputs, its grants and how it sees time
+//! and randomness. The executor builds it, the sandbox is set up from it, it
+//! is recorded with the step run (so `weft verify` can set up the same
+//! sandbox again), and the cache key is its hash:
+//!
+//! ```text
+//! key = blake3( "weft-cache-v2",
+//!               host semantics   = blake3 of the wit/step sources (weft_runtime::STEP_WIT_DIGEST),
+//!               determinism      = weft_runtime::VIRTUAL_SANDBOX + the engine's float settings,
+//!                                  or "real" for a nondeterministic step,
+//!               mounts           = "/inputs:ro /outputs:rw /tmp:rw",
+//!               component digest = blake3 of the component's bytes,
+//!               params           = canonical JSON (keys sorted, no whitespace),
+//!               inputs           = sorted by name: (name, kind file|dir, digest),
+//!               outputs          = sorted by name: (name, media type or the default),
+//!               env grants       = sorted by name: (name, value) )
+//! ```
+//!
+//! Every field is length-prefixed, so no two different specs hash the same
+//! bytes. Limits are recorded with the spec but are not part of the key: a
+//! limit can make a step fail, never change what a successful step wrote
+//! (growing past the memory limit traps; the step cannot observe it).
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use weft_artifacts::ArtifactKind;
+use weft_runtime::{Determinism, Limits};
 
-/// Cache key of a step run, as hex.
-pub fn cache_key(
-    component_digest: &str,
-    params: &Value,
-    inputs: &[(String, String)],
-    outputs: &[String],
-    grants: &Value,
-) -> String {
-    let mut hasher = blake3::Hasher::new();
-    let mut field = |bytes: &[u8]| {
-        hasher.update(&(bytes.len() as u64).to_le_bytes());
-        hasher.update(bytes);
-    };
-    field(b"weft-cache-v1");
-    field(weft_runtime::STEP_WIT_VERSION.as_bytes());
-    field(component_digest.as_bytes());
-    field(canonical_json(params).as_bytes());
-    let mut inputs: Vec<_> = inputs.iter().collect();
-    inputs.sort();
-    field(&(inputs.len() as u64).to_le_bytes());
-    for (name, digest) in inputs {
-        field(name.as_bytes());
-        field(digest.as_bytes());
+/// What the guest sees of the host's filesystem.
+const MOUNTS: &str = "/inputs:ro /outputs:rw /tmp:rw";
+/// Engine settings that make floating point the same on every CPU (see
+/// weft-runtime's engine configuration).
+const ENGINE_FLOATS: &str = "cranelift-nan-canonicalization relaxed-simd-deterministic";
+
+/// Everything a step run is given; its hash is the cache key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepSpec {
+    /// blake3 of the component's bytes (the archived component's digest).
+    pub component: String,
+    /// The params, a JSON object.
+    pub params: Value,
+    /// Inputs, sorted by name.
+    pub inputs: Vec<SpecInput>,
+    /// Declared outputs, sorted by name.
+    pub outputs: Vec<SpecOutput>,
+    /// Environment variables granted, sorted by name.
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+    /// Real clocks and randomness instead of virtual ones.
+    #[serde(default)]
+    pub nondeterministic: bool,
+    /// The host semantics it ran under (digest of the wit/step sources).
+    pub host: String,
+    /// How it was limited (recorded, not hashed).
+    pub limits: SpecLimits,
+}
+
+/// One input of a [`StepSpec`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecInput {
+    pub name: String,
+    pub kind: ArtifactKind,
+    pub digest: String,
+}
+
+/// One declared output of a [`StepSpec`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecOutput {
+    pub name: String,
+    /// `None`: the default for its kind and name.
+    pub media_type: Option<String>,
+}
+
+/// The limits a step ran under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecLimits {
+    pub memory_bytes: u64,
+    pub timeout_ms: u64,
+    pub max_log_bytes: u64,
+    pub max_resources: u64,
+    pub max_output_bytes: u64,
+    pub max_tmp_bytes: u64,
+}
+
+impl SpecLimits {
+    /// The sandbox's part.
+    pub fn sandbox(&self) -> Limits {
+        Limits {
+            memory_bytes: self.memory_bytes,
+            timeout: std::time::Duration::from_millis(self.timeout_ms),
+            max_log_bytes: self.max_log_bytes as usize,
+            max_resources: self.max_resources as usize,
+        }
     }
-    let mut outputs: Vec<_> = outputs.iter().collect();
-    outputs.sort();
-    field(&(outputs.len() as u64).to_le_bytes());
-    for name in outputs {
-        field(name.as_bytes());
+}
+
+impl StepSpec {
+    /// The cache key, as hex (see the module docs for the formula).
+    pub fn key(&self) -> String {
+        let mut hasher = blake3::Hasher::new();
+        let mut field = |bytes: &[u8]| {
+            hasher.update(&(bytes.len() as u64).to_le_bytes());
+            hasher.update(bytes);
+        };
+        field(b"weft-cache-v2");
+        field(self.host.as_bytes());
+        if self.nondeterministic {
+            field(b"real");
+        } else {
+            field(weft_runtime::VIRTUAL_SANDBOX.as_bytes());
+        }
+        field(ENGINE_FLOATS.as_bytes());
+        field(MOUNTS.as_bytes());
+        field(self.component.as_bytes());
+        field(canonical_json(&self.params).as_bytes());
+        let mut inputs: Vec<&SpecInput> = self.inputs.iter().collect();
+        inputs.sort_by(|a, b| a.name.cmp(&b.name));
+        field(&(inputs.len() as u64).to_le_bytes());
+        for input in inputs {
+            field(input.name.as_bytes());
+            field(input.kind.as_str().as_bytes());
+            field(input.digest.as_bytes());
+        }
+        let mut outputs: Vec<&SpecOutput> = self.outputs.iter().collect();
+        outputs.sort_by(|a, b| a.name.cmp(&b.name));
+        field(&(outputs.len() as u64).to_le_bytes());
+        for output in outputs {
+            field(output.name.as_bytes());
+            match &output.media_type {
+                Some(media_type) => field(format!("={media_type}").as_bytes()),
+                None => field(b"default"),
+            }
+        }
+        let mut env: Vec<&(String, String)> = self.env.iter().collect();
+        env.sort();
+        field(&(env.len() as u64).to_le_bytes());
+        for (name, value) in env {
+            field(name.as_bytes());
+            field(value.as_bytes());
+        }
+        hasher.finalize().to_hex().to_string()
     }
-    field(canonical_json(grants).as_bytes());
-    hasher.finalize().to_hex().to_string()
+
+    /// How the sandbox sees time and randomness: virtual and seeded from
+    /// `key` (this spec's cache key), or real.
+    pub fn determinism(&self, key: &str) -> Determinism {
+        if self.nondeterministic {
+            Determinism::Real
+        } else {
+            Determinism::seeded_from(key)
+        }
+    }
+
+    /// The spec as recorded with a step run.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// A recorded spec.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        serde_json::from_str(text).map_err(|e| format!("the recorded sandbox of this step run is unreadable: {e}"))
+    }
 }
 
 /// JSON with object keys sorted at every level and no whitespace.
@@ -63,40 +186,100 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn key(params: Value, inputs: &[(&str, &str)]) -> String {
-        let inputs: Vec<_> = inputs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
-        cache_key("c", &params, &inputs, &["out".into()], &json!({}))
+    fn spec() -> StepSpec {
+        StepSpec {
+            component: "c".into(),
+            params: json!({"a": 1, "b": 2}),
+            inputs: vec![
+                SpecInput {
+                    name: "x".into(),
+                    kind: ArtifactKind::File,
+                    digest: "d1".into(),
+                },
+                SpecInput {
+                    name: "y".into(),
+                    kind: ArtifactKind::File,
+                    digest: "d2".into(),
+                },
+            ],
+            outputs: vec![SpecOutput {
+                name: "out".into(),
+                media_type: None,
+            }],
+            env: vec![],
+            nondeterministic: false,
+            host: weft_runtime::STEP_WIT_DIGEST.into(),
+            limits: SpecLimits {
+                memory_bytes: 1,
+                timeout_ms: 1,
+                max_log_bytes: 1,
+                max_resources: 1,
+                max_output_bytes: 1,
+                max_tmp_bytes: 1,
+            },
+        }
+    }
+
+    fn changed(f: impl FnOnce(&mut StepSpec)) -> String {
+        let mut s = spec();
+        f(&mut s);
+        s.key()
     }
 
     #[test]
-    fn key_depends_on_everything_and_nothing_else() {
-        let base = key(json!({"a": 1, "b": 2}), &[("x", "d1"), ("y", "d2")]);
+    fn key_depends_on_everything_that_feeds_the_sandbox_and_nothing_else() {
+        let base = spec().key();
         assert_eq!(
             base,
-            key(json!({"b": 2, "a": 1}), &[("y", "d2"), ("x", "d1")]),
+            changed(|s| {
+                s.params = json!({"b": 2, "a": 1});
+                s.inputs.reverse();
+            }),
             "order does not matter"
         );
-        assert_ne!(base, key(json!({"a": 1, "b": 3}), &[("x", "d1"), ("y", "d2")]));
-        assert_ne!(base, key(json!({"a": 1, "b": 2}), &[("x", "d1"), ("y", "d3")]));
-        assert_ne!(
+        assert_eq!(
             base,
-            key(json!({"a": 1, "b": 2}), &[("x", "d2"), ("y", "d1")]),
-            "which input is which matters"
+            changed(|s| s.limits.memory_bytes = 2),
+            "limits are not part of it"
         );
+        let differs: Vec<(&str, String)> = vec![
+            ("params", changed(|s| s.params = json!({"a": 1, "b": 3}))),
+            ("input digest", changed(|s| s.inputs[1].digest = "d3".into())),
+            ("input kind", changed(|s| s.inputs[1].kind = ArtifactKind::Dir)),
+            ("which input is which", changed(|s| s.inputs[0].name = "z".into())),
+            ("component", changed(|s| s.component = "other".into())),
+            ("output name", changed(|s| s.outputs[0].name = "o".into())),
+            (
+                "output media type",
+                changed(|s| s.outputs[0].media_type = Some("text/csv".into())),
+            ),
+            ("env grant", changed(|s| s.env = vec![("A".into(), "1".into())])),
+            ("determinism", changed(|s| s.nondeterministic = true)),
+            ("host semantics", changed(|s| s.host = "older".into())),
+        ];
+        for (what, key) in differs {
+            assert_ne!(base, key, "{what} changes the key");
+        }
         assert_ne!(
-            base,
-            cache_key(
-                "other",
-                &json!({"a": 1, "b": 2}),
-                &[("x".into(), "d1".into()), ("y".into(), "d2".into())],
-                &["out".into()],
-                &json!({})
-            )
-        );
-        assert_ne!(
-            cache_key("c", &json!({}), &[("ab".into(), "c".into())], &[], &json!({})),
-            cache_key("c", &json!({}), &[("a".into(), "bc".into())], &[], &json!({})),
+            changed(|s| s.inputs = vec![SpecInput {
+                name: "ab".into(),
+                kind: ArtifactKind::File,
+                digest: "c".into()
+            }]),
+            changed(|s| s.inputs = vec![SpecInput {
+                name: "a".into(),
+                kind: ArtifactKind::File,
+                digest: "bc".into()
+            }]),
             "no ambiguity from concatenation"
         );
+    }
+
+    #[test]
+    fn spec_round_trips_as_recorded() {
+        let s = spec();
+        let back = StepSpec::from_json(&s.to_json()).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.key(), s.key());
     }
 }

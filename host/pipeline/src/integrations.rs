@@ -6,13 +6,16 @@
 
 use std::collections::BTreeMap;
 
+use futures::future::BoxFuture;
 use serde_json::Value;
 use weft_artifacts::{ArtifactKind, ArtifactStore};
 use weft_plugins::{CallReport, Event, InstalledPlugin, Kind, PluginHome, PluginHost, RunInfo, StepInfo, TrackedRun};
 use weft_store::{status, PluginCall, RunDetail, Store};
 
-use crate::executor::ExecError;
+use crate::executor::RunOutcome;
+use crate::hooks::{HookContext, RunHook};
 use crate::manifest::{Gate, InputSource, Manifest};
+use crate::ExecError;
 
 /// The plugins a run may call.
 #[derive(Clone)]
@@ -34,9 +37,55 @@ impl Plugins {
     }
 }
 
+impl Plugins {
+    /// The run hook calling these plugins: gates, alerters and tracker
+    /// sinks, after checking that every plugin `manifest` names is
+    /// installed and of the right kind.
+    pub fn hooks(self, manifest: &Manifest) -> Result<PluginHooks, ExecError> {
+        check(manifest, Some(&self))?;
+        Ok(PluginHooks { plugins: self })
+    }
+}
+
+/// Gates, hooks and tracker sinks as a [`RunHook`].
+pub struct PluginHooks {
+    plugins: Plugins,
+}
+
+impl RunHook for PluginHooks {
+    fn check<'a>(
+        &'a self,
+        run: &'a HookContext<'a>,
+        source: &'a InputSource,
+        artifact_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, ExecError>> {
+        Box::pin(async move {
+            for gate in gates_on(run.manifest, source) {
+                let (call, verdict) =
+                    run_gate(&self.plugins, run.store, run.artifacts, run.run_id, gate, artifact_id).await?;
+                (run.on_event)(crate::Event::PluginCalled(call));
+                if verdict.is_some() {
+                    return Ok(verdict);
+                }
+            }
+            Ok(None)
+        })
+    }
+
+    fn run_finished<'a>(&'a self, run: &'a HookContext<'a>, _outcome: &'a RunOutcome) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            after_run(&self.plugins, run.store, run.manifest, run.run_id, &|call| {
+                (run.on_event)(crate::Event::PluginCalled(call.clone()))
+            })
+            .await
+        })
+    }
+}
+
 /// Checks, before anything runs, that every plugin the manifest names is
-/// installed and of the right kind.
-pub(crate) fn check(manifest: &Manifest, plugins: Option<&Plugins>) -> Result<(), ExecError> {
+/// installed and of the right kind; with no plugins at hand, that it names
+/// none.
+pub fn check(manifest: &Manifest, plugins: Option<&Plugins>) -> Result<(), ExecError> {
     let mut wanted: Vec<(&str, Kind, String)> = Vec::new();
     for name in manifest.hooks.on_failure.iter().chain(&manifest.hooks.on_success) {
         wanted.push((name, Kind::Alerter, "hooks".into()));
@@ -77,14 +126,14 @@ pub(crate) fn check(manifest: &Manifest, plugins: Option<&Plugins>) -> Result<()
 }
 
 /// The gates on `artifact` (`inputs.NAME` or `step.output`).
-pub(crate) fn gates_on<'m>(manifest: &'m Manifest, artifact: &'m InputSource) -> impl Iterator<Item = &'m Gate> {
+fn gates_on<'m>(manifest: &'m Manifest, artifact: &'m InputSource) -> impl Iterator<Item = &'m Gate> {
     manifest.gates.iter().filter(move |g| &g.artifact == artifact)
 }
 
 /// Runs one gate on a stored artifact: the call as recorded, and
 /// `Some(report)` when it does not let the artifact through (rejected, or
 /// the validator could not say).
-pub(crate) async fn run_gate(
+async fn run_gate(
     plugins: &Plugins,
     store: &Store,
     artifacts: &ArtifactStore,
@@ -144,7 +193,7 @@ pub(crate) async fn run_gate(
 
 /// After a run: its hooks and tracker sinks. Failures are recorded, never
 /// raised: they do not change how the run went.
-pub(crate) async fn after_run(
+async fn after_run(
     plugins: &Plugins,
     store: &Store,
     manifest: &Manifest,

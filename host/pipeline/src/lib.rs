@@ -6,25 +6,43 @@
 //! Manifest::load ──► validate (names, wiring, cycles, components, params)
 //!       │
 //!       ▼
-//! Executor::run ──► ingest external inputs ──► for each ready step:
-//!        cache key = blake3(component, params, input digests, outputs, WIT)
-//!        hit  → record a cached step run pointing at the original
-//!        miss → stage /inputs, run in the sandbox, ingest /outputs,
-//!               record everything in one transaction
+//! Executor::run ──► ingest external inputs ──► Scheduler: for each ready step,
+//!   runner:  StepSpec (component, params, inputs, outputs, grants, determinism)
+//!            cache key = hash of the spec (cache_key.rs)
+//!            hit  → a step run of this run: new output versions, same bytes
+//!            miss → stage /inputs, run in the sandbox, recorder: /outputs
+//!                   become artifacts, everything in one transaction
+//!   hooks:   gates, plugin hooks and sinks, the MLflow view, [models]
 //! ```
+//!
+//! `weft verify` ([`Verifier`]) runs the same sandbox again from the
+//! recorded spec and compares output digests.
 
 mod build;
 mod cache_key;
+mod error;
 mod executor;
+mod hooks;
 mod integrations;
 mod manifest;
+mod models;
+mod recorder;
+mod runner;
 mod sandbox;
+pub mod scheduler;
+mod tracking_view;
+mod verify;
 
 pub use build::{build_steps, BuildError, STEP_WIT};
-pub use cache_key::{cache_key, canonical_json};
-pub use executor::{Event, ExecError, Executor, ExecutorOptions, RunOptions, RunOutcome, StepOutcomeSummary};
-pub use integrations::Plugins;
+pub use cache_key::{canonical_json, SpecInput, SpecLimits, SpecOutput, StepSpec};
+pub use error::ExecError;
+pub use executor::{Event, Executor, ExecutorOptions, RunOptions, RunOutcome, StepOutcomeSummary};
+pub use hooks::{HookContext, RunHook};
+pub use integrations::{check as check_plugins, PluginHooks, Plugins};
 pub use manifest::{
     valid_name, BuildSpec, Gate, Hooks, InputSource, Manifest, ManifestError, OutputSpec, ParamOverride, Retry, Step,
     StepLimits,
 };
+pub use models::{register_model, ModelRegistration};
+pub use tracking_view::TrackingView;
+pub use verify::{StepVerification, Verifier, SKIPPED as VERIFY_SKIPPED};

@@ -17,6 +17,8 @@
 //! limits = { memory = "512MiB", timeout = "2m" }
 //! retry = { max = 2, backoff = "1s" }
 //! cache = true
+//! env = { LOG_LEVEL = "debug" }  # granted environment variables (part of the cache key)
+//! nondeterministic = false       # true: real clocks and randomness, never cached
 //!
 //! [steps.clean]                  # a step in Python: the folder holding app.py
 //! python = "steps/clean"
@@ -149,6 +151,13 @@ struct RawStep {
     retry: Option<RawRetry>,
     #[serde(default = "yes")]
     cache: bool,
+    /// The step needs the host's real clocks and randomness: it gets them,
+    /// and is never served from the cache.
+    #[serde(default)]
+    nondeterministic: bool,
+    /// Environment variables granted to the step.
+    #[serde(default)]
+    env: BTreeMap<String, String>,
     /// Alerter plugins told when this step fails / succeeds (or is cached).
     #[serde(default)]
     on_failure: Vec<String>,
@@ -250,6 +259,11 @@ pub struct Step {
     pub limits: StepLimits,
     pub retry: Retry,
     pub cache: bool,
+    /// Real clocks and randomness (`nondeterministic = true`): never a
+    /// cache hit.
+    pub nondeterministic: bool,
+    /// Environment variables granted to the step, sorted by name.
+    pub env: Vec<(String, String)>,
     /// Alerters told of this step's outcome.
     pub hooks: Hooks,
 }
@@ -797,6 +811,26 @@ fn convert_step(name: &str, raw: &RawStep, root: &Path) -> Result<Step, Manifest
             ))
         }
     };
+    let mut env = Vec::with_capacity(raw.env.len());
+    for (name, value) in &raw.env {
+        let valid = !name.is_empty()
+            && name.len() <= 256
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !name.as_bytes()[0].is_ascii_digit();
+        if !valid {
+            return Err(invalid(
+                key(&format!("env.{name}")),
+                "an environment variable name is letters, digits and '_', not starting with a digit (at most 256)",
+            ));
+        }
+        if value.contains('\0') || value.len() > 32 * 1024 {
+            return Err(invalid(
+                key(&format!("env.{name}")),
+                "a value is at most 32 KiB and holds no NUL character",
+            ));
+        }
+        env.push((name.clone(), value.clone()));
+    }
     Ok(Step {
         name: name.to_string(),
         component,
@@ -807,6 +841,8 @@ fn convert_step(name: &str, raw: &RawStep, root: &Path) -> Result<Step, Manifest
         limits,
         retry,
         cache: raw.cache,
+        nondeterministic: raw.nondeterministic,
+        env,
         hooks: Hooks {
             on_failure: plugin_names(&key("on_failure"), &raw.on_failure)?,
             on_success: plugin_names(&key("on_success"), &raw.on_success)?,

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use http::uri::Scheme;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime::Store;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{
     Error as HttpError, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
 };
-use weft_runtime::Runtime;
+use weft_runtime::{Cancel, Guard, Guarded, Interrupt, Runtime};
 
 use crate::bindings::{types, Alerter, DataValidator, Materializer, TrackerSink};
 use crate::home::expect_kind;
@@ -21,12 +21,10 @@ use crate::{
     Artifact, Event, Grant, InstalledPlugin, Kind, Manifest, PluginError, TrackedRun, Validation, MAX_ARTIFACT_BYTES,
 };
 
-/// Memory a plugin instance may use.
-const MEMORY_LIMIT: usize = 256 << 20;
+/// Memory a plugin instance may use (all its memories and tables).
+const MEMORY_LIMIT: u64 = 256 << 20;
 /// How long one call may take, network included.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
-/// The epoch ticks every 10 ms (see weft-runtime).
-const TICKS_PER_SECOND: u64 = 100;
 
 /// How a plugin call went.
 #[derive(Debug)]
@@ -56,7 +54,13 @@ struct PluginState {
     table: ResourceTable,
     http: WasiHttpCtx,
     gate: HttpGate,
-    limits: StoreLimits,
+    guard: Guard,
+}
+
+impl Guarded for PluginState {
+    fn guard(&mut self) -> &mut Guard {
+        &mut self.guard
+    }
 }
 
 impl WasiView for PluginState {
@@ -143,14 +147,13 @@ impl PluginHost {
         })
     }
 
-    fn store(&self, grant: Grant) -> (Store<PluginState>, Arc<Mutex<Vec<String>>>) {
+    /// A fresh store with the plugin's grant, its memory limit and its
+    /// deadline (the same guard steps run under), and its watchdog.
+    fn store(&self, grant: Grant) -> (Store<PluginState>, weft_runtime::Watchdog, Arc<Mutex<Vec<String>>>) {
         let refused = Arc::new(Mutex::new(Vec::new()));
-        let wasi = WasiCtxBuilder::new()
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .socket_addr_check(|_, _| Box::pin(async { false }))
-            .build();
+        let wasi = weft_runtime::sandbox_wasi().build();
+        let guard = Guard::new(MEMORY_LIMIT, CALL_TIMEOUT, Cancel::default());
+        let watchdog = guard.watchdog();
         let state = PluginState {
             wasi,
             table: ResourceTable::new(),
@@ -159,15 +162,11 @@ impl PluginHost {
                 grant,
                 refused: refused.clone(),
             },
-            limits: StoreLimitsBuilder::new()
-                .memory_size(MEMORY_LIMIT)
-                .instances(64)
-                .build(),
+            guard,
         };
         let mut store = Store::new(self.runtime.engine(), state);
-        store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(CALL_TIMEOUT.as_secs() * TICKS_PER_SECOND);
-        (store, refused)
+        Guard::install(&mut store);
+        (store, watchdog, refused)
     }
 
     /// An installed plugin's component, compiled once per process.
@@ -212,14 +211,15 @@ impl PluginHost {
             path: path.to_owned(),
             message: format!("{e:#}"),
         };
-        let (mut store, _) = self.store(Grant::default());
+        let (mut store, watchdog, _) = self.store(Grant::default());
         let call = async {
             let instance = self.linker.instantiate_async(&mut store, &component).await?;
             let describe = instance.get_typed_func::<(), (Manifest,)>(&mut store, "describe")?;
             let (manifest,) = describe.call_async(&mut store, ()).await?;
             Ok::<_, wasmtime::Error>(manifest)
         };
-        let manifest = tokio::time::timeout(CALL_TIMEOUT, call)
+        let manifest = watchdog
+            .watch(call)
             .await
             .map_err(|_| not_plugin(wasmtime::Error::msg("describe did not answer in time")))?
             .map_err(not_plugin)?;
@@ -312,9 +312,13 @@ impl PluginHost {
         Fut: Future<Output = wasmtime::Result<Result<T, types::PluginError>>>,
     {
         let started = Instant::now();
-        let (store, refused) = self.store(plugin.grant.clone());
-        let result = match tokio::time::timeout(CALL_TIMEOUT, f(&self.linker, store)).await {
-            Err(_) => Err(format!("no answer within {} s", CALL_TIMEOUT.as_secs())),
+        let (store, watchdog, refused) = self.store(plugin.grant.clone());
+        let result = match watchdog.watch(f(&self.linker, store)).await {
+            Err(Interrupt::Timeout) => Err(format!("no answer within {} s", CALL_TIMEOUT.as_secs())),
+            Err(Interrupt::Cancelled) => Err("cancelled".into()),
+            Ok(Err(trap)) if trap.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) => {
+                Err(format!("no answer within {} s", CALL_TIMEOUT.as_secs()))
+            }
             Ok(Err(trap)) => Err(format!("the plugin crashed: {trap:#}")),
             Ok(Ok(Err(types::PluginError::InvalidConfig(m)))) => Err(format!("invalid configuration: {m}")),
             Ok(Ok(Err(types::PluginError::Failed(m)))) => Err(m),

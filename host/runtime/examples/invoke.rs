@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use weft_runtime::{Cancel, Limits, Runtime, RuntimeOptions, SandboxDirs};
+use weft_runtime::{Cancel, Determinism, Limits, Runtime, RuntimeOptions, SandboxDirs, StepCall};
 
 #[tokio::main]
 async fn main() {
@@ -41,7 +41,15 @@ async fn main() {
     let cancel = Cancel::default();
     let mut times: Vec<Duration> = Vec::with_capacity(n);
     for i in 0..n + 5 {
-        let outcome = step.run(&params, &dirs, &limits, &cancel).await;
+        let call = StepCall {
+            params: &params,
+            dirs: &dirs,
+            limits: &limits,
+            cancel: &cancel,
+            env: &[],
+            determinism: Determinism::seeded_from("invoke"),
+        };
+        let outcome = step.run(&call).await;
         if let Err(e) = &outcome.result {
             eprintln!("the step failed: {e}");
             std::process::exit(1);

@@ -19,6 +19,7 @@
 //! them can take the host down.
 
 mod cache;
+mod determinism;
 mod error;
 mod logs;
 mod runtime;
@@ -26,14 +27,18 @@ mod sandbox;
 mod tracker;
 
 pub use cache::CompiledCache;
+pub use determinism::{Determinism, VIRTUAL_EPOCH_SECONDS, VIRTUAL_SANDBOX, VIRTUAL_TICK};
 pub use error::RuntimeError;
-pub use runtime::{read_component, LoadedStep, Runtime, RuntimeOptions, MAX_COMPONENT_BYTES};
-pub use sandbox::{Cancel, Limits, SandboxDirs, StepFailure, StepOutcome};
+pub use runtime::{read_component, sandbox_wasi, LoadedStep, Runtime, RuntimeOptions, StepCall, MAX_COMPONENT_BYTES};
+pub use sandbox::{Cancel, Guard, Guarded, Interrupt, Limits, SandboxDirs, StepFailure, StepOutcome, Watchdog};
 pub use tracker::TrackerEvent;
 
-/// The version of the `weft:step` WIT package this host implements. It is
-/// part of every cache key.
+/// The version of the `weft:step` WIT package this host implements.
 pub const STEP_WIT_VERSION: &str = "weft:step@0.1.0";
+
+/// The host-semantics version: a blake3 digest of the `wit/step` sources
+/// this host was built from (see `build.rs`). It is part of every cache key.
+pub const STEP_WIT_DIGEST: &str = env!("WEFT_STEP_WIT_DIGEST");
 
 /// Hex-encoded blake3 digest of a component's bytes.
 pub fn component_digest(bytes: &[u8]) -> String {

@@ -7,15 +7,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, Store, UpdateDeadline};
-use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::cache::{engine_hash, CompiledCache};
+use crate::determinism::{Virtual, VirtualView};
 use crate::logs::LogPipe;
-use crate::sandbox::{panic_message, Interrupt, MemoryLimiter, StepState};
+use crate::sandbox::{panic_message, Guard, Guarded, Interrupt, EPOCH_TICK};
 use crate::tracker::Tracker;
-use crate::{component_digest, Cancel, Limits, RuntimeError, SandboxDirs, StepFailure, StepOutcome};
+use crate::{component_digest, Cancel, Determinism, Limits, RuntimeError, SandboxDirs, StepFailure, StepOutcome};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -29,19 +30,23 @@ mod bindings {
 use bindings::weft::step::types::StepError;
 use bindings::StepPre;
 
-/// How often the epoch ticks; timeouts and cancellation act within one tick.
-const EPOCH_TICK: Duration = Duration::from_millis(10);
-
 /// Largest component file accepted.
 pub const MAX_COMPONENT_BYTES: u64 = 512 * 1024 * 1024;
 
 /// The engine configuration. With `pooling`, instance and memory slots are
 /// reserved once and reused, which makes instantiating a small step several
 /// times faster; memory limits are still enforced per store.
+///
+/// NaN canonicalization and deterministic relaxed SIMD make floating point
+/// the same on every CPU: a step's outputs must not depend on the machine.
+/// Both are part of the engine's compatibility hash, so compiled components
+/// cached under other settings are not reused.
 fn engine_config(pooling: bool) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
+    config.cranelift_nan_canonicalization(true);
+    config.relaxed_simd_deterministic(true);
     if pooling {
         let mut pool = wasmtime::PoolingAllocationConfig::default();
         pool.total_component_instances(256)
@@ -104,6 +109,7 @@ impl Runtime {
 
         let mut linker = Linker::<StepState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        crate::determinism::add_overrides(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         bindings::Step::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
 
@@ -282,8 +288,9 @@ impl LoadedStep {
 
     /// Runs the step once in a fresh sandbox. Never panics and never fails
     /// the host: every failure is in the outcome.
-    pub async fn run(&self, params_json: &str, dirs: &SandboxDirs, limits: &Limits, cancel: &Cancel) -> StepOutcome {
+    pub async fn run(&self, call: &StepCall<'_>) -> StepOutcome {
         let started = Instant::now();
+        let limits = call.limits;
         let logs = LogPipe::new(limits.max_log_bytes);
         let finish = |result, events| StepOutcome {
             result,
@@ -292,17 +299,12 @@ impl LoadedStep {
             duration: started.elapsed(),
         };
 
-        let mut wasi = WasiCtxBuilder::new();
-        wasi.stdout(logs.clone())
-            .stderr(logs.clone())
-            .arg("step")
-            // File operations on the step's small sandbox run inline instead
-            // of hopping to tokio's blocking pool for every call.
-            .allow_blocking_current_thread(true)
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .socket_addr_check(|_, _| Box::pin(async { false }));
+        let mut wasi = sandbox_wasi();
+        wasi.stdout(logs.clone()).stderr(logs.clone()).arg("step");
+        for (key, value) in call.env {
+            wasi.env(key, value);
+        }
+        let dirs = call.dirs;
         for (host, guest, perms) in [
             (&dirs.inputs, "/inputs", FsPerms::ReadOnly),
             (&dirs.outputs, "/outputs", FsPerms::ReadWrite),
@@ -313,68 +315,33 @@ impl LoadedStep {
                 return finish(Err(StepFailure::Trapped(message)), Vec::new());
             }
         }
-        let mut table = wasmtime::component::ResourceTable::new();
+        let virtual_state = call.determinism.configure(&mut wasi);
+        let mut table = ResourceTable::new();
         table.set_max_capacity(limits.max_resources);
-        let deadline = started + limits.timeout;
+        let guard = Guard::new(limits.memory_bytes, limits.timeout, call.cancel.clone());
+        let watchdog = guard.watchdog();
         let state = StepState {
             wasi: wasi.build(),
             table,
             tracker: Tracker::default(),
-            limiter: MemoryLimiter {
-                limit: limits.memory_bytes,
-                exceeded: None,
-            },
-            deadline,
-            cancel: cancel.clone(),
-            interrupted: None,
+            guard,
+            virtual_state,
         };
         let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|mut ctx| {
-            let state = ctx.data_mut();
-            if state.cancel.is_cancelled() {
-                state.interrupted = Some(Interrupt::Cancelled);
-                return Ok(UpdateDeadline::Interrupt);
-            }
-            if Instant::now() >= state.deadline {
-                state.interrupted = Some(Interrupt::Timeout);
-                return Ok(UpdateDeadline::Interrupt);
-            }
-            Ok(UpdateDeadline::Yield(1))
-        });
-
-        // The epoch callback stops a guest that computes; this watchdog stops
-        // one that is blocked in a host call (sleeping, polling).
-        let watchdog = {
-            let cancel = cancel.clone();
-            async move {
-                loop {
-                    tokio::time::sleep(EPOCH_TICK * 2).await;
-                    if cancel.is_cancelled() {
-                        return Interrupt::Cancelled;
-                    }
-                    if Instant::now() >= deadline + EPOCH_TICK * 10 {
-                        return Interrupt::Timeout;
-                    }
-                }
-            }
-        };
-        let call = async {
-            let step = self.pre.instantiate_async(&mut store).await?;
-            step.call_run(&mut store, params_json).await
-        };
-        let outcome = tokio::select! {
-            result = call => Ok(result),
-            why = watchdog => Err(why),
-        };
+        Guard::install(&mut store);
+        let outcome = watchdog
+            .watch(async {
+                let step = self.pre.instantiate_async(&mut store).await?;
+                step.call_run(&mut store, call.params).await
+            })
+            .await;
         let state = store.data_mut();
         let events = std::mem::take(&mut state.tracker.events);
         let result = match outcome {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(StepError::InvalidParams(m)))) => Err(StepFailure::InvalidParams(m)),
             Ok(Ok(Err(StepError::Failed(m)))) => Err(StepFailure::Failed(m)),
-            Ok(Err(error)) => Err(classify(error, state, limits, &logs.text())),
+            Ok(Err(error)) => Err(classify(error, &state.guard, limits, &logs.text())),
             Err(Interrupt::Timeout) => Err(StepFailure::TimedOut(limits.timeout)),
             Err(Interrupt::Cancelled) => Err(StepFailure::Cancelled),
         };
@@ -382,17 +349,77 @@ impl LoadedStep {
     }
 }
 
+/// What one step run is given.
+#[derive(Debug, Clone, Copy)]
+pub struct StepCall<'a> {
+    /// The step's params, a JSON object.
+    pub params: &'a str,
+    /// The directories behind `/inputs`, `/outputs` and `/tmp`.
+    pub dirs: &'a SandboxDirs,
+    pub limits: &'a Limits,
+    pub cancel: &'a Cancel,
+    /// Environment variables granted to the step (none by default).
+    pub env: &'a [(String, String)],
+    /// Virtual or real time and randomness.
+    pub determinism: Determinism,
+}
+
+/// A WASI context with nothing in it: no environment, no arguments, no
+/// preopened directory, no sockets, no name lookups. Steps and plugins
+/// start from this and add only what they are granted.
+pub fn sandbox_wasi() -> WasiCtxBuilder {
+    let mut wasi = WasiCtxBuilder::new();
+    // File operations on a small sandbox run inline instead of hopping to
+    // tokio's blocking pool for every call.
+    wasi.allow_blocking_current_thread(true)
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .socket_addr_check(|_, _| Box::pin(async { false }));
+    wasi
+}
+
+/// Per-store state of a step run, dropped afterwards.
+pub(crate) struct StepState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    tracker: Tracker,
+    guard: Guard,
+    virtual_state: Option<Virtual>,
+}
+
+impl WasiView for StepState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl Guarded for StepState {
+    fn guard(&mut self) -> &mut Guard {
+        &mut self.guard
+    }
+}
+
+impl VirtualView for StepState {
+    fn virtual_state(&mut self) -> Option<&mut Virtual> {
+        self.virtual_state.as_mut()
+    }
+}
+
 /// Turns a wasmtime error from a guest call into the reason a user can act on.
-fn classify(error: wasmtime::Error, state: &StepState, limits: &Limits, logs: &str) -> StepFailure {
-    match state.interrupted {
+fn classify(error: wasmtime::Error, guard: &Guard, limits: &Limits, logs: &str) -> StepFailure {
+    match guard.interrupted() {
         Some(Interrupt::Timeout) => return StepFailure::TimedOut(limits.timeout),
         Some(Interrupt::Cancelled) => return StepFailure::Cancelled,
         None => {}
     }
-    if let Some(requested) = state.limiter.exceeded {
+    if let Some(requested) = guard.memory_exceeded() {
         return StepFailure::MemoryLimit {
             requested,
-            limit: state.limiter.limit,
+            limit: guard.memory_limit(),
         };
     }
     if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {

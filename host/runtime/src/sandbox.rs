@@ -5,16 +5,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::tracker::{Tracker, TrackerEvent};
+use crate::tracker::TrackerEvent;
 
 /// Resource limits of one step run.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Largest linear memory (each memory) the guest may grow to, in bytes.
+    /// Memory the step may use in all: every linear memory and table of
+    /// every instance in its component, together, in bytes.
     pub memory_bytes: u64,
     /// Wall-clock time the step may run.
     pub timeout: Duration,
@@ -85,18 +84,35 @@ pub enum StepFailure {
     /// The wall-clock limit ran out.
     #[error("timed out after {}", humanize(*.0))]
     TimedOut(Duration),
-    /// The guest tried to grow its memory past the limit.
-    #[error("memory limit exceeded: tried to grow memory to {requested} bytes, the limit is {limit} bytes")]
+    /// The guest tried to grow its memories and tables past the limit.
+    #[error("memory limit exceeded: the step's memories and tables would take {requested} bytes, the limit is {limit} bytes")]
     MemoryLimit { requested: u64, limit: u64 },
     /// The run was cancelled.
     #[error("cancelled")]
     Cancelled,
+    /// weft itself failed around the step (staging its inputs, storing its
+    /// outputs): nothing the step did.
+    #[error("{0}")]
+    Host(String),
 }
 
 impl StepFailure {
-    /// Whether running the step again might succeed (used by retries).
-    pub fn is_retryable(&self) -> bool {
-        !matches!(self, StepFailure::InvalidParams(_) | StepFailure::Cancelled)
+    /// Whether running the step again might end differently. A step with
+    /// virtual time and randomness (`nondeterministic` false) is a pure
+    /// function of its inputs: only a timeout (wall-clock time depends on
+    /// the machine's load) or a failure of weft itself can change. A
+    /// nondeterministic step may also fail differently by itself. A trap, a
+    /// memory-limit failure, a panic or invalid params are never retried.
+    pub fn may_change_on_retry(&self, nondeterministic: bool) -> bool {
+        match self {
+            StepFailure::TimedOut(_) | StepFailure::Host(_) => true,
+            StepFailure::Failed(_) | StepFailure::Exited(_) => nondeterministic,
+            StepFailure::InvalidParams(_)
+            | StepFailure::Panicked(_)
+            | StepFailure::Trapped(_)
+            | StepFailure::MemoryLimit { .. }
+            | StepFailure::Cancelled => false,
+        }
     }
 }
 
@@ -117,67 +133,183 @@ pub struct StepOutcome {
     pub duration: Duration,
 }
 
-/// Why the epoch callback interrupted the guest.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Interrupt {
+/// Why a guarded store was interrupted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupt {
+    /// The deadline passed.
     Timeout,
+    /// The [`Cancel`] flag was set.
     Cancelled,
 }
 
-/// Per-store state: one per step run, dropped afterwards.
-pub(crate) struct StepState {
-    pub(crate) wasi: WasiCtx,
-    pub(crate) table: ResourceTable,
-    pub(crate) tracker: Tracker,
-    pub(crate) limiter: MemoryLimiter,
-    pub(crate) deadline: Instant,
-    pub(crate) cancel: Cancel,
-    pub(crate) interrupted: Option<Interrupt>,
+/// How often the epoch ticks; timeouts and cancellation act within one tick.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The limits of one store, the same for steps and plugins: one memory
+/// budget for all the memories and tables of every instance in the store
+/// together, one deadline and a cancellation flag. [`Guard::install`] puts
+/// it on a store; its [`Watchdog`] stops a guest blocked in a host call.
+#[derive(Debug)]
+pub struct Guard {
+    limiter: MemoryLimiter,
+    deadline: Instant,
+    timeout: Duration,
+    cancel: Cancel,
+    interrupted: Option<Interrupt>,
 }
 
-impl WasiView for StepState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
+/// Store state that holds a [`Guard`].
+pub trait Guarded: Send + 'static {
+    /// The store's guard.
+    fn guard(&mut self) -> &mut Guard;
+}
+
+impl Guard {
+    /// A guard allowing `memory_bytes` in all and `timeout` from now.
+    pub fn new(memory_bytes: u64, timeout: Duration, cancel: Cancel) -> Self {
+        Self {
+            limiter: MemoryLimiter {
+                limit: memory_bytes,
+                used: 0,
+                exceeded: None,
+            },
+            deadline: Instant::now() + timeout,
+            timeout,
+            cancel,
+            interrupted: None,
+        }
+    }
+
+    /// Puts the memory limiter and the epoch deadline on `store`: a guest
+    /// that computes past the deadline (or after cancellation) is
+    /// interrupted within one epoch tick.
+    pub fn install<T: Guarded>(store: &mut wasmtime::Store<T>) {
+        store.limiter(|s| &mut s.guard().limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut ctx| {
+            let guard = ctx.data_mut().guard();
+            if guard.cancel.is_cancelled() {
+                guard.interrupted = Some(Interrupt::Cancelled);
+                return Ok(wasmtime::UpdateDeadline::Interrupt);
+            }
+            if Instant::now() >= guard.deadline {
+                guard.interrupted = Some(Interrupt::Timeout);
+                return Ok(wasmtime::UpdateDeadline::Interrupt);
+            }
+            Ok(wasmtime::UpdateDeadline::Yield(1))
+        });
+    }
+
+    /// The watchdog of this guard, to hold while the store is in use.
+    pub fn watchdog(&self) -> Watchdog {
+        Watchdog {
+            deadline: self.deadline,
+            cancel: self.cancel.clone(),
+        }
+    }
+
+    /// Why the epoch callback interrupted the guest, if it did.
+    pub fn interrupted(&self) -> Option<Interrupt> {
+        self.interrupted
+    }
+
+    /// The total memory the guest asked for when it went over its budget.
+    pub fn memory_exceeded(&self) -> Option<u64> {
+        self.limiter.exceeded
+    }
+
+    /// The memory budget.
+    pub fn memory_limit(&self) -> u64 {
+        self.limiter.limit
+    }
+
+    /// The time budget.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+/// Stops a guest blocked in a host call (sleeping, waiting on I/O), which
+/// the epoch callback of its [`Guard`] cannot reach.
+#[derive(Debug, Clone)]
+pub struct Watchdog {
+    deadline: Instant,
+    cancel: Cancel,
+}
+
+impl Watchdog {
+    /// Runs `call` to its end, or until shortly after the deadline or a
+    /// cancellation.
+    pub async fn watch<F: std::future::Future>(&self, call: F) -> Result<F::Output, Interrupt> {
+        let deadline = self.deadline;
+        let cancel = self.cancel.clone();
+        let watchdog = async move {
+            loop {
+                tokio::time::sleep(EPOCH_TICK * 2).await;
+                if cancel.is_cancelled() {
+                    return Interrupt::Cancelled;
+                }
+                if Instant::now() >= deadline + EPOCH_TICK * 10 {
+                    return Interrupt::Timeout;
+                }
+            }
+        };
+        tokio::select! {
+            output = call => Ok(output),
+            why = watchdog => Err(why),
         }
     }
 }
 
-/// Enforces the memory limit, and remembers when it was hit so the failure
-/// can say so plainly.
-pub(crate) struct MemoryLimiter {
-    pub(crate) limit: u64,
-    pub(crate) exceeded: Option<u64>,
+/// Keeps the sum of every linear memory and table of a store under one
+/// budget, and remembers when it was hit so the failure can say so plainly.
+#[derive(Debug)]
+struct MemoryLimiter {
+    limit: u64,
+    used: u64,
+    exceeded: Option<u64>,
 }
 
-/// Most table elements a guest may have (function tables hold a few hundred).
-const MAX_TABLE_ELEMENTS: usize = 100_000;
+/// What a table element costs the host, for the budget.
+const TABLE_ELEMENT_BYTES: u64 = 16;
+/// Most instances, memories and tables one store may create.
+const MAX_STORE_ITEMS: usize = 1000;
 
-impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired as u64 > self.limit {
-            self.exceeded = Some(desired as u64);
+impl MemoryLimiter {
+    fn grow(&mut self, current: u64, desired: u64) -> wasmtime::Result<bool> {
+        let total = self.used.saturating_sub(current).saturating_add(desired);
+        if total > self.limit {
+            self.exceeded = Some(total);
             return Err(wasmtime::format_err!(
-                "memory limit exceeded: tried to grow memory to {desired} bytes, the limit is {} bytes",
+                "memory limit exceeded: the step's memories and tables would take {total} bytes, the limit is {} bytes",
                 self.limit
             ));
         }
+        self.used = total;
         Ok(true)
     }
+}
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.grow(current as u64, desired as u64)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.grow(
+            (current as u64).saturating_mul(TABLE_ELEMENT_BYTES),
+            (desired as u64).saturating_mul(TABLE_ELEMENT_BYTES),
+        )
     }
 
     fn instances(&self) -> usize {
-        100
+        MAX_STORE_ITEMS
     }
     fn tables(&self) -> usize {
-        100
+        MAX_STORE_ITEMS
     }
     fn memories(&self) -> usize {
-        100
+        MAX_STORE_ITEMS
     }
 }
 

@@ -37,10 +37,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let failed = i % 50 == 49;
         for (n, id) in ids.iter().enumerate() {
             if i % 3 == 1 && n == 0 && !first_ids.is_empty() {
-                store.record_cached_step_run(id, &first_ids[0], "d", "k").await?;
+                store
+                    .record_cached_step_run(
+                        id,
+                        &weft_store::CacheHit {
+                            original: &first_ids[0],
+                            component_digest: "d",
+                            cache_key: "k",
+                            sandbox: "{}",
+                            determinism: "virtual",
+                            inputs: &[],
+                            outputs: &[],
+                        },
+                    )
+                    .await?;
                 continue;
             }
-            store.start_step_run(id, "d", &format!("k{i}-{n}")).await?;
+            store
+                .start_step_run(id, "d", &format!("k{i}-{n}"), "{}", "virtual")
+                .await?;
             let record = StepRunRecord {
                 status: if failed && n == 2 {
                     status::FAILED
@@ -70,7 +85,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ids = store
         .create_step_runs(&run.id, &[("train".into(), "{}".into())])
         .await?;
-    store.start_step_run(&ids[0], "d", "long").await?;
+    store.start_step_run(&ids[0], "d", "long", "{}", "virtual").await?;
     let metrics = (0..points)
         .map(|i| {
             let x = i as f64;

@@ -22,6 +22,7 @@ mod sql;
 mod store;
 mod sync;
 mod tracking;
+mod verifications;
 
 pub use logged_models::{model_status, LoggedModel, NewLoggedModel};
 pub use metric_series::{MetricSeries, MetricSummary};
@@ -31,9 +32,10 @@ pub use registry::{validate_alias, validate_model_name, ModelVersion, Registered
 pub use run_artifacts::ArtifactEntry;
 pub use run_list::{RunPage, RunQuery, RunSort, RunSummary};
 pub use sql::Backend;
-pub use store::{NewArtifact, StepRunRecord, Store};
+pub use store::{CacheHit, NewArtifact, StepRunRecord, Store};
 pub use sync::RunExport;
 pub use tracking::{Experiment, MetricPoint, RunInfo, TrackedRun};
+pub use verifications::{outcome as verification, OutputCheck, Verification};
 
 /// Errors of the metadata store.
 #[derive(Debug, thiserror::Error)]

@@ -43,6 +43,18 @@ pub struct StepRun {
     pub cached_from: Option<String>,
     pub attempts: i64,
     pub error: Option<String>,
+    /// `virtual` (virtual clocks and seeded randomness) or `real` (a step
+    /// declared `nondeterministic`); none for a step run that never started.
+    #[serde(default)]
+    pub determinism: Option<String>,
+    /// `local`, or `imported` through the sync API (trusted by the cache
+    /// only once verified here).
+    #[serde(default = "local_origin")]
+    pub origin: String,
+}
+
+fn local_origin() -> String {
+    "local".into()
 }
 
 /// A versioned artifact.

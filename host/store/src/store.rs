@@ -38,6 +38,22 @@ pub struct NewArtifact {
     pub source_uri: Option<String>,
 }
 
+/// A cache hit to record (see [`Store::record_cached_step_run`]).
+#[derive(Debug, Clone, Copy)]
+pub struct CacheHit<'a> {
+    /// The step run that executed.
+    pub original: &'a str,
+    pub component_digest: &'a str,
+    pub cache_key: &'a str,
+    /// The sandbox spec (JSON).
+    pub sandbox: &'a str,
+    pub determinism: &'a str,
+    /// (input name, artifact id) this step run was given.
+    pub inputs: &'a [(String, String)],
+    /// (output name, artifact): its outputs, the original's bytes.
+    pub outputs: &'a [(String, NewArtifact)],
+}
+
 /// What a finished step run recorded, all written in one transaction.
 #[derive(Debug, Clone, Default)]
 pub struct StepRunRecord {
@@ -47,6 +63,10 @@ pub struct StepRunRecord {
     pub attempts: i64,
     pub component_digest: Option<String>,
     pub cache_key: Option<String>,
+    /// The sandbox spec (JSON) whose hash is the cache key.
+    pub sandbox: Option<String>,
+    /// `virtual` or `real`.
+    pub determinism: Option<String>,
     pub started_at: Option<i64>,
     /// (input name, artifact id)
     pub inputs: Vec<(String, String)>,
@@ -59,12 +79,13 @@ pub struct StepRunRecord {
     pub metadata: Vec<(String, String)>,
 }
 
-/// The step runs whose logged values a run shows: its own, and for each
-/// cached step run the original it was served from.
+/// The step runs whose logged values (params, metrics, tags, metadata,
+/// logs) a run shows: its own, and for each cached step run the original it
+/// was served from.
 const SOURCE_STEP_RUNS: &str = "SELECT COALESCE(cached_from, id) FROM step_runs WHERE run_id = $1";
 
 const RUN_COLUMNS: &str = "r.id, p.name AS pipeline, r.number, r.status, r.started_at, r.ended_at, r.error";
-const STEP_RUN_COLUMNS: &str = "id, run_id, step_name, status, params, started_at, ended_at, component_digest, cache_key, cached_from, attempts, error";
+const STEP_RUN_COLUMNS: &str = "id, run_id, step_name, status, params, started_at, ended_at, component_digest, cache_key, cached_from, attempts, error, determinism, origin";
 const ARTIFACT_COLUMNS: &str = "a.id, a.name, a.version, a.digest, a.kind, a.media_type, a.size, a.producer_step_run_id, a.source_uri, a.created_at";
 
 impl Store {
@@ -197,7 +218,8 @@ impl Store {
     }
 
     /// Marks runs (and their unfinished step runs) left `running` by a
-    /// process of this host that no longer exists as crashed.
+    /// process of this host that no longer exists as crashed, in the MLflow
+    /// view as well.
     /// Returns the ids of the runs it marked.
     pub async fn recover_crashed(&self, host: &str, is_alive: impl Fn(i64) -> bool) -> Result<Vec<String>, StoreError> {
         let running: Vec<(String, Option<i64>)> =
@@ -232,6 +254,11 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
+            // Its MLflow view shows it crashed too; a failure here does not
+            // undo the recovery.
+            if let Err(e) = self.mirror_run_to_tracking(&id, crate::MirrorScope::All).await {
+                tracing::warn!("could not record the MLflow view of run {id}: {e}");
+            }
             recovered.push(id);
         }
         Ok(recovered)
@@ -324,15 +351,26 @@ impl Store {
         Ok(ids)
     }
 
-    /// Marks a step run as running.
-    pub async fn start_step_run(&self, id: &str, component_digest: &str, cache_key: &str) -> Result<(), StoreError> {
+    /// Marks a step run as running in the sandbox `sandbox` (its spec as
+    /// JSON), whose hash is `cache_key`.
+    pub async fn start_step_run(
+        &self,
+        id: &str,
+        component_digest: &str,
+        cache_key: &str,
+        sandbox: &str,
+        determinism: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE step_runs SET status = $1, started_at = $2, component_digest = $3, cache_key = $4 WHERE id = $5",
+            "UPDATE step_runs SET status = $1, started_at = $2, component_digest = $3, cache_key = $4, sandbox = $5, \
+             determinism = $6 WHERE id = $7",
         )
         .bind(status::RUNNING)
         .bind(now_ms())
         .bind(component_digest)
         .bind(cache_key)
+        .bind(sandbox)
+        .bind(determinism)
         .bind(id)
         .execute(&self.pool)
         .await?;
@@ -396,7 +434,8 @@ impl Store {
         }
         sqlx::query(
             "UPDATE step_runs SET status = $1, error = $2, logs = $3, attempts = $4, component_digest = COALESCE($5, component_digest), \
-             cache_key = COALESCE($6, cache_key), started_at = COALESCE(started_at, $7), ended_at = $8 WHERE id = $9",
+             cache_key = COALESCE($6, cache_key), started_at = COALESCE(started_at, $7), ended_at = $8, \
+             sandbox = COALESCE($9, sandbox), determinism = COALESCE($10, determinism) WHERE id = $11",
         )
         .bind(&record.status)
         .bind(&record.error)
@@ -406,6 +445,8 @@ impl Store {
         .bind(&record.cache_key)
         .bind(record.started_at)
         .bind(now_ms())
+        .bind(&record.sandbox)
+        .bind(&record.determinism)
         .bind(id)
         .execute(&mut *tx)
         .await?;
@@ -413,36 +454,55 @@ impl Store {
         Ok(outputs)
     }
 
-    /// Records a step run served from the cache. It points at the original
-    /// step run and has no lineage rows of its own: its inputs and outputs
-    /// are the original's (see [`Store::step_run_outputs`]). One statement,
-    /// because it runs for every cached step.
+    /// Records a step run served from the cache, in one transaction: a
+    /// step run of its own run, with new versions of its outputs under its
+    /// own names (the same bytes as the original's), produced by it, and
+    /// lineage to the artifacts it was given. `original` is the step run
+    /// that executed; the run shows what that one logged. Returns the ids of
+    /// the new output artifacts, by name.
     pub async fn record_cached_step_run(
         &self,
         id: &str,
-        original: &str,
-        component_digest: &str,
-        cache_key: &str,
-    ) -> Result<(), StoreError> {
+        hit: &CacheHit<'_>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
         let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let mut outputs = Vec::with_capacity(hit.outputs.len());
+        for (slot, artifact) in hit.outputs {
+            let artifact_id = insert_artifact(&mut tx, artifact, Some(id)).await?;
+            link(&mut tx, "step_run_outputs", id, slot, &artifact_id).await?;
+            outputs.push((slot.clone(), artifact_id));
+        }
+        link_inputs(&mut tx, self.backend, id, hit.inputs).await?;
         sqlx::query(
-            "UPDATE step_runs SET status = $1, cached_from = $2, component_digest = $3, cache_key = $4, started_at = $5, ended_at = $6 WHERE id = $7",
+            "UPDATE step_runs SET status = $1, cached_from = $2, component_digest = $3, cache_key = $4, sandbox = $5, \
+             determinism = $6, started_at = $7, ended_at = $8 WHERE id = $9",
         )
         .bind(status::CACHED)
-        .bind(original)
-        .bind(component_digest)
-        .bind(cache_key)
+        .bind(hit.original)
+        .bind(hit.component_digest)
+        .bind(hit.cache_key)
+        .bind(hit.sandbox)
+        .bind(hit.determinism)
         .bind(now)
         .bind(now)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(outputs)
     }
 
-    /// Step runs that executed successfully with this cache key, newest
-    /// first, each with its output artifacts.
-    pub async fn cache_candidates(&self, cache_key: &str) -> Result<Vec<(String, Vec<ArtifactLink>)>, StoreError> {
+    /// Step runs that executed successfully with this cache key and may
+    /// serve it, newest first, each with its output artifacts. A step run
+    /// that a verification found to differ never serves; an imported one
+    /// serves only once a verification here matched it, unless
+    /// `trust_imported`.
+    pub async fn cache_candidates(
+        &self,
+        cache_key: &str,
+        trust_imported: bool,
+    ) -> Result<Vec<(String, Vec<ArtifactLink>)>, StoreError> {
         // One query for the five newest candidates and all their outputs:
         // this runs before every step, so it must be one round trip.
         #[derive(sqlx::FromRow)]
@@ -453,12 +513,17 @@ impl Store {
         }
         let rows: Vec<Row> = sqlx::query_as(&format!(
             "SELECT c.id AS candidate, l.name AS slot, {ARTIFACT_COLUMNS} FROM \
-             (SELECT id, ended_at FROM step_runs WHERE cache_key = $1 AND status = $2 ORDER BY ended_at DESC LIMIT 5) c \
+             (SELECT s.id, s.ended_at FROM step_runs s WHERE s.cache_key = $1 AND s.status = $2 \
+                AND NOT EXISTS (SELECT 1 FROM verifications v WHERE v.step_run_id = s.id AND v.outcome = 'mismatch') \
+                AND (s.origin = 'local' OR $3 \
+                     OR EXISTS (SELECT 1 FROM verifications v WHERE v.step_run_id = s.id AND v.outcome = 'match')) \
+              ORDER BY s.ended_at DESC LIMIT 5) c \
              JOIN step_run_outputs l ON l.step_run_id = c.id JOIN artifacts a ON a.id = l.artifact_id \
              ORDER BY c.ended_at DESC, c.id, l.name"
         ))
         .bind(cache_key)
         .bind(status::SUCCEEDED)
+        .bind(trust_imported)
         .fetch_all(&self.pool)
         .await?;
         let mut candidates: Vec<(String, Vec<ArtifactLink>)> = Vec::new();
@@ -731,22 +796,23 @@ impl Store {
         }
     }
 
-    /// The artifacts a step run read (for a cached one, its original's).
+    /// The artifacts a step run read.
     pub async fn step_run_inputs(&self, step_run_id: &str) -> Result<Vec<ArtifactLink>, StoreError> {
         Ok(sqlx::query_as(&format!(
             "SELECT l.name AS slot, {ARTIFACT_COLUMNS} FROM step_run_inputs l JOIN artifacts a ON a.id = l.artifact_id \
-             WHERE l.step_run_id = (SELECT COALESCE(cached_from, id) FROM step_runs WHERE id = $1) ORDER BY l.name"
+             WHERE l.step_run_id = $1 ORDER BY l.name"
         ))
         .bind(step_run_id)
         .fetch_all(&self.pool)
         .await?)
     }
 
-    /// The artifacts a step run wrote (for a cached one, its original's).
+    /// The artifacts a step run wrote (for a cached one, new versions of
+    /// the bytes its original wrote).
     pub async fn step_run_outputs(&self, step_run_id: &str) -> Result<Vec<ArtifactLink>, StoreError> {
         Ok(sqlx::query_as(&format!(
             "SELECT l.name AS slot, {ARTIFACT_COLUMNS} FROM step_run_outputs l JOIN artifacts a ON a.id = l.artifact_id \
-             WHERE l.step_run_id = (SELECT COALESCE(cached_from, id) FROM step_runs WHERE id = $1) ORDER BY l.name"
+             WHERE l.step_run_id = $1 ORDER BY l.name"
         ))
         .bind(step_run_id)
         .fetch_all(&self.pool)

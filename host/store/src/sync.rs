@@ -51,12 +51,15 @@ pub struct ExportedRun {
     pub host: Option<String>,
 }
 
-/// A step run with its logs.
+/// A step run with its logs and the sandbox it was given.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExportedStepRun {
     #[serde(flatten)]
     pub step: StepRun,
     pub logs: Option<String>,
+    /// The sandbox spec (JSON), for `weft verify` on the importing side.
+    #[serde(default)]
+    pub sandbox: Option<String>,
 }
 
 const ARTIFACT_COLUMNS: &str =
@@ -66,6 +69,7 @@ const ARTIFACT_COLUMNS: &str =
 const MAX_ID: usize = 64;
 const MAX_NAME: usize = 500;
 const MAX_STEPS: usize = 10_000;
+const MAX_SANDBOX: usize = 1 << 20;
 
 fn check_id(what: &str, id: &str) -> Result<(), StoreError> {
     if id.is_empty() || id.len() > MAX_ID || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
@@ -126,6 +130,23 @@ impl RunExport {
             check_status("a step run", &s.step.status)?;
             if let Some(from) = &s.step.cached_from {
                 check_id("cached-from step run", from)?;
+            }
+            if s.sandbox.as_ref().is_some_and(|spec| spec.len() > MAX_SANDBOX) {
+                return Err(StoreError::Invalid(format!(
+                    "step run {} has a sandbox spec over {MAX_SANDBOX} bytes",
+                    s.step.id
+                )));
+            }
+            if let Some(d) = s
+                .step
+                .determinism
+                .as_deref()
+                .filter(|d| !["virtual", "real"].contains(d))
+            {
+                return Err(StoreError::Invalid(format!(
+                    "step run {} has determinism '{d}': use virtual or real",
+                    s.step.id
+                )));
             }
         }
         for a in &self.artifacts {
@@ -199,18 +220,21 @@ impl Store {
                 .fetch_one(&self.pool)
                 .await?;
         let steps = self.step_runs(&run.id).await?;
-        let mut logs: std::collections::HashMap<String, Option<String>> =
-            sqlx::query_as::<_, (String, Option<String>)>("SELECT id, logs FROM step_runs WHERE run_id = $1")
-                .bind(&run.id)
-                .fetch_all(&self.pool)
-                .await?
-                .into_iter()
-                .collect();
+        let mut extra: std::collections::HashMap<String, (Option<String>, Option<String>)> =
+            sqlx::query_as::<_, (String, Option<String>, Option<String>)>(
+                "SELECT id, logs, sandbox FROM step_runs WHERE run_id = $1",
+            )
+            .bind(&run.id)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|(id, logs, sandbox)| (id, (logs, sandbox)))
+            .collect();
         let steps: Vec<ExportedStepRun> = steps
             .into_iter()
             .map(|s| {
-                let logs = logs.remove(&s.id).flatten();
-                ExportedStepRun { step: s, logs }
+                let (logs, sandbox) = extra.remove(&s.id).unwrap_or_default();
+                ExportedStepRun { step: s, logs, sandbox }
             })
             .collect();
         let links = |table: &str| {
@@ -384,10 +408,12 @@ impl Store {
             }
             sqlx::query(
                 "INSERT INTO step_runs (id, run_id, step_name, status, params, started_at, ended_at, component_digest, \
-                 cache_key, cached_from, attempts, logs, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                 cache_key, cached_from, attempts, logs, error, sandbox, determinism, origin) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'imported') \
                  ON CONFLICT (id) DO UPDATE SET status = excluded.status, started_at = excluded.started_at, \
                  ended_at = excluded.ended_at, component_digest = excluded.component_digest, cache_key = excluded.cache_key, \
-                 cached_from = excluded.cached_from, attempts = excluded.attempts, logs = excluded.logs, error = excluded.error",
+                 cached_from = excluded.cached_from, attempts = excluded.attempts, logs = excluded.logs, error = excluded.error, \
+                 sandbox = excluded.sandbox, determinism = excluded.determinism, origin = 'imported'",
             )
             .bind(&f.id)
             .bind(&r.id)
@@ -402,6 +428,8 @@ impl Store {
             .bind(f.attempts)
             .bind(&s.logs)
             .bind(&f.error)
+            .bind(&s.sandbox)
+            .bind(&f.determinism)
             .execute(&mut *tx)
             .await?;
         }

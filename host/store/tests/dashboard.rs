@@ -22,7 +22,10 @@ async fn fill(store: &Store) -> [String; 3] {
         .await
         .unwrap();
     for id in &ids {
-        store.start_step_run(id, "d", &format!("key-{id}")).await.unwrap();
+        store
+            .start_step_run(id, "d", &format!("key-{id}"), "{}", "virtual")
+            .await
+            .unwrap();
         let record = StepRunRecord {
             status: status::SUCCEEDED.into(),
             attempts: 1,
@@ -41,8 +44,25 @@ async fn fill(store: &Store) -> [String; 3] {
         )
         .await
         .unwrap();
-    store.record_cached_step_run(&ids2[0], &ids[0], "d", "k").await.unwrap();
-    store.start_step_run(&ids2[1], "d", "k2").await.unwrap();
+    store
+        .record_cached_step_run(
+            &ids2[0],
+            &weft_store::CacheHit {
+                original: &ids[0],
+                component_digest: "d",
+                cache_key: "k",
+                sandbox: "{}",
+                determinism: "virtual",
+                inputs: &[],
+                outputs: &[],
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .start_step_run(&ids2[1], "d", "k2", "{}", "virtual")
+        .await
+        .unwrap();
     let record = StepRunRecord {
         status: status::SUCCEEDED.into(),
         attempts: 1,
@@ -57,7 +77,7 @@ async fn fill(store: &Store) -> [String; 3] {
         .create_step_runs(&failed.id, &[("load".into(), "{}".into())])
         .await
         .unwrap();
-    store.start_step_run(&fid[0], "d", "k3").await.unwrap();
+    store.start_step_run(&fid[0], "d", "k3", "{}", "virtual").await.unwrap();
     let record = StepRunRecord {
         status: status::FAILED.into(),
         attempts: 1,
@@ -75,7 +95,7 @@ async fn fill(store: &Store) -> [String; 3] {
         .create_step_runs(&running.id, &[("train".into(), "{}".into())])
         .await
         .unwrap();
-    store.start_step_run(&bid[0], "d", "k4").await.unwrap();
+    store.start_step_run(&bid[0], "d", "k4", "{}", "virtual").await.unwrap();
     // 5,000 points of a loss that falls, with one spike at step 2,500.
     let metrics = (0..5_000i64)
         .map(|i| {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use weft_store::{status, NewArtifact, StepRunRecord, Store};
+use weft_store::{status, verification, CacheHit, NewArtifact, StepRunRecord, Store};
 
 fn artifact(name: &str, digest: char) -> NewArtifact {
     NewArtifact {
@@ -39,7 +39,10 @@ async fn lineage_cache_and_recovery(store: &Store) {
         .create_step_runs(&run.id, &[("split".into(), "{}".into()), ("train".into(), "{}".into())])
         .await
         .unwrap();
-    store.start_step_run(&ids[0], "digest", "key-split").await.unwrap();
+    store
+        .start_step_run(&ids[0], "digest", "key-split", "{}", "virtual")
+        .await
+        .unwrap();
     let record = StepRunRecord {
         status: status::SUCCEEDED.into(),
         logs: "hello".into(),
@@ -53,11 +56,47 @@ async fn lineage_cache_and_recovery(store: &Store) {
     let outputs = store.complete_step_run(&run.id, &ids[0], &record).await.unwrap();
     assert_eq!(outputs.len(), 1);
 
-    let candidates = store.cache_candidates("key-split").await.unwrap();
+    let candidates = store.cache_candidates("key-split", false).await.unwrap();
     assert_eq!(candidates.len(), 1);
     assert_eq!(candidates[0].0, ids[0]);
     assert_eq!(candidates[0].1[0].slot, "train");
-    assert!(store.cache_candidates("other").await.unwrap().is_empty());
+    assert!(store.cache_candidates("other", false).await.unwrap().is_empty());
+
+    // A cache hit in a later run is a step run of its own: new versions of
+    // the outputs under its names, produced by it, read from its inputs.
+    let hit_run = store.create_run(&pipeline, "{}", "host", 1).await.unwrap();
+    let hit_ids = store
+        .create_step_runs(&hit_run.id, &[("split".into(), "{}".into())])
+        .await
+        .unwrap();
+    let hit_outputs = [("train".to_string(), artifact("iris/split.train", 'b'))];
+    let hit_inputs = [("data".to_string(), input.id.clone())];
+    let created = store
+        .record_cached_step_run(
+            &hit_ids[0],
+            &CacheHit {
+                original: &ids[0],
+                component_digest: "digest",
+                cache_key: "key-split",
+                sandbox: "{}",
+                determinism: "virtual",
+                inputs: &hit_inputs,
+                outputs: &hit_outputs,
+            },
+        )
+        .await
+        .unwrap();
+    let served = store.artifact(&created[0].1).await.unwrap();
+    assert_eq!((served.name.as_str(), served.version), ("iris/split.train", 2));
+    assert_eq!(served.producer_step_run_id.as_deref(), Some(hit_ids[0].as_str()));
+    let outputs = store.step_run_outputs(&hit_ids[0]).await.unwrap();
+    assert_eq!(outputs[0].artifact.id, served.id);
+    let inputs = store.step_run_inputs(&hit_ids[0]).await.unwrap();
+    assert_eq!(inputs[0].artifact.id, input.id);
+    let hit = store.step_run(&hit_ids[0]).await.unwrap();
+    assert_eq!(hit.status, status::CACHED);
+    assert_eq!(hit.cached_from.as_deref(), Some(ids[0].as_str()));
+    store.finish_run(&hit_run.id, status::SUCCEEDED, None).await.unwrap();
 
     // Lineage: split.train <- split <- inputs.data
     let lineage = store.lineage("iris/split.train").await.unwrap();
@@ -67,7 +106,7 @@ async fn lineage_cache_and_recovery(store: &Store) {
 
     // The same input content is not a new version; new content is.
     let run2 = store.create_run(&pipeline, "{}", "host", 999_999).await.unwrap();
-    assert_eq!(run2.number, 2);
+    assert_eq!(run2.number, 3);
     assert_eq!(
         store
             .record_run_input(&run2.id, "data", &artifact("iris/inputs.data", 'a'))
@@ -85,7 +124,8 @@ async fn lineage_cache_and_recovery(store: &Store) {
         2
     );
 
-    // run2's process is dead: recovery marks it crashed; run 1 (alive) stays.
+    // run2's process is dead: recovery marks it crashed; runs of pid 1
+    // (alive) stay.
     let recovered = store.recover_crashed("host", |pid| pid == 1).await.unwrap();
     assert_eq!(recovered, [run2.id.clone()]);
     assert_eq!(store.run(&run2.id).await.unwrap().status, status::CRASHED);
@@ -98,4 +138,89 @@ async fn lineage_cache_and_recovery(store: &Store) {
     assert!(store.check_integrity().await.unwrap().is_empty());
     assert_eq!(store.run("latest").await.unwrap().id, run2.id);
     assert!(store.run("zzz").await.is_err());
+}
+
+#[tokio::test]
+async fn imported_step_runs_serve_the_cache_only_once_verified_and_a_mismatch_never_serves() {
+    let here = common::stores().await;
+    let there = common::stores().await;
+    for (local, remote) in here.iter().zip(&there) {
+        eprintln!("backend: {}", local.backend);
+        imported_trust(&local.store, &remote.store).await;
+    }
+}
+
+async fn imported_trust(local: &Store, remote: &Store) {
+    // A run made elsewhere...
+    let pipeline = remote.ensure_pipeline("p").await.unwrap();
+    let run = remote.create_run(&pipeline, "{}", "elsewhere", 1).await.unwrap();
+    let ids = remote
+        .create_step_runs(&run.id, &[("s".into(), "{}".into())])
+        .await
+        .unwrap();
+    remote
+        .start_step_run(&ids[0], "digest", "key", "{\"spec\":1}", "virtual")
+        .await
+        .unwrap();
+    let record = StepRunRecord {
+        status: status::SUCCEEDED.into(),
+        attempts: 1,
+        outputs: vec![("out".into(), artifact("p/s.out", 'e'))],
+        ..Default::default()
+    };
+    remote.complete_step_run(&run.id, &ids[0], &record).await.unwrap();
+    remote.finish_run(&run.id, status::SUCCEEDED, None).await.unwrap();
+    assert_eq!(
+        remote.cache_candidates("key", false).await.unwrap().len(),
+        1,
+        "trusted where it ran"
+    );
+
+    // ... imported here: recorded as imported, with its sandbox.
+    let export = remote.export_run(&run.id).await.unwrap();
+    local.import_run(&export).await.unwrap();
+    let imported = local.step_run(&ids[0]).await.unwrap();
+    assert_eq!(imported.origin, "imported");
+    assert_eq!(
+        local.step_run_sandbox(&ids[0]).await.unwrap().as_deref(),
+        Some("{\"spec\":1}")
+    );
+    assert!(
+        local.cache_candidates("key", false).await.unwrap().is_empty(),
+        "not trusted unverified"
+    );
+    assert_eq!(
+        local.cache_candidates("key", true).await.unwrap().len(),
+        1,
+        "unless the stack trusts imports"
+    );
+
+    local
+        .record_verification(&ids[0], verification::MATCH, None, &[], "here")
+        .await
+        .unwrap();
+    assert_eq!(
+        local.cache_candidates("key", false).await.unwrap().len(),
+        1,
+        "trusted once verified"
+    );
+    let recorded = local.verifications(&run.id).await.unwrap();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(
+        (recorded[0].step.as_str(), recorded[0].outcome.as_str()),
+        ("s", "match")
+    );
+
+    // Re-importing (the run updated) keeps it imported.
+    local.import_run(&export).await.unwrap();
+    assert_eq!(local.step_run(&ids[0]).await.unwrap().origin, "imported");
+
+    // A mismatch found later: it never serves again, trusted or not.
+    local
+        .record_verification(&ids[0], verification::MISMATCH, Some("out differs"), &[], "here")
+        .await
+        .unwrap();
+    assert!(local.cache_candidates("key", false).await.unwrap().is_empty());
+    assert!(local.cache_candidates("key", true).await.unwrap().is_empty());
+    assert!(local.check_integrity().await.unwrap().is_empty());
 }

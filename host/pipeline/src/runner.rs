@@ -1,0 +1,512 @@
+//! The step runner: one step of one run, from its inputs to its recorded
+//! outcome. It reads and archives the component, builds the step's
+//! [`StepSpec`] (and so its cache key), serves it from the cache when it
+//! can, and otherwise runs it in a sandbox with its retry policy.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use weft_artifacts::{ArtifactKind, ArtifactStore};
+use weft_runtime::{Cancel, LoadedStep, Runtime, SandboxDirs, StepCall, StepFailure, TrackerEvent};
+use weft_store::{status, CacheHit, NewArtifact, StepRunRecord, Store};
+
+use crate::cache_key::{SpecInput, SpecLimits, SpecOutput, StepSpec};
+use crate::executor::Event;
+use crate::manifest::Step;
+use crate::recorder::{self, Keep, Output};
+use crate::sandbox::SandboxPool;
+use crate::ExecError;
+
+/// An artifact as the scheduler passes it between steps.
+#[derive(Debug, Clone)]
+pub(crate) struct Resolved {
+    pub id: String,
+    pub digest: String,
+    pub kind: ArtifactKind,
+}
+
+/// How one step ended.
+pub(crate) struct StepResult {
+    pub status: String,
+    pub duration: Duration,
+    pub error: Option<String>,
+    pub outputs: Vec<(String, Resolved)>,
+    /// For a cache hit, the step run it was served from.
+    pub cached_from: Option<String>,
+}
+
+impl StepResult {
+    fn failed(error: String, started: Instant) -> Self {
+        Self {
+            status: status::FAILED.into(),
+            duration: started.elapsed(),
+            error: Some(error),
+            outputs: Vec::new(),
+            cached_from: None,
+        }
+    }
+}
+
+/// What every step of one run shares.
+pub(crate) struct RunContext {
+    pub runtime: Runtime,
+    pub store: Store,
+    pub artifacts: ArtifactStore,
+    pub pipeline: String,
+    pub run_id: String,
+    pub cancel: Cancel,
+    pub no_cache: bool,
+    /// Imported step runs may serve cache hits unverified.
+    pub trust_imported: bool,
+    pub on_event: Arc<dyn Fn(Event) + Send + Sync>,
+    pub sandboxes: SandboxPool,
+    pub components: Components,
+}
+
+/// Component files, read once per run and archived once per process.
+pub(crate) struct Components {
+    read: Mutex<HashMap<PathBuf, (String, Bytes)>>,
+    /// Digests known to be in the artifact store (shared by the runs of a
+    /// process).
+    archived: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Components {
+    pub(crate) fn new(archived: Arc<Mutex<HashSet<String>>>) -> Self {
+        Self {
+            read: Mutex::default(),
+            archived,
+        }
+    }
+
+    /// The digest and bytes of a component file.
+    fn get(&self, path: &Path) -> Result<(String, Bytes), ExecError> {
+        let mut read = self.read.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((digest, bytes)) = read.get(path) {
+            return Ok((digest.clone(), bytes.clone()));
+        }
+        let bytes = weft_runtime::read_component(path).map_err(|e| ExecError::Io(e.to_string()))?;
+        let digest = weft_runtime::component_digest(&bytes);
+        let bytes = Bytes::from(bytes);
+        read.insert(path.to_owned(), (digest.clone(), bytes.clone()));
+        Ok((digest, bytes))
+    }
+
+    /// Keeps the component in the artifact store under its digest, so a
+    /// step run can be re-executed without the source tree (`weft verify`,
+    /// another machine). Paid once per component: a digest already stored
+    /// is remembered.
+    async fn archive(&self, artifacts: &ArtifactStore, digest: &str, bytes: &Bytes) -> Result<(), ExecError> {
+        if self.archived.lock().unwrap_or_else(|p| p.into_inner()).contains(digest) {
+            return Ok(());
+        }
+        let stored = artifacts.contains(digest, ArtifactKind::File).await.unwrap_or(false);
+        if !stored {
+            artifacts
+                .put_bytes(bytes.clone())
+                .await
+                .map_err(|e| ExecError::Io(format!("archiving the component {digest}: {e}")))?;
+        }
+        self.archived
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(digest.to_string());
+        Ok(())
+    }
+}
+
+/// The sandbox spec of `step` given `inputs` and its component's digest.
+fn spec_of(step: &Step, component: &str, inputs: &[(String, Resolved)]) -> StepSpec {
+    let mut spec_inputs: Vec<SpecInput> = inputs
+        .iter()
+        .map(|(name, r)| SpecInput {
+            name: name.clone(),
+            kind: r.kind,
+            digest: r.digest.clone(),
+        })
+        .collect();
+    spec_inputs.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut outputs: Vec<SpecOutput> = step
+        .outputs
+        .iter()
+        .map(|o| SpecOutput {
+            name: o.name.clone(),
+            media_type: o.media_type.clone(),
+        })
+        .collect();
+    outputs.sort_by(|a, b| a.name.cmp(&b.name));
+    let limits = &step.limits;
+    StepSpec {
+        component: component.to_string(),
+        params: step.params.clone(),
+        inputs: spec_inputs,
+        outputs,
+        env: step.env.clone(),
+        nondeterministic: step.nondeterministic,
+        host: weft_runtime::STEP_WIT_DIGEST.to_string(),
+        limits: SpecLimits {
+            memory_bytes: limits.sandbox.memory_bytes,
+            timeout_ms: limits.sandbox.timeout.as_millis() as u64,
+            max_log_bytes: limits.sandbox.max_log_bytes as u64,
+            max_resources: limits.sandbox.max_resources as u64,
+            max_output_bytes: limits.max_output_bytes,
+            max_tmp_bytes: limits.max_tmp_bytes,
+        },
+    }
+}
+
+/// `virtual` or `real`, as recorded.
+pub(crate) fn determinism_name(spec: &StepSpec) -> &'static str {
+    if spec.nondeterministic {
+        "real"
+    } else {
+        "virtual"
+    }
+}
+
+/// Runs one step of a run to its recorded end. Never fails: a failure of
+/// weft itself (database, disk) is recorded against the step.
+pub(crate) async fn run_step(
+    ctx: &RunContext,
+    step: &Step,
+    step_run_id: &str,
+    inputs: Vec<(String, Resolved)>,
+) -> StepResult {
+    let started = Instant::now();
+    match try_run_step(ctx, step, step_run_id, inputs, started).await {
+        Ok(result) => result,
+        Err(error) => {
+            let message = format!("weft could not run this step: {error}");
+            let record = StepRunRecord {
+                status: status::FAILED.into(),
+                error: Some(message.clone()),
+                ..Default::default()
+            };
+            let _ = ctx.store.complete_step_run(&ctx.run_id, step_run_id, &record).await;
+            StepResult::failed(message, started)
+        }
+    }
+}
+
+async fn try_run_step(
+    ctx: &RunContext,
+    step: &Step,
+    step_run_id: &str,
+    inputs: Vec<(String, Resolved)>,
+    started: Instant,
+) -> Result<StepResult, ExecError> {
+    let (digest, bytes) = ctx.components.get(&step.component)?;
+    ctx.components.archive(&ctx.artifacts, &digest, &bytes).await?;
+    let spec = spec_of(step, &digest, &inputs);
+    let key = spec.key();
+    let spec_json = spec.to_json();
+    let input_ids: Vec<(String, String)> = inputs.iter().map(|(slot, r)| (slot.clone(), r.id.clone())).collect();
+
+    if step.cache && !ctx.no_cache && !step.nondeterministic {
+        if let Some(hit) =
+            serve_from_cache(ctx, step, step_run_id, &spec, &key, &spec_json, &input_ids, started).await?
+        {
+            return Ok(hit);
+        }
+    }
+
+    (ctx.on_event)(Event::StepStarted {
+        step: step.name.clone(),
+    });
+    ctx.store
+        .start_step_run(step_run_id, &digest, &key, &spec_json, determinism_name(&spec))
+        .await?;
+    let loaded = match ctx.runtime.loaded(&digest) {
+        Some(loaded) => Ok(loaded),
+        None => {
+            // Compiling is CPU-bound: keep it off the async workers.
+            let runtime = ctx.runtime.clone();
+            let path = step.component.clone();
+            tokio::task::spawn_blocking(move || runtime.load_bytes(&path, &bytes))
+                .await
+                .map_err(|e| ExecError::Io(format!("loading the component: {e}")))?
+        }
+    };
+    let loaded = match loaded {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            let record = StepRunRecord {
+                status: status::FAILED.into(),
+                error: Some(e.to_string()),
+                attempts: 1,
+                inputs: input_ids,
+                ..Default::default()
+            };
+            ctx.store.complete_step_run(&ctx.run_id, step_run_id, &record).await?;
+            return Ok(StepResult::failed(e.to_string(), started));
+        }
+    };
+    if !loaded.compiled_from_cache() {
+        (ctx.on_event)(Event::StepCompiled {
+            step: step.name.clone(),
+            took: loaded.load_time(),
+            from_cache: false,
+        });
+    }
+
+    let mut logs = String::new();
+    let mut attempt_number = 0u32;
+    let last = loop {
+        attempt_number += 1;
+        let last = match ctx.sandboxes.take() {
+            Ok(dirs) => {
+                let a = attempt(
+                    &ctx.artifacts,
+                    &loaded,
+                    &dirs,
+                    &step.name,
+                    &spec,
+                    &key,
+                    &ctx.cancel,
+                    Keep::Store,
+                )
+                .await;
+                ctx.sandboxes.give(dirs);
+                a
+            }
+            Err(e) => Attempt::failed(StepFailure::Host(format!(
+                "weft could not create a sandbox directory: {e}"
+            ))),
+        };
+        if attempt_number > 1 {
+            logs.push_str(&format!("--- attempt {attempt_number} ---\n"));
+        }
+        logs.push_str(&last.logs);
+        let Err(failure) = &last.result else { break last };
+        if attempt_number > step.retry.max || ctx.cancel.is_cancelled() {
+            break last;
+        }
+        if !failure.may_change_on_retry(step.nondeterministic) {
+            logs.push_str(
+                "[weft: not retried: this failure would happen again (a step with virtual time and randomness \
+                 is retried only after a timeout or a failure of weft itself; traps, panics, memory limits and \
+                 invalid params are never retried)]\n",
+            );
+            break last;
+        }
+        let wait = step.retry.backoff * 2u32.saturating_pow(attempt_number - 1);
+        (ctx.on_event)(Event::StepRetrying {
+            step: step.name.clone(),
+            attempt: attempt_number,
+            error: failure.to_string(),
+            wait,
+        });
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline && !ctx.cancel.is_cancelled() {
+            tokio::time::sleep(Duration::from_millis(20).min(deadline.saturating_duration_since(Instant::now()))).await;
+        }
+        if ctx.cancel.is_cancelled() {
+            break last;
+        }
+    };
+
+    let (status, error) = match &last.result {
+        Ok(()) => (status::SUCCEEDED, None),
+        Err(StepFailure::Cancelled) => (status::CANCELLED, Some(StepFailure::Cancelled.to_string())),
+        Err(failure) => (status::FAILED, Some(failure.to_string())),
+    };
+    let mut record = StepRunRecord {
+        status: status.into(),
+        error: error.clone(),
+        logs,
+        attempts: attempt_number as i64,
+        inputs: input_ids,
+        outputs: last
+            .outputs
+            .iter()
+            .map(|o| (o.name.clone(), o.artifact(&ctx.pipeline, &step.name)))
+            .collect(),
+        ..Default::default()
+    };
+    recorder::add_events(&mut record, last.events);
+    let ids = ctx.store.complete_step_run(&ctx.run_id, step_run_id, &record).await?;
+    let outputs = ids
+        .into_iter()
+        .zip(last.outputs)
+        .map(|((name, id), output)| {
+            (
+                name,
+                Resolved {
+                    id,
+                    digest: output.stored.digest,
+                    kind: output.stored.kind,
+                },
+            )
+        })
+        .collect();
+    Ok(StepResult {
+        status: status.into(),
+        duration: started.elapsed(),
+        error,
+        outputs,
+        cached_from: None,
+    })
+}
+
+/// Serves a step from an earlier step run with the same cache key whose
+/// outputs are all still stored, recording it as a step run of this run
+/// with outputs of its own (the same bytes).
+#[allow(clippy::too_many_arguments)]
+async fn serve_from_cache(
+    ctx: &RunContext,
+    step: &Step,
+    step_run_id: &str,
+    spec: &StepSpec,
+    key: &str,
+    spec_json: &str,
+    input_ids: &[(String, String)],
+    started: Instant,
+) -> Result<Option<StepResult>, ExecError> {
+    for (original, links) in ctx.store.cache_candidates(key, ctx.trust_imported).await? {
+        let mut outputs: Vec<(String, NewArtifact)> = Vec::with_capacity(spec.outputs.len());
+        let mut kinds = Vec::with_capacity(spec.outputs.len());
+        for declared in &spec.outputs {
+            let Some(link) = links.iter().find(|l| l.slot == declared.name) else {
+                break;
+            };
+            let a = &link.artifact;
+            let kind = ArtifactKind::parse(&a.kind).unwrap_or(ArtifactKind::File);
+            // A hit whose bytes are gone is a miss.
+            if !ctx.artifacts.contains(&a.digest, kind).await.unwrap_or(false) {
+                break;
+            }
+            kinds.push(kind);
+            outputs.push((
+                declared.name.clone(),
+                NewArtifact {
+                    name: format!("{}/{}.{}", ctx.pipeline, step.name, declared.name),
+                    digest: a.digest.clone(),
+                    kind: a.kind.clone(),
+                    media_type: a.media_type.clone(),
+                    size: a.size,
+                    source_uri: None,
+                },
+            ));
+        }
+        if outputs.len() != spec.outputs.len() {
+            continue;
+        }
+        let hit = CacheHit {
+            original: &original,
+            component_digest: &spec.component,
+            cache_key: key,
+            sandbox: spec_json,
+            determinism: determinism_name(spec),
+            inputs: input_ids,
+            outputs: &outputs,
+        };
+        let ids = ctx.store.record_cached_step_run(step_run_id, &hit).await?;
+        let resolved = ids
+            .into_iter()
+            .zip(outputs.into_iter().zip(kinds))
+            .map(|((name, id), ((_, artifact), kind))| {
+                (
+                    name,
+                    Resolved {
+                        id,
+                        digest: artifact.digest,
+                        kind,
+                    },
+                )
+            })
+            .collect();
+        return Ok(Some(StepResult {
+            status: status::CACHED.into(),
+            duration: started.elapsed(),
+            error: None,
+            outputs: resolved,
+            cached_from: Some(original),
+        }));
+    }
+    Ok(None)
+}
+
+/// One execution of a step in a sandbox.
+pub(crate) struct Attempt {
+    pub result: Result<(), StepFailure>,
+    pub events: Vec<TrackerEvent>,
+    pub outputs: Vec<Output>,
+    pub logs: String,
+}
+
+impl Attempt {
+    fn failed(failure: StepFailure) -> Self {
+        Self {
+            result: Err(failure),
+            events: Vec::new(),
+            outputs: Vec::new(),
+            logs: String::new(),
+        }
+    }
+}
+
+/// One execution: stage the inputs `spec` names from the artifact store
+/// into `dirs`, run the step in the sandbox `spec` describes, collect its
+/// declared outputs. Runs and verifications both go through here, so a
+/// verification sees exactly the sandbox the step run had.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn attempt(
+    artifacts: &ArtifactStore,
+    loaded: &LoadedStep,
+    dirs: &SandboxDirs,
+    step: &str,
+    spec: &StepSpec,
+    key: &str,
+    cancel: &Cancel,
+    keep: Keep,
+) -> Attempt {
+    for input in &spec.inputs {
+        if let Err(e) = artifacts
+            .materialize(&input.digest, input.kind, &dirs.inputs.join(&input.name))
+            .await
+        {
+            return Attempt::failed(StepFailure::Host(format!(
+                "weft could not stage input '{}': {e}",
+                input.name
+            )));
+        }
+    }
+    let params = crate::canonical_json(&spec.params);
+    let limits = spec.limits.sandbox();
+    let call = StepCall {
+        params: &params,
+        dirs,
+        limits: &limits,
+        cancel,
+        env: &spec.env,
+        determinism: spec.determinism(key),
+    };
+    let outcome = loaded.run(&call).await;
+    let mut logs = outcome.logs;
+    if let Err(failure) = outcome.result {
+        return Attempt {
+            result: Err(failure),
+            events: outcome.events,
+            outputs: Vec::new(),
+            logs,
+        };
+    }
+    match recorder::collect_outputs(artifacts, dirs, step, &spec.outputs, &spec.limits, keep, &mut logs).await {
+        Ok(outputs) => Attempt {
+            result: Ok(()),
+            events: outcome.events,
+            outputs,
+            logs,
+        },
+        Err(failure) => Attempt {
+            result: Err(failure),
+            events: outcome.events,
+            outputs: Vec::new(),
+            logs,
+        },
+    }
+}
