@@ -2,12 +2,13 @@
 
 use crate::harness::*;
 
+/// Two steps napping 400 ms of real time (virtual time would pass at once).
 fn two_naps() -> String {
     let h = toml_path(&guest("hostile"));
     format!(
         "[pipeline]\nname = \"naps\"\n\
-         [steps.left]\ncomponent = {h}\noutputs = [\"out\"]\nparams = {{ attack = \"nap\", steps = 400 }}\n\
-         [steps.right]\ncomponent = {h}\noutputs = [\"out\"]\nparams = {{ attack = \"nap\", steps = 401 }}\n"
+         [steps.left]\ncomponent = {h}\noutputs = [\"out\"]\nparams = {{ attack = \"nap\", steps = 400 }}\nnondeterministic = true\n\
+         [steps.right]\ncomponent = {h}\noutputs = [\"out\"]\nparams = {{ attack = \"nap\", steps = 401 }}\nnondeterministic = true\n"
     )
 }
 

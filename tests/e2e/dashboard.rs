@@ -31,19 +31,23 @@ fn the_dashboard_shows_runs_dags_charts_lineage_and_models_in_a_browser() {
         &weft_in(project.path(), &["run", "--json", "-p", "train.epochs=200"]),
         0,
     );
+    // The second run verified: the run page shows each step's verification.
+    let verified = weft_in(project.path(), &["verify", second["run_id"].as_str().unwrap()]);
+    assert!(verified.status.success(), "{}", stderr(&verified));
     let alias = weft_in(project.path(), &["models", "alias", "iris-softmax", "champion", "1"]);
     assert!(alias.status.success(), "{}", stderr(&alias));
 
     // A second pipeline in the same state, still running while the browser
-    // looks: `slow` naps for 15 s.
+    // looks: `slow` naps for 15 s (of real time: it is nondeterministic).
     let h = toml_path(&guest("hostile"));
     project.write(
         "naps.toml",
         &format!(
             "[pipeline]\nname = \"naps\"\n\
              [steps.quick]\ncomponent = {h}\noutputs = [\"out\"]\nparams = {{ attack = \"nap\", steps = 10 }}\n\
+             nondeterministic = true\n\
              [steps.slow]\ncomponent = {h}\ninputs = {{ in = \"quick.out\" }}\noutputs = [\"out\"]\n\
-             params = {{ attack = \"nap\", steps = 15000 }}\n"
+             params = {{ attack = \"nap\", steps = 15000 }}\nnondeterministic = true\n"
         ),
     );
     let server = start(&project, &[]);

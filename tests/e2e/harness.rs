@@ -6,6 +6,23 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+/// Reports the calling test as skipped, with the reason: `tests/run.sh`
+/// counts it as skipped, not passed (it reads `WEFT_SKIP_LOG`). The test
+/// returns right after.
+pub fn skip(reason: &str) {
+    let test = std::thread::current().name().unwrap_or("a test").to_string();
+    eprintln!("skipped: {reason}");
+    if let Ok(log) = std::env::var("WEFT_SKIP_LOG") {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(log)
+            .expect("the skip log");
+        writeln!(file, "{test}: {reason}").expect("the skip log");
+    }
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")

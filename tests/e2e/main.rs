@@ -9,6 +9,7 @@ mod concurrency;
 mod dashboard;
 mod faults;
 mod harness;
+mod hermetic;
 mod iris;
 mod manifests;
 mod plugins;

@@ -43,7 +43,7 @@ fn start_until_slow_runs(project: &Project) -> std::process::Child {
 
 #[tokio::test]
 async fn kill_9_mid_run_leaves_a_consistent_store_and_the_next_run_reuses_finished_steps() {
-    let project = Project::new(&manifest("sleep"));
+    let project = Project::new(&manifest("sleep-forever"));
     project.write("raw.txt", "data");
     let mut child = start_until_slow_runs(&project);
     let status = std::process::Command::new("kill")

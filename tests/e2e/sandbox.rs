@@ -17,6 +17,7 @@ const ATTACKS: &[&str] = &[
     "create-in-inputs",
     "loop",
     "sleep",
+    "sleep-forever",
     "membomb",
     "panic",
     "recursion",
@@ -33,7 +34,16 @@ fn hostile_manifest() -> String {
              params = {{ attack = \"{attack}\", steps = 4000 }}\nlimits = {{ timeout = \"1s\", memory = \"64MiB\", max_log = \"64KiB\" }}\n",
             toml_path(&guest("hostile"))
         ));
+        // A real sleep blocks in a host call, where only the watchdog
+        // reaches it; under virtual time an hour passes at once.
+        if *attack == "sleep" {
+            m.push_str("nondeterministic = true\n");
+        }
     }
+    m.push_str(&format!(
+        "[steps.virtual-sleep]\ncomponent = {}\noutputs = [\"out\"]\nparams = {{ attack = \"sleep\" }}\nlimits = {{ timeout = \"1s\" }}\n",
+        toml_path(&guest("hostile"))
+    ));
     // Downstream of an attacker: skipped, not run.
     m.push_str(&format!(
         "[steps.after]\ncomponent = {}\ninputs = {{ in = \"panic.out\" }}\noutputs = [\"out\"]\n",
@@ -77,6 +87,7 @@ fn every_attack_fails_cleanly_and_the_rest_carries_on() {
     expect("create-in-inputs", &["create /inputs/new-file", "not permitted"]);
     expect("loop", &["timed out after 1.0s"]);
     expect("sleep", &["timed out after 1.0s"]);
+    expect("sleep-forever", &["timed out after 1.0s"]);
     expect("membomb", &["memory limit exceeded", "the limit is 67108864 bytes"]);
     expect("panic", &["panicked: the model exploded at row 42"]);
     expect("recursion", &["call stack exhausted"]);
@@ -85,6 +96,11 @@ fn every_attack_fails_cleanly_and_the_rest_carries_on() {
 
     // The harmless step and the flooding one succeed; the flood is capped.
     assert_eq!(step(&detail, "none")["status"], "succeeded");
+    assert_eq!(
+        step(&detail, "virtual-sleep")["status"],
+        "succeeded",
+        "an hour of virtual time"
+    );
     assert_eq!(step(&detail, "flood-stdout")["status"], "succeeded");
     let logs = project.weft(&["logs", "latest", "flood-stdout"]);
     let logs = stdout(&logs);
@@ -115,7 +131,12 @@ fn every_attack_fails_cleanly_and_the_rest_carries_on() {
         .iter()
         .map(|a| a["name"].as_str().unwrap())
         .collect();
-    let mut expected = vec!["hostile/flood-stdout.out", "hostile/inputs.in", "hostile/none.out"];
+    let mut expected = vec![
+        "hostile/flood-stdout.out",
+        "hostile/inputs.in",
+        "hostile/none.out",
+        "hostile/virtual-sleep.out",
+    ];
     let mut names_sorted = names.clone();
     names_sorted.sort();
     expected.sort();
@@ -145,6 +166,10 @@ fn retries_then_records_attempts_and_a_component_that_is_not_a_step_fails_cleanl
     let project = Project::new(&format!(
         "[pipeline]\nname = \"retry\"\n\
          [steps.flaky]\ncomponent = {h}\noutputs = [\"out\"]\nparams = {{ attack = \"fail\" }}\nretry = {{ max = 2, backoff = \"10ms\" }}\n\
+         nondeterministic = true\n\
+         [steps.pure]\ncomponent = {h}\noutputs = [\"out\"]\nparams = {{ attack = \"fail\" }}\nretry = {{ max = 2, backoff = \"10ms\" }}\n\
+         [steps.panics]\ncomponent = {h}\noutputs = [\"out\"]\nparams = {{ attack = \"panic\" }}\nretry = {{ max = 2, backoff = \"10ms\" }}\n\
+         nondeterministic = true\n\
          [steps.junk]\ncomponent = \"junk.wasm\"\noutputs = [\"out\"]\n\
          [steps.fine]\ncomponent = {e}\noutputs = [\"out\"]\n",
         h = toml_path(&guest("hostile")),
@@ -155,9 +180,17 @@ fn retries_then_records_attempts_and_a_component_that_is_not_a_step_fails_cleanl
     let s = statuses(&outcome);
     assert_eq!(s["fine"], "succeeded");
     let detail = project.run_detail("latest");
+    // A nondeterministic step's own failure may not repeat: retried.
     let flaky = step(&detail, "flaky");
     assert_eq!(flaky["attempts"], 3);
     assert_eq!(flaky["error"], "bad data: column 'x' is empty");
+    // A pure step would fail the same way again, and a panic is never
+    // retried blindly: one attempt each, and the logs say why.
+    for name in ["pure", "panics"] {
+        assert_eq!(step(&detail, name)["attempts"], 1, "{name}");
+        let logs = stdout(&project.weft(&["logs", "latest", name]));
+        assert!(logs.contains("not retried"), "{name}: {logs}");
+    }
     let junk = step(&detail, "junk");
     assert_eq!(junk["status"], "failed");
     assert!(

@@ -324,8 +324,9 @@ fn a_finished_step_shows_in_the_mlflow_view_while_its_run_goes_on() {
     let project = Project::new(&format!(
         "[pipeline]\nname = \"naps\"\n\
          [steps.quick]\ncomponent = {h}\noutputs = [\"out\"]\nparams = {{ attack = \"nap\", steps = 10 }}\n\
+         nondeterministic = true\n\
          [steps.slow]\ncomponent = {h}\ninputs = {{ in = \"quick.out\" }}\noutputs = [\"out\"]\n\
-         params = {{ attack = \"nap\", steps = 6000 }}\n"
+         params = {{ attack = \"nap\", steps = 6000 }}\nnondeterministic = true\n"
     ));
     let server = start(&project, &[]);
     let mut run = project

@@ -127,6 +127,11 @@ test("the run page draws the DAG with every step in its state, and a step's logs
   await panel.waitFor();
   assert.match(await panel.innerText(), /epochs/);
   assert.match(await panel.innerText(), /iris\/train\.model/);
+  assert.match(await panel.innerText(), /Verified\s+match/, "weft verify re-executed it");
+  const verifications = page.locator("tr[data-verification]");
+  assert.equal(await verifications.count(), detail.verifications.length);
+  assert.deepEqual(detail.verifications.map((v) => v.outcome), ["match", "match", "match", "match"]);
+  assert.match(await page.locator('tr[data-verification="train"]').innerText(), /match/);
   await shoot("run");
 });
 

@@ -686,6 +686,15 @@ async fn runs_show(stores: &Stores, key: &str, json: bool) -> CliResult<u8> {
         if let Some(from) = &s.cached_from {
             line.push_str(&format!("  cached from step run {from}"));
         }
+        if s.determinism.as_deref() == Some("real") {
+            line.push_str("  nondeterministic (real time and randomness)");
+        }
+        if s.origin != "local" {
+            line.push_str(&format!("  {}", s.origin));
+        }
+        if let Some(v) = detail.verifications.iter().rev().find(|v| v.step_run_id == s.id) {
+            line.push_str(&format!("  verified: {}", v.outcome));
+        }
         println!("{line}");
         println!("      params {}", s.params);
         if let Some(e) = &s.error {

@@ -2,8 +2,9 @@
 //! `weft server` as it goes (when it starts, as steps finish, when it ends),
 //! so it shows there live with its artifacts, lineage and MLflow view.
 //!
-//! Sending a run uploads the bytes of its artifacts the server lacks (each
-//! checked there against its digest), then the run as one document. Runs it
+//! Sending a run uploads the bytes of its artifacts and the components of
+//! its steps that the server lacks (each checked there against its digest),
+//! then the run as one document. Runs it
 //! points into (the sources of cached steps, producers of its inputs) are
 //! sent first when the server does not have them.
 
@@ -124,6 +125,18 @@ impl Remote {
             }
             for artifact in &export.artifacts {
                 self.upload(artifacts, &artifact.digest, &artifact.kind).await?;
+            }
+            // The archived components, so the server can verify the run
+            // (an older run may predate archiving: it goes without).
+            let components: HashSet<&str> = export
+                .steps
+                .iter()
+                .filter_map(|s| s.step.component_digest.as_deref())
+                .collect();
+            for digest in components {
+                if artifacts.contains(digest, ArtifactKind::File).await.unwrap_or(false) {
+                    self.upload(artifacts, digest, "file").await?;
+                }
             }
             let body = serde_json::to_vec(&export).map_err(|e| e.to_string())?;
             let remote = self.clone();

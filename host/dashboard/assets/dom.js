@@ -59,8 +59,8 @@ export function table(columns, rows, opts = {}) {
 }
 
 /** A status badge. */
-export function badge(status) {
-  return h("span", { class: `badge st-${status}` }, status);
+export function badge(status, label = status) {
+  return h("span", { class: `badge st-${status}` }, label);
 }
 
 /** "1.2 s", "340 ms", "2 min 5 s". */

@@ -10,7 +10,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use weft_artifacts::ArtifactKind;
 use weft_store::{
     Artifact, ArtifactLink, LineageNode, Metric, MetricSeries, MetricSummary, ModelVersion, Pipeline, RegisteredModel,
-    RunDetail, RunQuery, RunSort, RunSummary, StepRun,
+    RunDetail, RunQuery, RunSort, RunSummary, StepRun, Verification,
 };
 
 use crate::{ApiError, AppState};
@@ -26,6 +26,7 @@ use crate::{ApiError, AppState};
         list_pipelines,
         list_runs,
         get_run,
+        run_verifications,
         get_step,
         step_logs,
         metric_summaries,
@@ -60,6 +61,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/pipelines", get(list_pipelines))
         .route("/runs", get(list_runs))
         .route("/runs/{run}", get(get_run))
+        .route("/runs/{run}/verifications", get(run_verifications))
         .route("/runs/{run}/steps/{step}", get(get_step))
         .route("/runs/{run}/steps/{step}/logs", get(step_logs))
         .route("/runs/{run}/metrics", get(metric_summaries))
@@ -251,6 +253,18 @@ async fn get_run(
     }
 }
 
+/// Re-executions of a run's step runs by `weft verify` (oldest first): for
+/// each, whether every output came out with its recorded digest.
+#[utoipa::path(get, path = "/api/v1/runs/{run}/verifications", params(("run" = String, Path, description = "run id, id prefix, or `latest`")),
+    responses((status = 200, body = Vec<Verification>), (status = 404, body = ErrorBody), (status = 409, description = "the id prefix matches several", body = ErrorBody)))]
+async fn run_verifications(
+    State(state): State<AppState>,
+    Path(run): Path<String>,
+) -> Result<Json<Vec<Verification>>, ApiError> {
+    let run = state.store.run(&run).await?;
+    Ok(Json(state.store.verifications(&run.id).await?))
+}
+
 #[derive(Serialize, ToSchema)]
 struct MetricSummaryList {
     run_id: String,
@@ -275,9 +289,10 @@ async fn metric_summaries(
 #[derive(Serialize, ToSchema)]
 struct StepDetail {
     step: StepRun,
-    /// The artifacts it read (for a cached step, those of the run it was served from).
+    /// The artifacts it read.
     inputs: Vec<ArtifactLink>,
-    /// The artifacts it wrote (likewise).
+    /// The artifacts it wrote (for a cached step, new versions of the bytes
+    /// of the step run it was served from).
     outputs: Vec<ArtifactLink>,
 }
 

@@ -109,7 +109,7 @@ pub struct RunDetail {
     pub run: Run,
     /// The pipeline as it ran: `{name, inputs: [{name, path, media_type}],
     /// steps: [{name, component, inputs: {slot: "step.output" |
-    /// "inputs.name"}, outputs, params, cache}]}`.
+    /// "inputs.name"}, outputs, params, cache, nondeterministic, env}]}`.
     #[schema(value_type = Object)]
     pub manifest: serde_json::Value,
     pub steps: Vec<StepRun>,
@@ -120,6 +120,8 @@ pub struct RunDetail {
     pub metadata: Vec<KeyValue>,
     /// Calls made to plugins for this run (hooks, gates, publishing).
     pub plugin_calls: Vec<crate::PluginCall>,
+    /// Re-executions of its step runs by `weft verify`, oldest first.
+    pub verifications: Vec<crate::Verification>,
 }
 
 /// One hop of lineage: an artifact and how it was made.

@@ -724,6 +724,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         let plugin_calls = self.plugin_calls(&run.id).await?;
+        let verifications = self.verifications(&run.id).await?;
         Ok(RunDetail {
             run,
             manifest,
@@ -732,6 +733,7 @@ impl Store {
             params,
             metrics: Vec::new(),
             plugin_calls,
+            verifications,
             tags,
             metadata,
         })

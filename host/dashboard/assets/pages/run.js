@@ -69,6 +69,7 @@ function page(detail, metrics, stepName, step, logs, charts) {
     kvTable(detail, detail.tags, "No tag."),
     detail.metadata.length ? [h("h2", {}, "Metadata"), kvTable(detail, detail.metadata, "")] : null,
     detail.plugin_calls.length ? [h("h2", {}, "Plugins"), pluginTable(detail.plugin_calls)] : null,
+    detail.verifications.length ? [h("h2", {}, "Verifications"), verificationTable(detail.verifications)] : null,
   ];
 }
 
@@ -118,6 +119,9 @@ function stepPanel(detail, name, step, logs) {
       fact("Duration", s.started_at ? duration((s.ended_at || Date.now()) - s.started_at) : "—"),
       fact("Attempts", s.attempts),
       s.cached_from ? fact("Served from", h("span", {}, "the cache (step run ", h("code", {}, short(s.cached_from)), ")")) : null,
+      s.determinism === "real" ? fact("Determinism", "nondeterministic: real time and randomness, never cached") : null,
+      s.origin !== "local" ? fact("Origin", `${s.origin} (serves the cache once verified here)`) : null,
+      lastVerification(detail, s.id),
       s.component_digest ? fact("Component", h("code", {}, short(s.component_digest.replace(/^blake3:/, "")))) : null,
       s.error ? fact("Error", h("span", { class: "error" }, s.error)) : null),
     Object.keys(params).length ? table(["Param", "Value"], Object.entries(params).map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", {}, JSON.stringify(v))))) : null,
@@ -125,6 +129,27 @@ function stepPanel(detail, name, step, logs) {
     step.outputs.length ? [h("h4", {}, "Wrote"), table(["Output", "Artifact", "Type", "Size"], artifactRows(step.outputs))] : null,
     h("h4", {}, "Logs"),
     h("pre", { class: "logs" }, logs || "(no output)"));
+}
+
+/** The newest `weft verify` of a step run, as a fact. */
+function lastVerification(detail, stepRunId) {
+  const v = detail.verifications.filter((x) => x.step_run_id === stepRunId).pop();
+  if (!v) return null;
+  return fact("Verified", h("span", {}, badge(verifyState(v.outcome), v.outcome), " ", when(v.verified_at)));
+}
+
+function verifyState(outcome) {
+  return outcome === "match" ? "succeeded" : "failed";
+}
+
+/** Re-executions by `weft verify`: each step's outcome and any output that differed. */
+function verificationTable(verifications) {
+  return table(["When", "Step", "Outcome", "Outputs", "Details"], verifications.map((v) => h("tr", { "data-verification": v.step },
+    h("td", {}, when(v.verified_at)), h("td", {}, v.step),
+    h("td", {}, badge(verifyState(v.outcome), v.outcome)),
+    h("td", {}, v.outputs.map((o) => h("div", { class: o.now === o.recorded ? "" : "error" },
+      `${o.name}: ${short(o.recorded)}${o.now === o.recorded ? "" : ` → ${o.now ? short(o.now) : "nothing"}`}`))),
+    h("td", {}, v.message ? h("span", { class: v.outcome === "match" ? "muted" : "error" }, v.message) : null))));
 }
 
 /** Gates, hooks and tracker sinks called for the run, with any refusal. */

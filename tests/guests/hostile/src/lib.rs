@@ -77,6 +77,11 @@ fn hostile(params: Params) -> weft_sdk::Result<()> {
             std::thread::sleep(std::time::Duration::from_secs(3600));
             weft_sdk::write_output("out", "woke up")
         }
+        // Under virtual time one sleep passes at once; sleeping forever
+        // must still meet the timeout.
+        "sleep-forever" => loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        },
         "nap" => {
             // Not an attack: sleeps `steps` milliseconds, then succeeds.
             std::thread::sleep(std::time::Duration::from_millis(params.steps));
