@@ -21,7 +21,7 @@ use weft_store::{status, NewArtifact, Store};
 use crate::hooks::{HookContext, RunHook};
 use crate::manifest::InputSource;
 use crate::recorder::default_media_type;
-use crate::runner::{run_step, Components, Resolved, RunContext, StepResult};
+use crate::runner::{run_step, Components, PendingHits, Resolved, RunContext, StepResult};
 use crate::sandbox::SandboxPool;
 use crate::scheduler::Scheduler;
 use crate::{canonical_json, ExecError, Manifest};
@@ -192,9 +192,11 @@ impl Executor {
             artifacts: &self.artifacts,
             on_event: options.on_event.as_ref(),
         };
+        tracing::debug!(target: "weft::timing", "run created at {:?}", started.elapsed());
         for hook in &options.hooks {
             hook.run_started(&hooks).await;
         }
+        tracing::debug!(target: "weft::timing", "run_started hooks at {:?}", started.elapsed());
         let result = self.run_recorded(manifest, &options, &hooks, run.number, started).await;
         let outcome = match &result {
             Ok(outcome) => {
@@ -203,6 +205,7 @@ impl Executor {
                     status::CANCELLED => Some("cancelled by the user"),
                     _ => None,
                 };
+                tracing::debug!(target: "weft::timing", "run outcome at {:?}", started.elapsed());
                 self.store.finish_run(&run.id, &outcome.status, error).await?;
                 outcome.clone()
             }
@@ -222,9 +225,11 @@ impl Executor {
                 }
             }
         };
+        tracing::debug!(target: "weft::timing", "run finished at {:?}", started.elapsed());
         for hook in &options.hooks {
             hook.run_finished(&hooks, &outcome).await;
         }
+        tracing::debug!(target: "weft::timing", "run_finished hooks at {:?}", started.elapsed());
         result
     }
 
@@ -297,6 +302,7 @@ impl Executor {
             on_event: options.on_event.clone(),
             sandboxes: SandboxPool::new(self.options.work_dir.join(std::process::id().to_string()).join(run_id)),
             components: Components::new(self.archived.clone()),
+            hits: PendingHits::default(),
         });
         let max_parallel = manifest
             .max_parallel
@@ -364,8 +370,14 @@ impl Executor {
             let Some(joined) = tasks.join_next().await else { break };
             let (i, mut result) = joined.map_err(|e| ExecError::Io(format!("a step task failed: {e}")))?;
             // Gates on the step's outputs: a rejection fails the step, so
-            // nothing downstream reads what it wrote.
-            if result.status == status::SUCCEEDED || result.status == status::CACHED {
+            // nothing downstream reads what it wrote. (A gate reads the
+            // output's row: queued cache hits are written first.)
+            let gated =
+                (result.status == status::SUCCEEDED || result.status == status::CACHED) && !manifest.gates.is_empty();
+            if gated {
+                ctx.hits.flush(&self.store).await?;
+            }
+            if gated {
                 for (output, resolved) in &result.outputs {
                     let source = InputSource::Step {
                         step: steps[i].name.clone(),
@@ -408,7 +420,10 @@ impl Executor {
             }
         }
 
+        tracing::debug!(target: "weft::timing", "steps done at {:?}", started.elapsed());
+        ctx.hits.flush(&self.store).await?;
         ctx.sandboxes.remove_all();
+        tracing::debug!(target: "weft::timing", "sandboxes removed at {:?}", started.elapsed());
         let cancelled = options.cancel.is_cancelled();
         if cancelled {
             self.store

@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use weft_artifacts::{ArtifactKind, ArtifactStore};
 use weft_runtime::{Cancel, LoadedStep, Runtime, SandboxDirs, StepCall, StepFailure, TrackerEvent};
-use weft_store::{status, CacheHit, NewArtifact, StepRunRecord, Store};
+use weft_store::{new_id, status, CacheHit, NewArtifact, StepRunRecord, Store};
 
 use crate::cache_key::{SpecInput, SpecLimits, SpecOutput, StepSpec};
 use crate::executor::Event;
@@ -65,6 +65,42 @@ pub(crate) struct RunContext {
     pub on_event: Arc<dyn Fn(Event) + Send + Sync>,
     pub sandboxes: SandboxPool,
     pub components: Components,
+    /// Cache hits not written yet (see [`PendingHits`]).
+    pub hits: PendingHits,
+}
+
+/// Cache hits waiting to be written, so that a run of many hits writes them
+/// in a few statements instead of a transaction each. Nothing downstream
+/// needs their rows but the artifact ids, which are chosen here; they are
+/// written before any other write that could refer to them (a step run's
+/// record, a gate reading an output), when enough pile up, and at the end
+/// of the run. A run killed before that leaves its hits pending, and the
+/// next run marks them crashed, like any step that did not finish.
+#[derive(Default)]
+pub(crate) struct PendingHits {
+    hits: Mutex<Vec<CacheHit>>,
+    /// Held while a batch is written: a flush returns only once every hit
+    /// queued before it is committed.
+    writing: tokio::sync::Mutex<()>,
+}
+
+/// Hits written together at most.
+const HITS_PER_BATCH: usize = 256;
+
+impl PendingHits {
+    /// Queues a hit; true when enough are queued to write them.
+    fn push(&self, hit: CacheHit) -> bool {
+        let mut hits = self.hits.lock().unwrap_or_else(|p| p.into_inner());
+        hits.push(hit);
+        hits.len() >= HITS_PER_BATCH
+    }
+
+    /// Writes every queued hit.
+    pub(crate) async fn flush(&self, store: &Store) -> Result<(), ExecError> {
+        let _writing = self.writing.lock().await;
+        let batch = std::mem::take(&mut *self.hits.lock().unwrap_or_else(|p| p.into_inner()));
+        Ok(store.record_cache_hits(&batch).await?)
+    }
 }
 
 /// Component files, read once per run and archived once per process.
@@ -186,6 +222,7 @@ pub(crate) async fn run_step(
                 error: Some(message.clone()),
                 ..Default::default()
             };
+            let _ = ctx.hits.flush(&ctx.store).await;
             let _ = ctx.store.complete_step_run(&ctx.run_id, step_run_id, &record).await;
             StepResult::failed(message, started)
         }
@@ -201,6 +238,7 @@ async fn try_run_step(
 ) -> Result<StepResult, ExecError> {
     let (digest, bytes) = ctx.components.get(&step.component)?;
     ctx.components.archive(&ctx.artifacts, &digest, &bytes).await?;
+    tracing::debug!(target: "weft::timing", "{}: component read+archived at {:?}", step.name, started.elapsed());
     let spec = spec_of(step, &digest, &inputs);
     let key = spec.key();
     let spec_json = spec.to_json();
@@ -214,121 +252,67 @@ async fn try_run_step(
         }
     }
 
+    tracing::debug!(target: "weft::timing", "{}: cache looked up at {:?}", step.name, started.elapsed());
     (ctx.on_event)(Event::StepStarted {
         step: step.name.clone(),
     });
-    ctx.store
-        .start_step_run(step_run_id, &digest, &key, &spec_json, determinism_name(&spec))
-        .await?;
-    let loaded = match ctx.runtime.loaded(&digest) {
-        Some(loaded) => Ok(loaded),
-        None => {
-            // Compiling is CPU-bound: keep it off the async workers.
-            let runtime = ctx.runtime.clone();
-            let path = step.component.clone();
-            tokio::task::spawn_blocking(move || runtime.load_bytes(&path, &bytes))
-                .await
-                .map_err(|e| ExecError::Io(format!("loading the component: {e}")))?
+    let started_ms = weft_store::now_ms();
+    // The step run is recorded as running only if it takes a while: a
+    // short step is written once, when it ends.
+    let work = execute(ctx, step, &spec, &key, &digest, bytes);
+    tokio::pin!(work);
+    let executed = tokio::select! {
+        executed = &mut work => executed,
+        _ = tokio::time::sleep(MARK_RUNNING_AFTER) => {
+            ctx.store
+                .start_step_run(step_run_id, &digest, &key, &spec_json, determinism_name(&spec))
+                .await?;
+            work.await
         }
+    }?;
+
+    let mut record = StepRunRecord {
+        component_digest: Some(digest.clone()),
+        cache_key: Some(key.clone()),
+        sandbox: Some(spec_json),
+        determinism: Some(determinism_name(&spec).into()),
+        started_at: Some(started_ms),
+        inputs: input_ids,
+        ..Default::default()
     };
-    let loaded = match loaded {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            let record = StepRunRecord {
-                status: status::FAILED.into(),
-                error: Some(e.to_string()),
-                attempts: 1,
-                inputs: input_ids,
-                ..Default::default()
-            };
+    let last = match executed {
+        Executed::NotLoaded(e) => {
+            record.status = status::FAILED.into();
+            record.error = Some(e.to_string());
+            record.attempts = 1;
+            ctx.hits.flush(&ctx.store).await?;
             ctx.store.complete_step_run(&ctx.run_id, step_run_id, &record).await?;
             return Ok(StepResult::failed(e.to_string(), started));
         }
-    };
-    if !loaded.compiled_from_cache() {
-        (ctx.on_event)(Event::StepCompiled {
-            step: step.name.clone(),
-            took: loaded.load_time(),
-            from_cache: false,
-        });
-    }
-
-    let mut logs = String::new();
-    let mut attempt_number = 0u32;
-    let last = loop {
-        attempt_number += 1;
-        let last = match ctx.sandboxes.take() {
-            Ok(dirs) => {
-                let a = attempt(
-                    &ctx.artifacts,
-                    &loaded,
-                    &dirs,
-                    &step.name,
-                    &spec,
-                    &key,
-                    &ctx.cancel,
-                    Keep::Store,
-                )
-                .await;
-                ctx.sandboxes.give(dirs);
-                a
-            }
-            Err(e) => Attempt::failed(StepFailure::Host(format!(
-                "weft could not create a sandbox directory: {e}"
-            ))),
-        };
-        if attempt_number > 1 {
-            logs.push_str(&format!("--- attempt {attempt_number} ---\n"));
-        }
-        logs.push_str(&last.logs);
-        let Err(failure) = &last.result else { break last };
-        if attempt_number > step.retry.max || ctx.cancel.is_cancelled() {
-            break last;
-        }
-        if !failure.may_change_on_retry(step.nondeterministic) {
-            logs.push_str(
-                "[weft: not retried: this failure would happen again (a step with virtual time and randomness \
-                 is retried only after a timeout or a failure of weft itself; traps, panics, memory limits and \
-                 invalid params are never retried)]\n",
-            );
-            break last;
-        }
-        let wait = step.retry.backoff * 2u32.saturating_pow(attempt_number - 1);
-        (ctx.on_event)(Event::StepRetrying {
-            step: step.name.clone(),
-            attempt: attempt_number,
-            error: failure.to_string(),
-            wait,
-        });
-        let deadline = Instant::now() + wait;
-        while Instant::now() < deadline && !ctx.cancel.is_cancelled() {
-            tokio::time::sleep(Duration::from_millis(20).min(deadline.saturating_duration_since(Instant::now()))).await;
-        }
-        if ctx.cancel.is_cancelled() {
-            break last;
+        Executed::Ran { last, logs, attempts } => {
+            record.logs = logs;
+            record.attempts = attempts as i64;
+            last
         }
     };
-
+    tracing::debug!(target: "weft::timing", "{}: attempts done at {:?}", step.name, started.elapsed());
     let (status, error) = match &last.result {
         Ok(()) => (status::SUCCEEDED, None),
         Err(StepFailure::Cancelled) => (status::CANCELLED, Some(StepFailure::Cancelled.to_string())),
         Err(failure) => (status::FAILED, Some(failure.to_string())),
     };
-    let mut record = StepRunRecord {
-        status: status.into(),
-        error: error.clone(),
-        logs,
-        attempts: attempt_number as i64,
-        inputs: input_ids,
-        outputs: last
-            .outputs
-            .iter()
-            .map(|o| (o.name.clone(), o.artifact(&ctx.pipeline, &step.name)))
-            .collect(),
-        ..Default::default()
-    };
+    record.status = status.into();
+    record.error = error.clone();
+    record.outputs = last
+        .outputs
+        .iter()
+        .map(|o| (o.name.clone(), o.artifact(&ctx.pipeline, &step.name)))
+        .collect();
     recorder::add_events(&mut record, last.events);
+    // The hits it may have read from are written first.
+    ctx.hits.flush(&ctx.store).await?;
     let ids = ctx.store.complete_step_run(&ctx.run_id, step_run_id, &record).await?;
+    tracing::debug!(target: "weft::timing", "{}: recorded at {:?}", step.name, started.elapsed());
     let outputs = ids
         .into_iter()
         .zip(last.outputs)
@@ -352,9 +336,112 @@ async fn try_run_step(
     })
 }
 
+/// How long a step runs before it is recorded as running.
+const MARK_RUNNING_AFTER: Duration = Duration::from_millis(100);
+
+/// How executing a step went.
+enum Executed {
+    /// Its component could not be compiled or does not fit the step world.
+    NotLoaded(weft_runtime::RuntimeError),
+    /// It ran: the last attempt, every attempt's logs, how many.
+    Ran { last: Attempt, logs: String, attempts: u32 },
+}
+
+/// Loads the component and runs the step, retrying as its policy says.
+async fn execute(
+    ctx: &RunContext,
+    step: &Step,
+    spec: &StepSpec,
+    key: &str,
+    digest: &str,
+    bytes: Bytes,
+) -> Result<Executed, ExecError> {
+    let loaded = match ctx.runtime.loaded(digest) {
+        Some(loaded) => loaded,
+        None => {
+            // Compiling is CPU-bound: keep it off the async workers.
+            let runtime = ctx.runtime.clone();
+            let path = step.component.clone();
+            let loaded = tokio::task::spawn_blocking(move || runtime.load_bytes(&path, &bytes))
+                .await
+                .map_err(|e| ExecError::Io(format!("loading the component: {e}")))?;
+            match loaded {
+                Ok(loaded) => loaded,
+                Err(e) => return Ok(Executed::NotLoaded(e)),
+            }
+        }
+    };
+    if !loaded.compiled_from_cache() {
+        (ctx.on_event)(Event::StepCompiled {
+            step: step.name.clone(),
+            took: loaded.load_time(),
+            from_cache: false,
+        });
+    }
+
+    let mut logs = String::new();
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let last = match ctx.sandboxes.take() {
+            Ok(dirs) => {
+                let a = attempt(
+                    &ctx.artifacts,
+                    &loaded,
+                    &dirs,
+                    &step.name,
+                    spec,
+                    key,
+                    &ctx.cancel,
+                    Keep::Store,
+                )
+                .await;
+                ctx.sandboxes.give(dirs);
+                a
+            }
+            Err(e) => Attempt::failed(StepFailure::Host(format!(
+                "weft could not create a sandbox directory: {e}"
+            ))),
+        };
+        if attempts > 1 {
+            logs.push_str(&format!("--- attempt {attempts} ---\n"));
+        }
+        logs.push_str(&last.logs);
+        let Err(failure) = &last.result else {
+            return Ok(Executed::Ran { last, logs, attempts });
+        };
+        if attempts > step.retry.max || ctx.cancel.is_cancelled() {
+            return Ok(Executed::Ran { last, logs, attempts });
+        }
+        if !failure.may_change_on_retry(step.nondeterministic) {
+            logs.push_str(
+                "[weft: not retried: this failure would happen again (a step with virtual time and randomness \
+                 is retried only after a timeout or a failure of weft itself; traps, panics, memory limits and \
+                 invalid params are never retried)]\n",
+            );
+            return Ok(Executed::Ran { last, logs, attempts });
+        }
+        let wait = step.retry.backoff * 2u32.saturating_pow(attempts - 1);
+        (ctx.on_event)(Event::StepRetrying {
+            step: step.name.clone(),
+            attempt: attempts,
+            error: failure.to_string(),
+            wait,
+        });
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline && !ctx.cancel.is_cancelled() {
+            tokio::time::sleep(Duration::from_millis(20).min(deadline.saturating_duration_since(Instant::now()))).await;
+        }
+        if ctx.cancel.is_cancelled() {
+            return Ok(Executed::Ran { last, logs, attempts });
+        }
+    }
+}
+
 /// Serves a step from an earlier step run with the same cache key whose
-/// outputs are all still stored, recording it as a step run of this run
-/// with outputs of its own (the same bytes).
+/// outputs are all still stored, recording it (queued, see
+/// [`PendingHits`]) as a step run of this run with outputs of its own: new
+/// versions under its names, the same bytes.
 #[allow(clippy::too_many_arguments)]
 async fn serve_from_cache(
     ctx: &RunContext,
@@ -367,8 +454,8 @@ async fn serve_from_cache(
     started: Instant,
 ) -> Result<Option<StepResult>, ExecError> {
     for (original, links) in ctx.store.cache_candidates(key, ctx.trust_imported).await? {
-        let mut outputs: Vec<(String, NewArtifact)> = Vec::with_capacity(spec.outputs.len());
-        let mut kinds = Vec::with_capacity(spec.outputs.len());
+        let mut outputs: Vec<(String, String, NewArtifact)> = Vec::with_capacity(spec.outputs.len());
+        let mut resolved = Vec::with_capacity(spec.outputs.len());
         for declared in &spec.outputs {
             let Some(link) = links.iter().find(|l| l.slot == declared.name) else {
                 break;
@@ -379,9 +466,18 @@ async fn serve_from_cache(
             if !ctx.artifacts.contains(&a.digest, kind).await.unwrap_or(false) {
                 break;
             }
-            kinds.push(kind);
+            let id = new_id();
+            resolved.push((
+                declared.name.clone(),
+                Resolved {
+                    id: id.clone(),
+                    digest: a.digest.clone(),
+                    kind,
+                },
+            ));
             outputs.push((
                 declared.name.clone(),
+                id,
                 NewArtifact {
                     name: format!("{}/{}.{}", ctx.pipeline, step.name, declared.name),
                     digest: a.digest.clone(),
@@ -395,30 +491,22 @@ async fn serve_from_cache(
         if outputs.len() != spec.outputs.len() {
             continue;
         }
-        let hit = CacheHit {
-            original: &original,
-            component_digest: &spec.component,
-            cache_key: key,
-            sandbox: spec_json,
-            determinism: determinism_name(spec),
-            inputs: input_ids,
-            outputs: &outputs,
-        };
-        let ids = ctx.store.record_cached_step_run(step_run_id, &hit).await?;
-        let resolved = ids
-            .into_iter()
-            .zip(outputs.into_iter().zip(kinds))
-            .map(|((name, id), ((_, artifact), kind))| {
-                (
-                    name,
-                    Resolved {
-                        id,
-                        digest: artifact.digest,
-                        kind,
-                    },
-                )
-            })
-            .collect();
+        let full = ctx.hits.push(CacheHit {
+            step_run_id: step_run_id.to_string(),
+            run_id: ctx.run_id.clone(),
+            step_name: step.name.clone(),
+            params: crate::canonical_json(&step.params),
+            original: original.clone(),
+            component_digest: spec.component.clone(),
+            cache_key: key.to_string(),
+            sandbox: spec_json.to_string(),
+            determinism: determinism_name(spec).to_string(),
+            inputs: input_ids.to_vec(),
+            outputs,
+        });
+        if full {
+            ctx.hits.flush(&ctx.store).await?;
+        }
         return Ok(Some(StepResult {
             status: status::CACHED.into(),
             duration: started.elapsed(),
@@ -485,7 +573,9 @@ pub(crate) async fn attempt(
         env: &spec.env,
         determinism: spec.determinism(key),
     };
+    let t0 = std::time::Instant::now();
     let outcome = loaded.run(&call).await;
+    tracing::debug!(target: "weft::timing", "{step}: staged, then sandbox ran in {:?} (guest {:?})", t0.elapsed(), outcome.duration);
     let mut logs = outcome.logs;
     if let Err(failure) = outcome.result {
         return Attempt {

@@ -43,6 +43,7 @@ pub struct CallReport<T> {
 #[derive(Clone)]
 pub struct PluginHost {
     runtime: Runtime,
+    engine: wasmtime::Engine,
     linker: Arc<Linker<PluginState>>,
     /// Installed plugins compiled so far, by digest: a run calls the same
     /// gate or hook many times.
@@ -135,13 +136,15 @@ impl PluginHost {
     /// A host on `runtime`'s engine, with WASI (nothing preopened, no
     /// sockets, no environment) and `wasi:http` behind the grant.
     pub fn new(runtime: Runtime) -> Result<Self, PluginError> {
-        let mut linker = Linker::<PluginState>::new(runtime.engine());
+        let engine = runtime.engine().map_err(PluginError::Runtime)?.clone();
+        let mut linker = Linker::<PluginState>::new(&engine);
         let engine_err =
             |e: wasmtime::Error| PluginError::Runtime(weft_runtime::RuntimeError::Engine(format!("{e:#}")));
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_err)?;
         Ok(Self {
             runtime,
+            engine,
             linker: Arc::new(linker),
             compiled: Arc::default(),
         })
@@ -164,7 +167,7 @@ impl PluginHost {
             },
             guard,
         };
-        let mut store = Store::new(self.runtime.engine(), state);
+        let mut store = Store::new(&self.engine, state);
         Guard::install(&mut store);
         (store, watchdog, refused)
     }

@@ -59,7 +59,16 @@ fn engine_config(pooling: bool) -> Config {
             .max_core_instances_per_component(64)
             .max_component_instance_size(4 << 20)
             .max_core_instance_size(4 << 20)
-            .max_memory_size(4 << 30);
+            .max_memory_size(4 << 30)
+            // A step's memories and tables go back to the pool zeroed with
+            // memset (only the pages it dirtied, found with PAGEMAP_SCAN
+            // where the kernel has it) instead of madvise, which unmaps
+            // pages and interrupts every core to flush their TLBs: most of
+            // the cost of a short step.
+            .linear_memory_keep_resident(8 << 20)
+            .table_keep_resident(1 << 20)
+            .pagemap_scan(wasmtime::Enabled::Auto)
+            .decommit_batch_size(32);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     }
     config
@@ -73,9 +82,17 @@ pub struct RuntimeOptions {
 }
 
 /// The WebAssembly host of one process. Cheap to clone.
+///
+/// The engine, its linker and its epoch ticker start on first use: a run
+/// served entirely from the cache never needs them.
 #[derive(Clone)]
 pub struct Runtime {
-    inner: Arc<Inner>,
+    lazy: Arc<Lazy>,
+}
+
+struct Lazy {
+    options: RuntimeOptions,
+    started: std::sync::OnceLock<Result<Inner, String>>,
 }
 
 struct Inner {
@@ -94,9 +111,9 @@ impl Drop for Inner {
     }
 }
 
-impl Runtime {
+impl Inner {
     /// Creates the engine and starts its epoch ticker.
-    pub fn new(options: RuntimeOptions) -> Result<Self, RuntimeError> {
+    fn start(options: &RuntimeOptions) -> Result<Self, RuntimeError> {
         let engine = match Engine::new(&engine_config(true)) {
             Ok(engine) => engine,
             // Pooling reserves address space up front; where that is not
@@ -113,7 +130,7 @@ impl Runtime {
         bindings::Step::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
 
-        let cache = CompiledCache::open(options.cache_dir)?;
+        let cache = CompiledCache::open(options.cache_dir.clone())?;
         let stop_ticker = Arc::new(AtomicBool::new(false));
         {
             let engine = engine.clone();
@@ -128,17 +145,36 @@ impl Runtime {
                 })
                 .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch ticker: {e}")))?;
         }
+        Ok(Inner {
+            engine_hash: engine_hash(&engine),
+            engine,
+            linker,
+            cache,
+            loaded: Mutex::new(HashMap::new()),
+            compiling: Mutex::new(HashMap::new()),
+            stop_ticker,
+        })
+    }
+}
+
+impl Runtime {
+    /// A runtime whose engine starts on first use.
+    pub fn new(options: RuntimeOptions) -> Result<Self, RuntimeError> {
         Ok(Self {
-            inner: Arc::new(Inner {
-                engine_hash: engine_hash(&engine),
-                engine,
-                linker,
-                cache,
-                loaded: Mutex::new(HashMap::new()),
-                compiling: Mutex::new(HashMap::new()),
-                stop_ticker,
+            lazy: Arc::new(Lazy {
+                options,
+                started: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// The engine and everything around it, started on first use.
+    fn inner(&self) -> Result<&Inner, RuntimeError> {
+        self.lazy
+            .started
+            .get_or_init(|| Inner::start(&self.lazy.options).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| RuntimeError::Engine(e.clone()))
     }
 
     /// Reads, compiles (or loads from the compiled cache) and
@@ -153,6 +189,7 @@ impl Runtime {
     /// Like [`Runtime::load`], from bytes already in memory; `path` only
     /// names the component in errors.
     pub fn load_bytes(&self, path: &Path, bytes: &[u8]) -> Result<LoadedStep, RuntimeError> {
+        let inner = self.inner()?;
         let digest = component_digest(bytes);
         if let Some(step) = self.loaded(&digest) {
             return Ok(step);
@@ -160,7 +197,7 @@ impl Runtime {
         // One compilation per component: a second caller waits for the
         // first and then finds the component loaded.
         let gate = {
-            let mut gates = self.inner.compiling.lock().unwrap_or_else(|p| p.into_inner());
+            let mut gates = inner.compiling.lock().unwrap_or_else(|p| p.into_inner());
             gates.entry(digest.clone()).or_default().clone()
         };
         let _compiling = gate.lock().unwrap_or_else(|p| p.into_inner());
@@ -173,23 +210,23 @@ impl Runtime {
             path: path.to_owned(),
             message: format!("{e:#}"),
         };
-        let pre = self.inner.linker.instantiate_pre(&component).map_err(incompatible)?;
+        let pre = inner.linker.instantiate_pre(&component).map_err(incompatible)?;
         let pre = StepPre::new(pre).map_err(incompatible)?;
         let step = LoadedStep {
             digest: digest.clone(),
             compiled_from_cache: from_cache,
             load_time: started.elapsed(),
             pre,
-            engine: self.inner.engine.clone(),
+            engine: inner.engine.clone(),
         };
-        self.lock_loaded().insert(digest, step.clone());
+        self.lock_loaded(inner).insert(digest, step.clone());
         Ok(step)
     }
 
     /// The engine every component of this process runs on (steps and
     /// plugins share it, its epoch ticker and its compiled cache).
-    pub fn engine(&self) -> &Engine {
-        &self.inner.engine
+    pub fn engine(&self) -> Result<&Engine, RuntimeError> {
+        Ok(&self.inner()?.engine)
     }
 
     /// Reads and compiles a component (or loads it from the compiled
@@ -203,12 +240,13 @@ impl Runtime {
     /// Compiles `bytes`, or loads them compiled from the sealed cache;
     /// whether they came from the cache.
     fn compile(&self, path: &Path, bytes: &[u8], digest: &str) -> Result<(Component, bool), RuntimeError> {
-        let entry = self.inner.cache.entry_path(digest, &self.inner.engine_hash);
-        let cached = self.inner.cache.get(&entry).and_then(|compiled| {
+        let inner = self.inner()?;
+        let entry = inner.cache.entry_path(digest, &inner.engine_hash);
+        let cached = inner.cache.get(&entry).and_then(|compiled| {
             // SAFETY: the bytes carry a MAC made with this host's private key,
             // so they were written by this host's own `precompile_component`
             // for an engine with the same compatibility hash.
-            unsafe { Component::deserialize(&self.inner.engine, &compiled) }.ok()
+            unsafe { Component::deserialize(&inner.engine, &compiled) }.ok()
         });
         let from_cache = cached.is_some();
         let component = match cached {
@@ -224,12 +262,12 @@ impl Runtime {
                         message: "it does not start with the WebAssembly magic bytes".into(),
                     });
                 }
-                let compiled = self.inner.engine.precompile_component(bytes).map_err(invalid)?;
-                if let Err(e) = self.inner.cache.put(&entry, &compiled) {
+                let compiled = inner.engine.precompile_component(bytes).map_err(invalid)?;
+                if let Err(e) = inner.cache.put(&entry, &compiled) {
                     tracing::warn!("not caching the compiled component: {e}");
                 }
                 // SAFETY: `compiled` was produced just now by this engine.
-                unsafe { Component::deserialize(&self.inner.engine, &compiled) }.map_err(invalid)?
+                unsafe { Component::deserialize(&inner.engine, &compiled) }.map_err(invalid)?
             }
         };
         Ok((component, from_cache))
@@ -238,14 +276,15 @@ impl Runtime {
     /// The step with this digest if this process has loaded it already:
     /// no I/O, no compilation, safe to call from async code.
     pub fn loaded(&self, digest: &str) -> Option<LoadedStep> {
-        let mut step = self.lock_loaded().get(digest)?.clone();
+        let inner = self.lazy.started.get()?.as_ref().ok()?;
+        let mut step = self.lock_loaded(inner).get(digest)?.clone();
         step.compiled_from_cache = true;
         step.load_time = Duration::ZERO;
         Some(step)
     }
 
-    fn lock_loaded(&self) -> std::sync::MutexGuard<'_, HashMap<String, LoadedStep>> {
-        match self.inner.loaded.lock() {
+    fn lock_loaded<'a>(&self, inner: &'a Inner) -> std::sync::MutexGuard<'a, HashMap<String, LoadedStep>> {
+        match inner.loaded.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         }

@@ -38,18 +38,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         for (n, id) in ids.iter().enumerate() {
             if i % 3 == 1 && n == 0 && !first_ids.is_empty() {
                 store
-                    .record_cached_step_run(
-                        id,
-                        &weft_store::CacheHit {
-                            original: &first_ids[0],
-                            component_digest: "d",
-                            cache_key: "k",
-                            sandbox: "{}",
-                            determinism: "virtual",
-                            inputs: &[],
-                            outputs: &[],
-                        },
-                    )
+                    .record_cache_hits(&[weft_store::CacheHit {
+                        step_run_id: id.clone(),
+                        run_id: run.id.clone(),
+                        step_name: names[n].0.clone(),
+                        params: "{}".into(),
+                        original: first_ids[0].clone(),
+                        component_digest: "d".into(),
+                        cache_key: "k".into(),
+                        sandbox: "{}".into(),
+                        determinism: "virtual".into(),
+                        inputs: vec![],
+                        outputs: vec![],
+                    }])
                     .await?;
                 continue;
             }

@@ -7,6 +7,8 @@
 
 use crate::sql::Sql;
 
+use crate::model::{KeyValue, Metric, Run};
+use crate::store::{RUN_COLUMNS, SOURCE_STEP_RUNS};
 use crate::tracking::MetricPoint;
 use crate::{status, Store, StoreError};
 
@@ -53,16 +55,52 @@ impl Store {
     /// Writes (or rewrites) the MLflow view of a pipeline run: the run,
     /// and the step runs `scope` names.
     pub async fn mirror_run_to_tracking(&self, run_id: &str, scope: MirrorScope<'_>) -> Result<(), StoreError> {
-        let mut detail = self.run_detail(run_id).await?;
-        match scope {
-            MirrorScope::Run => detail.steps.clear(),
-            MirrorScope::Steps(ids) => detail.steps.retain(|s| ids.contains(&s.id)),
-            MirrorScope::All => {}
+        // Only what the view holds: the run, the step runs in scope and
+        // what their source step runs logged.
+        let run: Run = sqlx::query_as(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs r JOIN pipelines p ON p.id = r.pipeline_id WHERE r.id = $1"
+        ))
+        .bind(run_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound {
+            what: "run",
+            key: run_id.into(),
+        })?;
+        let mut steps = match scope {
+            MirrorScope::Run => Vec::new(),
+            MirrorScope::Steps(_) | MirrorScope::All => self.step_runs(run_id).await?,
+        };
+        if let MirrorScope::Steps(ids) = scope {
+            steps.retain(|s| ids.contains(&s.id));
         }
-        let run = &detail.run;
-        let experiment_id = match self.experiment_by_name(&run.pipeline).await {
-            Ok(e) => e.experiment_id,
-            Err(StoreError::NotFound { .. }) => {
+        let (logged_params, logged_tags, logged_metrics) = if steps.is_empty() {
+            (Vec::new(), Vec::new(), Vec::new())
+        } else {
+            let kv = |table: &str| {
+                format!(
+                    "SELECT step_run_id, key, value FROM {table} WHERE step_run_id IN ({SOURCE_STEP_RUNS}) \
+                     ORDER BY step_run_id, key"
+                )
+            };
+            let params: Vec<KeyValue> = sqlx::query_as(&kv("params")).bind(run_id).fetch_all(&self.pool).await?;
+            let tags: Vec<KeyValue> = sqlx::query_as(&kv("tags")).bind(run_id).fetch_all(&self.pool).await?;
+            let metrics: Vec<Metric> = sqlx::query_as(&format!(
+                "SELECT step_run_id, key, value, step, timestamp FROM metrics WHERE step_run_id IN ({SOURCE_STEP_RUNS}) \
+                 ORDER BY step_run_id, key, step, timestamp"
+            ))
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await?;
+            (params, tags, metrics)
+        };
+        let existing: Option<i64> = sqlx::query_scalar("SELECT experiment_id FROM experiments WHERE name = $1")
+            .bind(&run.pipeline)
+            .fetch_optional(&self.pool)
+            .await?;
+        let experiment_id = match existing {
+            Some(id) => id,
+            None => {
                 match self
                     .create_experiment(&run.pipeline, None, &[("weft.pipeline".into(), run.pipeline.clone())])
                     .await
@@ -73,7 +111,6 @@ impl Store {
                     Err(e) => return Err(e),
                 }
             }
-            Err(e) => return Err(e),
         };
 
         struct Row {
@@ -102,7 +139,8 @@ impl Store {
             params: Vec::new(),
             metrics: Vec::new(),
         }];
-        for step in &detail.steps {
+        let run = &run;
+        for step in &steps {
             let source = step.cached_from.as_deref().unwrap_or(&step.id);
             let mut tags = vec![
                 ("mlflow.runName".into(), step.step_name.clone()),
@@ -121,20 +159,18 @@ impl Store {
                 }
             }
             tags.extend(
-                detail
-                    .tags
+                logged_tags
                     .iter()
                     .filter(|t| t.step_run_id == source)
                     .map(|t| (t.key.clone(), t.value.clone())),
             );
             let mut params = flatten_params(&step.params);
-            for p in detail.params.iter().filter(|p| p.step_run_id == source) {
+            for p in logged_params.iter().filter(|p| p.step_run_id == source) {
                 if !params.iter().any(|(k, _)| *k == p.key) {
                     params.push((p.key.clone(), p.value.clone()));
                 }
             }
-            let metrics = detail
-                .metrics
+            let metrics = logged_metrics
                 .iter()
                 .filter(|m| m.step_run_id == source)
                 .map(|m| MetricPoint {

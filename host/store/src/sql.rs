@@ -217,4 +217,19 @@ impl<'q> Row<'_, 'q> {
         self.sql.push_bind(value);
         self
     }
+
+    /// Adds `before VALUE after` as the next element of the tuple: an
+    /// expression around a bound value (a subquery, say).
+    pub(crate) fn expr<T>(&mut self, before: &str, value: T, after: &str) -> &mut Self
+    where
+        T: 'q + Encode<'q, Any> + Type<Any>,
+    {
+        if !std::mem::take(&mut self.first) {
+            self.sql.push(", ");
+        }
+        self.sql.push(before);
+        self.sql.push_bind(value);
+        self.sql.push(after);
+        self
+    }
 }

@@ -38,20 +38,27 @@ pub struct NewArtifact {
     pub source_uri: Option<String>,
 }
 
-/// A cache hit to record (see [`Store::record_cached_step_run`]).
-#[derive(Debug, Clone, Copy)]
-pub struct CacheHit<'a> {
+/// A step run served from the cache, to record (see
+/// [`Store::record_cache_hits`]).
+#[derive(Debug, Clone)]
+pub struct CacheHit {
+    pub step_run_id: String,
+    pub run_id: String,
+    pub step_name: String,
+    /// The step's params (canonical JSON), as the step run was created.
+    pub params: String,
     /// The step run that executed.
-    pub original: &'a str,
-    pub component_digest: &'a str,
-    pub cache_key: &'a str,
+    pub original: String,
+    pub component_digest: String,
+    pub cache_key: String,
     /// The sandbox spec (JSON).
-    pub sandbox: &'a str,
-    pub determinism: &'a str,
+    pub sandbox: String,
+    pub determinism: String,
     /// (input name, artifact id) this step run was given.
-    pub inputs: &'a [(String, String)],
-    /// (output name, artifact): its outputs, the original's bytes.
-    pub outputs: &'a [(String, NewArtifact)],
+    pub inputs: Vec<(String, String)>,
+    /// (output name, new artifact id, artifact): its outputs, the
+    /// original's bytes under this step's names.
+    pub outputs: Vec<(String, String, NewArtifact)>,
 }
 
 /// What a finished step run recorded, all written in one transaction.
@@ -82,9 +89,9 @@ pub struct StepRunRecord {
 /// The step runs whose logged values (params, metrics, tags, metadata,
 /// logs) a run shows: its own, and for each cached step run the original it
 /// was served from.
-const SOURCE_STEP_RUNS: &str = "SELECT COALESCE(cached_from, id) FROM step_runs WHERE run_id = $1";
+pub(crate) const SOURCE_STEP_RUNS: &str = "SELECT COALESCE(cached_from, id) FROM step_runs WHERE run_id = $1";
 
-const RUN_COLUMNS: &str = "r.id, p.name AS pipeline, r.number, r.status, r.started_at, r.ended_at, r.error";
+pub(crate) const RUN_COLUMNS: &str = "r.id, p.name AS pipeline, r.number, r.status, r.started_at, r.ended_at, r.error";
 const STEP_RUN_COLUMNS: &str = "id, run_id, step_name, status, params, started_at, ended_at, component_digest, cache_key, cached_from, attempts, error, determinism, origin";
 const ARTIFACT_COLUMNS: &str = "a.id, a.name, a.version, a.digest, a.kind, a.media_type, a.size, a.producer_step_run_id, a.source_uri, a.created_at";
 
@@ -116,6 +123,7 @@ impl Store {
         // cache may grow to 32 MiB (it is allocated as pages are read), so
         // long metric histories are read from memory. Never run a
         // pool query while holding a transaction: it would wait for itself.
+        let t0 = std::time::Instant::now();
         let pool = AnyPoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
@@ -131,7 +139,9 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        tracing::debug!(target: "weft::timing", "sqlite connected in {:?}", t0.elapsed());
+        migrate(&pool).await?;
+        tracing::debug!(target: "weft::timing", "sqlite migrated at {:?}", t0.elapsed());
         Ok(Self {
             pool,
             backend: Backend::Sqlite,
@@ -156,7 +166,7 @@ impl Store {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        migrate(&pool).await?;
         Ok(Self {
             pool,
             backend: Backend::Postgres,
@@ -454,43 +464,96 @@ impl Store {
         Ok(outputs)
     }
 
-    /// Records a step run served from the cache, in one transaction: a
-    /// step run of its own run, with new versions of its outputs under its
-    /// own names (the same bytes as the original's), produced by it, and
-    /// lineage to the artifacts it was given. `original` is the step run
-    /// that executed; the run shows what that one logged. Returns the ids of
-    /// the new output artifacts, by name.
-    pub async fn record_cached_step_run(
-        &self,
-        id: &str,
-        hit: &CacheHit<'_>,
-    ) -> Result<Vec<(String, String)>, StoreError> {
+    /// Records step runs served from the cache, all in one transaction of
+    /// a few statements however many there are: each a step run of its own
+    /// run, with new versions of its outputs under its own names (the same
+    /// bytes as the original's), produced by it, and lineage to the
+    /// artifacts it was given. The run shows what each original logged.
+    pub async fn record_cache_hits(&self, hits: &[CacheHit]) -> Result<(), StoreError> {
+        if hits.is_empty() {
+            return Ok(());
+        }
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let mut outputs = Vec::with_capacity(hit.outputs.len());
-        for (slot, artifact) in hit.outputs {
-            let artifact_id = insert_artifact(&mut tx, artifact, Some(id)).await?;
-            link(&mut tx, "step_run_outputs", id, slot, &artifact_id).await?;
-            outputs.push((slot.clone(), artifact_id));
+        let outputs: Vec<(&CacheHit, &(String, String, NewArtifact))> = hits
+            .iter()
+            .flat_map(|h| h.outputs.iter().map(move |o| (h, o)))
+            .collect();
+        for chunk in outputs.chunks(500) {
+            let mut insert = Sql::new(
+                self.backend,
+                "INSERT INTO artifacts (id, name, version, digest, kind, media_type, size, producer_step_run_id, source_uri, created_at)",
+            );
+            insert.push_values(chunk, |row, (hit, (_, id, a))| {
+                row.bind(id.as_str())
+                    .bind(a.name.as_str())
+                    .expr(
+                        "(SELECT COALESCE(MAX(version), 0) + 1 FROM artifacts WHERE name = ",
+                        a.name.as_str(),
+                        ")",
+                    )
+                    .bind(a.digest.as_str())
+                    .bind(a.kind.as_str())
+                    .bind(a.media_type.as_str())
+                    .bind(a.size)
+                    .bind(hit.step_run_id.as_str())
+                    .bind(a.source_uri.as_deref())
+                    .bind(now);
+            });
+            insert.build()?.execute(&mut *tx).await?;
+            let mut links = Sql::new(
+                self.backend,
+                "INSERT INTO step_run_outputs (step_run_id, name, artifact_id)",
+            );
+            links.push_values(chunk, |row, (hit, (slot, id, _))| {
+                row.bind(hit.step_run_id.as_str()).bind(slot.as_str()).bind(id.as_str());
+            });
+            links.build()?.execute(&mut *tx).await?;
         }
-        link_inputs(&mut tx, self.backend, id, hit.inputs).await?;
-        sqlx::query(
-            "UPDATE step_runs SET status = $1, cached_from = $2, component_digest = $3, cache_key = $4, sandbox = $5, \
-             determinism = $6, started_at = $7, ended_at = $8 WHERE id = $9",
-        )
-        .bind(status::CACHED)
-        .bind(hit.original)
-        .bind(hit.component_digest)
-        .bind(hit.cache_key)
-        .bind(hit.sandbox)
-        .bind(hit.determinism)
-        .bind(now)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        let inputs: Vec<(&str, &(String, String))> = hits
+            .iter()
+            .flat_map(|h| h.inputs.iter().map(move |i| (h.step_run_id.as_str(), i)))
+            .collect();
+        for chunk in inputs.chunks(1000) {
+            let mut links = Sql::new(
+                self.backend,
+                "INSERT INTO step_run_inputs (step_run_id, name, artifact_id)",
+            );
+            links.push_values(chunk, |row, (step_run_id, (slot, artifact_id))| {
+                row.bind(*step_run_id).bind(slot.as_str()).bind(artifact_id.as_str());
+            });
+            links.build()?.execute(&mut *tx).await?;
+        }
+        // Every step run row at once: an upsert onto rows that exist.
+        for chunk in hits.chunks(200) {
+            let mut update = Sql::new(
+                self.backend,
+                "INSERT INTO step_runs (id, run_id, step_name, status, params, cached_from, component_digest, cache_key, \
+                 sandbox, determinism, started_at, ended_at)",
+            );
+            update.push_values(chunk, |row, h| {
+                row.bind(h.step_run_id.as_str())
+                    .bind(h.run_id.as_str())
+                    .bind(h.step_name.as_str())
+                    .bind(status::CACHED)
+                    .bind(h.params.as_str())
+                    .bind(h.original.as_str())
+                    .bind(h.component_digest.as_str())
+                    .bind(h.cache_key.as_str())
+                    .bind(h.sandbox.as_str())
+                    .bind(h.determinism.as_str())
+                    .bind(now)
+                    .bind(now);
+            });
+            update.push(
+                " ON CONFLICT (id) DO UPDATE SET status = excluded.status, cached_from = excluded.cached_from, \
+                 component_digest = excluded.component_digest, cache_key = excluded.cache_key, sandbox = excluded.sandbox, \
+                 determinism = excluded.determinism, started_at = excluded.started_at, ended_at = excluded.ended_at",
+            );
+            update.build()?.execute(&mut *tx).await?;
+        }
         tx.commit().await?;
-        Ok(outputs)
+        Ok(())
     }
 
     /// Step runs that executed successfully with this cache key and may
@@ -851,6 +914,21 @@ impl Store {
             })
         })
     }
+}
+
+/// Brings the schema up to date. A database already at the newest version
+/// (the usual case) costs one query instead of the migrator's checks.
+async fn migrate(pool: &AnyPool) -> Result<(), StoreError> {
+    let migrator = sqlx::migrate!("./migrations");
+    let newest = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+    let applied: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE")
+        .fetch_one(pool)
+        .await
+        .unwrap_or(None);
+    if applied != Some(newest) {
+        migrator.run(pool).await?;
+    }
+    Ok(())
 }
 
 async fn insert_artifact(

@@ -45,18 +45,19 @@ async fn fill(store: &Store) -> [String; 3] {
         .await
         .unwrap();
     store
-        .record_cached_step_run(
-            &ids2[0],
-            &weft_store::CacheHit {
-                original: &ids[0],
-                component_digest: "d",
-                cache_key: "k",
-                sandbox: "{}",
-                determinism: "virtual",
-                inputs: &[],
-                outputs: &[],
-            },
-        )
+        .record_cache_hits(&[weft_store::CacheHit {
+            step_run_id: ids2[0].clone(),
+            run_id: cached.id.clone(),
+            step_name: "prep".into(),
+            params: "{}".into(),
+            original: ids[0].clone(),
+            component_digest: "d".into(),
+            cache_key: "k".into(),
+            sandbox: "{}".into(),
+            determinism: "virtual".into(),
+            inputs: vec![],
+            outputs: vec![],
+        }])
         .await
         .unwrap();
     store

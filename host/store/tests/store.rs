@@ -69,24 +69,28 @@ async fn lineage_cache_and_recovery(store: &Store) {
         .create_step_runs(&hit_run.id, &[("split".into(), "{}".into())])
         .await
         .unwrap();
-    let hit_outputs = [("train".to_string(), artifact("iris/split.train", 'b'))];
-    let hit_inputs = [("data".to_string(), input.id.clone())];
-    let created = store
-        .record_cached_step_run(
-            &hit_ids[0],
-            &CacheHit {
-                original: &ids[0],
-                component_digest: "digest",
-                cache_key: "key-split",
-                sandbox: "{}",
-                determinism: "virtual",
-                inputs: &hit_inputs,
-                outputs: &hit_outputs,
-            },
-        )
+    let served_id = weft_store::new_id();
+    store
+        .record_cache_hits(&[CacheHit {
+            step_run_id: hit_ids[0].clone(),
+            run_id: hit_run.id.clone(),
+            step_name: "split".into(),
+            params: "{}".into(),
+            original: ids[0].clone(),
+            component_digest: "digest".into(),
+            cache_key: "key-split".into(),
+            sandbox: "{}".into(),
+            determinism: "virtual".into(),
+            inputs: vec![("data".to_string(), input.id.clone())],
+            outputs: vec![(
+                "train".to_string(),
+                served_id.clone(),
+                artifact("iris/split.train", 'b'),
+            )],
+        }])
         .await
         .unwrap();
-    let served = store.artifact(&created[0].1).await.unwrap();
+    let served = store.artifact(&served_id).await.unwrap();
     assert_eq!((served.name.as_str(), served.version), ("iris/split.train", 2));
     assert_eq!(served.producer_step_run_id.as_deref(), Some(hit_ids[0].as_str()));
     let outputs = store.step_run_outputs(&hit_ids[0]).await.unwrap();
