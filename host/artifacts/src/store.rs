@@ -475,15 +475,24 @@ impl ArtifactStore {
             if link && fs::hard_link(&blob, dest).is_ok() {
                 return Ok(());
             }
-            fs::copy(&blob, dest).map_err(io_err("copy to", dest))?;
-            let mut perms = fs::metadata(dest).map_err(io_err("read", dest))?.permissions();
-            #[allow(clippy::permissions_set_readonly_false)]
-            perms.set_readonly(false);
-            fs::set_permissions(dest, perms).map_err(io_err("chmod", dest))?;
+            // A new file, as open(2) makes it: the user's umask decides who
+            // may read it (the blob itself is read-only for everyone).
+            let mut input = fs::File::open(&blob).map_err(io_err("open", &blob))?;
+            let mut output = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(dest)
+                .map_err(io_err("create", dest))?;
+            std::io::copy(&mut input, &mut output).map_err(io_err("copy to", dest))?;
             return Ok(());
         }
         let bytes = self.get_bytes(digest).await?;
-        tokio::fs::write(dest, &bytes).await.map_err(io_err("write", dest))
+        let mut output = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dest)
+            .map_err(io_err("create", dest))?;
+        output.write_all(&bytes).map_err(io_err("write", dest))
     }
 }
 

@@ -375,12 +375,8 @@ async fn run(manifest: Option<&Path>, state: Option<&Path>, stack: &Stack, args:
     }
 
     let state = state_dir(state, Some(&path))?;
-    let t0 = std::time::Instant::now();
     let stores = Stores::open(&state, stack).await?;
-    tracing::debug!(target: "weft::timing", "stores opened in {:?}", t0.elapsed());
-    let t0 = std::time::Instant::now();
     let runtime = open_runtime(&state)?;
-    tracing::debug!(target: "weft::timing", "runtime created in {:?}", t0.elapsed());
     let executor = Executor::new(
         runtime.clone(),
         stores.store.clone(),

@@ -325,6 +325,14 @@ enum ArtifactsCommand {
 }
 
 fn main() -> ExitCode {
+    // Output piped into `head` ends quietly when the reader goes away, as
+    // with any command-line tool, instead of a panic on a broken pipe.
+    // SAFETY: setting a signal's disposition to its default, before any
+    // thread is started.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)

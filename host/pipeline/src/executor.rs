@@ -192,11 +192,9 @@ impl Executor {
             artifacts: &self.artifacts,
             on_event: options.on_event.as_ref(),
         };
-        tracing::debug!(target: "weft::timing", "run created at {:?}", started.elapsed());
         for hook in &options.hooks {
             hook.run_started(&hooks).await;
         }
-        tracing::debug!(target: "weft::timing", "run_started hooks at {:?}", started.elapsed());
         let result = self.run_recorded(manifest, &options, &hooks, run.number, started).await;
         let outcome = match &result {
             Ok(outcome) => {
@@ -205,7 +203,6 @@ impl Executor {
                     status::CANCELLED => Some("cancelled by the user"),
                     _ => None,
                 };
-                tracing::debug!(target: "weft::timing", "run outcome at {:?}", started.elapsed());
                 self.store.finish_run(&run.id, &outcome.status, error).await?;
                 outcome.clone()
             }
@@ -225,11 +222,9 @@ impl Executor {
                 }
             }
         };
-        tracing::debug!(target: "weft::timing", "run finished at {:?}", started.elapsed());
         for hook in &options.hooks {
             hook.run_finished(&hooks, &outcome).await;
         }
-        tracing::debug!(target: "weft::timing", "run_finished hooks at {:?}", started.elapsed());
         result
     }
 
@@ -420,10 +415,8 @@ impl Executor {
             }
         }
 
-        tracing::debug!(target: "weft::timing", "steps done at {:?}", started.elapsed());
         ctx.hits.flush(&self.store).await?;
         ctx.sandboxes.remove_all();
-        tracing::debug!(target: "weft::timing", "sandboxes removed at {:?}", started.elapsed());
         let cancelled = options.cancel.is_cancelled();
         if cancelled {
             self.store
@@ -504,7 +497,8 @@ impl Executor {
         Ok(external)
     }
 
-    /// Removes sandbox directories left by processes that died.
+    /// Removes sandbox directories left by processes that died (or that a
+    /// live one could not empty), whatever their depth.
     fn clean_stale_work_dirs(&self) {
         let Ok(entries) = std::fs::read_dir(&self.options.work_dir) else {
             return;
@@ -516,7 +510,12 @@ impl Executor {
                 .and_then(|n| n.parse::<i64>().ok())
                 .is_some_and(|pid| !pid_alive(pid));
             if stale {
-                let _ = std::fs::remove_dir_all(entry.path());
+                if let Err(e) = crate::sandbox::remove_tree(&entry.path()) {
+                    tracing::warn!(
+                        "could not remove the sandboxes a dead weft process left in {}: {e}",
+                        entry.path().display()
+                    );
+                }
             }
         }
         self.artifacts.clean_staging(pid_alive);

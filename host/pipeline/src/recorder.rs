@@ -10,6 +10,25 @@ use weft_store::{NewArtifact, StepRunRecord};
 
 use crate::cache_key::{SpecLimits, SpecOutput};
 
+/// Undeclared outputs named one by one in a step's logs; the rest are
+/// counted.
+const MAX_NOTES: usize = 20;
+
+/// `text` with the sandbox's host directories written as the step sees
+/// them (`/inputs`, `/outputs`, `/tmp`): an error names the problem, not
+/// where weft keeps its sandboxes.
+pub(crate) fn sandbox_view(text: &str, dirs: &SandboxDirs) -> String {
+    let mut text = text.to_string();
+    for (host, guest) in [
+        (&dirs.inputs, "/inputs"),
+        (&dirs.outputs, "/outputs"),
+        (&dirs.tmp, "/tmp"),
+    ] {
+        text = text.replace(&host.display().to_string(), guest);
+    }
+    text
+}
+
 /// What to do with the outputs found in a sandbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Keep {
@@ -39,7 +58,16 @@ pub(crate) async fn collect_outputs(
     logs: &mut String,
 ) -> Result<Vec<Output>, StepFailure> {
     let failed = |message: String| Err(StepFailure::Failed(message));
-    let scratch = dir_size(&dirs.tmp, limits.max_tmp_bytes);
+    // /tmp is measured as it is emptied: every file counts, however deep.
+    let scratch = match crate::sandbox::drain(&dirs.tmp) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            return Err(StepFailure::Host(format!(
+                "weft could not measure and empty /tmp: {}",
+                sandbox_view(&e.to_string(), dirs)
+            )))
+        }
+    };
     if scratch > limits.max_tmp_bytes {
         return failed(format!(
             "the step wrote over its /tmp limit of {} bytes (limits.max_tmp)",
@@ -105,8 +133,18 @@ pub(crate) async fn collect_outputs(
             .filter(|name| !outputs.iter().any(|o| &o.name == name))
             .collect();
         ignored.sort();
-        for name in ignored {
-            logs.push_str(&format!("[weft: ignored /outputs/{name}: not a declared output]\n"));
+        // A handful by name: a step may leave any number of files behind.
+        for name in ignored.iter().take(MAX_NOTES) {
+            logs.push_str(&format!(
+                "[weft: ignored /outputs/{}: not a declared output]\n",
+                name.escape_debug()
+            ));
+        }
+        if ignored.len() > MAX_NOTES {
+            logs.push_str(&format!(
+                "[weft: ignored {} more undeclared entries in /outputs]\n",
+                ignored.len() - MAX_NOTES
+            ));
         }
     }
     Ok(found)
@@ -159,25 +197,4 @@ pub(crate) fn default_media_type(kind: ArtifactKind, path: &Path) -> String {
         _ => "application/octet-stream",
     }
     .into()
-}
-
-/// Bytes of regular files under `dir`, counting stops past `cap`.
-fn dir_size(dir: &Path, cap: u64) -> u64 {
-    let mut total = 0u64;
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
-        for entry in entries.flatten() {
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                stack.push(entry.path());
-            } else {
-                total += meta.len();
-                if total > cap {
-                    return total;
-                }
-            }
-        }
-    }
-    total
 }

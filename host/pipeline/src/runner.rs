@@ -238,7 +238,6 @@ async fn try_run_step(
 ) -> Result<StepResult, ExecError> {
     let (digest, bytes) = ctx.components.get(&step.component)?;
     ctx.components.archive(&ctx.artifacts, &digest, &bytes).await?;
-    tracing::debug!(target: "weft::timing", "{}: component read+archived at {:?}", step.name, started.elapsed());
     let spec = spec_of(step, &digest, &inputs);
     let key = spec.key();
     let spec_json = spec.to_json();
@@ -252,7 +251,6 @@ async fn try_run_step(
         }
     }
 
-    tracing::debug!(target: "weft::timing", "{}: cache looked up at {:?}", step.name, started.elapsed());
     (ctx.on_event)(Event::StepStarted {
         step: step.name.clone(),
     });
@@ -295,7 +293,6 @@ async fn try_run_step(
             last
         }
     };
-    tracing::debug!(target: "weft::timing", "{}: attempts done at {:?}", step.name, started.elapsed());
     let (status, error) = match &last.result {
         Ok(()) => (status::SUCCEEDED, None),
         Err(StepFailure::Cancelled) => (status::CANCELLED, Some(StepFailure::Cancelled.to_string())),
@@ -312,7 +309,6 @@ async fn try_run_step(
     // The hits it may have read from are written first.
     ctx.hits.flush(&ctx.store).await?;
     let ids = ctx.store.complete_step_run(&ctx.run_id, step_run_id, &record).await?;
-    tracing::debug!(target: "weft::timing", "{}: recorded at {:?}", step.name, started.elapsed());
     let outputs = ids
         .into_iter()
         .zip(last.outputs)
@@ -558,8 +554,9 @@ pub(crate) async fn attempt(
             .await
         {
             return Attempt::failed(StepFailure::Host(format!(
-                "weft could not stage input '{}': {e}",
-                input.name
+                "weft could not stage input '{}': {}",
+                input.name,
+                recorder::sandbox_view(&e.to_string(), dirs)
             )));
         }
     }
@@ -573,9 +570,7 @@ pub(crate) async fn attempt(
         env: &spec.env,
         determinism: spec.determinism(key),
     };
-    let t0 = std::time::Instant::now();
     let outcome = loaded.run(&call).await;
-    tracing::debug!(target: "weft::timing", "{step}: staged, then sandbox ran in {:?} (guest {:?})", t0.elapsed(), outcome.duration);
     let mut logs = outcome.logs;
     if let Err(failure) = outcome.result {
         return Attempt {

@@ -48,42 +48,116 @@ impl SandboxPool {
         Ok(dirs)
     }
 
-    /// Empties a slot and makes it available again; a slot that cannot be
-    /// emptied is deleted instead, so no step ever sees another's files.
+    /// Empties a slot and makes it available again. A slot that cannot be
+    /// emptied is never reused, so no step ever sees another's files: it is
+    /// reported, and removed when its run ends or, failing that, when weft
+    /// next starts.
     pub(crate) fn give(&self, dirs: SandboxDirs) {
         let emptied = [&dirs.inputs, &dirs.outputs, &dirs.tmp]
             .into_iter()
-            .all(|d| empty_dir(d).is_ok());
-        if emptied {
-            self.free.lock().unwrap_or_else(|p| p.into_inner()).push(dirs);
-        } else if let Some(slot) = dirs.inputs.parent() {
-            let _ = std::fs::remove_dir_all(slot);
+            .try_for_each(|d| drain(d).map(|_| ()));
+        match emptied {
+            Ok(()) => self.free.lock().unwrap_or_else(|p| p.into_inner()).push(dirs),
+            Err(e) => tracing::warn!(
+                "could not empty the sandbox {} ({e}); it is not reused, and is removed when weft next starts",
+                dirs.inputs.parent().unwrap_or(&dirs.inputs).display()
+            ),
         }
     }
 
     /// Deletes every slot.
     pub(crate) fn remove_all(&self) {
         self.free.lock().unwrap_or_else(|p| p.into_inner()).clear();
-        let _ = std::fs::remove_dir_all(&self.root);
+        if let Err(e) = remove_tree(&self.root) {
+            tracing::warn!(
+                "could not remove the sandboxes in {} ({e}); they are removed when weft next starts",
+                self.root.display()
+            );
+        }
     }
 }
 
-/// Removes everything inside `dir`, without following symlinks.
-fn empty_dir(dir: &Path) -> io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if std::fs::symlink_metadata(&path)?.is_dir() {
-            std::fs::remove_dir_all(&path)?;
-        } else {
-            std::fs::remove_file(&path)?;
+/// Empties `dir` (and keeps it), whatever a step left in it, and returns the
+/// bytes of the regular files it removed. No recursion and no long paths:
+/// each subdirectory is first moved up to `dir` itself under a fresh name,
+/// so every entry is handled one or two levels down, and a tree tens of
+/// thousands of levels deep empties like a flat one. Symlinks are removed,
+/// never followed. Anything that cannot be removed is an error, not skipped.
+pub(crate) fn drain(dir: &Path) -> io::Result<u64> {
+    let mut bytes = 0u64;
+    let mut fresh = 0u64;
+    // Directories to empty, each directly under `dir` (or `dir` itself).
+    let mut queue = vec![dir.to_owned()];
+    while let Some(current) = queue.pop() {
+        for entry in std::fs::read_dir(&current)? {
+            let entry = entry?;
+            let path = entry.path();
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                if current == dir {
+                    queue.push(path);
+                } else {
+                    let flat = loop {
+                        fresh += 1;
+                        let candidate = dir.join(format!(".weft-drain-{fresh}"));
+                        if std::fs::symlink_metadata(&candidate).is_err() {
+                            break candidate;
+                        }
+                    };
+                    std::fs::rename(&path, &flat)?;
+                    queue.push(flat);
+                }
+            } else {
+                if kind.is_file() {
+                    bytes = bytes.saturating_add(entry.metadata()?.len());
+                }
+                std::fs::remove_file(&path)?;
+            }
+        }
+        if current != dir {
+            std::fs::remove_dir(&current)?;
         }
     }
-    Ok(())
+    Ok(bytes)
+}
+
+/// Removes `dir` and everything under it (see [`drain`]); a `dir` that is
+/// not there is fine.
+pub(crate) fn remove_tree(dir: &Path) -> io::Result<()> {
+    match drain(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        other => other?,
+    };
+    std::fs::remove_dir(dir)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tree_far_deeper_than_any_path_empties_without_recursion() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("tmp");
+        std::fs::create_dir(&dir).unwrap();
+        // 20,000 levels (paths of 40 KB, ten times PATH_MAX), built with
+        // relative steps as a guest would, a small file every 1,000.
+        let mut current = cap_std::fs::Dir::open_ambient_dir(&dir, cap_std::ambient_authority()).unwrap();
+        for i in 0..20_000 {
+            current.create_dir("d").unwrap();
+            if i % 1000 == 0 {
+                current.write("file", b"12345").unwrap();
+            }
+            current = current.open_dir("d").unwrap();
+        }
+        current.write("deepest", b"123").unwrap();
+        drop(current);
+        assert_eq!(drain(&dir).unwrap(), 20 * 5 + 3, "every byte counted");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        remove_tree(&dir).unwrap();
+        assert!(!dir.exists());
+        remove_tree(&dir).unwrap();
+    }
 
     #[test]
     fn slots_come_back_empty() {

@@ -350,8 +350,8 @@ impl LoadedStep {
             (&dirs.tmp, "/tmp", FsPerms::ReadWrite),
         ] {
             if let Err(e) = wasi.preopened_dir(host, guest, perms) {
-                let message = format!("cannot mount {} at {guest}: {e:#}", host.display());
-                return finish(Err(StepFailure::Trapped(message)), Vec::new());
+                let message = format!("weft could not mount {guest}: {}", e.root_cause());
+                return finish(Err(StepFailure::Host(message)), Vec::new());
             }
         }
         let virtual_state = call.determinism.configure(&mut wasi);
@@ -378,8 +378,8 @@ impl LoadedStep {
         let events = std::mem::take(&mut state.tracker.events);
         let result = match outcome {
             Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(StepError::InvalidParams(m)))) => Err(StepFailure::InvalidParams(m)),
-            Ok(Ok(Err(StepError::Failed(m)))) => Err(StepFailure::Failed(m)),
+            Ok(Ok(Err(StepError::InvalidParams(m)))) => Err(StepFailure::InvalidParams(guest_text(&m))),
+            Ok(Ok(Err(StepError::Failed(m)))) => Err(StepFailure::Failed(guest_text(&m))),
             Ok(Err(error)) => Err(classify(error, &state.guard, limits, &logs.text())),
             Err(Interrupt::Timeout) => Err(StepFailure::TimedOut(limits.timeout)),
             Err(Interrupt::Cancelled) => Err(StepFailure::Cancelled),
@@ -469,7 +469,7 @@ fn classify(error: wasmtime::Error, guard: &Guard, limits: &Limits, logs: &str) 
         };
     }
     if let Some(message) = panic_message(logs) {
-        return StepFailure::Panicked(message);
+        return StepFailure::Panicked(guest_text(&message));
     }
     // The root cause is the trap itself ("call stack exhausted") or the
     // host's reason (a refused tracker call); the context above it is the
@@ -493,20 +493,54 @@ fn classify(error: wasmtime::Error, guard: &Guard, limits: &Limits, logs: &str) 
 
 impl bindings::weft::step::types::Host for StepState {}
 
+/// Longest message from a guest kept as a step's error.
+pub const MAX_ERROR_BYTES: usize = 16 * 1024;
+
+/// A message a guest wrote, as weft keeps and shows it: at most
+/// [`MAX_ERROR_BYTES`], with control characters other than newlines and
+/// tabs escaped (they would rewrite the user's terminal).
+pub(crate) fn guest_text(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(MAX_ERROR_BYTES) + 64);
+    for (i, c) in message.char_indices() {
+        if out.len() >= MAX_ERROR_BYTES {
+            out.push_str(&format!("… [{} more bytes]", message.len() - i));
+            break;
+        }
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A tracker call that breaks a rule traps the guest with the reason: the
 /// step fails with a message that names the key.
 impl bindings::weft::step::tracker::Host for StepState {
     fn log_metric(&mut self, key: String, value: f64, step: Option<u64>) -> wasmtime::Result<()> {
-        self.tracker.log_metric(key, value, step).map_err(wasmtime::Error::msg)
+        let guard = &mut self.guard;
+        self.tracker
+            .log_metric(key, value, step, &mut |bytes| guard.charge(bytes))
+            .map_err(wasmtime::Error::msg)
     }
     fn log_param(&mut self, key: String, value: String) -> wasmtime::Result<()> {
-        self.tracker.log_param(key, value).map_err(wasmtime::Error::msg)
+        let guard = &mut self.guard;
+        self.tracker
+            .log_param(key, value, &mut |bytes| guard.charge(bytes))
+            .map_err(wasmtime::Error::msg)
     }
     fn set_tag(&mut self, key: String, value: String) -> wasmtime::Result<()> {
-        self.tracker.set_tag(key, value).map_err(wasmtime::Error::msg)
+        let guard = &mut self.guard;
+        self.tracker
+            .set_tag(key, value, &mut |bytes| guard.charge(bytes))
+            .map_err(wasmtime::Error::msg)
     }
     fn log_metadata(&mut self, key: String, json: String) -> wasmtime::Result<()> {
-        self.tracker.log_metadata(key, json).map_err(wasmtime::Error::msg)
+        let guard = &mut self.guard;
+        self.tracker
+            .log_metadata(key, json, &mut |bytes| guard.charge(bytes))
+            .map_err(wasmtime::Error::msg)
     }
 }
 

@@ -84,8 +84,9 @@ pub enum StepFailure {
     /// The wall-clock limit ran out.
     #[error("timed out after {}", humanize(*.0))]
     TimedOut(Duration),
-    /// The guest tried to grow its memories and tables past the limit.
-    #[error("memory limit exceeded: the step's memories and tables would take {requested} bytes, the limit is {limit} bytes")]
+    /// The guest tried to grow its memories and tables (and what the host
+    /// holds for it) past the limit.
+    #[error("memory limit exceeded: the step's memories, tables and logged data would take {requested} bytes, the limit is {limit} bytes")]
     MemoryLimit { requested: u64, limit: u64 },
     /// The run was cancelled.
     #[error("cancelled")]
@@ -213,6 +214,16 @@ impl Guard {
         self.interrupted
     }
 
+    /// Counts `bytes` the host keeps on the guest's behalf (what it logged)
+    /// against the memory budget, before they are kept.
+    pub fn charge(&mut self, bytes: usize) -> Result<(), String> {
+        let used = self.limiter.used;
+        self.limiter
+            .grow(used, used.saturating_add(bytes as u64))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     /// The total memory the guest asked for when it went over its budget.
     pub fn memory_exceeded(&self) -> Option<u64> {
         self.limiter.exceeded
@@ -281,7 +292,7 @@ impl MemoryLimiter {
         if total > self.limit {
             self.exceeded = Some(total);
             return Err(wasmtime::format_err!(
-                "memory limit exceeded: the step's memories and tables would take {total} bytes, the limit is {} bytes",
+                "memory limit exceeded: the step's memories, tables and logged data would take {total} bytes, the limit is {} bytes",
                 self.limit
             ));
         }

@@ -505,25 +505,40 @@ pub(crate) fn matches_filter(filter: &str, name: &str, tags: &[(String, String)]
     Ok(true)
 }
 
-/// SQL LIKE matching (`%` any run, `_` one character).
+/// SQL LIKE matching (`%` any run, `_` one character), in time
+/// proportional to the text times the longest `%`-free piece of the
+/// pattern, never exponential: the pieces between `%` signs are matched
+/// left to right, each at its earliest place (which is always safe), the
+/// first anchored at the start and the last at the end.
 pub(crate) fn like(text: &str, pattern: &str, ignore_case: bool) -> bool {
-    let (t, p): (Vec<char>, Vec<char>) = if ignore_case {
-        (
-            text.to_lowercase().chars().collect(),
-            pattern.to_lowercase().chars().collect(),
-        )
-    } else {
-        (text.chars().collect(), pattern.chars().collect())
+    let fold = |s: &str| -> Vec<char> {
+        if ignore_case {
+            s.to_lowercase().chars().collect()
+        } else {
+            s.chars().collect()
+        }
     };
-    fn go(t: &[char], p: &[char]) -> bool {
-        match p.first() {
-            None => t.is_empty(),
-            Some('%') => (0..=t.len()).any(|i| go(&t[i..], &p[1..])),
-            Some('_') => !t.is_empty() && go(&t[1..], &p[1..]),
-            Some(c) => t.first() == Some(c) && go(&t[1..], &p[1..]),
+    let (t, p) = (fold(text), fold(pattern));
+    let pieces: Vec<&[char]> = p.split(|c| *c == '%').collect();
+    let fits = |piece: &[char], at: usize| {
+        at + piece.len() <= t.len() && piece.iter().zip(&t[at..]).all(|(p, c)| *p == '_' || p == c)
+    };
+    if pieces.len() == 1 {
+        return t.len() == p.len() && fits(&p, 0);
+    }
+    let (first, last) = (pieces[0], pieces[pieces.len() - 1]);
+    if !fits(first, 0) || t.len() < first.len() + last.len() || !fits(last, t.len() - last.len()) {
+        return false;
+    }
+    let end = t.len() - last.len();
+    let mut at = first.len();
+    for piece in &pieces[1..pieces.len() - 1] {
+        match (at..=end.saturating_sub(piece.len())).find(|&i| i + piece.len() <= end && fits(piece, i)) {
+            Some(i) => at = i + piece.len(),
+            None => return false,
         }
     }
-    go(&t, &p)
+    true
 }
 
 // ----- runs -----
@@ -794,6 +809,58 @@ mod tests {
         assert!(!like("Train", "train%", false));
         assert!(like("Train", "train%", true));
         assert!(!like("train", "train_", false));
+        assert!(like("abcabc", "%b%c", false));
+        assert!(like("abc", "%%%", false));
+        assert!(like("", "%", false));
+        assert!(!like("ab", "a%b%c", false));
+        assert!(!like("aaa", "aaaa%", false));
+        assert!(like("aXbYc", "a_b_c", false));
+        assert!(
+            !like("ab", "%ab%b", false),
+            "the last piece is anchored at the end and does not overlap"
+        );
+    }
+
+    /// The reference: dynamic programming over (text, pattern) prefixes.
+    fn like_reference(t: &[char], p: &[char]) -> bool {
+        let mut m = vec![vec![false; p.len() + 1]; t.len() + 1];
+        m[0][0] = true;
+        for j in 1..=p.len() {
+            m[0][j] = m[0][j - 1] && p[j - 1] == '%';
+        }
+        for i in 1..=t.len() {
+            for j in 1..=p.len() {
+                m[i][j] = match p[j - 1] {
+                    '%' => m[i][j - 1] || m[i - 1][j],
+                    '_' => m[i - 1][j - 1],
+                    c => m[i - 1][j - 1] && t[i - 1] == c,
+                };
+            }
+        }
+        m[t.len()][p.len()]
+    }
+
+    #[test]
+    fn like_agrees_with_the_reference_on_every_small_case() {
+        let alphabet = ['a', 'b', '%', '_'];
+        let strings = |len: usize, chars: &[char]| -> Vec<Vec<char>> {
+            let mut all = vec![vec![]];
+            for _ in 0..len {
+                all = all
+                    .into_iter()
+                    .flat_map(|s: Vec<char>| chars.iter().map(move |c| [s.clone(), vec![*c]].concat()))
+                    .collect();
+            }
+            all
+        };
+        let texts: Vec<Vec<char>> = (0..=5).flat_map(|n| strings(n, &['a', 'b'])).collect();
+        let patterns: Vec<Vec<char>> = (0..=5).flat_map(|n| strings(n, &alphabet)).collect();
+        for t in &texts {
+            for p in &patterns {
+                let (ts, ps): (String, String) = (t.iter().collect(), p.iter().collect());
+                assert_eq!(like(&ts, &ps, false), like_reference(t, p), "'{ts}' LIKE '{ps}'");
+            }
+        }
     }
 
     #[test]

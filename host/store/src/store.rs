@@ -123,7 +123,6 @@ impl Store {
         // cache may grow to 32 MiB (it is allocated as pages are read), so
         // long metric histories are read from memory. Never run a
         // pool query while holding a transaction: it would wait for itself.
-        let t0 = std::time::Instant::now();
         let pool = AnyPoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
@@ -139,9 +138,7 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        tracing::debug!(target: "weft::timing", "sqlite connected in {:?}", t0.elapsed());
         migrate(&pool).await?;
-        tracing::debug!(target: "weft::timing", "sqlite migrated at {:?}", t0.elapsed());
         Ok(Self {
             pool,
             backend: Backend::Sqlite,
