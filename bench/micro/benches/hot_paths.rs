@@ -93,10 +93,7 @@ fn invoke(c: &mut Criterion) {
         .build()
         .unwrap();
     let work = tempfile::tempdir().unwrap();
-    let runtime = Runtime::new(RuntimeOptions {
-        cache_dir: work.path().join("compiled"),
-    })
-    .unwrap();
+    let runtime = Runtime::new(RuntimeOptions::in_process(work.path().join("compiled"))).unwrap();
     let step = runtime.load(&echo).unwrap();
     let dirs = SandboxDirs {
         inputs: work.path().join("inputs"),

@@ -19,6 +19,10 @@ pub const INLINE_BYTES: u64 = 256 * 1024;
 
 /// Most files one directory artifact may hold.
 pub const MAX_TREE_FILES: usize = 100_000;
+/// Deepest a directory artifact may nest.
+pub const MAX_TREE_DEPTH: usize = 128;
+/// Longest path of a file within a directory artifact, in bytes.
+pub const MAX_TREE_PATH: usize = 4096;
 
 /// Whether an artifact is one file or a directory of files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -613,8 +617,14 @@ fn rand_suffix() -> String {
 fn walk(dir: &Path, limit: u64) -> Result<Vec<(String, PathBuf)>, ArtifactError> {
     let mut files = Vec::new();
     let mut total = 0u64;
-    let mut stack = vec![(dir.to_owned(), String::new())];
-    while let Some((path, prefix)) = stack.pop() {
+    let mut stack = vec![(dir.to_owned(), String::new(), 0usize)];
+    while let Some((path, prefix, depth)) = stack.pop() {
+        if depth > MAX_TREE_DEPTH {
+            return Err(ArtifactError::Unsupported {
+                path: dir.to_owned(),
+                what: "a directory nested deeper than the limit (128 levels)",
+            });
+        }
         for entry in fs::read_dir(&path).map_err(io_err("list", &path))? {
             let entry = entry.map_err(io_err("list", &path))?;
             let full = entry.path();
@@ -630,6 +640,12 @@ fn walk(dir: &Path, limit: u64) -> Result<Vec<(String, PathBuf)>, ArtifactError>
             } else {
                 format!("{prefix}/{name}")
             };
+            if relative.len() > MAX_TREE_PATH {
+                return Err(ArtifactError::Unsupported {
+                    path: dir.to_owned(),
+                    what: "a directory holding a path longer than the limit (4096 bytes)",
+                });
+            }
             let meta = fs::symlink_metadata(&full).map_err(io_err("read", &full))?;
             if meta.file_type().is_symlink() {
                 return Err(ArtifactError::Unsupported {
@@ -637,7 +653,7 @@ fn walk(dir: &Path, limit: u64) -> Result<Vec<(String, PathBuf)>, ArtifactError>
                     what: "a symbolic link",
                 });
             } else if meta.is_dir() {
-                stack.push((full, relative));
+                stack.push((full, relative, depth + 1));
             } else if meta.is_file() {
                 total += meta.len();
                 if total > limit {

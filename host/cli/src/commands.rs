@@ -201,10 +201,20 @@ fn load_manifest(explicit: Option<&Path>) -> CliResult<(std::path::PathBuf, Mani
 }
 
 fn open_runtime(state: &Path) -> CliResult<Runtime> {
-    Runtime::new(RuntimeOptions {
-        cache_dir: state.join("cache").join("compiled"),
-    })
-    .map_err(|e| CliError::usage(e.to_string()))
+    Runtime::new(runtime_options(&state.join("cache").join("compiled"))).map_err(|e| CliError::usage(e.to_string()))
+}
+
+/// Components compile in a child process of this executable, under the
+/// default compile budget (see weft_runtime::compile).
+pub fn runtime_options(cache_dir: &Path) -> RuntimeOptions {
+    let mut options = RuntimeOptions::in_process(cache_dir.to_owned());
+    if let Ok(exe) = std::env::current_exe() {
+        options.compiler = weft_runtime::Compiler::Child {
+            exe,
+            budget: weft_runtime::CompileBudget::default(),
+        };
+    }
+    options
 }
 
 const TEMPLATE: &str = r#"# A weft pipeline. See the README for every key.
@@ -837,6 +847,18 @@ async fn lineage(stores: &Stores, key: &str, json: bool) -> CliResult<u8> {
             &a.digest[..16],
             a.size
         );
+        if node.repeated {
+            println!("{indent}  └─ (its lineage is shown above)");
+            return;
+        }
+        if node.truncated {
+            println!(
+                "{indent}  └─ … the walk stops here: lineage deeper than {} levels or larger than {} artifacts",
+                weft_store::LINEAGE_MAX_DEPTH,
+                weft_store::LINEAGE_MAX_NODES
+            );
+            return;
+        }
         match &node.producer {
             Some(p) => {
                 println!(

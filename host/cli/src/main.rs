@@ -333,6 +333,11 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // A child started to compile one component under a memory and time
+    // budget (see weft_runtime::compile), not a command.
+    if std::env::args_os().nth(1).is_some_and(|a| a == weft_runtime::COMPILE_ARG) {
+        return weft_runtime::compile_child_main();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)

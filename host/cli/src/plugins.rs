@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 use weft_plugins::{kind_name, Grant, InstalledPlugin, Manifest, PluginError, PluginHome, PluginHost};
-use weft_runtime::{Runtime, RuntimeOptions};
+use weft_runtime::Runtime;
 
 use crate::context::{weft_home, CliError, CliResult, Stack, Stores};
 use crate::exit;
@@ -29,10 +29,8 @@ pub fn open(runtime: Option<Runtime>) -> CliResult<(PluginHome, PluginHost)> {
     let home = weft_home()?;
     let runtime = match runtime {
         Some(runtime) => runtime,
-        None => Runtime::new(RuntimeOptions {
-            cache_dir: home.join("cache").join("compiled"),
-        })
-        .map_err(|e| CliError::usage(e.to_string()))?,
+        None => Runtime::new(crate::commands::runtime_options(&home.join("cache").join("compiled")))
+            .map_err(|e| CliError::usage(e.to_string()))?,
     };
     Ok((PluginHome::new(&home), PluginHost::new(runtime)?))
 }

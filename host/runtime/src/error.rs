@@ -14,6 +14,10 @@ pub enum RuntimeError {
     /// The bytes are not a valid component, or it cannot be compiled.
     #[error("{path} is not a valid WebAssembly component: {message}")]
     InvalidComponent { path: PathBuf, message: String },
+    /// Compiling the component would pass a bound (its shape, or the
+    /// compiler's memory or time).
+    #[error("{path} is refused: {message}")]
+    CompileLimit { path: PathBuf, message: String },
     /// The component imports something a step is not given, or does not
     /// export the `weft:step` world.
     #[error(

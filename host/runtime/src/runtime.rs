@@ -12,6 +12,7 @@ use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::cache::{engine_hash, CompiledCache};
+use crate::compile::{compile_in_child, Compiler, Shape, ShapeLimits};
 use crate::determinism::{Virtual, VirtualView};
 use crate::logs::LogPipe;
 use crate::sandbox::{panic_message, Guard, Guarded, Interrupt, EPOCH_TICK};
@@ -41,7 +42,7 @@ pub const MAX_COMPONENT_BYTES: u64 = 512 * 1024 * 1024;
 /// the same on every CPU: a step's outputs must not depend on the machine.
 /// Both are part of the engine's compatibility hash, so compiled components
 /// cached under other settings are not reused.
-fn engine_config(pooling: bool) -> Config {
+pub(crate) fn engine_config(pooling: bool) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
@@ -65,8 +66,8 @@ fn engine_config(pooling: bool) -> Config {
             // where the kernel has it) instead of madvise, which unmaps
             // pages and interrupts every core to flush their TLBs: most of
             // the cost of a short step.
-            .linear_memory_keep_resident(8 << 20)
-            .table_keep_resident(1 << 20)
+            .linear_memory_keep_resident(2 << 20)
+            .table_keep_resident(64 << 10)
             .pagemap_scan(wasmtime::Enabled::Auto)
             .decommit_batch_size(32);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
@@ -79,6 +80,22 @@ fn engine_config(pooling: bool) -> Config {
 pub struct RuntimeOptions {
     /// Where compiled components are cached.
     pub cache_dir: PathBuf,
+    /// How components are compiled (in a bounded child process, or here).
+    pub compiler: Compiler,
+    /// The shape a component may have to be compiled at all.
+    pub shape_limits: ShapeLimits,
+}
+
+impl RuntimeOptions {
+    /// Compiled components cached in `cache_dir`, compiled in this process
+    /// (tools and tests; `weft` itself compiles in a bounded child).
+    pub fn in_process(cache_dir: PathBuf) -> Self {
+        Self {
+            cache_dir,
+            compiler: Compiler::InProcess,
+            shape_limits: ShapeLimits::default(),
+        }
+    }
 }
 
 /// The WebAssembly host of one process. Cheap to clone.
@@ -262,7 +279,22 @@ impl Runtime {
                         message: "it does not start with the WebAssembly magic bytes".into(),
                     });
                 }
-                let compiled = inner.engine.precompile_component(bytes).map_err(invalid)?;
+                let shape = Shape::measure(bytes, &self.lazy.options.shape_limits).map_err(|message| {
+                    RuntimeError::CompileLimit {
+                        path: path.to_owned(),
+                        message,
+                    }
+                })?;
+                tracing::debug!(?shape, "compiling {}", path.display());
+                let compiled = match &self.lazy.options.compiler {
+                    Compiler::InProcess => inner.engine.precompile_component(bytes).map_err(invalid)?,
+                    Compiler::Child { exe, budget } => {
+                        compile_in_child(exe, budget, bytes).map_err(|message| RuntimeError::CompileLimit {
+                            path: path.to_owned(),
+                            message,
+                        })?
+                    }
+                };
                 if let Err(e) = inner.cache.put(&entry, &compiled) {
                     tracing::warn!("not caching the compiled component: {e}");
                 }
@@ -560,3 +592,4 @@ pub fn read_component(path: &Path) -> Result<Vec<u8>, RuntimeError> {
     }
     std::fs::read(path).map_err(read_err)
 }
+

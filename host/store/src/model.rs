@@ -133,7 +133,20 @@ pub struct LineageNode {
     /// The inputs of that step run, each as `[input name, lineage node]`.
     #[schema(value_type = Vec<Vec<Value>>)]
     pub inputs: Vec<(String, LineageNode)>,
+    /// This artifact's lineage is shown at its first appearance in the
+    /// walk (a shared ancestor); `producer` and `inputs` are left out here.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub repeated: bool,
+    /// The walk stopped here, at a limit (`inputs` are left out); see
+    /// [`LINEAGE_MAX_DEPTH`] and [`LINEAGE_MAX_NODES`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
+
+/// Levels a lineage walk follows before it stops (and says so).
+pub const LINEAGE_MAX_DEPTH: usize = 200;
+/// Artifacts a lineage walk expands before it stops (and says so).
+pub const LINEAGE_MAX_NODES: usize = 5_000;
 
 /// A pipeline with a summary of its runs.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]

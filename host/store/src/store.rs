@@ -885,29 +885,53 @@ impl Store {
     /// so on back to external data.
     pub async fn lineage(&self, key: &str) -> Result<LineageNode, StoreError> {
         let artifact = self.artifact(key).await?;
-        self.lineage_of(artifact, 0).await
+        let mut seen = std::collections::HashSet::new();
+        self.lineage_of(artifact, 0, &mut seen).await
     }
 
-    fn lineage_of(
-        &self,
+    /// One node of [`Store::lineage`]: each artifact is expanded once (a
+    /// shared ancestor is marked `repeated` where it appears again, so a
+    /// DAG of diamonds costs its size, not its paths), and a walk past
+    /// [`LINEAGE_MAX_DEPTH`] levels or [`LINEAGE_MAX_NODES`] artifacts stops
+    /// with the node marked `truncated`.
+    fn lineage_of<'a>(
+        &'a self,
         artifact: Artifact,
         depth: usize,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<LineageNode, StoreError>> + Send + '_>> {
+        seen: &'a mut std::collections::HashSet<String>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<LineageNode, StoreError>> + Send + 'a>> {
         Box::pin(async move {
-            let producer = match (&artifact.producer_step_run_id, depth < 256) {
-                (Some(id), true) => Some(self.step_run(id).await?),
-                _ => None,
+            let leaf = |artifact, repeated, truncated| LineageNode {
+                artifact,
+                producer: None,
+                inputs: Vec::new(),
+                repeated,
+                truncated,
+            };
+            if seen.contains(&artifact.id) {
+                return Ok(leaf(artifact, true, false));
+            }
+            if depth >= LINEAGE_MAX_DEPTH || seen.len() >= LINEAGE_MAX_NODES {
+                let produced = artifact.producer_step_run_id.is_some();
+                return Ok(leaf(artifact, false, produced));
+            }
+            seen.insert(artifact.id.clone());
+            let producer = match &artifact.producer_step_run_id {
+                Some(id) => Some(self.step_run(id).await?),
+                None => None,
             };
             let mut inputs = Vec::new();
             if let Some(step) = &producer {
                 for link in self.step_run_inputs(&step.id).await? {
-                    inputs.push((link.slot, self.lineage_of(link.artifact, depth + 1).await?));
+                    inputs.push((link.slot, self.lineage_of(link.artifact, depth + 1, seen).await?));
                 }
             }
             Ok(LineageNode {
                 artifact,
                 producer,
                 inputs,
+                repeated: false,
+                truncated: false,
             })
         })
     }

@@ -72,7 +72,8 @@ function lineageGraph(root, selectedId) {
     const a = node.artifact;
     if (!nodes.has(a.id)) {
       nodes.set(a.id, {
-        id: a.id, kind: "data", label: a.name, sub: `v${a.version} · ${node.producer ? a.media_type : "source data"}`,
+        id: a.id, kind: "data", label: a.name,
+        sub: `v${a.version} · ${node.truncated ? "lineage cut here (too deep or too large)" : node.producer || node.repeated ? a.media_type : "source data"}`,
         href: `#/artifacts/${a.id}`, selected: a.id === selectedId, title: `${a.name} v${a.version}`,
       });
     }

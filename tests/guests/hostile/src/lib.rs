@@ -153,8 +153,79 @@ fn hostile(params: Params) -> weft_sdk::Result<()> {
             weft_sdk::write_output("out", format!("wrote {} MiB to /tmp", params.steps))
         }
         "exit" => std::process::exit(3),
+        // Class: what the host keeps for the step. Tags of 6,000 bytes
+        // until the host says no (the tracker's total, or the memory limit
+        // the host charges them to).
+        "tracker-bytes" => {
+            let value = "t".repeat(6000);
+            for i in 0..1_000_000u64 {
+                weft_sdk::set_tag(&format!("tag.{i}"), &value);
+            }
+            weft_sdk::write_output("out", "all kept")
+        }
+        // Many small metrics with the longest keys allowed.
+        "tracker-calls" => {
+            let key = "k".repeat(240);
+            for i in 0..10_000_000u64 {
+                weft_sdk::log_metric(&format!("{key}{i}"), i as f64);
+            }
+            weft_sdk::write_output("out", "all kept")
+        }
+        // An error message of `steps` MiB, with terminal escapes.
+        "error-flood" => {
+            let mut message = String::from("\u{1b}[2J\u{1b}[31mboom ");
+            message.push_str(&"x".repeat((params.steps.max(1) << 20) as usize));
+            Err(Error::msg(message))
+        }
+        // Class: trees deeper than any path. `steps` levels of
+        // directories in /tmp (a file at every 1,000th), then the output.
+        "deep-tmp" => {
+            deep_tree("/tmp", params.steps)?;
+            weft_sdk::write_output("out", format!("{} levels in /tmp", params.steps))
+        }
+        // The same tree as the declared output directory.
+        "deep-output" => deep_tree("/outputs/out", params.steps),
+        // Undeclared files in /outputs, `steps` of them.
+        "undeclared-flood" => {
+            for i in 0..params.steps {
+                std::fs::write(format!("/outputs/stray-{i}"), b"")?;
+            }
+            weft_sdk::write_output("out", "and one declared")
+        }
         other => Err(Error::invalid_params(format!("unknown attack '{other}'"))),
     }
+}
+
+/// Builds `levels` nested directories under `root` by relative steps (a
+/// path would pass PATH_MAX long before), a 1-byte file every 1,000 levels.
+fn deep_tree(root: &str, levels: u64) -> weft_sdk::Result<()> {
+    std::fs::create_dir_all(root)?;
+    let preopen = if root.starts_with("/tmp") { "/tmp" } else { "/outputs" };
+    let mut dir = wasi::filesystem::preopens::get_directories()
+        .into_iter()
+        .find(|(_, path)| path == preopen)
+        .map(|(dir, _)| dir)
+        .ok_or_else(|| Error::msg(format!("no {preopen} preopen")))?;
+    let relative = root.strip_prefix(preopen).unwrap_or("").trim_start_matches('/');
+    use wasi::filesystem::types::{DescriptorFlags, OpenFlags, PathFlags};
+    let open = |dir: &wasi::filesystem::types::Descriptor, name: &str| {
+        dir.open_at(PathFlags::empty(), name, OpenFlags::DIRECTORY, DescriptorFlags::READ | DescriptorFlags::MUTATE_DIRECTORY)
+            .map_err(|e| Error::msg(format!("open {name}: {e:?}")))
+    };
+    if !relative.is_empty() {
+        dir = open(&dir, relative)?;
+    }
+    for i in 0..levels {
+        dir.create_directory_at("d").map_err(|e| Error::msg(format!("level {i}: {e:?}")))?;
+        if i % 1000 == 0 {
+            let file = dir
+                .open_at(PathFlags::empty(), "f", OpenFlags::CREATE, DescriptorFlags::WRITE)
+                .map_err(|e| Error::msg(format!("file at level {i}: {e:?}")))?;
+            file.write(b"x", 0).map_err(|e| Error::msg(format!("write at level {i}: {e:?}")))?;
+        }
+        dir = open(&dir, "d")?;
+    }
+    Ok(())
 }
 
 /// Success of an attack is a breach: report what leaked; failure is the
