@@ -11,6 +11,7 @@ mod faults;
 mod harness;
 mod hermetic;
 mod iris;
+mod limits;
 mod manifests;
 mod plugins;
 mod polyglot;

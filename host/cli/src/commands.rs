@@ -201,20 +201,32 @@ fn load_manifest(explicit: Option<&Path>) -> CliResult<(std::path::PathBuf, Mani
 }
 
 fn open_runtime(state: &Path) -> CliResult<Runtime> {
-    Runtime::new(runtime_options(&state.join("cache").join("compiled"))).map_err(|e| CliError::usage(e.to_string()))
+    Runtime::new(runtime_options(&state.join("cache").join("compiled"))?).map_err(|e| CliError::usage(e.to_string()))
 }
 
 /// Components compile in a child process of this executable, under the
-/// default compile budget (see weft_runtime::compile).
-pub fn runtime_options(cache_dir: &Path) -> RuntimeOptions {
+/// compile budget (see weft_runtime::compile): by default 4 GiB of address
+/// space and 300 s; `WEFT_COMPILE_MEMORY` (e.g. `8GiB`) and
+/// `WEFT_COMPILE_TIME` (e.g. `10m`) change it.
+pub fn runtime_options(cache_dir: &Path) -> CliResult<RuntimeOptions> {
     let mut options = RuntimeOptions::in_process(cache_dir.to_owned());
-    if let Ok(exe) = std::env::current_exe() {
-        options.compiler = weft_runtime::Compiler::Child {
-            exe,
-            budget: weft_runtime::CompileBudget::default(),
-        };
+    let mut budget = weft_runtime::CompileBudget::default();
+    if let Some(text) = std::env::var("WEFT_COMPILE_MEMORY").ok().filter(|t| !t.is_empty()) {
+        let size: bytesize::ByteSize = text
+            .parse()
+            .map_err(|e| CliError::usage(format!("WEFT_COMPILE_MEMORY={text}: {e} (e.g. 4GiB)")))?;
+        budget.memory_bytes = size.as_u64();
     }
-    options
+    if let Some(text) = std::env::var("WEFT_COMPILE_TIME").ok().filter(|t| !t.is_empty()) {
+        let time = humantime::parse_duration(&text)
+            .map_err(|e| CliError::usage(format!("WEFT_COMPILE_TIME={text}: {e} (e.g. 5m)")))?;
+        budget.cpu = time;
+        budget.wall = time;
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::usage(format!("cannot find the weft executable to compile with: {e}")))?;
+    options.compiler = weft_runtime::Compiler::Child { exe, budget };
+    Ok(options)
 }
 
 const TEMPLATE: &str = r#"# A weft pipeline. See the README for every key.

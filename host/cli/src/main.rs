@@ -335,7 +335,10 @@ fn main() -> ExitCode {
     }
     // A child started to compile one component under a memory and time
     // budget (see weft_runtime::compile), not a command.
-    if std::env::args_os().nth(1).is_some_and(|a| a == weft_runtime::COMPILE_ARG) {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == weft_runtime::COMPILE_ARG)
+    {
         return weft_runtime::compile_child_main();
     }
     tracing_subscriber::fmt()

@@ -29,7 +29,7 @@ pub fn open(runtime: Option<Runtime>) -> CliResult<(PluginHome, PluginHost)> {
     let home = weft_home()?;
     let runtime = match runtime {
         Some(runtime) => runtime,
-        None => Runtime::new(crate::commands::runtime_options(&home.join("cache").join("compiled")))
+        None => Runtime::new(crate::commands::runtime_options(&home.join("cache").join("compiled"))?)
             .map_err(|e| CliError::usage(e.to_string()))?,
     };
     Ok((PluginHome::new(&home), PluginHost::new(runtime)?))

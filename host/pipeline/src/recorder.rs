@@ -118,12 +118,16 @@ pub(crate) async fn collect_outputs(
             }
             // The disk or the network: weft's failure, not the step's.
             Err(e @ (ArtifactError::Io { .. } | ArtifactError::Store(_))) => {
+                let e = sandbox_view(&e.to_string(), dirs);
                 return Err(StepFailure::Host(format!(
                     "output '{}' cannot be stored: {e}",
                     spec.name
-                )))
+                )));
             }
-            Err(e) => return failed(format!("output '{}' cannot be stored: {e}", spec.name)),
+            Err(e) => {
+                let e = sandbox_view(&e.to_string(), dirs);
+                return failed(format!("output '{}' cannot be stored: {e}", spec.name));
+            }
         }
     }
     if let Ok(entries) = std::fs::read_dir(&dirs.outputs) {

@@ -65,7 +65,8 @@ impl SandboxPool {
         }
     }
 
-    /// Deletes every slot.
+    /// Deletes every slot, and the process's folder above them once no
+    /// other run of the process uses it.
     pub(crate) fn remove_all(&self) {
         self.free.lock().unwrap_or_else(|p| p.into_inner()).clear();
         if let Err(e) = remove_tree(&self.root) {
@@ -73,6 +74,9 @@ impl SandboxPool {
                 "could not remove the sandboxes in {} ({e}); they are removed when weft next starts",
                 self.root.display()
             );
+        }
+        if let Some(process) = self.root.parent() {
+            let _ = std::fs::remove_dir(process);
         }
     }
 }

@@ -21,8 +21,7 @@ async fn main() {
     let params = args.get(2).cloned().unwrap_or_else(|| "{}".into());
     let n: usize = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(200);
     let work = tempfile::tempdir().expect("a temporary folder");
-    let runtime = Runtime::new(RuntimeOptions::in_process(work.path().join("compiled")))
-    .expect("a runtime");
+    let runtime = Runtime::new(RuntimeOptions::in_process(work.path().join("compiled"))).expect("a runtime");
     let step = runtime.load(std::path::Path::new(path)).unwrap_or_else(|e| {
         eprintln!("{e}");
         std::process::exit(1);

@@ -101,30 +101,31 @@ impl Shape {
     /// first bound it passes: `Err` names it.
     pub fn measure(bytes: &[u8], limits: &ShapeLimits) -> Result<Shape, String> {
         let mut shape = Shape::default();
-        let over = |what: &str, value: u64, limit: u64| {
-            Err(format!("it has {what} {value}; the limit is {limit}"))
-        };
+        let over = |what: String, limit: u64| Err(format!("it has {what}; the limit is {limit} (a compile bound)"));
         for payload in Parser::new(0).parse_all(bytes) {
             match payload.map_err(|e| format!("it is not valid WebAssembly: {e}"))? {
                 Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => {
                     shape.modules += 1;
                     if shape.modules > limits.modules {
-                        return over("nested modules and components:", shape.modules, limits.modules);
+                        return over(
+                            format!("{} nested modules and components", shape.modules),
+                            limits.modules,
+                        );
                     }
                 }
                 Payload::CodeSectionEntry(body) => {
                     shape.functions += 1;
                     if shape.functions > limits.functions {
-                        return over("functions:", shape.functions, limits.functions);
+                        return over(format!("{} functions", shape.functions), limits.functions);
                     }
                     let size = body.range().len() as u64;
                     shape.code_bytes += size;
                     shape.function_bytes = shape.function_bytes.max(size);
                     if size > limits.function_bytes {
-                        return over("a function of", size, limits.function_bytes).map_err(|e| e + " bytes");
+                        return over(format!("a function of {size} bytes"), limits.function_bytes);
                     }
                     if shape.code_bytes > limits.code_bytes {
-                        return over("code bytes:", shape.code_bytes, limits.code_bytes);
+                        return over(format!("{} bytes of code", shape.code_bytes), limits.code_bytes);
                     }
                     let mut locals = 0u64;
                     let mut reader = body.get_locals_reader().map_err(|e| format!("bad function: {e}"))?;
@@ -132,7 +133,7 @@ impl Shape {
                         let (count, _) = reader.read().map_err(|e| format!("bad function: {e}"))?;
                         locals = locals.saturating_add(count as u64);
                         if locals > limits.locals {
-                            return over("a function with locals:", locals, limits.locals);
+                            return over(format!("a function with {locals} locals"), limits.locals);
                         }
                     }
                     shape.locals = shape.locals.max(locals);
@@ -147,7 +148,7 @@ impl Shape {
                                 depth += 1;
                                 shape.nesting = shape.nesting.max(depth);
                                 if depth > limits.nesting {
-                                    return over("blocks nested", depth, limits.nesting).map_err(|e| e + " deep");
+                                    return over(format!("blocks nested {depth} deep"), limits.nesting);
                                 }
                             }
                             Operator::End => depth = depth.saturating_sub(1),
@@ -155,7 +156,7 @@ impl Shape {
                                 let n = targets.len() as u64;
                                 shape.br_table_targets = shape.br_table_targets.max(n);
                                 if n > limits.br_table_targets {
-                                    return over("a br_table of targets:", n, limits.br_table_targets);
+                                    return over(format!("a br_table with {n} targets"), limits.br_table_targets);
                                 }
                             }
                             _ => {}
@@ -229,7 +230,7 @@ pub(crate) fn compile_in_child(exe: &std::path::Path, budget: &CompileBudget, by
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(format!(
-                    "compiling it took longer than {} s (the compile time limit)",
+                    "compiling it took more than {} s of wall-clock time (the compile time limit)",
                     budget.wall.as_secs()
                 ));
             }
@@ -271,7 +272,12 @@ pub(crate) fn compile_in_child(exe: &std::path::Path, budget: &CompileBudget, by
             budget.memory_bytes >> 20
         ));
     }
-    Err(errors.trim().lines().last().unwrap_or("the compiler process failed").to_string())
+    Err(errors
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or("the compiler process failed")
+        .to_string())
 }
 
 /// The compiler child: reads a component on stdin, writes the compiled

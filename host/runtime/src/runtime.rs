@@ -50,10 +50,16 @@ pub(crate) fn engine_config(pooling: bool) -> Config {
     config.relaxed_simd_deterministic(true);
     if pooling {
         let mut pool = wasmtime::PoolingAllocationConfig::default();
+        // Per-memory and per-table caps are wide: what bounds a step is its
+        // memory budget, summed over all its memories and tables (see
+        // `Guard`), not how its component happens to be split.
         pool.total_component_instances(256)
             .total_core_instances(2048)
             .total_memories(1024)
-            .total_tables(2048)
+            .total_tables(1024)
+            .max_memories_per_module(4)
+            .max_tables_per_module(4)
+            .table_elements(1_000_000)
             .total_stacks(256)
             .max_memories_per_component(32)
             .max_tables_per_component(64)
@@ -592,4 +598,3 @@ pub fn read_component(path: &Path) -> Result<Vec<u8>, RuntimeError> {
     }
     std::fs::read(path).map_err(read_err)
 }
-

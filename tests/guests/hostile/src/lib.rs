@@ -185,6 +185,11 @@ fn hostile(params: Params) -> weft_sdk::Result<()> {
         }
         // The same tree as the declared output directory.
         "deep-output" => deep_tree("/outputs/out", params.steps),
+        // A tracker key that would rewrite the terminal showing its error.
+        "odd-key" => {
+            weft_sdk::log_metric("loss\n\u{1b}[2Jhidden", 1.0);
+            weft_sdk::write_output("out", "kept")
+        }
         // Undeclared files in /outputs, `steps` of them.
         "undeclared-flood" => {
             for i in 0..params.steps {
