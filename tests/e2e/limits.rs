@@ -685,3 +685,61 @@ fn class_8_errors_name_the_problem_in_the_step_s_view_and_keep_it_for_odd_keys()
     let odd = &errors(&outcome)["odd-key"].1;
     assert_eq!(odd.lines().count(), 1, "{odd}");
 }
+
+#[test]
+fn class_7_no_request_makes_the_server_work_super_linearly() {
+    let host = Project::new("[pipeline]\nname = \"host\"\n");
+    let server = crate::server::start(&host, &[]);
+    let api = |path: &str| format!("{}/api/2.0/mlflow{path}", server.base);
+    for i in 0..1000 {
+        let name = format!("experiment-{i:04}-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+        ureq::post(&api("/experiments/create"))
+            .send_json(serde_json::json!({ "name": name }))
+            .unwrap();
+        let name = format!("model-{i:04}-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+        ureq::post(&api("/registered-models/create"))
+            .send_json(serde_json::json!({ "name": name }))
+            .unwrap();
+    }
+    // A dozen `%` and `_`, then a character no name has: a backtracking
+    // matcher tries every way to place each wildcard, for every name.
+    let pattern = format!("{}z", "%_%a".repeat(12));
+    let filter = format!("name LIKE '{pattern}'");
+    let median = |f: &dyn Fn() -> (u16, Value)| {
+        let mut times: Vec<std::time::Duration> = (0..5)
+            .map(|_| {
+                let started = std::time::Instant::now();
+                let (status, body) = f();
+                assert_eq!(status, 200, "{body}");
+                started.elapsed()
+            })
+            .collect();
+        times.sort();
+        times[2]
+    };
+    let experiments = median(&|| {
+        crate::server::call(
+            ureq::get(&api("/experiments/search"))
+                .query("filter", &filter)
+                .query("max_results", "50000"),
+        )
+    });
+    let models = median(&|| {
+        crate::server::call(
+            ureq::get(&api("/registered-models/search"))
+                .query("filter", &filter)
+                .query("max_results", "1000"),
+        )
+    });
+    // The bound for this request (the old matcher took over 20 s).
+    assert!(experiments.as_millis() < 100, "experiments: {experiments:?}");
+    assert!(models.as_millis() < 100, "models: {models:?}");
+    // A match is still a match, and an oversized filter is refused.
+    let (_, found) =
+        crate::server::call(ureq::get(&api("/experiments/search")).query("filter", "name LIKE '%-0042-%a_a%'"));
+    assert_eq!(found["experiments"].as_array().map(Vec::len), Some(1), "{found}");
+    let (status, _) = crate::server::call(
+        ureq::get(&api("/experiments/search")).query("filter", &format!("name LIKE '{}'", "%".repeat(20_000))),
+    );
+    assert_eq!(status, 400);
+}

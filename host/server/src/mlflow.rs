@@ -443,9 +443,10 @@ async fn search_experiments(State(s): State<AppState>, bytes: Bytes) -> Result<J
         .map_err(store_error)?;
     // A name filter (`name = 'x'` / `name LIKE 'x%'`) is what clients send.
     if let Some(filter) = opt_str(&m, "filter")?.filter(|f| !f.trim().is_empty()) {
+        let clauses = object_filter(filter)?;
         let mut kept = Vec::with_capacity(experiments.len());
         for e in experiments {
-            if matches_filter(filter, &e.name, &e.tags)? {
+            if matches_filter(&clauses, &e.name, &e.tags)? {
                 kept.push(e);
             }
         }
@@ -466,14 +467,32 @@ async fn search_experiments_get(
     search_experiments(state, Bytes::from(serde_json::to_vec(&m).unwrap_or_default())).await
 }
 
+/// A filter such as `name LIKE 'iris%' AND tags.team = 'ml'`, parsed once
+/// per request (at most [`MAX_FILTER`] bytes).
+pub(crate) fn object_filter(filter: &str) -> Result<Vec<weft_store::search::Clause>, ApiError> {
+    if filter.len() > MAX_FILTER {
+        return Err(ApiError::invalid(format!(
+            "the filter is {} bytes; the limit is {MAX_FILTER}",
+            filter.len()
+        )));
+    }
+    parse_filter(filter).map_err(|e| ApiError::invalid(format!("invalid filter: {e}")))
+}
+
+/// Longest filter accepted.
+pub(crate) const MAX_FILTER: usize = 16 * 1024;
+
 /// Whether a named, tagged object (an experiment, a registered model)
-/// matches a filter such as `name LIKE 'iris%' AND tags.team = 'ml'`. A
+/// matches the clauses of an [`object_filter`]. A
 /// missing tag never equals or matches anything, and differs from
 /// everything (so `tags.x != 'true'` keeps objects without the tag).
-pub(crate) fn matches_filter(filter: &str, name: &str, tags: &[(String, String)]) -> Result<bool, ApiError> {
+pub(crate) fn matches_filter(
+    clauses: &[weft_store::search::Clause],
+    name: &str,
+    tags: &[(String, String)],
+) -> Result<bool, ApiError> {
     use weft_store::search::{Attribute, Entity, Literal, Op};
-    let clauses = parse_filter(filter).map_err(|e| ApiError::invalid(format!("invalid filter: {e}")))?;
-    for clause in &clauses {
+    for clause in clauses {
         let actual: Option<&str> = match &clause.entity {
             Entity::Attribute(Attribute::RunName) => Some(name),
             Entity::Tag(key) => tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()),
@@ -505,11 +524,12 @@ pub(crate) fn matches_filter(filter: &str, name: &str, tags: &[(String, String)]
     Ok(true)
 }
 
-/// SQL LIKE matching (`%` any run, `_` one character), in time
-/// proportional to the text times the longest `%`-free piece of the
-/// pattern, never exponential: the pieces between `%` signs are matched
-/// left to right, each at its earliest place (which is always safe), the
-/// first anchored at the start and the last at the end.
+/// SQL LIKE matching (`%` any run, `_` one character) in linear time:
+/// the pieces between `%` signs are found left to right, each at its
+/// earliest place (which is always safe), the first anchored at the start
+/// and the last at the end; a piece is searched with a bit-parallel scan,
+/// so a pattern built to make a backtracking matcher explode costs one
+/// pass over the text per piece.
 pub(crate) fn like(text: &str, pattern: &str, ignore_case: bool) -> bool {
     let fold = |s: &str| -> Vec<char> {
         if ignore_case {
@@ -533,12 +553,51 @@ pub(crate) fn like(text: &str, pattern: &str, ignore_case: bool) -> bool {
     let end = t.len() - last.len();
     let mut at = first.len();
     for piece in &pieces[1..pieces.len() - 1] {
-        match (at..=end.saturating_sub(piece.len())).find(|&i| i + piece.len() <= end && fits(piece, i)) {
-            Some(i) => at = i + piece.len(),
+        match find_piece(&t[..end], at, piece) {
+            Some(found) => at = found + piece.len(),
             None => return false,
         }
     }
     true
+}
+
+/// The leftmost place at or after `from` where `piece` (`_` matching any
+/// character) occurs in `text`: shift-and over 64-bit words, in time
+/// `text.len() × ⌈piece.len() / 64⌉`.
+fn find_piece(text: &[char], from: usize, piece: &[char]) -> Option<usize> {
+    let m = piece.len();
+    if m == 0 {
+        return (from <= text.len()).then_some(from);
+    }
+    let words = m.div_ceil(64);
+    // For each character of the piece, the positions it may stand at.
+    let mut wildcard = vec![0u64; words];
+    for (j, c) in piece.iter().enumerate() {
+        if *c == '_' {
+            wildcard[j / 64] |= 1 << (j % 64);
+        }
+    }
+    let mut masks: std::collections::HashMap<char, Vec<u64>> = std::collections::HashMap::new();
+    for (j, c) in piece.iter().enumerate() {
+        if *c != '_' {
+            masks.entry(*c).or_insert_with(|| wildcard.clone())[j / 64] |= 1 << (j % 64);
+        }
+    }
+    let last = (m - 1) % 64;
+    let mut state = vec![0u64; words];
+    for (i, c) in text.iter().enumerate().skip(from) {
+        let mask = masks.get(c).unwrap_or(&wildcard);
+        let mut carry = 1u64;
+        for (word, allowed) in state.iter_mut().zip(mask) {
+            let next = *word >> 63;
+            *word = ((*word << 1) | carry) & allowed;
+            carry = next;
+        }
+        if state[words - 1] >> last & 1 == 1 {
+            return Some(i + 1 - m);
+        }
+    }
+    None
 }
 
 // ----- runs -----
@@ -821,6 +880,24 @@ mod tests {
         );
     }
 
+    #[test]
+    fn pieces_longer_than_a_word_are_found() {
+        let text: String = (0..300).map(|i| char::from(b'a' + (i % 7) as u8)).collect();
+        let piece = &text[100..230];
+        let with_wildcards: String = piece
+            .chars()
+            .enumerate()
+            .map(|(i, c)| if i % 5 == 0 { '_' } else { c })
+            .collect();
+        assert!(like(&text, &format!("%{with_wildcards}%"), false));
+        assert!(!like(&text, &format!("%{with_wildcards}z%"), false));
+        assert!(like(
+            &text,
+            &format!("{}%{}%{}", &text[..10], &text[150..200], &text[290..]),
+            false
+        ));
+    }
+
     /// The reference: dynamic programming over (text, pattern) prefixes.
     fn like_reference(t: &[char], p: &[char]) -> bool {
         let mut m = vec![vec![false; p.len() + 1]; t.len() + 1];
@@ -866,15 +943,16 @@ mod tests {
     #[test]
     fn name_and_tag_filters() {
         let tags = vec![("team".to_string(), "ml".to_string())];
-        let m = |f: &str| matches_filter(f, "iris-clf", &tags).unwrap();
+        let m = |f: &str| matches_filter(&object_filter(f).unwrap(), "iris-clf", &tags).unwrap();
         assert!(m("name = 'iris-clf'"));
         assert!(m("name LIKE 'iris%' AND tag.`mlflow.prompt.is_prompt` != 'true'"));
         assert!(m("tags.team = 'ml'"));
         assert!(!m("tags.team = 'ops'"));
         assert!(!m("name ILIKE 'IRIS' "));
         assert!(m("name ILIKE 'IRIS%'"));
-        assert!(matches_filter("name = unquoted", "x", &[]).is_err());
-        assert!(matches_filter("metrics.x > 1", "x", &[]).is_err());
+        assert!(object_filter("name = unquoted").is_err());
+        assert!(matches_filter(&object_filter("metrics.x > 1").unwrap(), "x", &[]).is_err());
+        assert!(object_filter(&"%".repeat(MAX_FILTER + 1)).is_err(), "bounded");
     }
 
     #[test]

@@ -132,26 +132,28 @@ async fn search_models(
         return Err(ApiError::invalid(format!("max_results must be 1 to 1000, got {limit}")));
     }
     let offset = page_token(opt_str(&m, "page_token")?)?;
-    let mut models = s
-        .store
-        .registered_models(None, i64::MAX, 0)
-        .await
-        .map_err(store_error)?;
+    // Filter on names and tags, then load only the page: the work is
+    // linear in the models, and full models are read for at most a page.
+    let mut index = s.store.registered_model_index().await.map_err(store_error)?;
     if let Some(filter) = opt_str(&m, "filter")?.filter(|f| !f.trim().is_empty()) {
-        let mut kept = Vec::with_capacity(models.len());
-        for model in models {
-            if matches_filter(filter, &model.name, &model.tags)? {
-                kept.push(model);
+        let clauses = crate::mlflow::object_filter(filter)?;
+        let mut kept = Vec::with_capacity(index.len());
+        for (name, tags) in index {
+            if matches_filter(&clauses, &name, &tags)? {
+                kept.push((name, tags));
             }
         }
-        models = kept;
+        index = kept;
     }
-    let page: Vec<Value> = models
-        .iter()
-        .skip(offset as usize)
-        .take(limit as usize)
-        .map(model_json)
-        .collect();
+    let mut page: Vec<Value> = Vec::new();
+    for (name, _) in index.iter().skip(offset as usize).take(limit as usize) {
+        match s.store.registered_model(name).await {
+            Ok(model) => page.push(model_json(&model)),
+            // Deleted since the index was read.
+            Err(weft_store::StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(store_error(e)),
+        }
+    }
     let next = next_token(page.len(), limit, offset);
     Ok(Json(json!({ "registered_models": page, "next_page_token": next })))
 }

@@ -161,6 +161,29 @@ impl Store {
         Ok(models)
     }
 
+    /// Every registered model's name and tags, by name, in two queries: what
+    /// a search filters on before it loads the models of one page.
+    pub async fn registered_model_index(&self) -> Result<Vec<(String, Vec<(String, String)>)>, StoreError> {
+        let names: Vec<String> = sqlx::query_scalar("SELECT name FROM registered_models ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        let tags: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT name, key, value FROM registered_model_tags ORDER BY name, key")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut by_name: std::collections::HashMap<String, Vec<(String, String)>> = std::collections::HashMap::new();
+        for (name, key, value) in tags {
+            by_name.entry(name).or_default().push((key, value));
+        }
+        Ok(names
+            .into_iter()
+            .map(|name| {
+                let tags = by_name.remove(&name).unwrap_or_default();
+                (name, tags)
+            })
+            .collect())
+    }
+
     /// Changes a registered model's description.
     pub async fn update_registered_model(&self, name: &str, description: &str) -> Result<RegisteredModel, StoreError> {
         let n =
