@@ -207,6 +207,9 @@ pub enum InputSource {
     Step { step: String, output: String },
 }
 
+/// Largest `limits.max_log` accepted.
+const MAX_LOG_BYTES: usize = 64 << 20;
+
 /// A declared output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputSpec {
@@ -758,6 +761,12 @@ fn convert_step(name: &str, raw: &RawStep, root: &Path) -> Result<Step, Manifest
     }
     if limits.sandbox.timeout.is_zero() {
         return Err(invalid(key("limits.timeout"), "must be more than zero"));
+    }
+    if limits.sandbox.max_log_bytes > MAX_LOG_BYTES {
+        return Err(invalid(
+            key("limits.max_log"),
+            "must be at most 64MiB (the host keeps a step's logs in memory while it runs)",
+        ));
     }
     let retry = match &raw.retry {
         None => Retry::default(),
