@@ -4,12 +4,13 @@
     python3 bench/pipelines.py [--repeat 3] [--json OUT]
 
 Workloads (every step trivial: prepend a prefix to its input and return it):
-  - chain of 10 and of 100 steps, each reading the previous one's output;
+  - chains of 1, 10, 50 and 100 steps, each reading the previous one's output;
   - fan-out: one source step and 50 steps reading it, in parallel.
 For each: the first run (everything executes), a fully cached rerun, and a
 one-param change (the last step of a chain, one branch of the fan-out:
 exactly one step reruns). Each run is a whole process, as a user runs it;
-the per-step overhead is the marginal cost, (chain-100 - chain-10) / 90.
+the per-step overhead is the marginal cost, (chain-100 - chain-50) / 50,
+and the fixed cost that of the chain of 1.
 
 weft runs Rust steps (tests/guests/echo, compiled once beforehand) with its
 default stack (SQLite, local files). ZenML runs Python steps with its local
@@ -194,7 +195,7 @@ def main():
     if not args.skip_zenml:
         ensure_zenml()
 
-    cases = [("chain", 10), ("chain", 100), ("fanout", 50)]
+    cases = [("chain", 1), ("chain", 10), ("chain", 50), ("chain", 100), ("fanout", 50)]
     results = {"weft": {}, "zenml": {}, "zenml_version": None if args.skip_zenml else zenml_version()}
     with tempfile.TemporaryDirectory() as work:
         for shape, n in cases:
@@ -208,8 +209,8 @@ def main():
 
     for tool in ("weft", "zenml"):
         r = results[tool]
-        if "chain-100" in r and "chain-10" in r:
-            r["per_step_ms"] = (r["chain-100"]["first"] - r["chain-10"]["first"]) / 90 * 1000
+        if "chain-100" in r and "chain-50" in r:
+            r["per_step_ms"] = (r["chain-100"]["first"] - r["chain-50"]["first"]) / 50 * 1000
     print(f"{'case':24} {'weft':>10} {'zenml':>10} {'zenml/weft':>11}")
     for shape, n in cases:
         name = f"{shape}-{n}"

@@ -217,6 +217,24 @@ pub fn statuses(value: &Value) -> std::collections::BTreeMap<String, String> {
         .collect()
 }
 
+/// name -> (status, error) of each step of a run outcome.
+pub fn errors(outcome: &Value) -> std::collections::BTreeMap<String, (String, String)> {
+    outcome["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().expect("step name").to_string(),
+                (
+                    s["status"].as_str().expect("status").to_string(),
+                    s["error"].as_str().unwrap_or("").to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
 /// A step of a run detail by name.
 pub fn step<'a>(detail: &'a Value, name: &str) -> &'a Value {
     detail["steps"]

@@ -75,24 +75,6 @@ impl WaitRusage for std::process::Child {
     }
 }
 
-/// The errors of a run outcome, by step.
-fn errors(outcome: &Value) -> std::collections::BTreeMap<String, (String, String)> {
-    outcome["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap().to_string(),
-                (
-                    s["status"].as_str().unwrap().to_string(),
-                    s["error"].as_str().unwrap_or("").to_string(),
-                ),
-            )
-        })
-        .collect()
-}
-
 /// Checks that every named step failed with every needle in its error, and
 /// that no error shows where weft keeps its sandboxes.
 fn expect_failed(outcome: &Value, project: &Project, expected: &[(&str, &[&str])]) {
@@ -308,50 +290,9 @@ fn table_bomb() -> Vec<u8> {
     step_component(step_module(&[17], true, &body))
 }
 
-/// A function with `locals` locals.
-fn many_locals(locals: u32) -> Vec<u8> {
-    let mut module = Module::new();
-    let mut types = TypeSection::new();
-    types.ty().function([], []);
-    module.section(&types);
-    let mut functions = FunctionSection::new();
-    functions.function(0);
-    module.section(&functions);
-    let mut code = CodeSection::new();
-    let mut f = Function::new([(locals, ValType::I64)]);
-    f.instruction(&Instruction::End);
-    code.function(&f);
-    module.section(&code);
-    wrap_core(module.finish())
-}
-
-/// A function of `depth` nested blocks.
-fn deep_blocks(depth: u32) -> Vec<u8> {
-    let mut module = Module::new();
-    let mut types = TypeSection::new();
-    types.ty().function([], []);
-    module.section(&types);
-    let mut functions = FunctionSection::new();
-    functions.function(0);
-    module.section(&functions);
-    let mut code = CodeSection::new();
-    let mut f = Function::new([]);
-    for _ in 0..depth {
-        f.instruction(&Instruction::Block(BlockType::Empty));
-    }
-    for _ in 0..=depth {
-        f.instruction(&Instruction::End);
-    }
-    code.function(&f);
-    module.section(&code);
-    wrap_core(module.finish())
-}
-
-/// `depth` nested loops around an increment of each of `locals` locals:
-/// within every shape limit and small on disk (a 5,000 × 500 one is 66 KB),
-/// but a block parameter per local per loop once in SSA form, so compiling
-/// it takes seconds to minutes and hundreds of megabytes to gigabytes.
-fn phi_bomb(locals: u32, depth: u32) -> Vec<u8> {
+/// A component holding one core module of one function `() -> i64` with
+/// `locals` i64 locals and `body` (its final `end` included).
+fn one_function(locals: u32, body: &[Instruction<'_>]) -> Vec<u8> {
     let mut module = Module::new();
     let mut types = TypeSection::new();
     types.ty().function([], [ValType::I64]);
@@ -361,31 +302,54 @@ fn phi_bomb(locals: u32, depth: u32) -> Vec<u8> {
     module.section(&functions);
     let mut code = CodeSection::new();
     let mut f = Function::new([(locals, ValType::I64)]);
-    for _ in 0..depth {
-        f.instruction(&Instruction::Loop(BlockType::Empty));
+    for i in body {
+        f.instruction(i);
     }
-    for k in 0..locals {
-        f.instruction(&Instruction::LocalGet(k));
-        f.instruction(&Instruction::I64Const(1));
-        f.instruction(&Instruction::I64Add);
-        f.instruction(&Instruction::LocalSet(k));
-    }
-    f.instruction(&Instruction::LocalGet(0));
-    f.instruction(&Instruction::I64Const(1000));
-    f.instruction(&Instruction::I64LtU);
-    f.instruction(&Instruction::BrIf(0));
-    for _ in 0..depth {
-        f.instruction(&Instruction::End);
-    }
-    f.instruction(&Instruction::LocalGet(0));
-    for k in 1..locals {
-        f.instruction(&Instruction::LocalGet(k));
-        f.instruction(&Instruction::I64Add);
-    }
-    f.instruction(&Instruction::End);
     code.function(&f);
     module.section(&code);
     wrap_core(module.finish())
+}
+
+/// A function with `locals` locals.
+fn many_locals(locals: u32) -> Vec<u8> {
+    one_function(locals, &[Instruction::I64Const(0), Instruction::End])
+}
+
+/// A function of `depth` nested blocks.
+fn deep_blocks(depth: u32) -> Vec<u8> {
+    let mut body = vec![Instruction::Block(BlockType::Empty); depth as usize];
+    body.extend(std::iter::repeat_n(Instruction::End, depth as usize));
+    body.extend([Instruction::I64Const(0), Instruction::End]);
+    one_function(0, &body)
+}
+
+/// `depth` nested loops around an increment of each of `locals` locals:
+/// within every shape limit and small on disk (a 5,000 × 500 one is 66 KB),
+/// but a block parameter per local per loop once in SSA form, so compiling
+/// it takes seconds to minutes and hundreds of megabytes to gigabytes.
+fn phi_bomb(locals: u32, depth: u32) -> Vec<u8> {
+    let mut body = vec![Instruction::Loop(BlockType::Empty); depth as usize];
+    for k in 0..locals {
+        body.extend([
+            Instruction::LocalGet(k),
+            Instruction::I64Const(1),
+            Instruction::I64Add,
+            Instruction::LocalSet(k),
+        ]);
+    }
+    body.extend([
+        Instruction::LocalGet(0),
+        Instruction::I64Const(1000),
+        Instruction::I64LtU,
+        Instruction::BrIf(0),
+    ]);
+    body.extend(std::iter::repeat_n(Instruction::End, depth as usize));
+    body.push(Instruction::LocalGet(0));
+    for k in 1..locals {
+        body.extend([Instruction::LocalGet(k), Instruction::I64Add]);
+    }
+    body.push(Instruction::End);
+    one_function(locals, &body)
 }
 
 /// A component holding one core module (no exports: enough to be compiled).

@@ -226,20 +226,7 @@ fn hard_links_oversized_and_countless_outputs_open_files_full_tmp_and_network_im
     drop(huge);
 
     let outcome = run_json(&project.weft(&["run", "--json", "--max-parallel", "2"]), 1);
-    let errors: std::collections::BTreeMap<String, (String, String)> = outcome["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap().to_string(),
-                (
-                    s["status"].as_str().unwrap().to_string(),
-                    s["error"].as_str().unwrap_or("").to_string(),
-                ),
-            )
-        })
-        .collect();
+    let errors = errors(&outcome);
     let expect = |name: &str, needles: &[&str]| {
         let (status, error) = &errors[name];
         assert_eq!(status, "failed", "{name} should have failed: {error}");

@@ -1,7 +1,8 @@
 //! weft's hot paths, each against its floor:
 //!
-//! - `cache_key`: the key of a step run (component digest, params, inputs,
-//!   outputs, grants), computed for every step of every run;
+//! - `cache_key`: the key of a step run (the hash of its sandbox spec:
+//!   component digest, params, inputs, outputs, grants, determinism),
+//!   computed for every step of every run;
 //! - `artifact`: storing a step's output (hash + place in the store) for
 //!   1 MiB and 64 MiB, beside raw `blake3::hash` of the same bytes;
 //! - `invoke`: instantiate + call of a compiled Rust step (tests/guests
@@ -12,18 +13,42 @@ use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use serde_json::json;
+use weft_artifacts::ArtifactKind;
 use weft_artifacts::ArtifactStore;
-use weft_runtime::{Cancel, Limits, Runtime, RuntimeOptions, SandboxDirs};
+use weft_pipeline::{SpecInput, SpecLimits, SpecOutput, StepSpec};
+use weft_runtime::{Cancel, Determinism, Limits, Runtime, RuntimeOptions, SandboxDirs, StepCall};
 
 fn cache_key(c: &mut Criterion) {
-    let digest = "a".repeat(64);
-    let params = json!({ "learning_rate": 0.5, "epochs": 300, "l2": 0.001, "layers": [64, 32], "name": "softmax" });
-    let inputs: Vec<(String, String)> = (0..4).map(|i| (format!("in{i}"), format!("{i}").repeat(64))).collect();
-    let outputs = vec!["model".to_string(), "report".to_string()];
-    let grants = json!({});
-    c.bench_function("cache_key/4 inputs", |b| {
-        b.iter(|| weft_pipeline::cache_key(&digest, &params, &inputs, &outputs, &grants))
-    });
+    let spec = StepSpec {
+        component: "a".repeat(64),
+        params: json!({ "learning_rate": 0.5, "epochs": 300, "l2": 0.001, "layers": [64, 32], "name": "softmax" }),
+        inputs: (0..4)
+            .map(|i| SpecInput {
+                name: format!("in{i}"),
+                kind: ArtifactKind::File,
+                digest: format!("{i}").repeat(64),
+            })
+            .collect(),
+        outputs: ["model", "report"]
+            .iter()
+            .map(|name| SpecOutput {
+                name: name.to_string(),
+                media_type: Some("application/json".into()),
+            })
+            .collect(),
+        env: vec![],
+        nondeterministic: false,
+        host: weft_runtime::STEP_WIT_DIGEST.into(),
+        limits: SpecLimits {
+            memory_bytes: 1 << 29,
+            timeout_ms: 600_000,
+            max_log_bytes: 1 << 20,
+            max_resources: 10_000,
+            max_output_bytes: 10 << 30,
+            max_tmp_bytes: 10 << 30,
+        },
+    };
+    c.bench_function("cache_key/4 inputs", |b| b.iter(|| spec.key()));
 }
 
 fn artifact(c: &mut Criterion) {
@@ -105,11 +130,29 @@ fn invoke(c: &mut Criterion) {
     }
     let limits = Limits::default();
     let cancel = Cancel::default();
+    // Each call starts with empty outputs, as in a pipeline (weft moves what
+    // a step wrote into the artifact store); emptying is not timed.
     c.bench_function("invoke/instantiate + call (Rust echo)", |b| {
-        b.iter(|| {
-            let outcome = rt.block_on(step.run(r#"{"prefix":"x"}"#, &dirs, &limits, &cancel));
-            assert!(outcome.result.is_ok());
-        })
+        b.iter_batched(
+            || {
+                for entry in std::fs::read_dir(&dirs.outputs).unwrap().flatten() {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            },
+            |()| {
+                let call = StepCall {
+                    params: r#"{"prefix":"x"}"#,
+                    dirs: &dirs,
+                    limits: &limits,
+                    cancel: &cancel,
+                    env: &[],
+                    determinism: Determinism::seeded_from("bench"),
+                };
+                let outcome = rt.block_on(step.run(&call));
+                assert!(outcome.result.is_ok());
+            },
+            criterion::BatchSize::PerIteration,
+        )
     });
 }
 

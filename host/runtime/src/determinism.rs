@@ -104,7 +104,7 @@ pub(crate) struct Virtual {
 }
 
 impl Virtual {
-    fn stat(&self, mut stat: DescriptorStat) -> DescriptorStat {
+    fn stat(&mut self, mut stat: DescriptorStat) -> DescriptorStat {
         let epoch = Some(fs::Datetime {
             seconds: VIRTUAL_EPOCH_SECONDS,
             nanoseconds: 0,
@@ -290,11 +290,7 @@ pub(crate) fn add_overrides<T: VirtualView>(linker: &mut Linker<T>) -> wasmtime:
         |mut store: StoreContextMut<'_, T>, (fd,): (Resource<fs::Descriptor>,)| {
             Box::new(async move {
                 let stat = HostDescriptor::stat(&mut store.data_mut().filesystem(), fd).await;
-                let state = store.data_mut().virtual_state();
-                Ok((lower(stat.map(|s| match state {
-                    Some(v) => v.stat(s),
-                    None => s,
-                }))?,))
+                virtualized(store.data_mut(), stat, Virtual::stat)
             })
         },
     )?;
@@ -303,11 +299,7 @@ pub(crate) fn add_overrides<T: VirtualView>(linker: &mut Linker<T>) -> wasmtime:
         |mut store: StoreContextMut<'_, T>, (fd, flags, path): (Resource<fs::Descriptor>, PathFlags, String)| {
             Box::new(async move {
                 let stat = HostDescriptor::stat_at(&mut store.data_mut().filesystem(), fd, flags, path).await;
-                let state = store.data_mut().virtual_state();
-                Ok((lower(stat.map(|s| match state {
-                    Some(v) => v.stat(s),
-                    None => s,
-                }))?,))
+                virtualized(store.data_mut(), stat, Virtual::stat)
             })
         },
     )?;
@@ -316,11 +308,7 @@ pub(crate) fn add_overrides<T: VirtualView>(linker: &mut Linker<T>) -> wasmtime:
         |mut store: StoreContextMut<'_, T>, (fd,): (Resource<fs::Descriptor>,)| {
             Box::new(async move {
                 let hash = HostDescriptor::metadata_hash(&mut store.data_mut().filesystem(), fd).await;
-                let state = store.data_mut().virtual_state();
-                Ok((lower(hash.map(|h| match state {
-                    Some(v) => v.metadata_hash(h),
-                    None => h,
-                }))?,))
+                virtualized(store.data_mut(), hash, Virtual::metadata_hash)
             })
         },
     )?;
@@ -329,11 +317,7 @@ pub(crate) fn add_overrides<T: VirtualView>(linker: &mut Linker<T>) -> wasmtime:
         |mut store: StoreContextMut<'_, T>, (fd, flags, path): (Resource<fs::Descriptor>, PathFlags, String)| {
             Box::new(async move {
                 let hash = HostDescriptor::metadata_hash_at(&mut store.data_mut().filesystem(), fd, flags, path).await;
-                let state = store.data_mut().virtual_state();
-                Ok((lower(hash.map(|h| match state {
-                    Some(v) => v.metadata_hash(h),
-                    None => h,
-                }))?,))
+                virtualized(store.data_mut(), hash, Virtual::metadata_hash)
             })
         },
     )?;
@@ -367,6 +351,20 @@ pub(crate) fn add_overrides<T: VirtualView>(linker: &mut Linker<T>) -> wasmtime:
     )?;
     linker.allow_shadowing(false);
     Ok(())
+}
+
+/// What a filesystem call answers a virtual step (`fix` applied) or a
+/// real one (as it is), lowered for the guest.
+fn virtualized<T: VirtualView, R>(
+    state: &mut T,
+    result: FsResult<R>,
+    fix: fn(&mut Virtual, R) -> R,
+) -> wasmtime::Result<(Result<R, fs::ErrorCode>,)> {
+    let virtual_state = state.virtual_state();
+    Ok((lower(result.map(|r| match virtual_state {
+        Some(v) => fix(v, r),
+        None => r,
+    }))?,))
 }
 
 fn virtual_sleep<T: VirtualView>(state: &mut T, until: u64) -> wasmtime::Result<Resource<DynPollable>> {

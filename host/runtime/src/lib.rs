@@ -28,7 +28,7 @@ mod sandbox;
 mod tracker;
 
 pub use cache::CompiledCache;
-pub use compile::{compile_child_main, CompileBudget, Compiler, Shape, ShapeLimits, COMPILE_ARG};
+pub use compile::{compile_child_main, CompileBudget, Compiler, Shape, COMPILE_ARG};
 pub use determinism::{Determinism, VIRTUAL_EPOCH_SECONDS, VIRTUAL_SANDBOX, VIRTUAL_TICK};
 pub use error::RuntimeError;
 pub use runtime::{read_component, sandbox_wasi, LoadedStep, Runtime, RuntimeOptions, StepCall, MAX_COMPONENT_BYTES};

@@ -12,7 +12,7 @@ use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::cache::{engine_hash, CompiledCache};
-use crate::compile::{compile_in_child, Compiler, Shape, ShapeLimits};
+use crate::compile::{compile_in_child, Compiler, Shape};
 use crate::determinism::{Virtual, VirtualView};
 use crate::logs::LogPipe;
 use crate::sandbox::{panic_message, Guard, Guarded, Interrupt, EPOCH_TICK};
@@ -88,8 +88,8 @@ pub struct RuntimeOptions {
     pub cache_dir: PathBuf,
     /// How components are compiled (in a bounded child process, or here).
     pub compiler: Compiler,
-    /// The shape a component may have to be compiled at all.
-    pub shape_limits: ShapeLimits,
+    /// The largest shape a component may have to be compiled at all.
+    pub shape_limits: Shape,
 }
 
 impl RuntimeOptions {
@@ -99,7 +99,7 @@ impl RuntimeOptions {
         Self {
             cache_dir,
             compiler: Compiler::InProcess,
-            shape_limits: ShapeLimits::default(),
+            shape_limits: Shape::LIMITS,
         }
     }
 }
