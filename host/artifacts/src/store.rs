@@ -14,8 +14,9 @@ use crate::tree::{is_safe_relative, Tree, TreeEntry};
 use crate::{validate_digest, ArtifactError};
 
 /// Files smaller than this are hashed and stored without leaving the
-/// calling thread (the copy takes less time than a thread hand-off).
-pub const INLINE_BYTES: u64 = 256 * 1024;
+/// calling thread: up to a few milliseconds of hashing cost less than the
+/// hand-off to the blocking pool and back.
+pub const INLINE_BYTES: u64 = 8 << 20;
 
 /// Most files one directory artifact may hold.
 pub const MAX_TREE_FILES: usize = 100_000;
@@ -342,16 +343,13 @@ impl ArtifactStore {
     async fn put_file(&self, path: &Path, small: bool, mode: Mode) -> Result<(String, u64), ArtifactError> {
         if mode == Mode::Hash {
             let path = path.to_owned();
-            return tokio::task::spawn_blocking(move || {
-                let mut input = fs::File::open(&path).map_err(io_err("open", &path))?;
-                hash_file(&mut input, &path, |_| Ok(()))
-            })
-            .await
-            .map_err(|e| ArtifactError::Io {
-                action: "hash",
-                path: PathBuf::new(),
-                source: std::io::Error::other(e),
-            })?;
+            return tokio::task::spawn_blocking(move || hash_in_place(&path))
+                .await
+                .map_err(|e| ArtifactError::Io {
+                    action: "hash",
+                    path: PathBuf::new(),
+                    source: std::io::Error::other(e),
+                })?;
         }
         match &self.local_root {
             Some(root) if small => put_local_file(root, path, mode),
@@ -543,20 +541,32 @@ fn hash_file(
     path: &Path,
     mut each: impl FnMut(&[u8]) -> Result<(), ArtifactError>,
 ) -> Result<(String, u64), ArtifactError> {
-    let mut hasher = blake3::Hasher::new();
-    let len = input.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut buffer = vec![0u8; (len as usize).clamp(4096, 1 << 20)];
-    let mut size = 0u64;
-    loop {
-        let n = input.read(&mut buffer).map_err(io_err("read", path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-        each(&buffer[..n])?;
-        size += n as u64;
+    thread_local! {
+        /// One read buffer per thread, reused: allocating and zeroing one
+        /// per file costs as much as hashing a small one.
+        static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 1 << 20]);
     }
-    Ok((hasher.finalize().to_hex().to_string(), size))
+    BUFFER.with(|buffer| {
+        let mut buffer = buffer.borrow_mut();
+        let mut hasher = blake3::Hasher::new();
+        let mut size = 0u64;
+        loop {
+            let n = input.read(&mut buffer).map_err(io_err("read", path))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+            each(&buffer[..n])?;
+            size += n as u64;
+        }
+        Ok((hasher.finalize().to_hex().to_string(), size))
+    })
+}
+
+/// The digest and size of a file, read where it is.
+fn hash_in_place(path: &Path) -> Result<(String, u64), ArtifactError> {
+    let mut input = fs::File::open(path).map_err(io_err("open", path))?;
+    hash_file(&mut input, path, |_| Ok(()))
 }
 
 /// How a file reaches the store.
@@ -579,9 +589,7 @@ fn move_local_file(root: &Path, src: &Path) -> Result<Option<(String, u64)>, Art
     if !meta.is_file() || meta.nlink() != 1 {
         return Ok(None);
     }
-    let mut input = fs::File::open(src).map_err(io_err("open", src))?;
-    let (digest, size) = hash_file(&mut input, src, |_| Ok(()))?;
-    drop(input);
+    let (digest, size) = hash_in_place(src)?;
     let dir = root.join("blobs").join(&digest[..2]);
     let blob = dir.join(&digest);
     if blob.exists() {
