@@ -43,12 +43,14 @@ if ! [ -d tests/ui/node_modules/playwright-core ]; then
     (cd tests/ui && npm ci --no-audit --no-fund --silent)
 fi
 
-# The official mlflow client, for the tests of the MLflow-compatible API.
+# The official mlflow client, for the tests of the MLflow-compatible API,
+# and the full mlflow package: its `mlflow server` is the reference the
+# differential tests (tests/mlflow/test_parity_*.py) compare weft with.
 venv=target/pyenv
-if ! "$venv/bin/python" -c "import mlflow, pytest, moto.server, schemathesis" 2>/dev/null; then
-    echo "creating $venv with mlflow-skinny, pytest, moto (an S3-compatible server) and schemathesis" >&2
+if ! "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('mlflow') == '3.17.2'; import pytest, moto.server, schemathesis" 2>/dev/null; then
+    echo "creating $venv with mlflow, pytest, moto (an S3-compatible server) and schemathesis" >&2
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "mlflow-skinny==3.17.2" "pytest==9.2.0" \
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "mlflow==3.17.2" "pytest==9.2.0" \
         "moto[server]==5.1.17" "schemathesis==4.32.5"
 fi
 

@@ -57,3 +57,53 @@ def weft_server(tmp_path, monkeypatch, request):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "token: start the server with a bearer token for writes")
+
+
+@pytest.fixture(scope="session")
+def mlflow_reference(tmp_path_factory):
+    """A real `mlflow server` (the reference of the differential tests) on
+    127.0.0.1, shared by the whole session: tests keep to names of their own."""
+    import shutil
+    import socket
+    import sys
+    import time
+
+    import requests
+
+    executable = shutil.which("mlflow", path=str(pathlib.Path(sys.executable).parent))
+    import importlib.metadata
+
+    try:
+        importlib.metadata.distribution("mlflow")  # the full package, not mlflow-skinny
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("the full mlflow package (the reference server) is not installed")
+    root = tmp_path_factory.mktemp("mlflow-reference")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(root / "server.log", "w")
+    proc = subprocess.Popen(
+        [
+            executable, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination", str(root / "artifacts"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if requests.get(url + "/health", timeout=2).ok:
+                break
+        except requests.ConnectionError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"mlflow server did not start: {(root / 'server.log').read_text()[-4000:]}")
+        time.sleep(0.3)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)

@@ -45,7 +45,20 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { .. } => Self::not_found("RESOURCE_DOES_NOT_EXIST", e.to_string()),
             // The request is fine; the data holds several matches.
             StoreError::Ambiguous { .. } => Self::new(StatusCode::CONFLICT, "AMBIGUOUS", e.to_string()),
-            other => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", other.to_string()),
+            StoreError::AlreadyExists(m) => Self::new(StatusCode::BAD_REQUEST, "RESOURCE_ALREADY_EXISTS", m),
+            StoreError::Invalid(m) => Self::invalid(m),
+            StoreError::InvalidState(m) => Self::new(StatusCode::BAD_REQUEST, "INVALID_STATE", m),
+            // What the reference answers when a rename collides.
+            StoreError::Conflict(m) => Self::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", m),
+            // The database's own text stays in the server's log.
+            other => {
+                tracing::error!("{other}");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL_ERROR",
+                    "the server failed to answer; its log has the details",
+                )
+            }
         }
     }
 }

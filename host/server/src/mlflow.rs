@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use weft_store::search::{parse_filter, parse_order_by};
-use weft_store::{Experiment, MetricPoint, RunInfo, StoreError, TrackedRun};
+use weft_store::{Experiment, MetricPoint, RunInfo, StoreError, TrackedRun, ViewType};
 
 use crate::{ApiError, AppState};
 
@@ -36,6 +36,11 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/experiments/get-by-name", get(get_experiment_by_name))
         .route("/experiments/get", get(get_experiment))
         .route("/experiments/create", post(create_experiment))
+        .route("/experiments/update", post(rename_experiment))
+        .route("/experiments/delete", post(delete_experiment))
+        .route("/experiments/restore", post(restore_experiment))
+        .route("/experiments/set-experiment-tag", post(set_experiment_tag))
+        .route("/experiments/delete-experiment-tag", post(delete_experiment_tag))
         .route(
             "/experiments/search",
             post(search_experiments).get(search_experiments_get),
@@ -100,6 +105,24 @@ pub(crate) fn opt_i64(m: &Map<String, Value>, key: &str) -> Result<Option<i64>, 
             .map(Some)
             .map_err(|_| ApiError::invalid(format!("'{key}' must be an integer, got '{s}'"))),
         Some(other) => Err(ApiError::invalid(format!("'{key}' must be an integer, got {other}"))),
+    }
+}
+
+/// A list of strings (a single string, as a query string sends it, is a
+/// list of one).
+pub(crate) fn strings(m: &Map<String, Value>, key: &str) -> Result<Vec<String>, ApiError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| ApiError::invalid(format!("'{key}' must be a list of strings")))
+            })
+            .collect(),
+        Some(_) => Err(ApiError::invalid(format!("'{key}' must be a list of strings"))),
     }
 }
 
@@ -227,13 +250,7 @@ pub(crate) fn tags(m: &Map<String, Value>) -> Result<Vec<(String, String)>, ApiE
 
 /// MLflow's status codes for store errors.
 pub(crate) fn store_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::AlreadyExists(m) => {
-            ApiError::new(axum::http::StatusCode::BAD_REQUEST, "RESOURCE_ALREADY_EXISTS", m)
-        }
-        StoreError::Invalid(m) => ApiError::invalid(m),
-        other => other.into(),
-    }
+    e.into()
 }
 
 // ----- response shapes -----
@@ -414,9 +431,7 @@ async fn get_experiment(
 async fn create_experiment(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
     let m = body(&bytes)?;
     let name = req_str(&m, "name")?;
-    if name.trim().is_empty() || name.len() > 500 {
-        return Err(ApiError::invalid("experiment name must be 1 to 500 characters"));
-    }
+    validate_experiment_name(name)?;
     let location = opt_str(&m, "artifact_location")?.filter(|l| !l.is_empty());
     let id = s
         .store
@@ -435,28 +450,93 @@ async fn search_experiments(State(s): State<AppState>, bytes: Bytes) -> Result<J
         )));
     }
     let offset = page_token(opt_str(&m, "page_token")?)?;
-    let lifecycle = view_type(opt_str(&m, "view_type")?)?;
+    let view = match view_type(opt_str(&m, "view_type")?)? {
+        Some("active") => ViewType::ActiveOnly,
+        Some(_) => ViewType::DeletedOnly,
+        None => ViewType::All,
+    };
+    let clauses = match opt_str(&m, "filter")?.filter(|f| !f.trim().is_empty()) {
+        Some(filter) => object_filter(filter)?,
+        None => Vec::new(),
+    };
+    let order =
+        parse_order_by(&strings(&m, "order_by")?).map_err(|e| ApiError::invalid(format!("invalid order_by: {e}")))?;
+    // One more than a page: a next page token only when something follows.
     let mut experiments = s
         .store
-        .experiments(lifecycle, limit, offset)
+        .search_experiments(view, &clauses, &order, limit + 1, offset)
         .await
         .map_err(store_error)?;
-    // A name filter (`name = 'x'` / `name LIKE 'x%'`) is what clients send.
-    if let Some(filter) = opt_str(&m, "filter")?.filter(|f| !f.trim().is_empty()) {
-        let clauses = object_filter(filter)?;
-        let mut kept = Vec::with_capacity(experiments.len());
-        for e in experiments {
-            if matches_filter(&clauses, &e.name, &e.tags)? {
-                kept.push(e);
-            }
-        }
-        experiments = kept;
-    }
-    let next = next_token(experiments.len(), limit, offset);
+    let next = (experiments.len() as i64 > limit).then(|| (offset + limit).to_string());
+    experiments.truncate(limit as usize);
     Ok(Json(json!({
         "experiments": experiments.iter().map(experiment_json).collect::<Vec<_>>(),
         "next_page_token": next,
     })))
+}
+
+/// The `experiment_id` of a request body.
+fn body_experiment_id(m: &Map<String, Value>) -> Result<i64, ApiError> {
+    match m.get("experiment_id") {
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .ok_or_else(|| ApiError::invalid("experiment ids are integers")),
+        _ => experiment_id(req_str(m, "experiment_id")?),
+    }
+}
+
+async fn rename_experiment(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
+    let m = body(&bytes)?;
+    let id = body_experiment_id(&m)?;
+    let name = req_str(&m, "new_name")?;
+    validate_experiment_name(name)?;
+    s.store.rename_experiment(id, name).await.map_err(store_error)?;
+    Ok(Json(json!({})))
+}
+
+async fn delete_experiment(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
+    let m = body(&bytes)?;
+    let id = body_experiment_id(&m)?;
+    if id == 0 {
+        return Err(ApiError::invalid("the default experiment cannot be deleted"));
+    }
+    s.store.delete_experiment(id).await.map_err(store_error)?;
+    Ok(Json(json!({})))
+}
+
+async fn restore_experiment(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
+    let m = body(&bytes)?;
+    s.store
+        .restore_experiment(body_experiment_id(&m)?)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({})))
+}
+
+async fn set_experiment_tag(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
+    let m = body(&bytes)?;
+    let id = body_experiment_id(&m)?;
+    let (key, value) = parse_pair("tag", &m, MAX_TAG_VALUE)?;
+    s.store
+        .set_experiment_tag(id, &key, &value)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({})))
+}
+
+async fn delete_experiment_tag(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
+    let m = body(&bytes)?;
+    let id = body_experiment_id(&m)?;
+    let key = req_str(&m, "key")?;
+    s.store.delete_experiment_tag(id, key).await.map_err(store_error)?;
+    Ok(Json(json!({})))
+}
+
+fn validate_experiment_name(name: &str) -> Result<(), ApiError> {
+    if name.trim().is_empty() || name.len() > 500 {
+        return Err(ApiError::invalid("experiment name must be 1 to 500 characters"));
+    }
+    Ok(())
 }
 
 async fn search_experiments_get(
@@ -793,11 +873,8 @@ async fn search_runs(State(s): State<AppState>, bytes: Bytes) -> Result<axum::re
     let offset = page_token(opt_str(&m, "page_token")?)?;
     let clauses = parse_filter(opt_str(&m, "filter")?.unwrap_or(""))
         .map_err(|e| ApiError::invalid(format!("invalid filter: {e}")))?;
-    let order: Vec<String> = match m.get("order_by") {
-        Some(Value::Array(items)) => items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect(),
-        _ => Vec::new(),
-    };
-    let order = parse_order_by(&order).map_err(|e| ApiError::invalid(format!("invalid order_by: {e}")))?;
+    let order =
+        parse_order_by(&strings(&m, "order_by")?).map_err(|e| ApiError::invalid(format!("invalid order_by: {e}")))?;
     let lifecycle = view_type(opt_str(&m, "run_view_type")?)?;
     let runs = s
         .store

@@ -8,6 +8,7 @@
 //! transaction, so a process killed at any point leaves a consistent
 //! database.
 
+mod experiments;
 mod logged_models;
 mod metric_series;
 mod mirror;
@@ -24,6 +25,7 @@ mod sync;
 mod tracking;
 mod verifications;
 
+pub use experiments::{Experiment, ViewType};
 pub use logged_models::{model_status, LoggedModel, NewLoggedModel};
 pub use metric_series::{MetricSeries, MetricSummary};
 pub use model::*;
@@ -34,7 +36,7 @@ pub use run_list::{RunPage, RunQuery, RunSort, RunSummary};
 pub use sql::Backend;
 pub use store::{CacheHit, NewArtifact, StepRunRecord, Store};
 pub use sync::RunExport;
-pub use tracking::{Experiment, MetricPoint, RunInfo, TrackedRun};
+pub use tracking::{MetricPoint, RunInfo, TrackedRun};
 pub use verifications::{outcome as verification, OutputCheck, Verification};
 
 /// Errors of the metadata store.
@@ -58,6 +60,13 @@ pub enum StoreError {
     /// The request breaks a rule of the data (immutable params, deleted runs).
     #[error("{0}")]
     Invalid(String),
+    /// The thing is not in a state that allows this (e.g. renaming a
+    /// deleted experiment).
+    #[error("{0}")]
+    InvalidState(String),
+    /// The change collides with another row (e.g. a name in use).
+    #[error("{0}")]
+    Conflict(String),
     /// An imported run points into runs this store does not have.
     #[error("this store lacks runs the imported run depends on: {}", .0.join(", "))]
     MissingRuns(Vec<String>),

@@ -12,7 +12,9 @@ pub enum Entity {
     Attribute(Attribute),
 }
 
-/// Run fields that can be searched and sorted on.
+/// Fields of a run or an experiment that can be searched and sorted on.
+/// `name` is [`Attribute::RunName`] for runs and the experiment's (or
+/// model's) name elsewhere; each search says which attributes it knows.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Attribute {
     RunId,
@@ -22,6 +24,12 @@ pub enum Attribute {
     ArtifactUri,
     StartTime,
     EndTime,
+    /// An experiment's id.
+    ExperimentId,
+    /// An experiment's creation time.
+    CreationTime,
+    /// An experiment's last update time.
+    LastUpdateTime,
 }
 
 impl Attribute {
@@ -35,13 +43,17 @@ impl Attribute {
             "artifact_uri" => Self::ArtifactUri,
             "start_time" => Self::StartTime,
             "end_time" => Self::EndTime,
+            "experiment_id" => Self::ExperimentId,
+            "creation_time" => Self::CreationTime,
+            "last_update_time" => Self::LastUpdateTime,
             _ => return None,
         })
     }
 
-    /// The column, on the `tracking_runs r` alias.
-    pub(crate) fn column(self) -> &'static str {
-        match self {
+    /// The column of a run, on the `tracking_runs r` alias (`None`: not
+    /// a run's attribute).
+    pub(crate) fn run_column(self) -> Option<&'static str> {
+        Some(match self {
             Self::RunId => "r.run_uuid",
             Self::RunName => "r.name",
             Self::UserId => "r.user_id",
@@ -49,11 +61,26 @@ impl Attribute {
             Self::ArtifactUri => "r.artifact_uri",
             Self::StartTime => "r.start_time",
             Self::EndTime => "r.end_time",
-        }
+            Self::ExperimentId | Self::CreationTime | Self::LastUpdateTime => return None,
+        })
+    }
+
+    /// The column of an experiment, on the `experiments e` alias.
+    pub(crate) fn experiment_column(self) -> Option<&'static str> {
+        Some(match self {
+            Self::RunName => "e.name",
+            Self::ExperimentId => "e.experiment_id",
+            Self::CreationTime => "e.creation_time",
+            Self::LastUpdateTime => "e.last_update_time",
+            _ => return None,
+        })
     }
 
     pub(crate) fn is_numeric(self) -> bool {
-        matches!(self, Self::StartTime | Self::EndTime)
+        matches!(
+            self,
+            Self::StartTime | Self::EndTime | Self::CreationTime | Self::LastUpdateTime
+        )
     }
 }
 
@@ -234,7 +261,7 @@ fn entity(tokens: &[Token], i: &mut usize) -> Result<Entity, String> {
         "tag" | "tags" => Ok(Entity::Tag(key)),
         "attribute" | "attributes" | "attr" | "run" => Attribute::parse(&key)
             .map(Entity::Attribute)
-            .ok_or_else(|| format!("'{key}' is not a searchable attribute (run_id, run_name, user_id, status, artifact_uri, start_time, end_time)")),
+            .ok_or_else(|| format!("'{key}' is not a searchable attribute")),
         other => Err(format!("'{other}' is not metrics, params, tags or attributes")),
     }
 }
@@ -354,7 +381,14 @@ fn check_clause(entity: &Entity, op: Op, value: &Literal) -> Result<(), String> 
         (_, Op::IsNull | Op::IsNotNull, _) if !matches!(entity, Entity::Metric(_)) => Ok(()),
         (true, Op::Eq | Op::Ne | Op::Gt | Op::Ge | Op::Lt | Op::Le, Literal::Number(_)) => Ok(()),
         (false, Op::Eq | Op::Ne | Op::Like | Op::ILike, Literal::Text(_)) => Ok(()),
-        (false, Op::In | Op::NotIn, Literal::List(_)) if matches!(entity, Entity::Attribute(Attribute::RunId)) => {
+        (false, Op::In | Op::NotIn, Literal::List(_))
+            if matches!(entity, Entity::Attribute(Attribute::RunId | Attribute::ExperimentId)) =>
+        {
+            Ok(())
+        }
+        (false, Op::Eq | Op::Ne, Literal::Number(_))
+            if matches!(entity, Entity::Attribute(Attribute::ExperimentId)) =>
+        {
             Ok(())
         }
         (false, Op::Gt | Op::Ge | Op::Lt | Op::Le, Literal::Text(_)) if matches!(entity, Entity::Attribute(_)) => {

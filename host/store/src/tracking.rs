@@ -9,19 +9,6 @@ use crate::sql::{Backend, Sql};
 use crate::search::{Attribute, Clause, Entity, Literal, Op, OrderBy};
 use crate::{new_id, now_ms, Store, StoreError};
 
-/// An experiment.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct Experiment {
-    pub experiment_id: i64,
-    pub name: String,
-    pub artifact_location: String,
-    pub lifecycle_stage: String,
-    pub creation_time: i64,
-    pub last_update_time: i64,
-    #[sqlx(skip)]
-    pub tags: Vec<(String, String)>,
-}
-
 /// A run's own fields (in the order the run page query writes them).
 #[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct RunInfo {
@@ -87,107 +74,6 @@ const RUN_INFO_COLUMNS: &str =
     "r.run_uuid, r.experiment_id, r.name, r.user_id, r.status, r.start_time, r.end_time, r.lifecycle_stage, r.artifact_uri";
 
 impl Store {
-    /// Creates an experiment; its artifacts live under
-    /// `artifact_location` (default `mlflow-artifacts:/<id>`).
-    pub async fn create_experiment(
-        &self,
-        name: &str,
-        artifact_location: Option<&str>,
-        tags: &[(String, String)],
-    ) -> Result<i64, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT experiment_id FROM experiments WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_some() {
-            return Err(StoreError::AlreadyExists(format!("experiment '{name}' already exists")));
-        }
-        let id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(experiment_id), 0) + 1 FROM experiments")
-            .fetch_one(&mut *tx)
-            .await?;
-        let location = artifact_location
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("mlflow-artifacts:/{id}"));
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time) \
-             VALUES ($1, $2, $3, 'active', $4, $4)",
-        )
-        .bind(id)
-        .bind(name)
-        .bind(location)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        for (key, value) in tags {
-            sqlx::query("INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3) ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value")
-                .bind(id)
-                .bind(key)
-                .bind(value)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(id)
-    }
-
-    async fn with_tags(&self, mut e: Experiment) -> Result<Experiment, StoreError> {
-        e.tags = sqlx::query_as("SELECT key, value FROM experiment_tags WHERE experiment_id = $1 ORDER BY key")
-            .bind(e.experiment_id)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(e)
-    }
-
-    /// An experiment by id.
-    pub async fn experiment(&self, id: i64) -> Result<Experiment, StoreError> {
-        let e: Experiment = sqlx::query_as("SELECT * FROM experiments WHERE experiment_id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound {
-                what: "experiment",
-                key: id.to_string(),
-            })?;
-        self.with_tags(e).await
-    }
-
-    /// An experiment by name.
-    pub async fn experiment_by_name(&self, name: &str) -> Result<Experiment, StoreError> {
-        let e: Experiment = sqlx::query_as("SELECT * FROM experiments WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound {
-                what: "experiment",
-                key: name.to_string(),
-            })?;
-        self.with_tags(e).await
-    }
-
-    /// Experiments by id, `lifecycle`: `active`, `deleted` or `None` for all.
-    pub async fn experiments(
-        &self,
-        lifecycle: Option<&str>,
-        limit: i64,
-        offset: i64,
-    ) -> Result<Vec<Experiment>, StoreError> {
-        let rows: Vec<Experiment> = sqlx::query_as(
-            "SELECT * FROM experiments WHERE ($1 IS NULL OR lifecycle_stage = $1) ORDER BY experiment_id LIMIT $2 OFFSET $3",
-        )
-        .bind(lifecycle)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for e in rows {
-            out.push(self.with_tags(e).await?);
-        }
-        Ok(out)
-    }
-
     /// Starts a run in an experiment.
     pub async fn create_tracked_run(
         &self,
@@ -444,6 +330,7 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<TrackedRun>, StoreError> {
+        check_run_search(clauses, order)?;
         if experiment_ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -472,6 +359,19 @@ impl Store {
             .push_bind(offset);
         self.page_with_data(q).await
     }
+}
+
+/// Refuses attributes that runs do not have.
+fn check_run_search(clauses: &[Clause], order: &[OrderBy]) -> Result<(), StoreError> {
+    let entities = clauses.iter().map(|c| &c.entity).chain(order.iter().map(|o| &o.entity));
+    for entity in entities {
+        if let Entity::Attribute(a) = entity {
+            if a.run_column().is_none() {
+                return Err(StoreError::Invalid(format!("runs have no attribute {a:?}")));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Inserts metric points of any runs (an exact duplicate is kept once) and
@@ -552,7 +452,8 @@ fn push_clause(q: &mut Sql<'_>, backend: Backend, clause: &Clause) {
         Entity::Param(k) => ("tracking_params", k),
         Entity::Tag(k) => ("tracking_tags", k),
         Entity::Attribute(a) => {
-            push_comparison(q, backend, a.column(), clause);
+            // Checked by `check_run_search`.
+            push_comparison(q, backend, a.run_column().unwrap_or("NULL"), clause);
             return;
         }
     };
@@ -647,7 +548,7 @@ fn push_order_value(q: &mut Sql<'_>, entity: &Entity) {
             return;
         }
         Entity::Attribute(a) => {
-            q.push(a.column());
+            q.push(a.run_column().unwrap_or("NULL"));
             return;
         }
     };
