@@ -10,6 +10,7 @@ first appear), timestamps, and the server's own address.
 Every difference that remains and is accepted on purpose is listed in
 `ACCEPTED` with its reason, and in the README's MLflow section.
 """
+import difflib
 import pprint
 import re
 import uuid
@@ -169,6 +170,14 @@ def compare(scenario, reference_url, weft_url, accepted=()):
         a = ref[i] if i < len(ref) else None
         b = ours[i] if i < len(ours) else None
         if a != b and not any(rule(a, b) for rule in accepted):
-            differences.append(f"#{i} {a[0] if a else b[0]}:\n  mlflow: {pprint.pformat(a)}\n  weft:   {pprint.pformat(b)}")
+            diff = difflib.unified_diff(
+                pprint.pformat(a, width=100).splitlines(),
+                pprint.pformat(b, width=100).splitlines(),
+                "mlflow",
+                "weft",
+                lineterm="",
+                n=1,
+            )
+            differences.append(f"#{i} {a[0] if a else b[0]}:\n" + "\n".join(diff))
     assert not differences, "weft differs from mlflow server:\n" + "\n".join(differences)
     return ref

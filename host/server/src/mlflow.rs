@@ -29,7 +29,10 @@ const MAX_BATCH_TAGS: usize = 100;
 const MAX_KEY_LEN: usize = 250;
 pub(crate) const MAX_PARAM_VALUE: usize = 6000;
 pub(crate) const MAX_TAG_VALUE: usize = 8000;
+const MAX_EXPERIMENT_TAG_VALUE: usize = 20_000;
 const MAX_SEARCH_RESULTS: i64 = 50_000;
+/// The tag that holds a run's name: setting it renames the run.
+const RUN_NAME_TAG: &str = "mlflow.runName";
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -156,23 +159,35 @@ pub(crate) fn run_id(m: &Map<String, Value>) -> Result<&str, ApiError> {
     }
 }
 
+/// MLflow's rules for metric, param and tag keys: alphanumerics, `_`,
+/// `-`, `.`, space, `:` and `/`; at most 250 characters; and a key must
+/// name itself when read as a path (no empty, `.` or `..` parts, no
+/// leading `/` or `..`).
 pub(crate) fn validate_key(what: &str, key: &str) -> Result<(), ApiError> {
-    if key.is_empty() || key.len() > MAX_KEY_LEN {
-        return Err(ApiError::invalid(format!(
-            "{what} key '{key}' must be 1 to {MAX_KEY_LEN} characters"
-        )));
-    }
-    if key.starts_with('/') || key.starts_with("..") || key.contains("/../") || key.ends_with("/..") {
-        return Err(ApiError::invalid(format!(
-            "{what} key '{key}' must not start with '/' or contain '..' path parts"
-        )));
-    }
     if !key
         .chars()
         .all(|c| c.is_alphanumeric() || matches!(c, '_' | '/' | '.' | '-' | ' ' | ':'))
     {
         return Err(ApiError::invalid(format!(
-            "invalid {what} name '{key}': names may only contain alphanumerics, underscores (_), dashes (-), periods (.), spaces ( ), colons (:) and slashes (/)"
+            "invalid {what} name '{}': names may only contain alphanumerics, underscores (_), dashes (-), periods (.), spaces ( ), colons (:) and slashes (/)",
+            key.escape_debug()
+        )));
+    }
+    let is_path_of_itself = !key.is_empty()
+        && !key.starts_with('/')
+        && !key.starts_with("..")
+        && key
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..");
+    if !is_path_of_itself {
+        return Err(ApiError::invalid(format!(
+            "invalid {what} name '{key}': names may be treated as files, and must not resolve to other names \
+             (no empty, '.' or '..' parts, no leading '/' or '..')"
+        )));
+    }
+    if key.chars().count() > MAX_KEY_LEN {
+        return Err(ApiError::invalid(format!(
+            "{what} key '{key}' is longer than {MAX_KEY_LEN} characters"
         )));
     }
     Ok(())
@@ -218,13 +233,28 @@ pub(crate) fn parse_pair(what: &str, m: &Map<String, Value>, max_value: usize) -
         None | Some(Value::Null) => String::new(),
         Some(other) => other.to_string(),
     };
-    if value.chars().count() > max_value {
+    Ok((key.to_string(), truncated(value, max_value)))
+}
+
+/// A value cut to `max` characters: what the reference does with long
+/// param and tag values (`MLFLOW_TRUNCATE_LONG_VALUES`, on by default).
+fn truncated(mut value: String, max: usize) -> String {
+    if let Some((at, _)) = value.char_indices().nth(max) {
+        value.truncate(at);
+    }
+    value
+}
+
+/// An experiment tag: key rules as for runs; values up to 20,000
+/// characters, longer ones refused (the reference does not truncate them).
+pub(crate) fn parse_experiment_tag(m: &Map<String, Value>) -> Result<(String, String), ApiError> {
+    let (key, value) = parse_pair("tag", m, usize::MAX)?;
+    if value.chars().count() > MAX_EXPERIMENT_TAG_VALUE {
         return Err(ApiError::invalid(format!(
-            "{what} '{key}' value is {} characters; the limit is {max_value}",
-            value.chars().count()
+            "experiment tag '{key}' value is longer than {MAX_EXPERIMENT_TAG_VALUE} characters"
         )));
     }
-    Ok((key.to_string(), value))
+    Ok((key, value))
 }
 
 pub(crate) fn objects<'a>(m: &'a Map<String, Value>, key: &str) -> Result<Vec<&'a Map<String, Value>>, ApiError> {
@@ -435,7 +465,14 @@ async fn create_experiment(State(s): State<AppState>, bytes: Bytes) -> Result<Js
     let location = opt_str(&m, "artifact_location")?.filter(|l| !l.is_empty());
     let id = s
         .store
-        .create_experiment(name, location, &tags(&m)?)
+        .create_experiment(
+            name,
+            location,
+            &objects(&m, "tags")?
+                .into_iter()
+                .map(parse_experiment_tag)
+                .collect::<Result<Vec<_>, _>>()?,
+        )
         .await
         .map_err(store_error)?;
     Ok(Json(json!({ "experiment_id": id.to_string() })))
@@ -516,7 +553,7 @@ async fn restore_experiment(State(s): State<AppState>, bytes: Bytes) -> Result<J
 async fn set_experiment_tag(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
     let m = body(&bytes)?;
     let id = body_experiment_id(&m)?;
-    let (key, value) = parse_pair("tag", &m, MAX_TAG_VALUE)?;
+    let (key, value) = parse_experiment_tag(&m)?;
     s.store
         .set_experiment_tag(id, &key, &value)
         .await
@@ -697,16 +734,18 @@ async fn create_run(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Valu
     let m = body(&bytes)?;
     let experiment = experiment_id(opt_str(&m, "experiment_id")?.unwrap_or("0"))?;
     let mut tags = tags(&m)?;
-    let name = match opt_str(&m, "run_name")?.filter(|n| !n.is_empty()) {
-        Some(n) => n.to_string(),
-        None => tags
-            .iter()
-            .find(|(k, _)| k == "mlflow.runName")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(random_name),
-    };
-    if !tags.iter().any(|(k, _)| k == "mlflow.runName") {
-        tags.push(("mlflow.runName".into(), name.clone()));
+    let tagged = tags.iter().find(|(k, _)| k == RUN_NAME_TAG).map(|(_, v)| v.clone());
+    let given = opt_str(&m, "run_name")?.filter(|n| !n.is_empty());
+    if let (Some(given), Some(tagged)) = (given, &tagged) {
+        if given != tagged {
+            return Err(ApiError::invalid(format!(
+                "both the run_name '{given}' and the {RUN_NAME_TAG} tag '{tagged}' were given, and they differ"
+            )));
+        }
+    }
+    let name = given.map(str::to_string).or(tagged).unwrap_or_else(random_name);
+    if !tags.iter().any(|(k, _)| k == RUN_NAME_TAG) {
+        tags.push((RUN_NAME_TAG.into(), name.clone()));
     }
     let user = opt_str(&m, "user_id")?.unwrap_or("");
     let info = s
@@ -1035,7 +1074,20 @@ mod tests {
     #[test]
     fn keys_are_validated() {
         assert!(validate_key("metric", "loss/val 1:a").is_ok());
-        for bad in ["", "../x", "/abs", "a\\nb", "a;drop", &"k".repeat(251)] {
+        for bad in [
+            "",
+            "../x",
+            "/abs",
+            "a\\nb",
+            "a;drop",
+            &"k".repeat(251),
+            "./x",
+            "a/./b",
+            "a//b",
+            "a/",
+            "..x",
+            ".",
+        ] {
             assert!(validate_key("metric", bad).is_err(), "{bad}");
         }
     }

@@ -204,7 +204,22 @@ impl Store {
                 }
             }
         }
-        upsert_tags(&mut tx, self.backend, run_uuid, tags).await?;
+        // A key given twice keeps its last value.
+        let mut last: Vec<(String, String)> = Vec::with_capacity(tags.len());
+        for (key, value) in tags.iter().rev() {
+            if !last.iter().any(|(k, _)| k == key) {
+                last.push((key.clone(), value.clone()));
+            }
+        }
+        upsert_tags(&mut tx, self.backend, run_uuid, &last).await?;
+        // The run-name tag is the run's name.
+        if let Some((_, name)) = last.iter().find(|(k, _)| k == "mlflow.runName") {
+            sqlx::query("UPDATE tracking_runs SET name = $1 WHERE run_uuid = $2")
+                .bind(name)
+                .bind(run_uuid)
+                .execute(&mut *tx)
+                .await?;
+        }
         let points: Vec<(&str, &MetricPoint)> = metrics.iter().map(|m| (run_uuid, m)).collect();
         insert_metric_points(&mut tx, self.backend, &points).await?;
         tx.commit().await?;
@@ -297,7 +312,7 @@ impl Store {
             .collect()
     }
 
-    /// Every point of a metric, by step then time.
+    /// Every point of a metric, by time, then step, then value.
     pub async fn tracked_metric_history(
         &self,
         run_uuid: &str,
@@ -305,10 +320,11 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<MetricPoint>, StoreError> {
-        self.run_info(run_uuid).await?;
+        // An unknown run or key has an empty history, as in the reference;
+        // points come in the reference's order (time, then step, then value).
         let rows: Vec<MetricRow> = sqlx::query_as(
             "SELECT key, value, CAST(is_nan AS INTEGER) AS is_nan, timestamp, step FROM tracking_metrics WHERE run_uuid = $1 AND key = $2 \
-             ORDER BY step, timestamp, value LIMIT $3 OFFSET $4",
+             ORDER BY timestamp, step, value LIMIT $3 OFFSET $4",
         )
         .bind(run_uuid)
         .bind(key)

@@ -65,7 +65,13 @@ async fn params_are_immutable_duplicates_are_dropped_and_latest_is_the_highest_s
         .await
         .unwrap();
     let history = store.tracked_metric_history(&run, "loss", 100, 0).await.unwrap();
-    assert_eq!(history.iter().map(|p| p.step).collect::<Vec<_>>(), [0, 1, 2]);
+    // In MLflow's order: by time, then step, then value.
+    assert_eq!(history.iter().map(|p| p.step).collect::<Vec<_>>(), [2, 0, 1]);
+    assert!(store
+        .tracked_metric_history("no-such-run", "loss", 100, 0)
+        .await
+        .unwrap()
+        .is_empty());
     let tracked = store.tracked_run(&run).await.unwrap();
     assert_eq!(tracked.metrics, [point("loss", 0.5, 10, 2)]);
     assert_eq!(tracked.params, [("lr".to_string(), "0.1".to_string())]);
