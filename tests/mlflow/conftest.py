@@ -21,6 +21,8 @@ TOKEN = "weft-test-token-0123456789"
 def weft_server(tmp_path, monkeypatch, request):
     binary = os.environ.get("WEFT_BIN", str(ROOT / "target" / "release" / "weft"))
     extra = ["--token", TOKEN] if request.node.get_closest_marker("token") else []
+    args = request.node.get_closest_marker("server_args")
+    extra += list(args.args) if args else []
     if request.param == "postgres":
         server = os.environ.get("WEFT_TEST_POSTGRES")
         if not server:
@@ -43,6 +45,8 @@ def weft_server(tmp_path, monkeypatch, request):
     # `weft` commands run by a test record into the same state.
     monkeypatch.setenv("WEFT_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("WEFT_BIN", binary)
+    if request.node.get_closest_marker("token"):
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", TOKEN)
     # Fail fast instead of retrying for minutes when something is wrong.
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     import mlflow
@@ -57,6 +61,7 @@ def weft_server(tmp_path, monkeypatch, request):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "token: start the server with a bearer token for writes")
+    config.addinivalue_line("markers", "server_args(*args): more arguments for `weft server`")
 
 
 @pytest.fixture(scope="session")

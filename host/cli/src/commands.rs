@@ -165,9 +165,31 @@ pub async fn dispatch(mut cli: Cli) -> CliResult<u8> {
                 ModelsCommand::Show { name, json } => crate::models::show_command(&stores, &name, json).await,
             }
         }
-        Command::Server { host, port, token } => {
+        Command::Server {
+            host,
+            port,
+            token,
+            token_for_reads,
+            allowed_hosts,
+            cors_allowed_origins,
+        } => {
             let state = state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?;
-            server(&state, &cli.stack, std::net::SocketAddr::new(host, port), token).await
+            let security = weft_server::Security {
+                allowed_hosts: allowed_hosts.into_iter().filter(|h| !h.trim().is_empty()).collect(),
+                allowed_origins: cors_allowed_origins
+                    .into_iter()
+                    .filter(|o| !o.trim().is_empty())
+                    .collect(),
+                token_for_reads,
+            };
+            server(
+                &state,
+                &cli.stack,
+                std::net::SocketAddr::new(host, port),
+                token,
+                security,
+            )
+            .await
         }
         Command::Verify { run, steps, json } => {
             let state = state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?;
@@ -895,7 +917,13 @@ async fn lineage(stores: &Stores, key: &str, json: bool) -> CliResult<u8> {
     Ok(exit::OK)
 }
 
-async fn server(state: &Path, stack: &Stack, addr: std::net::SocketAddr, token: Option<String>) -> CliResult<u8> {
+async fn server(
+    state: &Path,
+    stack: &Stack,
+    addr: std::net::SocketAddr,
+    token: Option<String>,
+    security: weft_server::Security,
+) -> CliResult<u8> {
     weft_server::check_bind(addr, token.as_deref()).map_err(CliError::usage)?;
     let stores = Stores::open(state, stack).await?;
     let stores_url = stores.artifacts.url().to_string();
@@ -903,6 +931,7 @@ async fn server(state: &Path, stack: &Stack, addr: std::net::SocketAddr, token: 
         store: stores.store,
         artifacts: stores.artifacts,
         token: token.map(Into::into),
+        security: std::sync::Arc::new(security),
     });
     let listener = tokio::net::TcpListener::bind(addr)
         .await

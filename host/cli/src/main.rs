@@ -113,6 +113,18 @@ enum Command {
         /// Require `Authorization: Bearer TOKEN` for writes (at least 16 characters).
         #[arg(long, env = "WEFT_SERVER_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// With --token: require it for reads too (everything but /health).
+        #[arg(long, requires = "token")]
+        token_for_reads: bool,
+        /// Host headers to accept, comma-separated, `*` wildcards (default:
+        /// localhost and private addresses, any port). Guards against DNS
+        /// rebinding: list the names clients use to reach this server.
+        #[arg(long, value_delimiter = ',', env = "WEFT_SERVER_ALLOWED_HOSTS")]
+        allowed_hosts: Vec<String>,
+        /// Origins allowed to send writes from a browser, beside loopback
+        /// ones, comma-separated, `*` wildcards.
+        #[arg(long, value_delimiter = ',', env = "WEFT_SERVER_CORS_ALLOWED_ORIGINS")]
+        cors_allowed_origins: Vec<String>,
     },
     /// Stack integrations (alerters, tracker sinks, validators,
     /// materializers) as sandboxed WASM plugins.

@@ -14,18 +14,18 @@
 //!   logged models) and its artifact proxy under `/api/2.0/mlflow-artifacts`.
 //!
 //! Every failure is a JSON body `{"error_code": "...", "message": "..."}`
-//! with a 4xx status for anything the client got wrong. When a token is
-//! configured, every request that is not a read (GET/HEAD) must carry
-//! `Authorization: Bearer <token>`; [`check_bind`] refuses to listen on a
-//! non-loopback address without one.
+//! with a 4xx status for anything the client got wrong. Before any handler,
+//! [`Security`] checks the Host and Origin headers, the content type of
+//! JSON writes and the bearer token (see `security.rs`); [`check_bind`]
+//! refuses to listen on a non-loopback address without a token.
 
-mod auth;
 mod error;
 mod mlflow;
 mod mlflow_artifacts;
 mod mlflow_models;
 mod mlflow_registry;
 mod native;
+mod security;
 mod sync;
 
 use std::net::{IpAddr, SocketAddr};
@@ -40,6 +40,7 @@ use weft_store::Store;
 
 pub use error::ApiError;
 pub use native::ApiDoc;
+pub use security::Security;
 
 /// Largest request body accepted (artifact uploads come later and will have
 /// their own limit).
@@ -52,6 +53,8 @@ pub struct AppState {
     pub artifacts: ArtifactStore,
     /// When set, writes need `Authorization: Bearer <token>`.
     pub token: Option<Arc<str>>,
+    /// Allowed hosts and origins, and whether reads need the token.
+    pub security: Arc<Security>,
 }
 
 /// The whole application.
@@ -91,10 +94,7 @@ pub fn router(state: AppState) -> Router {
                 "this endpoint does not take that method",
             )
         })
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token_for_writes,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), security::guard))
         .with_state(state)
 }
 
