@@ -42,6 +42,8 @@ def weft_server(tmp_path, monkeypatch, request):
     url = next((w for w in line.split() if w.startswith("http://")), None)
     assert url, f"weft server did not start: {line!r}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    # Tests that measure the server read its /proc entry.
+    monkeypatch.setenv("WEFT_SERVER_PID", str(proc.pid))
     # `weft` commands run by a test record into the same state.
     monkeypatch.setenv("WEFT_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("WEFT_BIN", binary)

@@ -155,3 +155,41 @@ def test_logged_models_initialize_upload_finalize_and_search(weft_server, tmp_pa
     with pytest.raises(MlflowException) as err:
         mlflow.get_logged_model("m-does-not-exist")
     assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def peak_rss_mib(pid):
+    status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
+
+
+def test_a_1_gib_artifact_goes_up_and_down_in_bounded_memory(weft_server):
+    """Uploads and downloads stream: the server's peak RSS stays under
+    100 MB while a 1 GiB artifact passes through it both ways."""
+    import hashlib
+
+    pid = os.environ["WEFT_SERVER_PID"]
+    block = bytes(range(256)) * 4096  # 1 MiB
+    blocks = 1024
+    url = f"{weft_server}/api/2.0/mlflow-artifacts/artifacts/0/big/artifacts/big.bin"
+
+    def body():
+        for i in range(blocks):
+            yield i.to_bytes(8, "little") + block[8:]
+
+    expected = hashlib.blake2b()
+    for chunk in body():
+        expected.update(chunk)
+    put = requests.put(url, data=body(), timeout=600)
+    assert put.ok, put.text
+    got = hashlib.blake2b()
+    size = 0
+    with requests.get(url, stream=True, timeout=600) as resp:
+        assert resp.ok, resp.text
+        assert int(resp.headers["Content-Length"]) == blocks << 20
+        for chunk in resp.iter_content(1 << 20):
+            got.update(chunk)
+            size += len(chunk)
+    assert size == blocks << 20 and got.digest() == expected.digest()
+    peak = peak_rss_mib(pid)
+    print(f"weft server peak RSS: {peak:.0f} MiB")
+    assert peak < 100, f"weft server peaked at {peak:.0f} MiB"

@@ -430,6 +430,27 @@ impl ArtifactStore {
         }
     }
 
+    /// A file artifact's size and its bytes as a stream of chunks, for
+    /// serving it with memory bounded by a chunk, whatever its size.
+    pub async fn get_stream(
+        &self,
+        digest: &str,
+    ) -> Result<(u64, futures::stream::BoxStream<'static, Result<Bytes, ArtifactError>>), ArtifactError> {
+        use futures::StreamExt;
+        validate_digest(digest)?;
+        match self.objects.get(&blob_path(digest)).await {
+            Ok(result) => {
+                let size = result.meta.size;
+                Ok((
+                    size,
+                    result.into_stream().map(|chunk| chunk.map_err(Into::into)).boxed(),
+                ))
+            }
+            Err(object_store::Error::NotFound { .. }) => Err(ArtifactError::Missing(digest.to_string())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Places an artifact at `dest` (which must not exist) for a sandbox to
     /// read. On the local filesystem files are hard links to the immutable
     /// blobs, so this costs no copy; the sandbox mounts them read-only.

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -83,8 +83,16 @@ async fn upload(State(s): State<AppState>, Path(path): Path<String>, body: Body)
 async fn download(State(s): State<AppState>, Path(path): Path<String>) -> Result<Response, ApiError> {
     let path = validate_path(&path)?;
     let (digest, _) = s.store.run_artifact(path).await.map_err(store_error)?;
-    let bytes: Bytes = s.artifacts.get_bytes(&digest).await?;
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+    // Streamed: the server holds a chunk at a time, whatever the size.
+    let (size, stream) = s.artifacts.get_stream(&digest).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, size.to_string()),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 async fn remove(State(s): State<AppState>, Path(path): Path<String>) -> Result<Json<Value>, ApiError> {

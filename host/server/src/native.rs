@@ -497,10 +497,18 @@ async fn artifact_content(
     let mut response = match ArtifactKind::parse(&artifact.kind) {
         Some(ArtifactKind::Dir) => Json(state.artifacts.tree(&artifact.digest).await?).into_response(),
         _ => {
-            let bytes = state.artifacts.get_bytes(&artifact.digest).await?;
+            // Streamed: memory bounded by a chunk, whatever the size.
+            let (size, stream) = state.artifacts.get_stream(&artifact.digest).await?;
             let media_type = header::HeaderValue::from_str(&artifact.media_type)
                 .unwrap_or(header::HeaderValue::from_static("application/octet-stream"));
-            ([(header::CONTENT_TYPE, media_type)], bytes).into_response()
+            (
+                [
+                    (header::CONTENT_TYPE, media_type),
+                    (header::CONTENT_LENGTH, size.into()),
+                ],
+                axum::body::Body::from_stream(stream),
+            )
+                .into_response()
         }
     };
     // Never let a browser run an artifact as a page of this origin.
