@@ -62,6 +62,9 @@ class Session:
         if getattr(fn, "__name__", "") == "create_experiment":
             # A bare id: mark it as one.
             self.transcript.append((label, "ok", {"experiment_id": value}))
+        elif isinstance(value, str) and ":/" in value:
+            # A bare URI: its ids are normalised like an artifact URI's.
+            self.transcript.append((label, "ok", {"uri": value}))
         else:
             self.transcript.append((label, "ok", plain(value)))
         return value
@@ -135,7 +138,7 @@ class Normaliser:
             return "<time>" if value not in (None, "", 0, "0") else value
         if key in ID_KEYS:
             return self.id(value)
-        if key in {"artifact_location", "artifact_uri", "source", "storage_location"} and isinstance(value, str):
+        if key in {"artifact_location", "artifact_uri", "source", "storage_location", "uri"} and isinstance(value, str):
             return self.artifact_uri(value)
         if isinstance(value, str):
             return self.text(value)

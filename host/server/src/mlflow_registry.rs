@@ -10,10 +10,7 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use weft_store::{ModelVersion, RegisteredModel};
 
-use crate::mlflow::{
-    body, matches_filter, next_token, opt_i64, opt_str, page_token, req_str, store_error, tags, validate_key,
-    MAX_TAG_VALUE,
-};
+use crate::mlflow::{body, opt_i64, opt_str, page_token, req_str, store_error, tags, validate_key, MAX_TAG_VALUE};
 use crate::{ApiError, AppState};
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -42,6 +39,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/model-versions/set-tag", post(set_version_tag))
         .route("/model-versions/delete-tag", axum::routing::delete(delete_version_tag))
         .route("/model-versions/get-download-uri", get(download_uri))
+        .route("/model-versions/transition-stage", post(transition_stage))
 }
 
 fn model_name(m: &Map<String, Value>, key: &str) -> Result<String, ApiError> {
@@ -92,7 +90,14 @@ fn model_json(m: &RegisteredModel) -> Value {
         "creation_timestamp": m.creation_timestamp,
         "last_updated_timestamp": m.last_updated_timestamp,
         "description": m.description,
-        "latest_versions": m.latest_versions.iter().map(version_json).collect::<Vec<_>>(),
+        // As the reference sends them: without their aliases.
+        "latest_versions": m.latest_versions.iter().map(|v| {
+            let mut v = version_json(v);
+            if let Some(o) = v.as_object_mut() {
+                o.remove("aliases");
+            }
+            v
+        }).collect::<Vec<_>>(),
         "tags": pairs(&m.tags),
         "aliases": m.aliases.iter().map(|(a, v)| json!({"alias": a, "version": v.to_string()})).collect::<Vec<_>>(),
     })
@@ -132,30 +137,34 @@ async fn search_models(
         return Err(ApiError::invalid(format!("max_results must be 1 to 1000, got {limit}")));
     }
     let offset = page_token(opt_str(&m, "page_token")?)?;
-    // Filter on names and tags, then load only the page: the work is
-    // linear in the models, and full models are read for at most a page.
-    let mut index = s.store.registered_model_index().await.map_err(store_error)?;
-    if let Some(filter) = opt_str(&m, "filter")?.filter(|f| !f.trim().is_empty()) {
-        let clauses = crate::mlflow::object_filter(filter)?;
-        let mut kept = Vec::with_capacity(index.len());
-        for (name, tags) in index {
-            if matches_filter(&clauses, &name, &tags)? {
-                kept.push((name, tags));
-            }
-        }
-        index = kept;
+    let clauses = filter_clauses(&m)?;
+    let order = order_by(&m)?;
+    // One more than a page: a next page token only when something follows.
+    let mut models = s
+        .store
+        .search_registered_models(&clauses, &order, limit + 1, offset)
+        .await
+        .map_err(store_error)?;
+    let next = (models.len() as i64 > limit).then(|| (offset + limit).to_string());
+    models.truncate(limit as usize);
+    Ok(Json(json!({
+        "registered_models": models.iter().map(model_json).collect::<Vec<_>>(),
+        "next_page_token": next,
+    })))
+}
+
+/// The `filter` of a search, parsed (empty: none).
+fn filter_clauses(m: &Map<String, Value>) -> Result<Vec<weft_store::search::Clause>, ApiError> {
+    match opt_str(m, "filter")?.filter(|f| !f.trim().is_empty()) {
+        Some(filter) => crate::mlflow::object_filter(filter),
+        None => Ok(Vec::new()),
     }
-    let mut page: Vec<Value> = Vec::new();
-    for (name, _) in index.iter().skip(offset as usize).take(limit as usize) {
-        match s.store.registered_model(name).await {
-            Ok(model) => page.push(model_json(&model)),
-            // Deleted since the index was read.
-            Err(weft_store::StoreError::NotFound { .. }) => {}
-            Err(e) => return Err(store_error(e)),
-        }
-    }
-    let next = next_token(page.len(), limit, offset);
-    Ok(Json(json!({ "registered_models": page, "next_page_token": next })))
+}
+
+/// The `order_by` of a search, parsed.
+fn order_by(m: &Map<String, Value>) -> Result<Vec<weft_store::search::OrderBy>, ApiError> {
+    weft_store::search::parse_order_by(&crate::mlflow::strings(m, "order_by")?)
+        .map_err(|e| ApiError::invalid(format!("invalid order_by: {e}")))
 }
 
 async fn update_model(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
@@ -230,7 +239,11 @@ async fn get_alias(
         .store
         .model_version_by_alias(&model_name(&m, "name")?, &alias(&m)?)
         .await
-        .map_err(store_error)?;
+        .map_err(|e| match e {
+            // The reference's code for an alias no version carries.
+            weft_store::StoreError::NotFound { what: "alias", .. } => ApiError::invalid(e.to_string()),
+            other => store_error(other),
+        })?;
     Ok(Json(json!({ "model_version": version_json(&v) })))
 }
 
@@ -245,13 +258,15 @@ async fn delete_alias(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Va
 
 async fn latest_versions(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
     let m = body(&bytes)?;
-    let model = s
+    let name = model_name(&m, "name")?;
+    s.store.registered_model(&name).await.map_err(store_error)?;
+    let versions = s
         .store
-        .registered_model(&model_name(&m, "name")?)
+        .latest_model_versions(&name, &crate::mlflow::strings(&m, "stages")?)
         .await
         .map_err(store_error)?;
     Ok(Json(
-        json!({ "model_versions": model.latest_versions.iter().map(version_json).collect::<Vec<_>>() }),
+        json!({ "model_versions": versions.iter().map(version_json).collect::<Vec<_>>() }),
     ))
 }
 
@@ -269,14 +284,12 @@ async fn latest_versions_get(
 async fn create_version(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
     let m = body(&bytes)?;
     let name = model_name(&m, "name")?;
-    let mut source = req_str(&m, "source")?.to_string();
+    // Kept exactly as given (`runs:/…` stays `runs:/…`): the client
+    // resolves it, as with the reference server.
+    let source = req_str(&m, "source")?.to_string();
     let run_id = opt_str(&m, "run_id")?.filter(|r| !r.is_empty());
-    // `runs:/<run>/<path>` names a run's artifact: store where it really is.
-    if let Some(rest) = source.strip_prefix("runs:/") {
-        let (run, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let info = s.store.run_info(run).await.map_err(store_error)?;
-        source = format!("{}/{}", info.artifact_uri.trim_end_matches('/'), path);
-    }
+    s.store.registered_model(&name).await.map_err(store_error)?;
+    validate_source(&s, &source, run_id).await?;
     if let Some(run) = run_id {
         s.store.run_info(run).await.map_err(store_error)?;
     }
@@ -307,40 +320,6 @@ async fn get_version(
     Ok(Json(json!({ "model_version": version_json(&v) })))
 }
 
-/// `name = 'x'` and/or `run_id = 'y'`, joined by AND.
-fn version_filter(filter: &str) -> Result<(Option<String>, Option<String>), ApiError> {
-    let (mut name, mut run) = (None, None);
-    let lower = filter.to_ascii_lowercase();
-    let mut parts = Vec::new();
-    let mut start = 0;
-    for (i, _) in lower.match_indices(" and ") {
-        parts.push(&filter[start..i]);
-        start = i + 5;
-    }
-    parts.push(&filter[start..]);
-    for part in parts {
-        let (key, value) = part
-            .split_once('=')
-            .ok_or_else(|| ApiError::invalid(format!("unsupported model version filter '{filter}'")))?;
-        let value = value.trim();
-        let value = value
-            .strip_prefix('\'')
-            .and_then(|v| v.strip_suffix('\''))
-            .ok_or_else(|| ApiError::invalid(format!("quote the value in '{part}'")))?
-            .to_string();
-        match key.trim() {
-            "name" => name = Some(value),
-            "run_id" => run = Some(value),
-            other => {
-                return Err(ApiError::invalid(format!(
-                    "model versions can be filtered by name or run_id, not '{other}'"
-                )))
-            }
-        }
-    }
-    Ok((name, run))
-}
-
 async fn search_versions(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
@@ -353,19 +332,125 @@ async fn search_versions(
         )));
     }
     let offset = page_token(opt_str(&m, "page_token")?)?;
-    let (name, run) = match opt_str(&m, "filter")?.filter(|f| !f.trim().is_empty()) {
-        Some(f) => version_filter(f)?,
-        None => (None, None),
-    };
-    let versions = s
+    let clauses = filter_clauses(&m)?;
+    let order = order_by(&m)?;
+    let mut versions = s
         .store
-        .model_versions(name.as_deref(), run.as_deref(), limit, offset)
+        .search_model_versions(&clauses, &order, limit + 1, offset)
         .await
         .map_err(store_error)?;
-    let next = next_token(versions.len(), limit, offset);
+    let next = (versions.len() as i64 > limit).then(|| (offset + limit).to_string());
+    versions.truncate(limit as usize);
     Ok(Json(
         json!({ "model_versions": versions.iter().map(version_json).collect::<Vec<_>>(), "next_page_token": next }),
     ))
+}
+
+/// Moves a version to a stage (MLflow's stages, in any case), archiving
+/// the others in that stage when asked.
+async fn transition_stage(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
+    let m = body(&bytes)?;
+    let given = req_str(&m, "stage")?;
+    let stage = STAGES.iter().find(|s| s.eq_ignore_ascii_case(given)).ok_or_else(|| {
+        ApiError::invalid(format!(
+            "invalid model version stage '{given}': one of {}",
+            STAGES.join(", ")
+        ))
+    })?;
+    let archive = match m.get("archive_existing_versions") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(t)) => t.eq_ignore_ascii_case("true"),
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "archive_existing_versions must be a boolean, got {other}"
+            )))
+        }
+    };
+    if archive && !matches!(*stage, "Staging" | "Production") {
+        return Err(ApiError::invalid(format!(
+            "archive_existing_versions is only valid for the Staging and Production stages, not {stage}"
+        )));
+    }
+    let v = s
+        .store
+        .transition_model_version_stage(&model_name(&m, "name")?, version(&m)?, stage, archive)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({ "model_version": version_json(&v) })))
+}
+
+/// MLflow's model version stages.
+const STAGES: [&str; 4] = ["None", "Staging", "Production", "Archived"];
+
+/// Where a model version's files may come from, as the reference checks
+/// it: no `..` or NUL (also percent-encoded), no local paths, a `runs:/`
+/// URI only of the given run, an `mlflow-artifacts:` URI only inside the
+/// given run's artifacts.
+async fn validate_source(s: &AppState, source: &str, run_id: Option<&str>) -> Result<(), ApiError> {
+    let refuse = |why: &str| ApiError::invalid(format!("invalid model version source '{source}': {why}"));
+    let mut decoded = source.to_string();
+    for _ in 0..8 {
+        let next = percent_decode(&decoded);
+        if next == decoded {
+            break;
+        }
+        decoded = next;
+    }
+    if decoded.contains('\0') || decoded.split('/').any(|p| p == ".." || p == ".") {
+        return Err(refuse("relative path parts are not allowed"));
+    }
+    let scheme = decoded.split_once(':').map(|(s, _)| s).filter(|s| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    match scheme {
+        None | Some("file") => Err(refuse("a local path cannot be a model source here")),
+        Some("runs") => {
+            let rest = decoded.trim_start_matches("runs:");
+            if rest.starts_with("//") {
+                return Err(refuse("a runs: URI has no host"));
+            }
+            let source_run = rest.trim_start_matches('/').split('/').next().unwrap_or("");
+            match run_id {
+                Some(run) if run == source_run => Ok(()),
+                _ => Err(refuse("a runs:/ source must name the run given as run_id")),
+            }
+        }
+        Some("mlflow-artifacts") => {
+            let Some(run) = run_id else {
+                return Err(refuse("an mlflow-artifacts source needs the run_id it belongs to"));
+            };
+            let info = s.store.run_info(run).await.map_err(store_error)?;
+            let root = info.artifact_uri.trim_end_matches('/');
+            if decoded == root || decoded.starts_with(&format!("{root}/")) {
+                Ok(())
+            } else {
+                Err(refuse("it is not inside the artifacts of the run given as run_id"))
+            }
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.replace('+', " ").into_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn update_version(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
@@ -435,10 +520,5 @@ mod tests {
         for bad in ["latest", "v3", "has space", "a/b", ""] {
             assert!(alias(&m(bad)).is_err(), "{bad}");
         }
-        assert_eq!(
-            version_filter("name = 'iris' and run_id = 'r1'").unwrap(),
-            (Some("iris".into()), Some("r1".into()))
-        );
-        assert!(version_filter("source = 'x'").is_err());
     }
 }

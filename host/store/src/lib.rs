@@ -16,6 +16,7 @@ pub use mirror::MirrorScope;
 mod model;
 mod plugin_calls;
 mod registry;
+mod registry_search;
 mod run_artifacts;
 mod run_list;
 pub mod search;

@@ -128,14 +128,75 @@ impl Store {
                 .bind(name)
                 .fetch_all(&self.pool)
                 .await?;
-        let latest: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM model_versions WHERE name = $1")
-            .bind(name)
-            .fetch_one(&self.pool)
-            .await?;
-        if let Some(version) = latest {
-            model.latest_versions = vec![self.model_version(name, version).await?];
-        }
+        model.latest_versions = self.latest_model_versions(name, &[]).await?;
         Ok(model)
+    }
+
+    /// The newest version in each stage (of `stages`, or of all when
+    /// empty), by version: what MLflow calls a model's latest versions.
+    pub async fn latest_model_versions(&self, name: &str, stages: &[String]) -> Result<Vec<ModelVersion>, StoreError> {
+        let latest: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT current_stage, MAX(version) FROM model_versions WHERE name = $1 GROUP BY current_stage ORDER BY MAX(version)",
+        )
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut versions = Vec::new();
+        for (stage, version) in latest {
+            if stages.is_empty() || stages.iter().any(|s| s.eq_ignore_ascii_case(&stage)) {
+                versions.push(self.model_version(name, version).await?);
+            }
+        }
+        Ok(versions)
+    }
+
+    /// Moves a version to a stage (`None`, `Staging`, `Production`,
+    /// `Archived`); with `archive_existing`, the other versions in that
+    /// stage (Staging or Production only) move to `Archived`.
+    pub async fn transition_model_version_stage(
+        &self,
+        name: &str,
+        version: i64,
+        stage: &str,
+        archive_existing: bool,
+    ) -> Result<ModelVersion, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let now = now_ms();
+        let n = sqlx::query(
+            "UPDATE model_versions SET current_stage = $1, last_updated_timestamp = $2 WHERE name = $3 AND version = $4",
+        )
+        .bind(stage)
+        .bind(now)
+        .bind(name)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound {
+                what: "model version",
+                key: format!("{name} version {version}"),
+            });
+        }
+        if archive_existing {
+            sqlx::query(
+                "UPDATE model_versions SET current_stage = 'Archived', last_updated_timestamp = $1 \
+                 WHERE name = $2 AND version != $3 AND current_stage = $4",
+            )
+            .bind(now)
+            .bind(name)
+            .bind(version)
+            .bind(stage)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("UPDATE registered_models SET last_updated_timestamp = $1 WHERE name = $2")
+            .bind(now)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.model_version(name, version).await
     }
 
     /// Registered models whose name matches a SQL LIKE pattern (all when

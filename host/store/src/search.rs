@@ -28,8 +28,13 @@ pub enum Attribute {
     ExperimentId,
     /// An experiment's creation time.
     CreationTime,
-    /// An experiment's last update time.
+    /// An experiment's last update time (a model's or version's
+    /// `last_updated_timestamp`).
     LastUpdateTime,
+    /// A model version's source (`source_path` in filters).
+    SourcePath,
+    /// A model version's number.
+    VersionNumber,
 }
 
 impl Attribute {
@@ -46,6 +51,10 @@ impl Attribute {
             "experiment_id" => Self::ExperimentId,
             "creation_time" => Self::CreationTime,
             "last_update_time" => Self::LastUpdateTime,
+            "creation_timestamp" => Self::CreationTime,
+            "last_updated_timestamp" | "timestamp" => Self::LastUpdateTime,
+            "source_path" => Self::SourcePath,
+            "version_number" => Self::VersionNumber,
             _ => return None,
         })
     }
@@ -61,7 +70,7 @@ impl Attribute {
             Self::ArtifactUri => "r.artifact_uri",
             Self::StartTime => "r.start_time",
             Self::EndTime => "r.end_time",
-            Self::ExperimentId | Self::CreationTime | Self::LastUpdateTime => return None,
+            _ => return None,
         })
     }
 
@@ -76,10 +85,33 @@ impl Attribute {
         })
     }
 
+    /// The column of a registered model, on the `registered_models m`
+    /// alias; both times sort by the last update, as in the reference.
+    pub(crate) fn model_column(self) -> Option<&'static str> {
+        Some(match self {
+            Self::RunName => "m.name",
+            Self::CreationTime | Self::LastUpdateTime => "m.last_updated_timestamp",
+            _ => return None,
+        })
+    }
+
+    /// The column of a model version, on the `model_versions v` alias.
+    pub(crate) fn version_column(self) -> Option<&'static str> {
+        Some(match self {
+            Self::RunName => "v.name",
+            Self::RunId => "v.run_id",
+            Self::SourcePath => "v.source",
+            Self::VersionNumber => "v.version",
+            Self::CreationTime => "v.creation_timestamp",
+            Self::LastUpdateTime => "v.last_updated_timestamp",
+            _ => return None,
+        })
+    }
+
     pub(crate) fn is_numeric(self) -> bool {
         matches!(
             self,
-            Self::StartTime | Self::EndTime | Self::CreationTime | Self::LastUpdateTime
+            Self::StartTime | Self::EndTime | Self::CreationTime | Self::LastUpdateTime | Self::VersionNumber
         )
     }
 }
