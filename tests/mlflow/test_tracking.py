@@ -100,8 +100,6 @@ def test_params_are_immutable_and_bad_input_is_a_4xx(weft_server):
         (post("experiments/create", json={"name": "Default"}), 400, "RESOURCE_ALREADY_EXISTS"),
         (requests.get(f"{api}/experiments/get-by-name", params={"experiment_name": "nope"}, timeout=10), 404, "RESOURCE_DOES_NOT_EXIST"),
         (requests.get(f"{api}/no/such/endpoint", timeout=10), 404, "ENDPOINT_NOT_FOUND"),
-        # Not stored yet: refused explicitly rather than silently dropped.
-        (post("runs/log-inputs", json={"run_id": run_id, "datasets": []}), 501, "NOT_IMPLEMENTED"),
     ]
     for response, status, code in cases:
         assert response.status_code == status, (response.request.url, response.text)

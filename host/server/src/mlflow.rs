@@ -349,7 +349,39 @@ struct DataOut<'a> {
 struct RunOut<'a> {
     info: InfoOut<'a>,
     data: DataOut<'a>,
-    inputs: Map<String, Value>,
+    inputs: Value,
+}
+
+/// A run's dataset inputs as MLflow sends them (empty parts left out).
+fn inputs_json(inputs: &[weft_store::DatasetInput]) -> Value {
+    if inputs.is_empty() {
+        return json!({});
+    }
+    let items: Vec<Value> = inputs
+        .iter()
+        .map(|i| {
+            let mut dataset = json!({
+                "name": i.name,
+                "digest": i.digest,
+                "source_type": i.source_type,
+                "source": i.source,
+            });
+            if let Some(o) = dataset.as_object_mut() {
+                if let Some(schema) = &i.schema {
+                    o.insert("schema".into(), json!(schema));
+                }
+                if let Some(profile) = &i.profile {
+                    o.insert("profile".into(), json!(profile));
+                }
+            }
+            let mut item = json!({ "dataset": dataset });
+            if !i.tags.is_empty() {
+                item["tags"] = i.tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
+            }
+            item
+        })
+        .collect();
+    json!({ "dataset_inputs": items })
 }
 
 fn info_out(i: &RunInfo) -> InfoOut<'_> {
@@ -388,7 +420,7 @@ fn run_out(r: &TrackedRun) -> RunOut<'_> {
             params: pairs_out(&r.params),
             tags: pairs_out(&r.tags),
         },
-        inputs: Map::new(),
+        inputs: inputs_json(&r.inputs),
     }
 }
 
@@ -773,13 +805,58 @@ async fn log_batch(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value
 
 /// Dataset inputs are not stored yet: say so rather than drop them. (501 is
 /// not among the statuses the client retries.)
-async fn log_inputs(bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    body(&bytes)?;
-    Err(ApiError::new(
-        axum::http::StatusCode::NOT_IMPLEMENTED,
-        "NOT_IMPLEMENTED",
-        "weft does not record dataset inputs (runs/log-inputs) yet; log the data as an artifact instead",
-    ))
+/// `runs/log-inputs`: the datasets a run used, with the reference's
+/// limits on each field.
+async fn log_inputs(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
+    let m = body(&bytes)?;
+    let run = run_id(&m)?;
+    let items = objects(&m, "datasets")?;
+    if items.len() > 1000 {
+        return Err(ApiError::invalid(format!(
+            "a call logs at most 1000 datasets, got {}",
+            items.len()
+        )));
+    }
+    let field = |d: &Map<String, Value>, key: &str, max: usize| -> Result<Option<String>, ApiError> {
+        let value = opt_str(d, key)?;
+        if let Some(v) = value {
+            if v.chars().count() > max {
+                return Err(ApiError::invalid(format!(
+                    "dataset {key} is longer than {max} characters"
+                )));
+            }
+        }
+        Ok(value.map(str::to_string))
+    };
+    let mut inputs = Vec::with_capacity(items.len());
+    for item in items {
+        let dataset = item
+            .get("dataset")
+            .and_then(Value::as_object)
+            .ok_or_else(|| ApiError::invalid("each dataset input needs a 'dataset' object"))?;
+        let mut tags = Vec::new();
+        for tag in objects(item, "tags")? {
+            let key = req_str(tag, "key")?;
+            let value = opt_str(tag, "value")?.unwrap_or("");
+            if key.chars().count() > 255 || value.chars().count() > 500 {
+                return Err(ApiError::invalid(format!(
+                    "input tag '{key}': keys are at most 255 characters and values 500"
+                )));
+            }
+            tags.push((key.to_string(), value.to_string()));
+        }
+        inputs.push(weft_store::DatasetInput {
+            name: field(dataset, "name", 500)?.unwrap_or_default(),
+            digest: field(dataset, "digest", 36)?.unwrap_or_default(),
+            source_type: field(dataset, "source_type", 500)?.unwrap_or_default(),
+            source: field(dataset, "source", 65_535)?.unwrap_or_default(),
+            schema: field(dataset, "schema", 1_048_575)?,
+            profile: field(dataset, "profile", 16_777_215)?,
+            tags,
+        });
+    }
+    s.store.log_inputs(run, &inputs).await.map_err(store_error)?;
+    Ok(Json(json!({})))
 }
 
 async fn search_runs(State(s): State<AppState>, bytes: Bytes) -> Result<axum::response::Response, ApiError> {

@@ -8,6 +8,7 @@
 //! transaction, so a process killed at any point leaves a consistent
 //! database.
 
+mod datasets;
 mod experiments;
 mod logged_models;
 mod metric_series;
@@ -26,6 +27,7 @@ mod sync;
 mod tracking;
 mod verifications;
 
+pub use datasets::DatasetInput;
 pub use experiments::{Experiment, ViewType};
 pub use logged_models::{model_status, LoggedModel, NewLoggedModel};
 pub use metric_series::{MetricSeries, MetricSummary};

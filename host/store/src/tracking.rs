@@ -39,6 +39,8 @@ pub struct TrackedRun {
     pub params: Vec<(String, String)>,
     pub tags: Vec<(String, String)>,
     pub metrics: Vec<MetricPoint>,
+    /// The datasets the run used (`runs/log-inputs`).
+    pub inputs: Vec<crate::DatasetInput>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -160,7 +162,7 @@ impl Store {
         Ok(())
     }
 
-    async fn active_run(&self, run_uuid: &str) -> Result<RunInfo, StoreError> {
+    pub(crate) async fn active_run(&self, run_uuid: &str) -> Result<RunInfo, StoreError> {
         let info = self.run_info(run_uuid).await?;
         if info.lifecycle_stage != "active" {
             return Err(StoreError::Invalid(format!(
@@ -279,6 +281,8 @@ impl Store {
         )>;
         let page: Page =
             serde_json::from_str(&json).map_err(|e| StoreError::Invalid(format!("malformed run page: {e}")))?;
+        let ids: Vec<&str> = page.iter().map(|(info, ..)| info.run_uuid.as_str()).collect();
+        let mut inputs = self.run_inputs(&ids).await?;
         page.into_iter()
             .map(|(info, mut params, mut tags, metrics)| {
                 params.sort();
@@ -302,11 +306,13 @@ impl Store {
                     })
                     .collect::<Result<Vec<_>, StoreError>>()?;
                 metrics.sort_by(|a, b| a.key.cmp(&b.key));
+                let inputs = inputs.remove(&info.run_uuid).unwrap_or_default();
                 Ok(TrackedRun {
                     info,
                     params,
                     tags,
                     metrics,
+                    inputs,
                 })
             })
             .collect()
