@@ -32,11 +32,13 @@ TIME_KEYS = {
     "last_updated_timestamp",
     "deleted_time",
     "last_updated",
+    "creation_timestamp_ms",
+    "last_updated_timestamp_ms",
 }
 # Keys whose values are server-assigned ids: compared by first appearance.
 # A run name the server made up (adjective-noun-number).
 GENERATED_NAME = re.compile(r"[a-z]+-[a-z]+-[0-9]{1,3}")
-ID_KEYS = {"experiment_id", "run_id", "run_uuid", "model_id", "digest_of_id"}
+ID_KEYS = {"experiment_id", "run_id", "run_uuid", "model_id", "source_run_id"}
 
 
 class Session:
@@ -151,7 +153,7 @@ class Normaliser:
         for part in parts:
             if part in self.ids:
                 out.append(self.ids[part])
-            elif part.isdigit() or (len(part) == 32 and all(c in "0123456789abcdef" for c in part)):
+            elif part.isdigit() or (len(part) == 32 and all(c in "0123456789abcdef" for c in part)) or part.startswith("m-"):
                 out.append(self.id(part))
             else:
                 out.append(part)

@@ -107,3 +107,65 @@ def test_metric_history(weft_server, mlflow_reference):
                json={"run_id": rid, "key": "loss", "value": "high", "timestamp": 1, "step": 0})
 
     compare(scenario, mlflow_reference, weft_server)
+
+
+def test_search_runs(weft_server, mlflow_reference):
+    def scenario(s):
+        c = s.client
+        eid = c.create_experiment(s.name("search"))
+        other = c.create_experiment(s.name("search-other"))
+        t = 1_700_000_000_000
+        rows = [("a", 0.9, "cnn", "FINISHED"), ("b", 0.7, "mlp", "FINISHED"), ("c", 0.8, "cnn", "FAILED"),
+                ("d", None, "svm", "RUNNING"), ("e", 0.95, "cnn", "FINISHED")]
+        for i, (name, acc, model, status) in enumerate(rows):
+            run = c.create_run(eid, run_name=name, start_time=t + i * 1000, tags={"team": "x" if i % 2 else "y"})
+            rid = run.info.run_id
+            c.log_param(rid, "model", model)
+            if acc is not None:
+                c.log_metric(rid, "acc", acc, timestamp=t, step=0)
+            c.log_metric(rid, "loss", 1 - i / 10, timestamp=t, step=i)
+            if status != "RUNNING":
+                c.set_terminated(rid, status=status, end_time=t + i * 1000 + 500)
+        c.create_run(other, run_name="elsewhere", start_time=t)
+        deleted = c.create_run(eid, run_name="gone", start_time=t).info.run_id
+        c.delete_run(deleted)
+
+        def names(label, **kw):
+            s.call(label, lambda: [r.info.run_name for r in c.search_runs([eid], **kw)])
+
+        names("default order")
+        names("by metric", order_by=["metrics.acc DESC"])
+        names("by metric asc, missing last", order_by=["metrics.acc ASC"])
+        names("by param then name", order_by=["params.model", "attributes.run_name DESC"])
+        names("by start", order_by=["attributes.start_time ASC"])
+        names("by end", order_by=["attributes.end_time DESC"])
+        names("metric filter", filter_string="metrics.acc >= 0.8")
+        names("param filter", filter_string="params.model = 'cnn'", order_by=["attributes.run_name"])
+        names("param in", filter_string="params.model IN ('mlp', 'svm')", order_by=["attributes.run_name"])
+        names("tag filter", filter_string="tags.team = 'x'", order_by=["attributes.run_name"])
+        names("status", filter_string="attributes.status = 'FINISHED'", order_by=["attributes.run_name"])
+        names("status !=", filter_string="attributes.status != 'FINISHED'", order_by=["attributes.run_name"])
+        names("name like", filter_string="attributes.run_name LIKE '%a%'")
+        names("name ilike", filter_string="run_name ILIKE 'A'")
+        names("combined", filter_string="metrics.acc > 0.75 and params.model = 'cnn' and tags.team = 'y'",
+              order_by=["metrics.acc"])
+        names("start time", filter_string=f"attributes.start_time > {t + 1500}", order_by=["attributes.run_name"])
+        names("deleted only", run_view_type=2)
+        names("all", run_view_type=3, order_by=["attributes.run_name"])
+        names("unknown metric", filter_string="metrics.nope > 0")
+        names("bad filter", filter_string="metrics.acc >")
+        names("bad order", order_by=["metrics.acc SIDEWAYS"])
+        names("unknown attribute", filter_string="attributes.colour = 'red'")
+        s.call("two experiments", lambda: sorted(r.info.run_name for r in c.search_runs([eid, other], filter_string="params.model = 'cnn' or 1")))
+        seen = []
+        token = None
+        while True:
+            page = c.search_runs([eid], max_results=2, order_by=["attributes.run_name"], page_token=token)
+            seen.append([r.info.run_name for r in page])
+            token = page.token
+            if not token:
+                break
+        s.note("pages", seen)
+        s.call("one run's data", lambda: c.search_runs([eid], filter_string="attributes.run_name = 'e'")[0].data)
+
+    compare(scenario, mlflow_reference, weft_server)

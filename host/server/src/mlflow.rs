@@ -403,6 +403,19 @@ fn pairs_out(pairs: &[(String, String)]) -> Vec<KeyValueOut<'_>> {
     pairs.iter().map(|(k, v)| KeyValueOut { key: k, value: v }).collect()
 }
 
+/// A metric value as MLflow sends it (NaN and infinities as strings).
+pub(crate) fn metric_value_json(value: f64) -> Value {
+    serde_json::to_value(metric_out(&MetricPoint {
+        key: String::new(),
+        value,
+        timestamp: 0,
+        step: 0,
+    }))
+    .ok()
+    .and_then(|v| v.get("value").cloned())
+    .unwrap_or(Value::Null)
+}
+
 fn metric_out(m: &MetricPoint) -> MetricOut<'_> {
     MetricOut {
         key: &m.key,
@@ -728,11 +741,37 @@ async fn restore_run(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Val
 async fn log_metric(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
     let m = body(&bytes)?;
     let metric = parse_metric(&m)?;
-    s.store
-        .log_batch(run_id(&m)?, &[metric], &[], &[])
-        .await
-        .map_err(store_error)?;
+    let run = run_id(&m)?;
+    let on_models = model_metrics(run, &[&m], std::slice::from_ref(&metric))?;
+    s.store.log_batch(run, &[metric], &[], &[]).await.map_err(store_error)?;
+    if !on_models.is_empty() {
+        s.store.log_model_metrics(&on_models).await.map_err(store_error)?;
+    }
     Ok(Json(json!({})))
+}
+
+/// The metrics that name a logged model (`model_id`, and optionally the
+/// dataset they were measured on), to be recorded on that model too.
+fn model_metrics(
+    run: &str,
+    raw: &[&Map<String, Value>],
+    parsed: &[MetricPoint],
+) -> Result<Vec<(String, weft_store::ModelMetric)>, ApiError> {
+    let mut out = Vec::new();
+    for (m, point) in raw.iter().zip(parsed) {
+        if let Some(model) = opt_str(m, "model_id")?.filter(|id| !id.is_empty()) {
+            out.push((
+                model.to_string(),
+                weft_store::ModelMetric {
+                    point: point.clone(),
+                    run_id: run.to_string(),
+                    dataset_name: opt_str(m, "dataset_name")?.unwrap_or("").to_string(),
+                    dataset_digest: opt_str(m, "dataset_digest")?.unwrap_or("").to_string(),
+                },
+            ));
+        }
+    }
+    Ok(out)
 }
 
 async fn log_param(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
@@ -782,7 +821,10 @@ async fn log_batch(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value
             "a batch holds at most 1000 metrics, params and tags in total",
         ));
     }
-    let metrics: Vec<MetricPoint> = metrics.into_iter().map(parse_metric).collect::<Result<_, _>>()?;
+    let parsed: Vec<MetricPoint> = metrics.iter().copied().map(parse_metric).collect::<Result<_, _>>()?;
+    let run = run_id(&m)?;
+    let on_models = model_metrics(run, &metrics, &parsed)?;
+    let metrics = parsed;
     let params: Vec<(String, String)> = params
         .into_iter()
         .map(|p| parse_pair("param", p, MAX_PARAM_VALUE))
@@ -797,14 +839,15 @@ async fn log_batch(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value
         .map(|t| parse_pair("tag", t, MAX_TAG_VALUE))
         .collect::<Result<_, _>>()?;
     s.store
-        .log_batch(run_id(&m)?, &metrics, &params, &tags)
+        .log_batch(run, &metrics, &params, &tags)
         .await
         .map_err(store_error)?;
+    if !on_models.is_empty() {
+        s.store.log_model_metrics(&on_models).await.map_err(store_error)?;
+    }
     Ok(Json(json!({})))
 }
 
-/// Dataset inputs are not stored yet: say so rather than drop them. (501 is
-/// not among the statuses the client retries.)
 /// `runs/log-inputs`: the datasets a run used, with the reference's
 /// limits on each field.
 async fn log_inputs(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {

@@ -51,7 +51,21 @@ fn model_json(m: &LoggedModel) -> Value {
             "tags": pairs(&m.tags),
             "registrations": [],
         },
-        "data": { "params": pairs(&m.params), "metrics": [] },
+        "data": { "params": pairs(&m.params), "metrics": m.metrics.iter().map(|x| {
+            let mut metric = json!({
+                "key": x.point.key,
+                "value": crate::mlflow::metric_value_json(x.point.value),
+                "timestamp": x.point.timestamp,
+                "step": x.point.step,
+                "run_id": x.run_id,
+                "model_id": m.model_id,
+            });
+            if !x.dataset_name.is_empty() {
+                metric["dataset_name"] = json!(x.dataset_name);
+                metric["dataset_digest"] = json!(x.dataset_digest);
+            }
+            metric
+        }).collect::<Vec<_>>() },
     })
 }
 

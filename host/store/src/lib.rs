@@ -29,7 +29,7 @@ mod verifications;
 
 pub use datasets::DatasetInput;
 pub use experiments::{Experiment, ViewType};
-pub use logged_models::{model_status, LoggedModel, NewLoggedModel};
+pub use logged_models::{model_status, LoggedModel, ModelMetric, NewLoggedModel};
 pub use metric_series::{MetricSeries, MetricSummary};
 pub use model::*;
 pub use plugin_calls::PluginCall;

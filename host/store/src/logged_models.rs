@@ -36,6 +36,32 @@ pub struct LoggedModel {
     pub params: Vec<(String, String)>,
     #[sqlx(skip)]
     pub tags: Vec<(String, String)>,
+    /// Metrics logged against the model, by time.
+    #[sqlx(skip)]
+    pub metrics: Vec<ModelMetric>,
+}
+
+/// A metric logged against a logged model.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ModelMetric {
+    pub point: crate::MetricPoint,
+    /// The run that logged it.
+    pub run_id: String,
+    /// The dataset it was measured on (empty: none given).
+    pub dataset_name: String,
+    pub dataset_digest: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct ModelMetricRow {
+    key: String,
+    value: f64,
+    is_nan: i64,
+    timestamp: i64,
+    step: i64,
+    run_uuid: String,
+    dataset_name: String,
+    dataset_digest: String,
 }
 
 /// What a new logged model starts with.
@@ -114,7 +140,70 @@ impl Store {
             .bind(model_id)
             .fetch_all(&self.pool)
             .await?;
+        let rows: Vec<ModelMetricRow> = sqlx::query_as(
+            "SELECT key, value, CAST(is_nan AS INTEGER) AS is_nan, timestamp, step, run_uuid, dataset_name, dataset_digest \
+             FROM logged_model_metrics WHERE model_id = $1 ORDER BY timestamp, step, key",
+        )
+        .bind(model_id)
+        .fetch_all(&self.pool)
+        .await?;
+        model.metrics = rows
+            .into_iter()
+            .map(|r| ModelMetric {
+                point: crate::MetricPoint {
+                    key: r.key,
+                    value: if r.is_nan != 0 { f64::NAN } else { r.value },
+                    timestamp: r.timestamp,
+                    step: r.step,
+                },
+                run_id: r.run_uuid,
+                dataset_name: r.dataset_name,
+                dataset_digest: r.dataset_digest,
+            })
+            .collect();
         Ok(model)
+    }
+
+    /// Records metrics against logged models (each `(model_id, metric)`),
+    /// logged by a run. An exact duplicate is kept once.
+    pub async fn log_model_metrics(&self, metrics: &[(String, ModelMetric)]) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        for (model_id, m) in metrics {
+            let exists: Option<String> = sqlx::query_scalar(
+                "SELECT model_id FROM logged_models WHERE model_id = $1 AND lifecycle_stage = 'active'",
+            )
+            .bind(model_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound {
+                    what: "logged model",
+                    key: model_id.clone(),
+                });
+            }
+            let (value, is_nan) = if m.point.value.is_nan() {
+                (0.0, true)
+            } else {
+                (m.point.value.clamp(f64::MIN, f64::MAX), false)
+            };
+            sqlx::query(
+                "INSERT INTO logged_model_metrics (model_id, key, value, is_nan, timestamp, step, run_uuid, dataset_name, dataset_digest) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+            )
+            .bind(model_id)
+            .bind(&m.point.key)
+            .bind(value)
+            .bind(is_nan)
+            .bind(m.point.timestamp)
+            .bind(m.point.step)
+            .bind(&m.run_id)
+            .bind(&m.dataset_name)
+            .bind(&m.dataset_digest)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Sets a logged model's status (finalizing it).
@@ -233,11 +322,20 @@ impl Store {
                     push_comparison(&mut q, self.backend, "m.status", clause);
                     continue;
                 }
+                Entity::Metric(key) => {
+                    q.push("EXISTS (SELECT 1 FROM logged_model_metrics x WHERE x.model_id = m.model_id AND x.key = ")
+                        .push_bind(key.clone())
+                        .push(" AND NOT x.is_nan AND ");
+                    push_comparison(&mut q, self.backend, "x.value", clause);
+                    q.push(")");
+                    continue;
+                }
                 Entity::Param(key) => ("logged_model_params", key),
                 Entity::Tag(key) => ("logged_model_tags", key),
                 _ => {
                     return Err(StoreError::Invalid(
-                        "logged models can be filtered on name, status, params.<key> and tags.<key>".into(),
+                        "logged models can be filtered on name, status, metrics.<key>, params.<key> and tags.<key>"
+                            .into(),
                     ))
                 }
             };
