@@ -44,3 +44,30 @@ export const api = {
   models: () => request("/models?limit=1000"),
   model: (name) => request(`/models/${enc(name)}`),
 };
+
+/** The MLflow API (/api/2.0/mlflow), for experiments and client-logged runs. */
+async function mlflowRequest(method, path, { params, body } = {}) {
+  const url = `/api/2.0/mlflow${path}${params ? queryString(params) : ""}`;
+  const init = { method, headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(url, init);
+  if (!response.ok) {
+    let error = null;
+    try { error = await response.json(); } catch { /* not JSON */ }
+    throw new ApiError(response.status, error);
+  }
+  return response.json();
+}
+
+export const mlflow = {
+  get: (path, params) => mlflowRequest("GET", `/${path}`, { params }),
+  post: (path, body) => mlflowRequest("POST", `/${path}`, { body }),
+  artifacts: async (path) => {
+    const response = await fetch(`/api/2.0/mlflow-artifacts/artifacts${queryString({ path })}`);
+    if (!response.ok) throw new ApiError(response.status, null);
+    return response.json();
+  },
+};

@@ -8,6 +8,7 @@ import * as run from "./pages/run.js";
 import * as compare from "./pages/compare.js";
 import * as artifacts from "./pages/artifacts.js";
 import * as models from "./pages/models.js";
+import * as experiments from "./pages/experiments.js";
 
 const view = document.getElementById("view");
 let stop = null;
@@ -19,6 +20,7 @@ function pageFor(parts) {
     case "compare": return compare;
     case "artifacts": return artifacts;
     case "models": return models;
+    case "experiments": return experiments;
     default: return null;
   }
 }

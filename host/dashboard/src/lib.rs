@@ -10,7 +10,10 @@
 //! Pages (`#/...` routes in `assets/app.js`): runs (filter, sort, pages),
 //! a run (its DAG with each step's state, logs, params, metrics, charts;
 //! refreshed while the run goes on), comparison of runs, artifacts (preview,
-//! download, lineage) and models (versions, aliases, lineage).
+//! download, lineage), models (versions, aliases, lineage) and experiments
+//! (any MLflow client's runs: params, metric charts, tags, datasets,
+//! artifacts; deleted experiments and runs shown on request and restorable,
+//! read through the MLflow API).
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -46,6 +49,7 @@ const ASSETS: &[Asset] = assets! {
     "pages/compare.js" => "text/javascript; charset=utf-8",
     "pages/artifacts.js" => "text/javascript; charset=utf-8",
     "pages/models.js" => "text/javascript; charset=utf-8",
+    "pages/experiments.js" => "text/javascript; charset=utf-8",
 };
 
 /// Scripts and styles come from this origin only; nothing inline, nothing

@@ -10,7 +10,8 @@
 //! - **Content type**: a POST or PUT to a JSON API must say
 //!   `Content-Type: application/json`, so no HTML form or `text/plain`
 //!   "simple request" can reach a handler.
-//! - **Token**: with `--token`, writes need `Authorization: Bearer <token>`;
+//! - **Token**: with `--token`, writes need `Authorization: Bearer <token>`
+//!   (a search sent as POST is a read);
 //!   with `--token-for-reads` too, every request but `/health` does.
 
 use axum::extract::{Request, State};
@@ -119,6 +120,17 @@ fn json_api(path: &str) -> bool {
     path.starts_with("/api/2.0/mlflow/") || path.starts_with("/ajax-api/2.0/mlflow/") || path == "/api/v1/sync/runs"
 }
 
+/// POST endpoints of the MLflow API that only read.
+fn read_only_post(path: &str) -> bool {
+    let rest = path
+        .strip_prefix("/api/2.0/mlflow/")
+        .or_else(|| path.strip_prefix("/ajax-api/2.0/mlflow/"));
+    matches!(
+        rest,
+        Some("runs/search" | "experiments/search" | "logged-models/search" | "registered-models/get-latest-versions")
+    )
+}
+
 /// The checks above, in order.
 pub(crate) async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let policy = &state.security;
@@ -183,7 +195,9 @@ pub(crate) async fn guard(State(state): State<AppState>, request: Request, next:
     let Some(token) = &state.token else {
         return next.run(request).await;
     };
-    let read = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    // Searches sent as POST (as the MLflow API has them) change nothing.
+    let read = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        || (*request.method() == Method::POST && read_only_post(path));
     if exempt || (read && !policy.token_for_reads) {
         return next.run(request).await;
     }

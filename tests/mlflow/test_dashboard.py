@@ -1,0 +1,57 @@
+"""A training script logs with the official mlflow client only; its runs
+show in the dashboard's Experiments pages (headless Chromium, driven by
+tests/ui/experiments.test.mjs) beside a pipeline's experiment."""
+import os
+import pathlib
+import shutil
+import subprocess
+
+import mlflow
+import pytest
+from mlflow.entities import Dataset, DatasetInput, InputTag
+from mlflow.tracking import MlflowClient
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+
+
+def test_client_logged_runs_show_in_the_dashboard(weft_server, tmp_path):
+    ui = ROOT / "tests" / "ui"
+    if not (pathlib.Path(CHROMIUM).exists() and (ui / "node_modules" / "playwright-core").exists() and shutil.which("node")):
+        pytest.skip("Chromium, Node.js and tests/ui/node_modules are needed (tests/run.sh installs them)")
+    client = MlflowClient()
+    # A pipeline's experiment, as `weft run` would make it.
+    client.create_experiment("iris")
+    old = client.create_experiment("old-trials")
+    client.delete_experiment(old)
+
+    # The training script: nothing but the mlflow client.
+    mlflow.set_experiment("iris-sklearn")
+    (tmp_path / "report.txt").write_text("accuracy 0.93\n")
+    for name, c, acc in [("logreg-c1", 1.0, 0.93), ("logreg-c10", 10.0, 0.91)]:
+        with mlflow.start_run(run_name=name) as run:
+            mlflow.log_params({"C": c, "solver": "lbfgs"})
+            for step in range(10):
+                mlflow.log_metric("loss", 1.0 / (step + 1) + 0.1 / c, step=step)
+            mlflow.log_metric("accuracy", acc)
+            mlflow.set_tags({"team": "vision"})
+            mlflow.log_artifact(str(tmp_path / "report.txt"))
+            model_dir = tmp_path / f"model-{name}"
+            model_dir.mkdir()
+            (model_dir / "weights.json").write_text('{"C": %s}' % c)
+            mlflow.log_artifacts(str(model_dir), artifact_path="model")
+            client.log_inputs(run.info.run_id, [DatasetInput(
+                Dataset(name="iris", digest="d41d8cd9", source_type="local", source='{"uri": "iris.csv"}'),
+                [InputTag("mlflow.data.context", "training")])])
+            if name == "logreg-c1":
+                run_id = run.info.run_id
+    experiment = mlflow.get_experiment_by_name("iris-sklearn").experiment_id
+
+    out = subprocess.run(
+        ["node", "--test", "--test-reporter=spec", "--test-concurrency=1", str(ui / "experiments.test.mjs")],
+        cwd=ui,
+        env={**os.environ, "WEFT_URL": weft_server, "WEFT_EXPERIMENT": experiment, "WEFT_RUN": run_id,
+             "WEFT_SCREENSHOTS": str(ROOT / "target" / "test-output" / "dashboard"), "CHROMIUM": CHROMIUM},
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, f"browser tests failed:\n{out.stdout[-6000:]}\n{out.stderr[-3000:]}"
