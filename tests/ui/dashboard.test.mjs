@@ -12,7 +12,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { openPage } from "./browser.mjs";
 
 const base = need("WEFT_URL");
 const firstRun = need("WEFT_FIRST_RUN");
@@ -32,22 +32,14 @@ let page;
 let pageErrors = [];
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync"],
-  });
-  page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
-  page.on("pageerror", (e) => pageErrors.push(String(e)));
-  page.on("console", (m) => { if (m.type() === "error") pageErrors.push(m.text()); });
-  page.setDefaultTimeout(10_000);
+  ({ browser, page, errors: pageErrors } = await openPage());
 });
 
 after(async () => { await browser?.close(); });
 
 /** Opens a page of the dashboard and waits until it is drawn. */
 async function visit(hash) {
-  pageErrors = [];
+  pageErrors.length = 0;
   await page.goto(`${base}/${hash}`);
   await drawn();
 }

@@ -148,11 +148,7 @@ impl Store {
     /// Sets a tag of an active experiment.
     pub async fn set_experiment_tag(&self, id: i64, key: &str, value: &str) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        if experiment_stage(&mut tx, id).await? != "active" {
-            return Err(StoreError::InvalidState(format!(
-                "the experiment {id} must be in the 'active' state"
-            )));
-        }
+        require_active(&mut tx, id).await?;
         sqlx::query(
             "INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3) \
              ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value",
@@ -169,11 +165,7 @@ impl Store {
     /// Deletes a tag of an active experiment.
     pub async fn delete_experiment_tag(&self, id: i64, key: &str) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        if experiment_stage(&mut tx, id).await? != "active" {
-            return Err(StoreError::InvalidState(format!(
-                "the experiment {id} must be in the 'active' state"
-            )));
-        }
+        require_active(&mut tx, id).await?;
         let deleted = sqlx::query("DELETE FROM experiment_tags WHERE experiment_id = $1 AND key = $2")
             .bind(id)
             .bind(key)
@@ -320,6 +312,16 @@ async fn experiment_stage(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i64) ->
             what: "experiment",
             key: id.to_string(),
         })
+}
+
+/// Refuses a change to an experiment that is not active.
+async fn require_active(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i64) -> Result<(), StoreError> {
+    if experiment_stage(tx, id).await? != "active" {
+        return Err(StoreError::InvalidState(format!(
+            "the experiment {id} must be in the 'active' state"
+        )));
+    }
+    Ok(())
 }
 
 /// One clause of an experiment search over the `experiments e` alias.
