@@ -85,38 +85,31 @@ impl Store {
         Ok(id)
     }
 
-    async fn with_tags(&self, mut e: Experiment) -> Result<Experiment, StoreError> {
-        e.tags = sqlx::query_as("SELECT key, value FROM experiment_tags WHERE experiment_id = $1 ORDER BY key")
-            .bind(e.experiment_id)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(e)
-    }
-
     /// An experiment by id.
     pub async fn experiment(&self, id: i64) -> Result<Experiment, StoreError> {
-        let e: Experiment = sqlx::query_as("SELECT * FROM experiments WHERE experiment_id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound {
-                what: "experiment",
-                key: id.to_string(),
-            })?;
-        self.with_tags(e).await
+        let mut q = Sql::new(self.backend, "SELECT * FROM experiments WHERE experiment_id = ");
+        q.push_bind(id);
+        self.one_experiment(q, id.to_string()).await
     }
 
     /// An experiment by name.
     pub async fn experiment_by_name(&self, name: &str) -> Result<Experiment, StoreError> {
-        let e: Experiment = sqlx::query_as("SELECT * FROM experiments WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound {
-                what: "experiment",
-                key: name.to_string(),
-            })?;
-        self.with_tags(e).await
+        let mut q = Sql::new(self.backend, "SELECT * FROM experiments WHERE name = ");
+        q.push_bind(name.to_string());
+        self.one_experiment(q, name.to_string()).await
+    }
+
+    /// The experiment `q` selects, with its tags; `key` names it when absent.
+    async fn one_experiment(&self, mut q: Sql<'_>, key: String) -> Result<Experiment, StoreError> {
+        let e: Option<Experiment> = q.build_query_as()?.fetch_optional(&self.pool).await?;
+        let e = e.ok_or(StoreError::NotFound {
+            what: "experiment",
+            key: key.clone(),
+        })?;
+        self.with_all_tags(vec![e]).await?.pop().ok_or(StoreError::NotFound {
+            what: "experiment",
+            key,
+        })
     }
 
     /// Renames an active experiment.

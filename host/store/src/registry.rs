@@ -68,6 +68,16 @@ pub fn validate_model_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Marks a registered model updated (a version of it changed).
+async fn touch_model(tx: &mut sqlx::Transaction<'_, sqlx::Any>, name: &str, now: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE registered_models SET last_updated_timestamp = $1 WHERE name = $2")
+        .bind(now)
+        .bind(name)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 fn not_found_model(name: &str) -> StoreError {
     StoreError::NotFound {
         what: "registered model",
@@ -190,11 +200,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query("UPDATE registered_models SET last_updated_timestamp = $1 WHERE name = $2")
-            .bind(now)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        touch_model(&mut tx, name, now).await?;
         tx.commit().await?;
         self.model_version(name, version).await
     }
@@ -367,11 +373,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("UPDATE registered_models SET last_updated_timestamp = $1 WHERE name = $2")
-            .bind(now)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        touch_model(&mut tx, name, now).await?;
         tx.commit().await?;
         self.model_version(name, version).await
     }

@@ -7,6 +7,11 @@ use crate::sql::{Backend, Sql};
 use crate::tracking::push_comparison;
 use crate::{Store, StoreError};
 
+/// The tags of the model (`m`) or version (`v`) a search looks at, as the
+/// `FROM … WHERE` of a subquery.
+const MODEL_TAGS: &str = "registered_model_tags x WHERE x.name = m.name";
+const VERSION_TAGS: &str = "model_version_tags x WHERE x.name = v.name AND x.version = v.version";
+
 impl Store {
     /// One page of registered models matching every clause (on `name` and
     /// tags), in `order` (on `name`, `creation_timestamp` or
@@ -19,16 +24,10 @@ impl Store {
         offset: i64,
     ) -> Result<Vec<RegisteredModel>, StoreError> {
         let mut q = Sql::new(self.backend, "SELECT m.name FROM registered_models m WHERE ");
-        let clauses = prompts_or_models(&mut q, clauses, "registered_model_tags x WHERE x.name = m.name");
+        let clauses = prompts_or_models(&mut q, clauses, MODEL_TAGS);
         for clause in clauses {
             q.push(" AND ");
-            push_clause(
-                &mut q,
-                self.backend,
-                clause,
-                Attribute::model_column,
-                "registered_model_tags x WHERE x.name = m.name",
-            )?;
+            push_clause(&mut q, self.backend, clause, Attribute::model_column, MODEL_TAGS)?;
         }
         q.push(" ORDER BY ");
         push_order(&mut q, order, Attribute::model_column)?;
@@ -59,20 +58,10 @@ impl Store {
         offset: i64,
     ) -> Result<Vec<ModelVersion>, StoreError> {
         let mut q = Sql::new(self.backend, "SELECT v.name, v.version FROM model_versions v WHERE ");
-        let clauses = prompts_or_models(
-            &mut q,
-            clauses,
-            "model_version_tags x WHERE x.name = v.name AND x.version = v.version",
-        );
+        let clauses = prompts_or_models(&mut q, clauses, VERSION_TAGS);
         for clause in clauses {
             q.push(" AND ");
-            push_clause(
-                &mut q,
-                self.backend,
-                clause,
-                Attribute::version_column,
-                "model_version_tags x WHERE x.name = v.name AND x.version = v.version",
-            )?;
+            push_clause(&mut q, self.backend, clause, Attribute::version_column, VERSION_TAGS)?;
         }
         q.push(" ORDER BY ");
         let default = [
