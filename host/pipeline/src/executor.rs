@@ -19,9 +19,10 @@ use weft_runtime::{Cancel, Runtime};
 use weft_store::{status, NewArtifact, Store};
 
 use crate::hooks::{HookContext, RunHook};
+use crate::ledger::Ledger;
 use crate::manifest::InputSource;
 use crate::recorder::default_media_type;
-use crate::runner::{run_step, Components, PendingHits, Resolved, RunContext, StepResult};
+use crate::runner::{run_step, Components, Resolved, RunContext, StepResult};
 use crate::sandbox::SandboxPool;
 use crate::scheduler::Scheduler;
 use crate::{canonical_json, ExecError, Manifest};
@@ -297,7 +298,7 @@ impl Executor {
             on_event: options.on_event.clone(),
             sandboxes: SandboxPool::new(self.options.work_dir.join(std::process::id().to_string()).join(run_id)),
             components: Components::new(self.archived.clone()),
-            hits: PendingHits::default(),
+            ledger: Ledger::new(self.store.clone()),
         });
         let max_parallel = manifest
             .max_parallel
@@ -366,11 +367,11 @@ impl Executor {
             let (i, mut result) = joined.map_err(|e| ExecError::Io(format!("a step task failed: {e}")))?;
             // Gates on the step's outputs: a rejection fails the step, so
             // nothing downstream reads what it wrote. (A gate reads the
-            // output's row: queued cache hits are written first.)
+            // output's row: the ledger is written first.)
             let gated =
                 (result.status == status::SUCCEEDED || result.status == status::CACHED) && !manifest.gates.is_empty();
             if gated {
-                ctx.hits.flush(&self.store).await?;
+                ctx.ledger.flush().await?;
             }
             if gated {
                 for (output, resolved) in &result.outputs {
@@ -415,7 +416,7 @@ impl Executor {
             }
         }
 
-        ctx.hits.flush(&self.store).await?;
+        ctx.ledger.flush().await?;
         ctx.sandboxes.remove_all();
         let cancelled = options.cancel.is_cancelled();
         if cancelled {

@@ -24,6 +24,7 @@ mod error;
 mod executor;
 mod hooks;
 mod integrations;
+mod ledger;
 mod manifest;
 mod models;
 mod recorder;

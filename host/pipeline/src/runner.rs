@@ -16,6 +16,7 @@ use weft_store::{new_id, status, CacheHit, NewArtifact, StepRunRecord, Store};
 
 use crate::cache_key::{SpecInput, SpecLimits, SpecOutput, StepSpec};
 use crate::executor::Event;
+use crate::ledger::Ledger;
 use crate::manifest::Step;
 use crate::recorder::{self, Keep, Output};
 use crate::sandbox::SandboxPool;
@@ -65,42 +66,8 @@ pub(crate) struct RunContext {
     pub on_event: Arc<dyn Fn(Event) + Send + Sync>,
     pub sandboxes: SandboxPool,
     pub components: Components,
-    /// Cache hits not written yet (see [`PendingHits`]).
-    pub hits: PendingHits,
-}
-
-/// Cache hits waiting to be written, so that a run of many hits writes them
-/// in a few statements instead of a transaction each. Nothing downstream
-/// needs their rows but the artifact ids, which are chosen here; they are
-/// written before any other write that could refer to them (a step run's
-/// record, a gate reading an output), when enough pile up, and at the end
-/// of the run. A run killed before that leaves its hits pending, and the
-/// next run marks them crashed, like any step that did not finish.
-#[derive(Default)]
-pub(crate) struct PendingHits {
-    hits: Mutex<Vec<CacheHit>>,
-    /// Held while a batch is written: a flush returns only once every hit
-    /// queued before it is committed.
-    writing: tokio::sync::Mutex<()>,
-}
-
-/// Hits written together at most.
-const HITS_PER_BATCH: usize = 256;
-
-impl PendingHits {
-    /// Queues a hit; true when enough are queued to write them.
-    fn push(&self, hit: CacheHit) -> bool {
-        let mut hits = self.hits.lock().unwrap_or_else(|p| p.into_inner());
-        hits.push(hit);
-        hits.len() >= HITS_PER_BATCH
-    }
-
-    /// Writes every queued hit.
-    pub(crate) async fn flush(&self, store: &Store) -> Result<(), ExecError> {
-        let _writing = self.writing.lock().await;
-        let batch = std::mem::take(&mut *self.hits.lock().unwrap_or_else(|p| p.into_inner()));
-        Ok(store.record_cache_hits(&batch).await?)
-    }
+    /// What the step runs did, written behind them (see [`Ledger`]).
+    pub ledger: Arc<Ledger>,
 }
 
 /// Component files, read once per run and archived once per process.
@@ -222,7 +189,7 @@ pub(crate) async fn run_step(
                 error: Some(message.clone()),
                 ..Default::default()
             };
-            let _ = ctx.hits.flush(&ctx.store).await;
+            let _ = ctx.ledger.flush().await;
             let _ = ctx.store.complete_step_run(&ctx.run_id, step_run_id, &record).await;
             StepResult::failed(message, started)
         }
@@ -283,7 +250,7 @@ async fn try_run_step(
             record.status = status::FAILED.into();
             record.error = Some(e.to_string());
             record.attempts = 1;
-            ctx.hits.flush(&ctx.store).await?;
+            ctx.ledger.flush().await?;
             ctx.store.complete_step_run(&ctx.run_id, step_run_id, &record).await?;
             return Ok(StepResult::failed(e.to_string(), started));
         }
@@ -306,23 +273,25 @@ async fn try_run_step(
         .map(|o| (o.name.clone(), o.artifact(&ctx.pipeline, &step.name)))
         .collect();
     recorder::add_events(&mut record, last.events);
-    // The hits it may have read from are written first.
-    ctx.hits.flush(&ctx.store).await?;
-    let ids = ctx.store.complete_step_run(&ctx.run_id, step_run_id, &record).await?;
-    let outputs = ids
-        .into_iter()
+    record.output_ids = last.outputs.iter().map(|_| new_id()).collect();
+    record.ended_at = Some(weft_store::now_ms());
+    let outputs = record
+        .output_ids
+        .iter()
         .zip(last.outputs)
-        .map(|((name, id), output)| {
+        .map(|(id, output)| {
             (
-                name,
+                output.name,
                 Resolved {
-                    id,
+                    id: id.clone(),
                     digest: output.stored.digest,
                     kind: output.stored.kind,
                 },
             )
         })
         .collect();
+    // Written behind: the next steps need only the ids and the bytes.
+    ctx.ledger.push_finished(&ctx.run_id, step_run_id, record);
     Ok(StepResult {
         status: status.into(),
         duration: started.elapsed(),
@@ -487,7 +456,7 @@ async fn serve_from_cache(
         if outputs.len() != spec.outputs.len() {
             continue;
         }
-        let full = ctx.hits.push(CacheHit {
+        let full = ctx.ledger.push_hit(CacheHit {
             step_run_id: step_run_id.to_string(),
             run_id: ctx.run_id.clone(),
             step_name: step.name.clone(),
@@ -501,7 +470,7 @@ async fn serve_from_cache(
             outputs,
         });
         if full {
-            ctx.hits.flush(&ctx.store).await?;
+            ctx.ledger.flush().await?;
         }
         return Ok(Some(StepResult {
             status: status::CACHED.into(),

@@ -37,7 +37,7 @@ pub use registry::{validate_alias, validate_model_name, ModelVersion, Registered
 pub use run_artifacts::ArtifactEntry;
 pub use run_list::{RunPage, RunQuery, RunSort, RunSummary};
 pub use sql::Backend;
-pub use store::{CacheHit, NewArtifact, StepRunRecord, Store};
+pub use store::{CacheHit, LedgerWrite, NewArtifact, StepRunRecord, Store};
 pub use sync::RunExport;
 pub use tracking::{MetricPoint, RunInfo, TrackedRun};
 pub use verifications::{outcome as verification, OutputCheck, Verification};

@@ -61,6 +61,19 @@ pub struct CacheHit {
     pub outputs: Vec<(String, String, NewArtifact)>,
 }
 
+/// One write of a run's ledger (see [`Store::record_step_runs`]).
+#[derive(Debug, Clone)]
+pub enum LedgerWrite {
+    /// A step run that ran to its end, with everything it produced.
+    Finished {
+        run_id: String,
+        id: String,
+        record: StepRunRecord,
+    },
+    /// A step run served from the cache.
+    Hit(CacheHit),
+}
+
 /// What a finished step run recorded, all written in one transaction.
 #[derive(Debug, Clone, Default)]
 pub struct StepRunRecord {
@@ -79,6 +92,12 @@ pub struct StepRunRecord {
     pub inputs: Vec<(String, String)>,
     /// (output name, artifact) — new artifacts produced by this step run.
     pub outputs: Vec<(String, NewArtifact)>,
+    /// The ids of the new output artifacts, in the order of `outputs`,
+    /// when the caller chose them (to hand them downstream before the
+    /// record is written); empty: chosen when written.
+    pub output_ids: Vec<String>,
+    /// When it ended (ms); `None`: when it is written.
+    pub ended_at: Option<i64>,
     pub params: Vec<(String, String)>,
     /// (key, value, step, timestamp ms)
     pub metrics: Vec<(String, f64, Option<i64>, i64)>,
@@ -326,7 +345,7 @@ impl Store {
             Some(a) if a.digest == artifact.digest && a.kind == artifact.kind && a.producer_step_run_id.is_none() => {
                 a.id
             }
-            _ => insert_artifact(&mut tx, artifact, None).await?,
+            _ => insert_artifact(&mut tx, artifact, None, None).await?,
         };
         sqlx::query("INSERT INTO run_inputs (run_id, name, artifact_id) VALUES ($1, $2, $3)")
             .bind(run_id)
@@ -393,20 +412,66 @@ impl Store {
         record: &StepRunRecord,
     ) -> Result<Vec<(String, String)>, StoreError> {
         let mut tx = self.begin_write().await?;
+        let outputs = self.complete_in(&mut tx, run_id, id, record).await?;
+        tx.commit().await?;
+        Ok(outputs)
+    }
+
+    /// Writes what step runs did, in order, in one transaction: the
+    /// records of finished step runs and the cache hits (consecutive hits
+    /// in a few statements). The write-behind ledger of a run calls this
+    /// with everything that piled up while it wrote the previous batch.
+    pub async fn record_step_runs(&self, writes: &[LedgerWrite]) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        let mut i = 0;
+        while i < writes.len() {
+            match &writes[i] {
+                LedgerWrite::Finished { run_id, id, record } => {
+                    self.complete_in(&mut tx, run_id, id, record).await?;
+                    i += 1;
+                }
+                LedgerWrite::Hit(_) => {
+                    let hits: Vec<&CacheHit> = writes[i..]
+                        .iter()
+                        .map_while(|w| match w {
+                            LedgerWrite::Hit(hit) => Some(hit),
+                            LedgerWrite::Finished { .. } => None,
+                        })
+                        .collect();
+                    i += hits.len();
+                    self.insert_cache_hits(&mut tx, &hits).await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The statements of [`Store::complete_step_run`], in `tx`.
+    async fn complete_in(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        run_id: &str,
+        id: &str,
+        record: &StepRunRecord,
+    ) -> Result<Vec<(String, String)>, StoreError> {
         let mut outputs = Vec::with_capacity(record.outputs.len());
-        for (slot, artifact) in &record.outputs {
-            let artifact_id = insert_artifact(&mut tx, artifact, Some(id)).await?;
-            link(&mut tx, "step_run_outputs", id, slot, &artifact_id).await?;
+        for (i, (slot, artifact)) in record.outputs.iter().enumerate() {
+            let artifact_id = insert_artifact(tx, artifact, Some(id), record.output_ids.get(i)).await?;
+            link(tx, "step_run_outputs", id, slot, &artifact_id).await?;
             outputs.push((slot.clone(), artifact_id));
         }
-        link_inputs(&mut tx, self.backend, id, &record.inputs).await?;
+        link_inputs(tx, self.backend, id, &record.inputs).await?;
         for (key, value) in &record.params {
             sqlx::query("INSERT INTO params (run_id, step_run_id, key, value) VALUES ($1, $2, $3, $4) ON CONFLICT (step_run_id, key) DO NOTHING")
                 .bind(run_id)
                 .bind(id)
                 .bind(key)
                 .bind(value)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
         // Many points per statement: a training loop logs thousands.
@@ -423,7 +488,7 @@ impl Store {
                     .bind(step)
                     .bind(timestamp);
             });
-            insert.build()?.execute(&mut *tx).await?;
+            insert.build()?.execute(&mut **tx).await?;
         }
         for (table, pairs) in [("tags", &record.tags), ("metadata", &record.metadata)] {
             for (key, value) in pairs {
@@ -435,7 +500,7 @@ impl Store {
                 .bind(id)
                 .bind(key)
                 .bind(value)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
         }
@@ -451,13 +516,12 @@ impl Store {
         .bind(&record.component_digest)
         .bind(&record.cache_key)
         .bind(record.started_at)
-        .bind(now_ms())
+        .bind(record.ended_at.unwrap_or_else(now_ms))
         .bind(&record.sandbox)
         .bind(&record.determinism)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        tx.commit().await?;
         Ok(outputs)
     }
 
@@ -470,11 +534,19 @@ impl Store {
         if hits.is_empty() {
             return Ok(());
         }
-        let now = now_ms();
         let mut tx = self.begin_write().await?;
+        self.insert_cache_hits(&mut tx, &hits.iter().collect::<Vec<_>>())
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The statements of [`Store::record_cache_hits`], in `tx`.
+    async fn insert_cache_hits(&self, tx: &mut Transaction<'_, Any>, hits: &[&CacheHit]) -> Result<(), StoreError> {
+        let now = now_ms();
         let outputs: Vec<(&CacheHit, &(String, String, NewArtifact))> = hits
             .iter()
-            .flat_map(|h| h.outputs.iter().map(move |o| (h, o)))
+            .flat_map(|h| h.outputs.iter().map(move |o| (*h, o)))
             .collect();
         for chunk in outputs.chunks(500) {
             let mut insert = Sql::new(
@@ -497,7 +569,7 @@ impl Store {
                     .bind(a.source_uri.as_deref())
                     .bind(now);
             });
-            insert.build()?.execute(&mut *tx).await?;
+            insert.build()?.execute(&mut **tx).await?;
             let mut links = Sql::new(
                 self.backend,
                 "INSERT INTO step_run_outputs (step_run_id, name, artifact_id)",
@@ -505,7 +577,7 @@ impl Store {
             links.push_values(chunk, |row, (hit, (slot, id, _))| {
                 row.bind(hit.step_run_id.as_str()).bind(slot.as_str()).bind(id.as_str());
             });
-            links.build()?.execute(&mut *tx).await?;
+            links.build()?.execute(&mut **tx).await?;
         }
         let inputs: Vec<(&str, &(String, String))> = hits
             .iter()
@@ -519,7 +591,7 @@ impl Store {
             links.push_values(chunk, |row, (step_run_id, (slot, artifact_id))| {
                 row.bind(*step_run_id).bind(slot.as_str()).bind(artifact_id.as_str());
             });
-            links.build()?.execute(&mut *tx).await?;
+            links.build()?.execute(&mut **tx).await?;
         }
         // Every step run row at once: an upsert onto rows that exist.
         for chunk in hits.chunks(200) {
@@ -547,9 +619,8 @@ impl Store {
                  component_digest = excluded.component_digest, cache_key = excluded.cache_key, sandbox = excluded.sandbox, \
                  determinism = excluded.determinism, started_at = excluded.started_at, ended_at = excluded.ended_at",
             );
-            update.build()?.execute(&mut *tx).await?;
+            update.build()?.execute(&mut **tx).await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 
@@ -956,8 +1027,9 @@ async fn insert_artifact(
     tx: &mut Transaction<'_, Any>,
     artifact: &NewArtifact,
     producer: Option<&str>,
+    chosen_id: Option<&String>,
 ) -> Result<String, StoreError> {
-    let id = new_id();
+    let id = chosen_id.cloned().unwrap_or_else(new_id);
     sqlx::query(
         "INSERT INTO artifacts (id, name, version, digest, kind, media_type, size, producer_step_run_id, source_uri, created_at) \
          SELECT $1, $2, COALESCE(MAX(version), 0) + 1, $3, $4, $5, $6, $7, $8, $9 FROM artifacts WHERE name = $2",
