@@ -419,8 +419,10 @@ async fn run(manifest: Option<&Path>, state: Option<&Path>, stack: &Stack, args:
     }
 
     let state = state_dir(state, Some(&path))?;
-    let stores = Stores::open(&state, stack).await?;
     let runtime = open_runtime(&state)?;
+    // The engine starts while the stores open and the run is recorded.
+    runtime.start_in_background();
+    let stores = Stores::open(&state, stack).await?;
     let executor = Executor::new(
         runtime.clone(),
         stores.store.clone(),

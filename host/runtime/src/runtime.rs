@@ -191,6 +191,26 @@ impl Runtime {
         })
     }
 
+    /// Starts the engine on a thread of its own, so that it is ready (or
+    /// nearly) when the first step needs it, while the caller opens its
+    /// stores and records the run. The first use waits for it to finish;
+    /// an error shows there. A run that never needs the engine pays only
+    /// the thread's CPU time.
+    pub fn start_in_background(&self) {
+        if self.lazy.started.get().is_some() {
+            return;
+        }
+        let runtime = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("weft-engine-start".into())
+            .spawn(move || {
+                let _ = runtime.inner();
+            });
+        if let Err(e) = spawned {
+            tracing::debug!("engine not started in the background: {e}");
+        }
+    }
+
     /// The engine and everything around it, started on first use.
     fn inner(&self) -> Result<&Inner, RuntimeError> {
         self.lazy
