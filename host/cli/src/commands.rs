@@ -8,7 +8,7 @@ use serde_json::json;
 use weft_artifacts::ArtifactKind;
 use weft_pipeline::{
     Executor, ExecutorOptions, Manifest, ModelRegistration, ParamOverride, RunHook, RunOptions, StepVerification,
-    TrackingView, Verifier,
+    Verifier,
 };
 use weft_runtime::{Cancel, Runtime, RuntimeOptions};
 use weft_store::{status, LineageNode};
@@ -460,7 +460,6 @@ async fn run(manifest: Option<&Path>, state: Option<&Path>, stack: &Stack, args:
         })?;
         hooks.push(Arc::new(plugin_hooks));
     }
-    hooks.push(Arc::new(TrackingView::default()));
     hooks.push(Arc::new(ModelRegistration));
     let unregistered = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let progress = Arc::new(Progress::new(false));

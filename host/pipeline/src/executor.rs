@@ -4,7 +4,7 @@
 //! It ingests the external inputs, records the run, and then lets the
 //! [`Scheduler`] say which steps may start; each runs on the step runner
 //! (cache lookup, sandbox, retries, recording). Whatever else attaches to a
-//! run (gates, plugin hooks, the MLflow view, model registration) is a
+//! run (gates, plugin hooks, model registration) is a
 //! [`RunHook`] it calls at fixed points.
 
 use std::collections::{HashMap, HashSet};
@@ -80,7 +80,7 @@ pub struct RunOptions {
     pub cancel: Cancel,
     /// Called for every [`Event`].
     pub on_event: Arc<dyn Fn(Event) + Send + Sync>,
-    /// What attaches to the run (gates and plugins, the MLflow view, model
+    /// What attaches to the run (gates and plugins, model
     /// registration), called in this order.
     pub hooks: Vec<Arc<dyn RunHook>>,
 }

@@ -12,7 +12,7 @@
 //!            hit  → a step run of this run: new output versions, same bytes
 //!            miss → stage /inputs, run in the sandbox, recorder: /outputs
 //!                   become artifacts, everything in one transaction
-//!   hooks:   gates, plugin hooks and sinks, the MLflow view, [models]
+//!   hooks:   gates, plugin hooks and sinks, [models]
 //! ```
 //!
 //! `weft verify` ([`Verifier`]) runs the same sandbox again from the
@@ -31,7 +31,6 @@ mod recorder;
 mod runner;
 mod sandbox;
 pub mod scheduler;
-mod tracking_view;
 mod verify;
 
 pub use build::{build_steps, BuildError, STEP_WIT};
@@ -45,5 +44,4 @@ pub use manifest::{
     StepLimits,
 };
 pub use models::{register_model, ModelRegistration};
-pub use tracking_view::TrackingView;
 pub use verify::{StepVerification, Verifier, SKIPPED as VERIFY_SKIPPED};

@@ -49,38 +49,7 @@ impl Store {
         tags: &[(String, String)],
     ) -> Result<i64, StoreError> {
         let mut tx = self.begin_write().await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT experiment_id FROM experiments WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_some() {
-            return Err(StoreError::AlreadyExists(format!("experiment '{name}' already exists")));
-        }
-        let id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(experiment_id), 0) + 1 FROM experiments")
-            .fetch_one(&mut *tx)
-            .await?;
-        let location = artifact_location
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("mlflow-artifacts:/{id}"));
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time) \
-             VALUES ($1, $2, $3, 'active', $4, $4)",
-        )
-        .bind(id)
-        .bind(name)
-        .bind(location)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        for (key, value) in tags {
-            sqlx::query("INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3) ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value")
-                .bind(id)
-                .bind(key)
-                .bind(value)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let id = insert_experiment(&mut tx, name, artifact_location, tags).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -377,4 +346,47 @@ fn push_experiment_clause(q: &mut Sql<'_>, backend: crate::sql::Backend, clause:
         }
     }
     Ok(())
+}
+
+/// The statements of [`Store::create_experiment`], in `tx`: its id, or
+/// `AlreadyExists`.
+pub(crate) async fn insert_experiment(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    name: &str,
+    artifact_location: Option<&str>,
+    tags: &[(String, String)],
+) -> Result<i64, StoreError> {
+    let exists: Option<i64> = sqlx::query_scalar("SELECT experiment_id FROM experiments WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if exists.is_some() {
+        return Err(StoreError::AlreadyExists(format!("experiment '{name}' already exists")));
+    }
+    let id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(experiment_id), 0) + 1 FROM experiments")
+        .fetch_one(&mut **tx)
+        .await?;
+    let location = artifact_location
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("mlflow-artifacts:/{id}"));
+    let now = now_ms();
+    sqlx::query(
+            "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time) \
+             VALUES ($1, $2, $3, 'active', $4, $4)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(location)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    for (key, value) in tags {
+        sqlx::query("INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3) ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value")
+                .bind(id)
+                .bind(key)
+                .bind(value)
+                .execute(&mut **tx)
+                .await?;
+    }
+    Ok(id)
 }

@@ -5,10 +5,12 @@
 //! whole when it ends, each time in one transaction, so MLflow clients and
 //! searches see weft's pipelines live like any other run.
 
-use crate::sql::Sql;
+use sqlx::{Any, Transaction};
 
-use crate::model::{KeyValue, Metric, Run};
-use crate::store::{RUN_COLUMNS, SOURCE_STEP_RUNS};
+use crate::experiments::insert_experiment;
+use crate::model::{KeyValue, Metric, Run, StepRun};
+use crate::sql::{Backend, Sql};
+use crate::store::{RUN_COLUMNS, STEP_RUN_COLUMNS};
 use crate::tracking::MetricPoint;
 use crate::{status, Store, StoreError};
 
@@ -52,64 +54,114 @@ pub enum MirrorScope<'a> {
 }
 
 impl Store {
-    /// Writes (or rewrites) the MLflow view of a pipeline run: the run,
-    /// and the step runs `scope` names.
+    /// Writes (or rewrites) the MLflow view of a pipeline run in a
+    /// transaction of its own: for runs that arrive whole (an import, a
+    /// crash recovered). Runs of this process write theirs with their
+    /// ledger, in the same transactions (see [`write_view`]).
     pub async fn mirror_run_to_tracking(&self, run_id: &str, scope: MirrorScope<'_>) -> Result<(), StoreError> {
-        // Only what the view holds: the run, the step runs in scope and
-        // what their source step runs logged.
+        let mut tx = self.begin_write().await?;
+        write_view(&mut tx, self.backend, run_id, scope).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Writes the MLflow view of a pipeline run in `tx`: the run, and the step
+/// runs `scope` names as they are in `tx` (with what their source step runs
+/// logged). Called by every write that changes what the view shows (a run
+/// created or finished, a batch of the ledger, a skip), so the view is
+/// never behind the ledger.
+pub(crate) async fn write_view(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    run_id: &str,
+    scope: MirrorScope<'_>,
+) -> Result<(), StoreError> {
+    {
         let run: Run = sqlx::query_as(&format!(
             "SELECT {RUN_COLUMNS} FROM runs r JOIN pipelines p ON p.id = r.pipeline_id WHERE r.id = $1"
         ))
         .bind(run_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut **tx)
         .await?
         .ok_or(StoreError::NotFound {
             what: "run",
             key: run_id.into(),
         })?;
-        let mut steps = match scope {
-            MirrorScope::Run => Vec::new(),
-            MirrorScope::Steps(_) | MirrorScope::All => self.step_runs(run_id).await?,
+        let scope = match scope {
+            MirrorScope::Steps([]) => MirrorScope::Run,
+            other => other,
         };
-        if let MirrorScope::Steps(ids) = scope {
-            steps.retain(|s| ids.contains(&s.id));
-        }
+        // The step runs in scope, as a filter on `step_runs` (alias s).
+        let in_scope = |q: &mut Sql<'_>| match scope {
+            MirrorScope::Run => {
+                q.push("1 = 0");
+            }
+            MirrorScope::Steps(ids) => {
+                q.push("s.run_id = ")
+                    .push_bind(run_id.to_string())
+                    .push(" AND s.id IN (");
+                q.push_list(ids.iter().cloned()).push(")");
+            }
+            MirrorScope::All => {
+                q.push("s.run_id = ").push_bind(run_id.to_string());
+            }
+        };
+        let steps: Vec<StepRun> = if matches!(scope, MirrorScope::Run) {
+            Vec::new()
+        } else {
+            let mut q = Sql::new(backend, format!("SELECT {STEP_RUN_COLUMNS} FROM step_runs s WHERE "));
+            in_scope(&mut q);
+            q.push(" ORDER BY s.id");
+            q.build_query_as()?.fetch_all(&mut **tx).await?
+        };
         let (logged_params, logged_tags, logged_metrics) = if steps.is_empty() {
             (Vec::new(), Vec::new(), Vec::new())
         } else {
-            let kv = |table: &str| {
-                format!(
-                    "SELECT step_run_id, key, value FROM {table} WHERE step_run_id IN ({SOURCE_STEP_RUNS}) \
-                     ORDER BY step_run_id, key"
-                )
+            let sources = |columns: &str, table: &str, order: &str| {
+                let mut q = Sql::new(
+                    backend,
+                    format!(
+                        "SELECT {columns} FROM {table} WHERE step_run_id IN \
+                         (SELECT COALESCE(s.cached_from, s.id) FROM step_runs s WHERE "
+                    ),
+                );
+                in_scope(&mut q);
+                q.push(format!(") ORDER BY {order}"));
+                q
             };
-            let params: Vec<KeyValue> = sqlx::query_as(&kv("params")).bind(run_id).fetch_all(&self.pool).await?;
-            let tags: Vec<KeyValue> = sqlx::query_as(&kv("tags")).bind(run_id).fetch_all(&self.pool).await?;
-            let metrics: Vec<Metric> = sqlx::query_as(&format!(
-                "SELECT step_run_id, key, value, step, timestamp FROM metrics WHERE step_run_id IN ({SOURCE_STEP_RUNS}) \
-                 ORDER BY step_run_id, key, step, timestamp"
-            ))
-            .bind(run_id)
-            .fetch_all(&self.pool)
+            let params: Vec<KeyValue> = sources("step_run_id, key, value", "params", "step_run_id, key")
+                .build_query_as()?
+                .fetch_all(&mut **tx)
+                .await?;
+            let tags: Vec<KeyValue> = sources("step_run_id, key, value", "tags", "step_run_id, key")
+                .build_query_as()?
+                .fetch_all(&mut **tx)
+                .await?;
+            let metrics: Vec<Metric> = sources(
+                "step_run_id, key, value, step, timestamp",
+                "metrics",
+                "step_run_id, key, step, timestamp",
+            )
+            .build_query_as()?
+            .fetch_all(&mut **tx)
             .await?;
             (params, tags, metrics)
         };
         let existing: Option<i64> = sqlx::query_scalar("SELECT experiment_id FROM experiments WHERE name = $1")
             .bind(&run.pipeline)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut **tx)
             .await?;
         let experiment_id = match existing {
             Some(id) => id,
             None => {
-                match self
-                    .create_experiment(&run.pipeline, None, &[("weft.pipeline".into(), run.pipeline.clone())])
-                    .await
-                {
-                    Ok(id) => id,
-                    // Created concurrently by another process: use it.
-                    Err(StoreError::AlreadyExists(_)) => self.experiment_by_name(&run.pipeline).await?.experiment_id,
-                    Err(e) => return Err(e),
-                }
+                insert_experiment(
+                    tx,
+                    &run.pipeline,
+                    None,
+                    &[("weft.pipeline".into(), run.pipeline.clone())],
+                )
+                .await?
             }
         };
 
@@ -192,9 +244,8 @@ impl Store {
             });
         }
 
-        let mut tx = self.begin_write().await?;
         for chunk in rows.chunks(100) {
-            let mut q = Sql::new(self.backend,
+            let mut q = Sql::new(backend,
                 "INSERT INTO tracking_runs (run_uuid, experiment_id, name, user_id, status, start_time, end_time, lifecycle_stage, artifact_uri) ",
             );
             q.push_values(chunk, |b, r| {
@@ -209,38 +260,37 @@ impl Store {
                     .bind(format!("mlflow-artifacts:/{experiment_id}/{}/artifacts", r.id));
             });
             q.push(" ON CONFLICT (run_uuid) DO UPDATE SET status = excluded.status, end_time = excluded.end_time, name = excluded.name");
-            q.build()?.execute(&mut *tx).await?;
+            q.build()?.execute(&mut **tx).await?;
         }
         let pairs: Vec<(&str, &(String, String))> = rows
             .iter()
             .flat_map(|r| r.tags.iter().map(move |t| (r.id.as_str(), t)))
             .collect();
         for chunk in pairs.chunks(300) {
-            let mut q = Sql::new(self.backend, "INSERT INTO tracking_tags (run_uuid, key, value) ");
+            let mut q = Sql::new(backend, "INSERT INTO tracking_tags (run_uuid, key, value) ");
             q.push_values(chunk, |b, (id, (k, v))| {
                 b.bind(*id).bind(k).bind(v);
             });
             q.push(" ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value");
-            q.build()?.execute(&mut *tx).await?;
+            q.build()?.execute(&mut **tx).await?;
         }
         let pairs: Vec<(&str, &(String, String))> = rows
             .iter()
             .flat_map(|r| r.params.iter().map(move |p| (r.id.as_str(), p)))
             .collect();
         for chunk in pairs.chunks(300) {
-            let mut q = Sql::new(self.backend, "INSERT INTO tracking_params (run_uuid, key, value) ");
+            let mut q = Sql::new(backend, "INSERT INTO tracking_params (run_uuid, key, value) ");
             q.push_values(chunk, |b, (id, (k, v))| {
                 b.bind(*id).bind(k).bind(v.chars().take(6000).collect::<String>());
             });
             q.push(" ON CONFLICT (run_uuid, key) DO NOTHING");
-            q.build()?.execute(&mut *tx).await?;
+            q.build()?.execute(&mut **tx).await?;
         }
         let points: Vec<(&str, &MetricPoint)> = rows
             .iter()
             .flat_map(|r| r.metrics.iter().map(move |m| (r.id.as_str(), m)))
             .collect();
-        crate::tracking::insert_metric_points(&mut tx, self.backend, &points).await?;
-        tx.commit().await?;
+        crate::tracking::insert_metric_points(tx, backend, &points).await?;
         Ok(())
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, ConnectOptions, Executor, Transaction};
 
+use crate::mirror::{write_view, MirrorScope};
 use crate::model::*;
 use crate::sql::{Backend, Sql};
 use crate::{new_id, now_ms, StoreError};
@@ -111,7 +112,7 @@ pub struct StepRunRecord {
 pub(crate) const SOURCE_STEP_RUNS: &str = "SELECT COALESCE(cached_from, id) FROM step_runs WHERE run_id = $1";
 
 pub(crate) const RUN_COLUMNS: &str = "r.id, p.name AS pipeline, r.number, r.status, r.started_at, r.ended_at, r.error";
-const STEP_RUN_COLUMNS: &str = "id, run_id, step_name, status, params, started_at, ended_at, component_digest, cache_key, cached_from, attempts, error, determinism, origin";
+pub(crate) const STEP_RUN_COLUMNS: &str = "id, run_id, step_name, status, params, started_at, ended_at, component_digest, cache_key, cached_from, attempts, error, determinism, origin";
 const ARTIFACT_COLUMNS: &str = "a.id, a.name, a.version, a.digest, a.kind, a.media_type, a.size, a.producer_step_run_id, a.source_uri, a.created_at";
 
 impl Store {
@@ -309,19 +310,23 @@ impl Store {
             .bind(pid)
             .execute(&mut *tx)
             .await?;
+        write_view(&mut tx, self.backend, &id, MirrorScope::Run).await?;
         tx.commit().await?;
         self.run(&id).await
     }
 
     /// Ends a run.
     pub async fn finish_run(&self, run_id: &str, status: &str, error: Option<&str>) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE runs SET status = $1, ended_at = $2, error = $3 WHERE id = $4")
             .bind(status)
             .bind(now_ms())
             .bind(error)
             .bind(run_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        write_view(&mut tx, self.backend, run_id, MirrorScope::Run).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -387,6 +392,7 @@ impl Store {
         sandbox: &str,
         determinism: &str,
     ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE step_runs SET status = $1, started_at = $2, component_digest = $3, cache_key = $4, sandbox = $5, \
              determinism = $6 WHERE id = $7",
@@ -398,8 +404,10 @@ impl Store {
         .bind(sandbox)
         .bind(determinism)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        write_step_view(&mut tx, self.backend, id).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -413,6 +421,7 @@ impl Store {
     ) -> Result<Vec<(String, String)>, StoreError> {
         let mut tx = self.begin_write().await?;
         let outputs = self.complete_in(&mut tx, run_id, id, record).await?;
+        write_view(&mut tx, self.backend, run_id, MirrorScope::Steps(&[id.to_string()])).await?;
         tx.commit().await?;
         Ok(outputs)
     }
@@ -445,6 +454,20 @@ impl Store {
                     self.insert_cache_hits(&mut tx, &hits).await?;
                 }
             }
+        }
+        let mut by_run: Vec<(&str, Vec<String>)> = Vec::new();
+        for write in writes {
+            let (run_id, id) = match write {
+                LedgerWrite::Finished { run_id, id, .. } => (run_id.as_str(), id),
+                LedgerWrite::Hit(hit) => (hit.run_id.as_str(), &hit.step_run_id),
+            };
+            match by_run.iter_mut().find(|(run, _)| *run == run_id) {
+                Some((_, ids)) => ids.push(id.clone()),
+                None => by_run.push((run_id, vec![id.clone()])),
+            }
+        }
+        for (run_id, ids) in &by_run {
+            write_view(&mut tx, self.backend, run_id, MirrorScope::Steps(ids)).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -534,11 +557,8 @@ impl Store {
         if hits.is_empty() {
             return Ok(());
         }
-        let mut tx = self.begin_write().await?;
-        self.insert_cache_hits(&mut tx, &hits.iter().collect::<Vec<_>>())
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        let writes: Vec<LedgerWrite> = hits.iter().cloned().map(LedgerWrite::Hit).collect();
+        self.record_step_runs(&writes).await
     }
 
     /// The statements of [`Store::record_cache_hits`], in `tx`.
@@ -670,26 +690,32 @@ impl Store {
     /// Marks the step runs of a run that never started (still pending) with
     /// `status` and a reason.
     pub async fn close_pending(&self, run_id: &str, status: &str, reason: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE step_runs SET status = $1, error = $2, ended_at = $3 WHERE run_id = $4 AND status = $5")
             .bind(status)
             .bind(reason)
             .bind(now_ms())
             .bind(run_id)
             .bind(status::PENDING)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        write_view(&mut tx, self.backend, run_id, MirrorScope::All).await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// Sets one pending step run's final status without running it.
     pub async fn skip_step_run(&self, id: &str, status: &str, reason: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE step_runs SET status = $1, error = $2, ended_at = $3 WHERE id = $4")
             .bind(status)
             .bind(reason)
             .bind(now_ms())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        write_step_view(&mut tx, self.backend, id).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -1021,6 +1047,15 @@ async fn migrate(pool: &AnyPool) -> Result<(), StoreError> {
         migrator.run(pool).await?;
     }
     Ok(())
+}
+
+/// Writes the MLflow view of one step run (and its run) in `tx`.
+async fn write_step_view(tx: &mut Transaction<'_, Any>, backend: Backend, id: &str) -> Result<(), StoreError> {
+    let run_id: String = sqlx::query_scalar("SELECT run_id FROM step_runs WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?;
+    write_view(tx, backend, &run_id, MirrorScope::Steps(&[id.to_string()])).await
 }
 
 async fn insert_artifact(
