@@ -364,19 +364,23 @@ impl Store {
 
     /// Adds the step runs of a run, all pending.
     pub async fn create_step_runs(&self, run_id: &str, steps: &[(String, String)]) -> Result<Vec<String>, StoreError> {
+        let ids: Vec<String> = steps.iter().map(|_| new_id()).collect();
+        let rows: Vec<(&String, &(String, String))> = ids.iter().zip(steps).collect();
         let mut tx = self.begin_write().await?;
-        let mut ids = Vec::with_capacity(steps.len());
-        for (name, params) in steps {
-            let id = new_id();
-            sqlx::query("INSERT INTO step_runs (id, run_id, step_name, status, params) VALUES ($1, $2, $3, $4, $5)")
-                .bind(&id)
-                .bind(run_id)
-                .bind(name)
-                .bind(status::PENDING)
-                .bind(params)
-                .execute(&mut *tx)
-                .await?;
-            ids.push(id);
+        // Many rows per statement: a pipeline can have hundreds of steps.
+        for chunk in rows.chunks(200) {
+            let mut insert = Sql::new(
+                self.backend,
+                "INSERT INTO step_runs (id, run_id, step_name, status, params)",
+            );
+            insert.push_values(chunk, |row, (id, (name, params))| {
+                row.bind(id.as_str())
+                    .bind(run_id)
+                    .bind(name.as_str())
+                    .bind(status::PENDING)
+                    .bind(params.as_str());
+            });
+            insert.build()?.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(ids)
