@@ -1,10 +1,13 @@
 """A training script logs with the official mlflow client only; its runs
 show in the dashboard's Experiments pages (headless Chromium, driven by
 tests/ui/experiments.test.mjs) beside a pipeline's experiment."""
+import json
 import os
 import pathlib
 import shutil
 import subprocess
+import urllib.error
+import urllib.request
 
 import mlflow
 import pytest
@@ -46,6 +49,24 @@ def test_client_logged_runs_show_in_the_dashboard(weft_server, tmp_path):
             if name == "logreg-c1":
                 run_id = run.info.run_id
     experiment = mlflow.get_experiment_by_name("iris-sklearn").experiment_id
+
+    # The same run through weft's native API: what the client logged.
+    with urllib.request.urlopen(f"{weft_server}/api/v1/tracking/runs/{run_id}", timeout=30) as response:
+        native = json.loads(response.read())
+    logged = client.get_run(run_id)
+    assert native["run_id"] == run_id and native["run_name"] == "logreg-c1"
+    assert (native["experiment_id"], native["experiment"]) == (experiment, "iris-sklearn")
+    assert native["status"] == logged.info.status == "FINISHED"
+    assert native["params"] == logged.data.params == {"C": "1.0", "solver": "lbfgs"}
+    assert native["tags"] == logged.data.tags and native["tags"]["team"] == "vision"
+    assert {m["key"]: m["value"] for m in native["metrics"]} == logged.data.metrics
+    assert native["metrics"] and {m["key"] for m in native["metrics"]} == {"loss", "accuracy"}
+    assert [(d["name"], d["digest"]) for d in native["datasets"]] == [("iris", "d41d8cd9")]
+    with urllib.request.urlopen(f"{weft_server}/api/v1/tracking/runs/latest", timeout=30) as response:
+        assert json.loads(response.read())["run_name"] == "logreg-c10"
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"{weft_server}/api/v1/tracking/runs/{'0' * 32}", timeout=30)
+    assert missing.value.code == 404
 
     out = subprocess.run(
         ["node", "--test", "--test-reporter=spec", "--test-concurrency=1", str(ui / "experiments.test.mjs")],

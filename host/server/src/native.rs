@@ -37,7 +37,8 @@ use crate::{ApiError, AppState};
         artifact_content,
         artifact_lineage,
         list_models,
-        get_model
+        get_model,
+        get_tracked_run
     ),
     components(schemas(
         PipelineList,
@@ -50,6 +51,7 @@ use crate::{ApiError, AppState};
         MetricSummaryList,
         ModelList,
         ModelDetail,
+        TrackedRunDetail,
         ErrorBody
     ))
 )]
@@ -73,6 +75,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/artifacts/{artifact}/lineage", get(artifact_lineage))
         .route("/models", get(list_models))
         .route("/models/{name}", get(get_model))
+        .route("/tracking/runs/{run}", get(get_tracked_run))
 }
 
 /// The body of every error.
@@ -596,4 +599,102 @@ async fn get_model(State(state): State<AppState>, Path(name): Path<String>) -> R
     let model = state.store.registered_model(&name).await?;
     let versions = state.store.model_versions(Some(&name), None, 10_000, 0).await?;
     Ok(Json(ModelDetail { model, versions }))
+}
+
+/// A run as the MLflow API serves it: one any MLflow client logged, or the
+/// MLflow view of a pipeline run or step run.
+#[derive(Serialize, ToSchema)]
+struct TrackedRunDetail {
+    run_id: String,
+    run_name: String,
+    experiment_id: String,
+    /// The experiment's name.
+    experiment: String,
+    user: String,
+    /// RUNNING, SCHEDULED, FINISHED, FAILED or KILLED.
+    status: String,
+    /// Milliseconds since the epoch.
+    start_time: i64,
+    end_time: Option<i64>,
+    /// active or deleted.
+    lifecycle_stage: String,
+    artifact_uri: String,
+    params: std::collections::BTreeMap<String, String>,
+    tags: std::collections::BTreeMap<String, String>,
+    /// The latest value of each metric (full histories:
+    /// `/api/2.0/mlflow/metrics/get-history`).
+    metrics: Vec<TrackedMetric>,
+    /// The datasets it used (`runs/log-inputs`).
+    datasets: Vec<TrackedDataset>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct TrackedMetric {
+    key: String,
+    /// `null` when the value logged was NaN.
+    value: Option<f64>,
+    step: i64,
+    timestamp: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct TrackedDataset {
+    name: String,
+    digest: String,
+    source_type: String,
+    source: String,
+}
+
+/// A run logged through the MLflow API (by any MLflow client), by its run
+/// id or `latest` (the newest active one): its experiment, params, tags,
+/// latest metrics and datasets. Pipeline runs have their MLflow view here
+/// too, under the same ids as `/runs/{run}`.
+#[utoipa::path(get, path = "/api/v1/tracking/runs/{run}",
+    params(("run" = String, Path, description = "MLflow run id, or `latest`")),
+    responses((status = 200, body = TrackedRunDetail), (status = 404, body = ErrorBody)))]
+async fn get_tracked_run(
+    State(state): State<AppState>,
+    Path(run): Path<String>,
+) -> Result<Json<TrackedRunDetail>, ApiError> {
+    let id = if run == "latest" {
+        state.store.latest_tracked_run_id().await?
+    } else {
+        run
+    };
+    let run = state.store.tracked_run(&id).await?;
+    let experiment = state.store.experiment(run.info.experiment_id).await?;
+    Ok(Json(TrackedRunDetail {
+        run_id: run.info.run_uuid,
+        run_name: run.info.name,
+        experiment_id: run.info.experiment_id.to_string(),
+        experiment: experiment.name,
+        user: run.info.user_id,
+        status: run.info.status,
+        start_time: run.info.start_time,
+        end_time: run.info.end_time,
+        lifecycle_stage: run.info.lifecycle_stage,
+        artifact_uri: run.info.artifact_uri,
+        params: run.params.into_iter().collect(),
+        tags: run.tags.into_iter().collect(),
+        metrics: run
+            .metrics
+            .into_iter()
+            .map(|m| TrackedMetric {
+                key: m.key,
+                value: (!m.value.is_nan()).then_some(m.value),
+                step: m.step,
+                timestamp: m.timestamp,
+            })
+            .collect(),
+        datasets: run
+            .inputs
+            .into_iter()
+            .map(|d| TrackedDataset {
+                name: d.name,
+                digest: d.digest,
+                source_type: d.source_type,
+                source: d.source,
+            })
+            .collect(),
+    }))
 }

@@ -246,6 +246,20 @@ impl Store {
         Ok(())
     }
 
+    /// The id of the newest active tracked run.
+    pub async fn latest_tracked_run_id(&self) -> Result<String, StoreError> {
+        sqlx::query_scalar(
+            "SELECT run_uuid FROM tracking_runs WHERE lifecycle_stage = 'active' \
+             ORDER BY start_time DESC, run_uuid DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound {
+            what: "run",
+            key: "latest".into(),
+        })
+    }
+
     /// A run with its data.
     pub async fn tracked_run(&self, run_uuid: &str) -> Result<TrackedRun, StoreError> {
         let mut q = Sql::new(
