@@ -22,6 +22,11 @@ use weft_store::{CacheHit, LedgerWrite, StepRunRecord, Store, StoreError};
 
 use crate::ExecError;
 
+/// How long a finished step's record waits for others to share its
+/// transaction: a chain of short steps commits a batch every so often
+/// instead of one transaction per step.
+const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Cache hits queued at most before they are written.
 const HITS_PER_BATCH: usize = 256;
 
@@ -73,6 +78,9 @@ impl Ledger {
         if !self.scheduled.swap(true, Ordering::SeqCst) {
             let ledger = self.clone();
             tokio::spawn(async move {
+                // Records that arrive meanwhile go in the same transaction
+                // (each transaction also rewrites their MLflow view).
+                tokio::time::sleep(BATCH_WINDOW).await;
                 // Cleared before the queue is taken: whatever is queued
                 // after that schedules a write of its own.
                 ledger.scheduled.store(false, Ordering::SeqCst);

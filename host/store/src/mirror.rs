@@ -148,10 +148,25 @@ pub(crate) async fn write_view(
             .await?;
             (params, tags, metrics)
         };
-        let existing: Option<i64> = sqlx::query_scalar("SELECT experiment_id FROM experiments WHERE name = $1")
-            .bind(&run.pipeline)
-            .fetch_optional(&mut **tx)
-            .await?;
+        // Step runs of a run whose own row is in the view already: only
+        // theirs are written (the run's is written when it starts and ends).
+        let parent_experiment: Option<i64> = if matches!(scope, MirrorScope::Steps(_)) {
+            sqlx::query_scalar("SELECT experiment_id FROM tracking_runs WHERE run_uuid = $1")
+                .bind(run_id)
+                .fetch_optional(&mut **tx)
+                .await?
+        } else {
+            None
+        };
+        let existing: Option<i64> = match parent_experiment {
+            Some(id) => Some(id),
+            None => {
+                sqlx::query_scalar("SELECT experiment_id FROM experiments WHERE name = $1")
+                    .bind(&run.pipeline)
+                    .fetch_optional(&mut **tx)
+                    .await?
+            }
+        };
         let experiment_id = match existing {
             Some(id) => id,
             None => {
@@ -191,6 +206,9 @@ pub(crate) async fn write_view(
             params: Vec::new(),
             metrics: Vec::new(),
         }];
+        if parent_experiment.is_some() {
+            rows.clear();
+        }
         let run = &run;
         for step in &steps {
             let source = step.cached_from.as_deref().unwrap_or(&step.id);
