@@ -1,9 +1,9 @@
 //! Pipeline runs as MLflow sees them: a pipeline is an experiment, a
 //! pipeline run a run, each step run a nested run (tag
-//! `mlflow.parentRunId`) holding the step's params and metrics. Written as
-//! the run goes (the run when it starts, each step when it finishes) and
-//! whole when it ends, each time in one transaction, so MLflow clients and
-//! searches see weft's pipelines live like any other run.
+//! `mlflow.parentRunId`) holding the step's params and metrics. Written by
+//! the store in the same transaction as the rows it shows (the run when it
+//! starts and ends, step runs with each batch of the run's ledger), so MLflow
+//! clients and searches see weft's pipelines live like any other run.
 
 use sqlx::{Any, Transaction};
 
@@ -66,9 +66,10 @@ impl Store {
     }
 }
 
-/// Writes the MLflow view of a pipeline run in `tx`: the run, and the step
-/// runs `scope` names as they are in `tx` (with what their source step runs
-/// logged). Called by every write that changes what the view shows (a run
+/// Writes the MLflow view of a pipeline run in `tx`: the step runs `scope`
+/// names as they are in `tx` (with what their source step runs logged), and
+/// the run's own row unless only step runs of a run already in the view
+/// are named. Called by every write that changes what the view shows (a run
 /// created or finished, a batch of the ledger, a skip), so the view is
 /// never behind the ledger.
 pub(crate) async fn write_view(
@@ -77,238 +78,236 @@ pub(crate) async fn write_view(
     run_id: &str,
     scope: MirrorScope<'_>,
 ) -> Result<(), StoreError> {
-    {
-        let run: Run = sqlx::query_as(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs r JOIN pipelines p ON p.id = r.pipeline_id WHERE r.id = $1"
-        ))
-        .bind(run_id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or(StoreError::NotFound {
-            what: "run",
-            key: run_id.into(),
-        })?;
-        let scope = match scope {
-            MirrorScope::Steps([]) => MirrorScope::Run,
-            other => other,
-        };
-        // The step runs in scope, as a filter on `step_runs` (alias s).
-        let in_scope = |q: &mut Sql<'_>| match scope {
-            MirrorScope::Run => {
-                q.push("1 = 0");
-            }
-            MirrorScope::Steps(ids) => {
-                q.push("s.run_id = ")
-                    .push_bind(run_id.to_string())
-                    .push(" AND s.id IN (");
-                q.push_list(ids.iter().cloned()).push(")");
-            }
-            MirrorScope::All => {
-                q.push("s.run_id = ").push_bind(run_id.to_string());
-            }
-        };
-        let steps: Vec<StepRun> = if matches!(scope, MirrorScope::Run) {
-            Vec::new()
-        } else {
-            let mut q = Sql::new(backend, format!("SELECT {STEP_RUN_COLUMNS} FROM step_runs s WHERE "));
+    let run: Run = sqlx::query_as(&format!(
+        "SELECT {RUN_COLUMNS} FROM runs r JOIN pipelines p ON p.id = r.pipeline_id WHERE r.id = $1"
+    ))
+    .bind(run_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(StoreError::NotFound {
+        what: "run",
+        key: run_id.into(),
+    })?;
+    let scope = match scope {
+        MirrorScope::Steps([]) => MirrorScope::Run,
+        other => other,
+    };
+    // The step runs in scope, as a filter on `step_runs` (alias s).
+    let in_scope = |q: &mut Sql<'_>| match scope {
+        MirrorScope::Run => {
+            q.push("1 = 0");
+        }
+        MirrorScope::Steps(ids) => {
+            q.push("s.run_id = ")
+                .push_bind(run_id.to_string())
+                .push(" AND s.id IN (");
+            q.push_list(ids.iter().cloned()).push(")");
+        }
+        MirrorScope::All => {
+            q.push("s.run_id = ").push_bind(run_id.to_string());
+        }
+    };
+    let steps: Vec<StepRun> = if matches!(scope, MirrorScope::Run) {
+        Vec::new()
+    } else {
+        let mut q = Sql::new(backend, format!("SELECT {STEP_RUN_COLUMNS} FROM step_runs s WHERE "));
+        in_scope(&mut q);
+        q.push(" ORDER BY s.id");
+        q.build_query_as()?.fetch_all(&mut **tx).await?
+    };
+    let (logged_params, logged_tags, logged_metrics) = if steps.is_empty() {
+        (Vec::new(), Vec::new(), Vec::new())
+    } else {
+        let sources = |columns: &str, table: &str, order: &str| {
+            let mut q = Sql::new(
+                backend,
+                format!(
+                    "SELECT {columns} FROM {table} WHERE step_run_id IN \
+                     (SELECT COALESCE(s.cached_from, s.id) FROM step_runs s WHERE "
+                ),
+            );
             in_scope(&mut q);
-            q.push(" ORDER BY s.id");
-            q.build_query_as()?.fetch_all(&mut **tx).await?
+            q.push(format!(") ORDER BY {order}"));
+            q
         };
-        let (logged_params, logged_tags, logged_metrics) = if steps.is_empty() {
-            (Vec::new(), Vec::new(), Vec::new())
-        } else {
-            let sources = |columns: &str, table: &str, order: &str| {
-                let mut q = Sql::new(
-                    backend,
-                    format!(
-                        "SELECT {columns} FROM {table} WHERE step_run_id IN \
-                         (SELECT COALESCE(s.cached_from, s.id) FROM step_runs s WHERE "
-                    ),
-                );
-                in_scope(&mut q);
-                q.push(format!(") ORDER BY {order}"));
-                q
-            };
-            let params: Vec<KeyValue> = sources("step_run_id, key, value", "params", "step_run_id, key")
-                .build_query_as()?
-                .fetch_all(&mut **tx)
-                .await?;
-            let tags: Vec<KeyValue> = sources("step_run_id, key, value", "tags", "step_run_id, key")
-                .build_query_as()?
-                .fetch_all(&mut **tx)
-                .await?;
-            let metrics: Vec<Metric> = sources(
-                "step_run_id, key, value, step, timestamp",
-                "metrics",
-                "step_run_id, key, step, timestamp",
-            )
+        let params: Vec<KeyValue> = sources("step_run_id, key, value", "params", "step_run_id, key")
             .build_query_as()?
             .fetch_all(&mut **tx)
             .await?;
-            (params, tags, metrics)
-        };
-        // Step runs of a run whose own row is in the view already: only
-        // theirs are written (the run's is written when it starts and ends).
-        let parent_experiment: Option<i64> = if matches!(scope, MirrorScope::Steps(_)) {
-            sqlx::query_scalar("SELECT experiment_id FROM tracking_runs WHERE run_uuid = $1")
-                .bind(run_id)
+        let tags: Vec<KeyValue> = sources("step_run_id, key, value", "tags", "step_run_id, key")
+            .build_query_as()?
+            .fetch_all(&mut **tx)
+            .await?;
+        let metrics: Vec<Metric> = sources(
+            "step_run_id, key, value, step, timestamp",
+            "metrics",
+            "step_run_id, key, step, timestamp",
+        )
+        .build_query_as()?
+        .fetch_all(&mut **tx)
+        .await?;
+        (params, tags, metrics)
+    };
+    // Step runs of a run whose own row is in the view already: only
+    // theirs are written (the run's is written when it starts and ends).
+    let parent_experiment: Option<i64> = if matches!(scope, MirrorScope::Steps(_)) {
+        sqlx::query_scalar("SELECT experiment_id FROM tracking_runs WHERE run_uuid = $1")
+            .bind(run_id)
+            .fetch_optional(&mut **tx)
+            .await?
+    } else {
+        None
+    };
+    let existing: Option<i64> = match parent_experiment {
+        Some(id) => Some(id),
+        None => {
+            sqlx::query_scalar("SELECT experiment_id FROM experiments WHERE name = $1")
+                .bind(&run.pipeline)
                 .fetch_optional(&mut **tx)
                 .await?
-        } else {
-            None
-        };
-        let existing: Option<i64> = match parent_experiment {
-            Some(id) => Some(id),
-            None => {
-                sqlx::query_scalar("SELECT experiment_id FROM experiments WHERE name = $1")
-                    .bind(&run.pipeline)
-                    .fetch_optional(&mut **tx)
-                    .await?
-            }
-        };
-        let experiment_id = match existing {
-            Some(id) => id,
-            None => {
-                insert_experiment(
-                    tx,
-                    &run.pipeline,
-                    None,
-                    &[("weft.pipeline".into(), run.pipeline.clone())],
-                )
-                .await?
-            }
-        };
+        }
+    };
+    let experiment_id = match existing {
+        Some(id) => id,
+        None => {
+            insert_experiment(
+                tx,
+                &run.pipeline,
+                None,
+                &[("weft.pipeline".into(), run.pipeline.clone())],
+            )
+            .await?
+        }
+    };
 
-        struct Row {
-            id: String,
-            name: String,
-            status: &'static str,
-            start: i64,
-            end: Option<i64>,
-            tags: Vec<(String, String)>,
-            params: Vec<(String, String)>,
-            metrics: Vec<MetricPoint>,
-        }
-        let mut rows = vec![Row {
-            id: run.id.clone(),
-            name: format!("{} #{}", run.pipeline, run.number),
-            status: mlflow_status(&run.status),
-            start: run.started_at,
-            end: run.ended_at,
-            tags: vec![
-                ("mlflow.runName".into(), format!("{} #{}", run.pipeline, run.number)),
-                ("mlflow.source.name".into(), "weft".into()),
-                ("weft.pipeline".into(), run.pipeline.clone()),
-                ("weft.run_number".into(), run.number.to_string()),
-                ("weft.status".into(), run.status.clone()),
-            ],
-            params: Vec::new(),
-            metrics: Vec::new(),
-        }];
-        if parent_experiment.is_some() {
-            rows.clear();
-        }
-        let run = &run;
-        for step in &steps {
-            let source = step.cached_from.as_deref().unwrap_or(&step.id);
-            let mut tags = vec![
-                ("mlflow.runName".into(), step.step_name.clone()),
-                ("mlflow.parentRunId".into(), run.id.clone()),
-                ("weft.step".into(), step.step_name.clone()),
-                ("weft.status".into(), step.status.clone()),
-            ];
-            for (key, value) in [
-                ("weft.component_digest", &step.component_digest),
-                ("weft.cache_key", &step.cache_key),
-                ("weft.cached_from", &step.cached_from),
-                ("weft.error", &step.error),
-            ] {
-                if let Some(value) = value {
-                    tags.push((key.into(), value.chars().take(8000).collect()));
-                }
-            }
-            tags.extend(
-                logged_tags
-                    .iter()
-                    .filter(|t| t.step_run_id == source)
-                    .map(|t| (t.key.clone(), t.value.clone())),
-            );
-            let mut params = flatten_params(&step.params);
-            for p in logged_params.iter().filter(|p| p.step_run_id == source) {
-                if !params.iter().any(|(k, _)| *k == p.key) {
-                    params.push((p.key.clone(), p.value.clone()));
-                }
-            }
-            let metrics = logged_metrics
-                .iter()
-                .filter(|m| m.step_run_id == source)
-                .map(|m| MetricPoint {
-                    key: m.key.clone(),
-                    value: m.value,
-                    timestamp: m.timestamp,
-                    step: m.step.unwrap_or(0),
-                })
-                .collect();
-            rows.push(Row {
-                id: step.id.clone(),
-                name: step.step_name.clone(),
-                status: mlflow_status(&step.status),
-                start: step.started_at.unwrap_or(run.started_at),
-                end: step.ended_at,
-                tags,
-                params,
-                metrics,
-            });
-        }
-
-        for chunk in rows.chunks(100) {
-            let mut q = Sql::new(backend,
-                "INSERT INTO tracking_runs (run_uuid, experiment_id, name, user_id, status, start_time, end_time, lifecycle_stage, artifact_uri) ",
-            );
-            q.push_values(chunk, |b, r| {
-                b.bind(&r.id)
-                    .bind(experiment_id)
-                    .bind(&r.name)
-                    .bind("weft")
-                    .bind(r.status)
-                    .bind(r.start)
-                    .bind(r.end)
-                    .bind("active")
-                    .bind(format!("mlflow-artifacts:/{experiment_id}/{}/artifacts", r.id));
-            });
-            q.push(" ON CONFLICT (run_uuid) DO UPDATE SET status = excluded.status, end_time = excluded.end_time, name = excluded.name");
-            q.build()?.execute(&mut **tx).await?;
-        }
-        let pairs: Vec<(&str, &(String, String))> = rows
-            .iter()
-            .flat_map(|r| r.tags.iter().map(move |t| (r.id.as_str(), t)))
-            .collect();
-        for chunk in pairs.chunks(300) {
-            let mut q = Sql::new(backend, "INSERT INTO tracking_tags (run_uuid, key, value) ");
-            q.push_values(chunk, |b, (id, (k, v))| {
-                b.bind(*id).bind(k).bind(v);
-            });
-            q.push(" ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value");
-            q.build()?.execute(&mut **tx).await?;
-        }
-        let pairs: Vec<(&str, &(String, String))> = rows
-            .iter()
-            .flat_map(|r| r.params.iter().map(move |p| (r.id.as_str(), p)))
-            .collect();
-        for chunk in pairs.chunks(300) {
-            let mut q = Sql::new(backend, "INSERT INTO tracking_params (run_uuid, key, value) ");
-            q.push_values(chunk, |b, (id, (k, v))| {
-                b.bind(*id).bind(k).bind(v.chars().take(6000).collect::<String>());
-            });
-            q.push(" ON CONFLICT (run_uuid, key) DO NOTHING");
-            q.build()?.execute(&mut **tx).await?;
-        }
-        let points: Vec<(&str, &MetricPoint)> = rows
-            .iter()
-            .flat_map(|r| r.metrics.iter().map(move |m| (r.id.as_str(), m)))
-            .collect();
-        crate::tracking::insert_metric_points(tx, backend, &points).await?;
-        Ok(())
+    struct Row {
+        id: String,
+        name: String,
+        status: &'static str,
+        start: i64,
+        end: Option<i64>,
+        tags: Vec<(String, String)>,
+        params: Vec<(String, String)>,
+        metrics: Vec<MetricPoint>,
     }
+    let mut rows = vec![Row {
+        id: run.id.clone(),
+        name: format!("{} #{}", run.pipeline, run.number),
+        status: mlflow_status(&run.status),
+        start: run.started_at,
+        end: run.ended_at,
+        tags: vec![
+            ("mlflow.runName".into(), format!("{} #{}", run.pipeline, run.number)),
+            ("mlflow.source.name".into(), "weft".into()),
+            ("weft.pipeline".into(), run.pipeline.clone()),
+            ("weft.run_number".into(), run.number.to_string()),
+            ("weft.status".into(), run.status.clone()),
+        ],
+        params: Vec::new(),
+        metrics: Vec::new(),
+    }];
+    if parent_experiment.is_some() {
+        rows.clear();
+    }
+    let run = &run;
+    for step in &steps {
+        let source = step.cached_from.as_deref().unwrap_or(&step.id);
+        let mut tags = vec![
+            ("mlflow.runName".into(), step.step_name.clone()),
+            ("mlflow.parentRunId".into(), run.id.clone()),
+            ("weft.step".into(), step.step_name.clone()),
+            ("weft.status".into(), step.status.clone()),
+        ];
+        for (key, value) in [
+            ("weft.component_digest", &step.component_digest),
+            ("weft.cache_key", &step.cache_key),
+            ("weft.cached_from", &step.cached_from),
+            ("weft.error", &step.error),
+        ] {
+            if let Some(value) = value {
+                tags.push((key.into(), value.chars().take(8000).collect()));
+            }
+        }
+        tags.extend(
+            logged_tags
+                .iter()
+                .filter(|t| t.step_run_id == source)
+                .map(|t| (t.key.clone(), t.value.clone())),
+        );
+        let mut params = flatten_params(&step.params);
+        for p in logged_params.iter().filter(|p| p.step_run_id == source) {
+            if !params.iter().any(|(k, _)| *k == p.key) {
+                params.push((p.key.clone(), p.value.clone()));
+            }
+        }
+        let metrics = logged_metrics
+            .iter()
+            .filter(|m| m.step_run_id == source)
+            .map(|m| MetricPoint {
+                key: m.key.clone(),
+                value: m.value,
+                timestamp: m.timestamp,
+                step: m.step.unwrap_or(0),
+            })
+            .collect();
+        rows.push(Row {
+            id: step.id.clone(),
+            name: step.step_name.clone(),
+            status: mlflow_status(&step.status),
+            start: step.started_at.unwrap_or(run.started_at),
+            end: step.ended_at,
+            tags,
+            params,
+            metrics,
+        });
+    }
+
+    for chunk in rows.chunks(100) {
+        let mut q = Sql::new(backend,
+            "INSERT INTO tracking_runs (run_uuid, experiment_id, name, user_id, status, start_time, end_time, lifecycle_stage, artifact_uri) ",
+        );
+        q.push_values(chunk, |b, r| {
+            b.bind(&r.id)
+                .bind(experiment_id)
+                .bind(&r.name)
+                .bind("weft")
+                .bind(r.status)
+                .bind(r.start)
+                .bind(r.end)
+                .bind("active")
+                .bind(format!("mlflow-artifacts:/{experiment_id}/{}/artifacts", r.id));
+        });
+        q.push(" ON CONFLICT (run_uuid) DO UPDATE SET status = excluded.status, end_time = excluded.end_time, name = excluded.name");
+        q.build()?.execute(&mut **tx).await?;
+    }
+    let pairs: Vec<(&str, &(String, String))> = rows
+        .iter()
+        .flat_map(|r| r.tags.iter().map(move |t| (r.id.as_str(), t)))
+        .collect();
+    for chunk in pairs.chunks(300) {
+        let mut q = Sql::new(backend, "INSERT INTO tracking_tags (run_uuid, key, value) ");
+        q.push_values(chunk, |b, (id, (k, v))| {
+            b.bind(*id).bind(k).bind(v);
+        });
+        q.push(" ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value");
+        q.build()?.execute(&mut **tx).await?;
+    }
+    let pairs: Vec<(&str, &(String, String))> = rows
+        .iter()
+        .flat_map(|r| r.params.iter().map(move |p| (r.id.as_str(), p)))
+        .collect();
+    for chunk in pairs.chunks(300) {
+        let mut q = Sql::new(backend, "INSERT INTO tracking_params (run_uuid, key, value) ");
+        q.push_values(chunk, |b, (id, (k, v))| {
+            b.bind(*id).bind(k).bind(v.chars().take(6000).collect::<String>());
+        });
+        q.push(" ON CONFLICT (run_uuid, key) DO NOTHING");
+        q.build()?.execute(&mut **tx).await?;
+    }
+    let points: Vec<(&str, &MetricPoint)> = rows
+        .iter()
+        .flat_map(|r| r.metrics.iter().map(move |m| (r.id.as_str(), m)))
+        .collect();
+    crate::tracking::insert_metric_points(tx, backend, &points).await?;
+    Ok(())
 }
