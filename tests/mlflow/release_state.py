@@ -78,7 +78,7 @@ def snapshot(url):
         versions = client.search_model_versions(f"name = '{model.name}'")
         shown["registry"][model.name] = {
             "description": model.description,
-            "aliases": dict(model.aliases) if isinstance(model.aliases, dict) else model.aliases,
+            "aliases": dict(model.aliases),
             "versions": [
                 {"version": v.version, "source": v.source, "run_id": v.run_id, "status": v.status}
                 for v in sorted(versions, key=lambda v: int(v.version))

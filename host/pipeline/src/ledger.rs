@@ -3,10 +3,11 @@
 //!
 //! A finished step hands its record (with the ids of its output artifacts,
 //! chosen before anything is written) to the ledger and returns at once:
-//! downstream steps need the ids and the bytes, not the rows. One
-//! background task writes what piled up, in order, one transaction per
-//! batch, so a chain of short steps costs one database round trip per
-//! batch instead of several per step, off the steps' path. Cache hits wait
+//! downstream steps need the ids and the bytes, not the rows. A background
+//! task waits [`BATCH_WINDOW`] and writes what piled up, in order, in one
+//! transaction (which also writes their MLflow view), so a chain of short
+//! steps commits a batch every so often instead of one transaction per
+//! step, off the steps' path. Cache hits wait
 //! for a flush or a full batch, as nothing reads their rows sooner.
 //!
 //! Anything that reads the rows (a gate, the end of the run, a step record
