@@ -173,6 +173,7 @@ impl Executor {
     /// Runs `manifest` to the end (or until cancelled) and records it.
     pub async fn run(&self, manifest: &Manifest, options: RunOptions) -> Result<RunOutcome, ExecError> {
         let started = Instant::now();
+        self.store.warm_up_reader();
         self.store.recover_crashed(&self.host, pid_alive).await?;
         self.clean_stale_work_dirs();
 

@@ -19,9 +19,17 @@ use crate::{new_id, now_ms, StoreError};
 /// advisory lock for the same effect: writers are serialised, readers never
 /// wait, and read-then-write logic (next run number, next model version)
 /// behaves exactly as on SQLite.
+///
+/// On SQLite the lookups that a running step waits for (the cache) use a
+/// second, read-only connection: in WAL mode it reads the last committed
+/// state while the write-behind ledger holds the writer, instead of queueing
+/// behind it.
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) pool: AnyPool,
+    /// Read-only queries on a step's critical path (the same pool as `pool`
+    /// on PostgreSQL).
+    pub(crate) reader: AnyPool,
     pub(crate) backend: Backend,
 }
 
@@ -156,11 +164,24 @@ impl Store {
                     Ok(())
                 })
             })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         migrate(&pool).await?;
+        // Connected on first use: a run with no cacheable step never opens it.
+        let reader = AnyPoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA query_only = ON; PRAGMA busy_timeout = 30000; PRAGMA cache_size = -8192;")
+                        .await?;
+                    Ok(())
+                })
+            })
+            .connect_lazy_with(options);
         Ok(Self {
             pool,
+            reader,
             backend: Backend::Sqlite,
         })
     }
@@ -185,9 +206,24 @@ impl Store {
             .await?;
         migrate(&pool).await?;
         Ok(Self {
+            reader: pool.clone(),
             pool,
             backend: Backend::Postgres,
         })
+    }
+
+    /// Opens the read connection of a SQLite store in the background, so
+    /// that the first cache lookup of a run does not wait for it. Needs a
+    /// tokio runtime; does nothing on PostgreSQL.
+    pub fn warm_up_reader(&self) {
+        if self.backend == Backend::Sqlite {
+            let reader = self.reader.clone();
+            tokio::spawn(async move {
+                if let Err(e) = reader.acquire().await {
+                    tracing::debug!("the read connection did not open early: {e}");
+                }
+            });
+        }
     }
 
     /// Which database this store uses.
@@ -679,7 +715,7 @@ impl Store {
         .bind(cache_key)
         .bind(status::SUCCEEDED)
         .bind(trust_imported)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?;
         let mut candidates: Vec<(String, Vec<ArtifactLink>)> = Vec::new();
         for row in rows {
