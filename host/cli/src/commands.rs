@@ -420,8 +420,9 @@ async fn run(manifest: Option<&Path>, state: Option<&Path>, stack: &Stack, args:
 
     let state = state_dir(state, Some(&path))?;
     let runtime = open_runtime(&state)?;
-    // The engine starts while the stores open and the run is recorded.
-    runtime.start_in_background();
+    // The engine starts, and the compiled components load, while the stores
+    // open and the run is recorded.
+    runtime.start_in_background(manifest.steps.iter().map(|s| s.component.clone()).collect());
     let stores = Stores::open(&state, stack).await?;
     let executor = Executor::new(
         runtime.clone(),

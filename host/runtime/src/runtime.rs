@@ -1,7 +1,7 @@
 //! The engine, the linker, the compiled-component cache and the epoch
 //! ticker, shared by every step run of a process.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -193,18 +193,32 @@ impl Runtime {
 
     /// Starts the engine on a thread of its own, so that it is ready (or
     /// nearly) when the first step needs it, while the caller opens its
-    /// stores and records the run. The first use waits for it to finish;
-    /// an error shows there. A run that never needs the engine pays only
-    /// the thread's CPU time.
-    pub fn start_in_background(&self) {
-        if self.lazy.started.get().is_some() {
+    /// stores and records the run; then loads, on the same thread and in
+    /// order, each of `components` that is already compiled (a component
+    /// that would need compiling is left to its step, which may be a cache
+    /// hit). The first use waits for either to finish; an error shows
+    /// there. A run that never needs the engine pays only the thread's CPU
+    /// time.
+    pub fn start_in_background(&self, components: Vec<PathBuf>) {
+        if self.lazy.started.get().is_some() && components.is_empty() {
             return;
         }
         let runtime = self.clone();
         let spawned = std::thread::Builder::new()
             .name("weft-engine-start".into())
             .spawn(move || {
-                let _ = runtime.inner();
+                let Ok(inner) = runtime.inner() else { return };
+                let mut seen = HashSet::new();
+                for path in components {
+                    if !seen.insert(path.clone()) {
+                        continue;
+                    }
+                    let Ok(bytes) = read_component(&path) else { continue };
+                    let digest = component_digest(&bytes);
+                    if inner.cache.entry_path(&digest, &inner.engine_hash).exists() {
+                        let _ = runtime.load_bytes(&path, &bytes);
+                    }
+                }
             });
         if let Err(e) = spawned {
             tracing::debug!("engine not started in the background: {e}");
