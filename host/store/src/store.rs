@@ -36,6 +36,38 @@ pub struct Store {
 /// The advisory lock key weft's writers share on PostgreSQL ("weft" in ASCII).
 const WRITE_LOCK_KEY: i64 = 0x7765_6674;
 
+/// The first half of the two-key advisory locks of scoped writers (two-key
+/// and one-key advisory locks never collide in PostgreSQL).
+const SCOPE_LOCK_CLASS: i32 = 0x7765_6674;
+
+/// What a write transaction may change, for PostgreSQL's locks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum WriteScope<'a> {
+    /// The rows of one pipeline: its runs, step runs, artifacts and their
+    /// MLflow view (named by the pipeline).
+    Pipeline(&'a str),
+    /// The tracking rows of one run: its metrics, params and tags.
+    Run(&'a str),
+}
+
+impl WriteScope<'_> {
+    /// A stable 32-bit key for the scope (FNV-1a: the same in every weft
+    /// process sharing the database; a collision only serialises two
+    /// scopes).
+    fn lock_key(self) -> i32 {
+        let (kind, name) = match self {
+            WriteScope::Pipeline(name) => (b'p', name),
+            WriteScope::Run(id) => (b'r', id),
+        };
+        let mut hash: u32 = 0x811c_9dc5;
+        for byte in std::iter::once(kind).chain(name.bytes()) {
+            hash ^= u32::from(byte);
+            hash = hash.wrapping_mul(0x0100_0193);
+        }
+        hash as i32
+    }
+}
+
 /// An artifact to record (its bytes are already in the artifact store).
 #[derive(Debug, Clone)]
 pub struct NewArtifact {
@@ -240,6 +272,28 @@ impl Store {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
                     .bind(WRITE_LOCK_KEY)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
+        }
+    }
+
+    /// Starts a write transaction confined to `scope`: on PostgreSQL it
+    /// holds the shared write lock and the scope's own lock, so it waits
+    /// only for writers of the same scope and for unscoped writers. On
+    /// SQLite, the same as [`Store::begin_write`].
+    pub(crate) async fn begin_write_in(&self, scope: WriteScope<'_>) -> Result<Transaction<'static, Any>, StoreError> {
+        match self.backend {
+            Backend::Sqlite => self.begin_write().await,
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                // Always the shared lock first, then the scope's: one order,
+                // so no two writers can wait for each other.
+                sqlx::query("SELECT pg_advisory_xact_lock_shared($1), pg_advisory_xact_lock($2, $3)")
+                    .bind(WRITE_LOCK_KEY)
+                    .bind(SCOPE_LOCK_CLASS)
+                    .bind(scope.lock_key())
                     .execute(&mut *tx)
                     .await?;
                 Ok(tx)
@@ -474,7 +528,25 @@ impl Store {
         if writes.is_empty() {
             return Ok(());
         }
-        let mut tx = self.begin_write().await?;
+        // A ledger batch belongs to one run, so to one pipeline (a run's
+        // pipeline never changes: read before locking).
+        let run_of = |w: &LedgerWrite| match w {
+            LedgerWrite::Finished { run_id, .. } => run_id.clone(),
+            LedgerWrite::Hit(hit) => hit.run_id.clone(),
+        };
+        let first_run = run_of(&writes[0]);
+        let one_run = writes.iter().all(|w| run_of(w) == first_run);
+        let mut tx = if one_run {
+            let pipeline: String = sqlx::query_scalar(
+                "SELECT p.name FROM runs r JOIN pipelines p ON p.id = r.pipeline_id WHERE r.id = $1",
+            )
+            .bind(&first_run)
+            .fetch_one(&self.pool)
+            .await?;
+            self.begin_write_in(WriteScope::Pipeline(&pipeline)).await?
+        } else {
+            self.begin_write().await?
+        };
         let mut i = 0;
         while i < writes.len() {
             match &writes[i] {

@@ -7,6 +7,7 @@ use sqlx::Any;
 use crate::sql::{Backend, Sql};
 
 use crate::search::{Attribute, Clause, Entity, Literal, Op, OrderBy};
+use crate::store::WriteScope;
 use crate::{new_id, now_ms, Store, StoreError};
 
 /// A run's own fields (in the order the run page query writes them).
@@ -183,7 +184,7 @@ impl Store {
         tags: &[(String, String)],
     ) -> Result<(), StoreError> {
         self.active_run(run_uuid).await?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_write_in(WriteScope::Run(run_uuid)).await?;
         for chunk in params.chunks(300) {
             let mut insert = Sql::new(self.backend, "INSERT INTO tracking_params (run_uuid, key, value) ");
             insert.push_values(chunk, |row, (key, value)| {

@@ -200,3 +200,80 @@ async fn metric_values_come_back_bit_for_bit_on(store: &Store) {
     let got: Vec<u64> = found.iter().map(|r| r.metrics[0].value.to_bits()).collect();
     assert_eq!(got, values.map(expected));
 }
+
+/// Many writers at once (on PostgreSQL each run's writers share a lock of
+/// their own, beside writers that lock everything): nothing is lost, the
+/// latest value is the highest step, and no two writers wait for each other
+/// forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_of_many_runs_lose_nothing() {
+    for t in common::stores().await {
+        eprintln!("backend: {}", t.backend);
+        concurrent_writers_of_many_runs_lose_nothing_on(&t.store).await;
+    }
+}
+
+async fn concurrent_writers_of_many_runs_lose_nothing_on(store: &Store) {
+    let exp = store.create_experiment("concurrent", None, &[]).await.unwrap();
+    let mut runs = Vec::new();
+    for i in 0..4 {
+        let run = store
+            .create_tracked_run(exp, &format!("run-{i}"), "u", None, &[])
+            .await
+            .unwrap();
+        runs.push(run.run_uuid);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    // Four writers per run, each logging 50 batches of 20 points of its own
+    // steps, the same param and a tag of its own.
+    for run in &runs {
+        for writer in 0..4i64 {
+            let store = store.clone();
+            let run = run.clone();
+            tasks.spawn(async move {
+                for batch in 0..50i64 {
+                    let points: Vec<MetricPoint> = (0..20)
+                        .map(|i| {
+                            let step = (batch * 20 + i) * 4 + writer;
+                            point("loss", step as f64, 1_000 + step, step)
+                        })
+                        .collect();
+                    store
+                        .log_batch(
+                            &run,
+                            &points,
+                            &[("lr".into(), "0.1".into())],
+                            &[(format!("writer-{writer}"), batch.to_string())],
+                        )
+                        .await
+                        .unwrap();
+                }
+            });
+        }
+    }
+    // Meanwhile, writers that take the whole store: new experiments.
+    for i in 0..10 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            store
+                .create_experiment(&format!("beside-{i}"), None, &[])
+                .await
+                .unwrap();
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    for run in &runs {
+        let history = store.tracked_metric_history(run, "loss", 1_000_000, 0).await.unwrap();
+        assert_eq!(history.len(), 4 * 50 * 20, "every point of every writer");
+        let tracked = store.tracked_run(run).await.unwrap();
+        let latest = tracked.metrics.iter().find(|m| m.key == "loss").unwrap();
+        assert_eq!(latest.step, 4 * 50 * 20 - 1, "the latest point is the highest step");
+        assert_eq!(tracked.params, vec![("lr".to_string(), "0.1".to_string())]);
+        for writer in 0..4 {
+            let tag = tracked.tags.iter().find(|(k, _)| *k == format!("writer-{writer}"));
+            assert_eq!(tag.map(|(_, v)| v.as_str()), Some("49"), "each writer's last tag");
+        }
+    }
+}
