@@ -7,8 +7,8 @@ use std::sync::Arc;
 use serde_json::json;
 use weft_artifacts::ArtifactKind;
 use weft_pipeline::{
-    Executor, ExecutorOptions, Manifest, ModelRegistration, ParamOverride, RunHook, RunOptions, StepVerification,
-    Verifier,
+    Executor, ExecutorOptions, InputSource, Manifest, ModelRegistration, ParamOverride, RunHook, RunOptions,
+    StepVerification, Verifier,
 };
 use weft_runtime::{Cancel, Runtime, RuntimeOptions};
 use weft_store::{status, LineageNode};
@@ -420,9 +420,14 @@ async fn run(manifest: Option<&Path>, state: Option<&Path>, stack: &Stack, args:
 
     let state = state_dir(state, Some(&path))?;
     let runtime = open_runtime(&state)?;
-    // The engine starts, and the compiled components load, while the stores
-    // open and the run is recorded.
-    runtime.start_in_background(manifest.steps.iter().map(|s| s.component.clone()).collect());
+    // The engine starts, and the compiled component of the step that runs
+    // first (the first that reads no other step's output) loads, while the
+    // stores open and the run is recorded.
+    let first = manifest
+        .steps
+        .iter()
+        .find(|s| s.inputs.iter().all(|(_, src)| matches!(src, InputSource::External(_))));
+    runtime.start_in_background(first.map(|s| s.component.clone()));
     let stores = Stores::open(&state, stack).await?;
     let executor = Executor::new(
         runtime.clone(),

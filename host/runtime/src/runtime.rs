@@ -1,7 +1,7 @@
 //! The engine, the linker, the compiled-component cache and the epoch
 //! ticker, shared by every step run of a process.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -193,30 +193,27 @@ impl Runtime {
 
     /// Starts the engine on a thread of its own, so that it is ready (or
     /// nearly) when the first step needs it, while the caller opens its
-    /// stores and records the run; then loads, on the same thread and in
-    /// order, each of `components` that is already compiled (a component
-    /// that would need compiling is left to its step, which may be a cache
-    /// hit). The first use waits for either to finish; an error shows
+    /// stores and records the run; then, on the same thread, loads
+    /// `first` (the component of the step that runs first) if it is
+    /// already compiled. A component that would need compiling, or whose
+    /// compiled copy does not verify, is left to its step, which may be a
+    /// cache hit. The first use waits for either to finish; an error shows
     /// there. A run that never needs the engine pays only the thread's CPU
     /// time.
-    pub fn start_in_background(&self, components: Vec<PathBuf>) {
-        if self.lazy.started.get().is_some() && components.is_empty() {
+    pub fn start_in_background(&self, first: Option<PathBuf>) {
+        if self.lazy.started.get().is_some() && first.is_none() {
             return;
         }
         let runtime = self.clone();
         let spawned = std::thread::Builder::new()
             .name("weft-engine-start".into())
             .spawn(move || {
-                let Ok(inner) = runtime.inner() else { return };
-                let mut seen = HashSet::new();
-                for path in components {
-                    if !seen.insert(path.clone()) {
-                        continue;
-                    }
-                    let Ok(bytes) = read_component(&path) else { continue };
-                    let digest = component_digest(&bytes);
-                    if inner.cache.entry_path(&digest, &inner.engine_hash).exists() {
-                        let _ = runtime.load_bytes(&path, &bytes);
+                if runtime.inner().is_err() {
+                    return;
+                }
+                if let Some(path) = first {
+                    if let Ok(bytes) = read_component(&path) {
+                        let _ = runtime.load_with(&path, &bytes, false);
                     }
                 }
             });
@@ -246,10 +243,17 @@ impl Runtime {
     /// Like [`Runtime::load`], from bytes already in memory; `path` only
     /// names the component in errors.
     pub fn load_bytes(&self, path: &Path, bytes: &[u8]) -> Result<LoadedStep, RuntimeError> {
+        self.load_with(path, bytes, true)?
+            .ok_or_else(|| RuntimeError::Engine("the component was neither compiled nor loaded".into()))
+    }
+
+    /// [`Runtime::load_bytes`], or with `compile` false only from the
+    /// compiled cache (`None` when it is not there or does not verify).
+    fn load_with(&self, path: &Path, bytes: &[u8], compile: bool) -> Result<Option<LoadedStep>, RuntimeError> {
         let inner = self.inner()?;
         let digest = component_digest(bytes);
         if let Some(step) = self.loaded(&digest) {
-            return Ok(step);
+            return Ok(Some(step));
         }
         // One compilation per component: a second caller waits for the
         // first and then finds the component loaded.
@@ -259,10 +263,14 @@ impl Runtime {
         };
         let _compiling = gate.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(step) = self.loaded(&digest) {
-            return Ok(step);
+            return Ok(Some(step));
         }
         let started = Instant::now();
-        let (component, from_cache) = self.compile(path, bytes, &digest)?;
+        let (component, from_cache) = match self.cached(&digest)? {
+            Some(component) => (component, true),
+            None if compile => (self.compile_and_cache(path, bytes, &digest)?, false),
+            None => return Ok(None),
+        };
         let incompatible = |e: wasmtime::Error| RuntimeError::Incompatible {
             path: path.to_owned(),
             message: format!("{e:#}"),
@@ -277,7 +285,7 @@ impl Runtime {
             engine: inner.engine.clone(),
         };
         self.lock_loaded(inner).insert(digest, step.clone());
-        Ok(step)
+        Ok(Some(step))
     }
 
     /// The engine every component of this process runs on (steps and
@@ -297,52 +305,60 @@ impl Runtime {
     /// Compiles `bytes`, or loads them compiled from the sealed cache;
     /// whether they came from the cache.
     fn compile(&self, path: &Path, bytes: &[u8], digest: &str) -> Result<(Component, bool), RuntimeError> {
+        match self.cached(digest)? {
+            Some(component) => Ok((component, true)),
+            None => Ok((self.compile_and_cache(path, bytes, digest)?, false)),
+        }
+    }
+
+    /// The component from the sealed compiled cache, if it is there and
+    /// verifies (a bad entry is removed).
+    fn cached(&self, digest: &str) -> Result<Option<Component>, RuntimeError> {
         let inner = self.inner()?;
         let entry = inner.cache.entry_path(digest, &inner.engine_hash);
-        let cached = inner.cache.get(&entry).and_then(|compiled| {
+        Ok(inner.cache.get(&entry).and_then(|compiled| {
             // SAFETY: the bytes carry a MAC made with this host's private key,
             // so they were written by this host's own `precompile_component`
             // for an engine with the same compatibility hash.
             unsafe { Component::deserialize(&inner.engine, &compiled) }.ok()
-        });
-        let from_cache = cached.is_some();
-        let component = match cached {
-            Some(component) => component,
-            None => {
-                let invalid = |e: wasmtime::Error| RuntimeError::InvalidComponent {
+        }))
+    }
+
+    /// Compiles `bytes` (within the shape and compile limits) and keeps the
+    /// result in the compiled cache.
+    fn compile_and_cache(&self, path: &Path, bytes: &[u8], digest: &str) -> Result<Component, RuntimeError> {
+        let inner = self.inner()?;
+        let entry = inner.cache.entry_path(digest, &inner.engine_hash);
+        let invalid = |e: wasmtime::Error| RuntimeError::InvalidComponent {
+            path: path.to_owned(),
+            message: format!("{e:#}"),
+        };
+        if !bytes.starts_with(b"\0asm") {
+            return Err(RuntimeError::InvalidComponent {
+                path: path.to_owned(),
+                message: "it does not start with the WebAssembly magic bytes".into(),
+            });
+        }
+        let shape =
+            Shape::measure(bytes, &self.lazy.options.shape_limits).map_err(|message| RuntimeError::CompileLimit {
+                path: path.to_owned(),
+                message,
+            })?;
+        tracing::debug!(?shape, "compiling {}", path.display());
+        let compiled = match &self.lazy.options.compiler {
+            Compiler::InProcess => inner.engine.precompile_component(bytes).map_err(invalid)?,
+            Compiler::Child { exe, budget } => {
+                compile_in_child(exe, budget, bytes).map_err(|message| RuntimeError::CompileLimit {
                     path: path.to_owned(),
-                    message: format!("{e:#}"),
-                };
-                if !bytes.starts_with(b"\0asm") {
-                    return Err(RuntimeError::InvalidComponent {
-                        path: path.to_owned(),
-                        message: "it does not start with the WebAssembly magic bytes".into(),
-                    });
-                }
-                let shape = Shape::measure(bytes, &self.lazy.options.shape_limits).map_err(|message| {
-                    RuntimeError::CompileLimit {
-                        path: path.to_owned(),
-                        message,
-                    }
-                })?;
-                tracing::debug!(?shape, "compiling {}", path.display());
-                let compiled = match &self.lazy.options.compiler {
-                    Compiler::InProcess => inner.engine.precompile_component(bytes).map_err(invalid)?,
-                    Compiler::Child { exe, budget } => {
-                        compile_in_child(exe, budget, bytes).map_err(|message| RuntimeError::CompileLimit {
-                            path: path.to_owned(),
-                            message,
-                        })?
-                    }
-                };
-                if let Err(e) = inner.cache.put(&entry, &compiled) {
-                    tracing::warn!("not caching the compiled component: {e}");
-                }
-                // SAFETY: `compiled` was produced just now by this engine.
-                unsafe { Component::deserialize(&inner.engine, &compiled) }.map_err(invalid)?
+                    message,
+                })?
             }
         };
-        Ok((component, from_cache))
+        if let Err(e) = inner.cache.put(&entry, &compiled) {
+            tracing::warn!("not caching the compiled component: {e}");
+        }
+        // SAFETY: `compiled` was produced just now by this engine.
+        unsafe { Component::deserialize(&inner.engine, &compiled) }.map_err(invalid)
     }
 
     /// The step with this digest if this process has loaded it already:

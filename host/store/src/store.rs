@@ -199,7 +199,8 @@ impl Store {
             .connect_with(options.clone())
             .await?;
         migrate(&pool).await?;
-        // Connected on first use: a run with no cacheable step never opens it.
+        // Connected on first use (the executor opens it early, in the
+        // background: `warm_up_reader`).
         let reader = AnyPoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
