@@ -43,22 +43,18 @@ const SCOPE_LOCK_CLASS: i32 = 0x7765_6674;
 /// What a write transaction may change, for PostgreSQL's locks.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum WriteScope<'a> {
-    /// The rows of one pipeline: its runs, step runs, artifacts and their
-    /// MLflow view (named by the pipeline).
-    Pipeline(&'a str),
+    /// The rows of the pipeline of this run: its runs, step runs,
+    /// artifacts and their MLflow view.
+    PipelineOfRun(&'a str),
     /// The tracking rows of one run: its metrics, params and tags.
     Run(&'a str),
 }
 
 impl WriteScope<'_> {
-    /// A stable 32-bit key for the scope (FNV-1a: the same in every weft
-    /// process sharing the database; a collision only serialises two
-    /// scopes).
-    fn lock_key(self) -> i32 {
-        let (kind, name) = match self {
-            WriteScope::Pipeline(name) => (b'p', name),
-            WriteScope::Run(id) => (b'r', id),
-        };
+    /// A stable 32-bit key for a scope of `kind` and `name` (FNV-1a: the
+    /// same in every weft process sharing the database; a collision only
+    /// serialises two scopes).
+    fn lock_key(kind: u8, name: &str) -> i32 {
         let mut hash: u32 = 0x811c_9dc5;
         for byte in std::iter::once(kind).chain(name.bytes()) {
             hash ^= u32::from(byte);
@@ -113,6 +109,16 @@ pub enum LedgerWrite {
     },
     /// A step run served from the cache.
     Hit(CacheHit),
+}
+
+impl LedgerWrite {
+    /// The run the write belongs to.
+    pub fn run_id(&self) -> &str {
+        match self {
+            LedgerWrite::Finished { run_id, .. } => run_id,
+            LedgerWrite::Hit(hit) => &hit.run_id,
+        }
+    }
 }
 
 /// What a finished step run recorded, all written in one transaction.
@@ -288,13 +294,26 @@ impl Store {
         match self.backend {
             Backend::Sqlite => self.begin_write().await,
             Backend::Postgres => {
+                let key = match scope {
+                    // A run's pipeline never changes: read before locking.
+                    WriteScope::PipelineOfRun(run_id) => {
+                        let pipeline: String = sqlx::query_scalar(
+                            "SELECT p.name FROM runs r JOIN pipelines p ON p.id = r.pipeline_id WHERE r.id = $1",
+                        )
+                        .bind(run_id)
+                        .fetch_one(&self.pool)
+                        .await?;
+                        WriteScope::lock_key(b'p', &pipeline)
+                    }
+                    WriteScope::Run(run_uuid) => WriteScope::lock_key(b'r', run_uuid),
+                };
                 let mut tx = self.pool.begin().await?;
                 // Always the shared lock first, then the scope's: one order,
                 // so no two writers can wait for each other.
                 sqlx::query("SELECT pg_advisory_xact_lock_shared($1), pg_advisory_xact_lock($2, $3)")
                     .bind(WRITE_LOCK_KEY)
                     .bind(SCOPE_LOCK_CLASS)
-                    .bind(scope.lock_key())
+                    .bind(key)
                     .execute(&mut *tx)
                     .await?;
                 Ok(tx)
@@ -529,22 +548,10 @@ impl Store {
         if writes.is_empty() {
             return Ok(());
         }
-        // A ledger batch belongs to one run, so to one pipeline (a run's
-        // pipeline never changes: read before locking).
-        let run_of = |w: &LedgerWrite| match w {
-            LedgerWrite::Finished { run_id, .. } => run_id.clone(),
-            LedgerWrite::Hit(hit) => hit.run_id.clone(),
-        };
-        let first_run = run_of(&writes[0]);
-        let one_run = writes.iter().all(|w| run_of(w) == first_run);
-        let mut tx = if one_run {
-            let pipeline: String = sqlx::query_scalar(
-                "SELECT p.name FROM runs r JOIN pipelines p ON p.id = r.pipeline_id WHERE r.id = $1",
-            )
-            .bind(&first_run)
-            .fetch_one(&self.pool)
-            .await?;
-            self.begin_write_in(WriteScope::Pipeline(&pipeline)).await?
+        // A ledger batch belongs to one run, so to one pipeline.
+        let first_run = writes[0].run_id();
+        let mut tx = if writes.iter().all(|w| w.run_id() == first_run) {
+            self.begin_write_in(WriteScope::PipelineOfRun(first_run)).await?
         } else {
             self.begin_write().await?
         };
@@ -571,8 +578,8 @@ impl Store {
         let mut by_run: Vec<(&str, Vec<String>)> = Vec::new();
         for write in writes {
             let (run_id, id) = match write {
-                LedgerWrite::Finished { run_id, id, .. } => (run_id.as_str(), id),
-                LedgerWrite::Hit(hit) => (hit.run_id.as_str(), &hit.step_run_id),
+                LedgerWrite::Finished { id, .. } => (write.run_id(), id),
+                LedgerWrite::Hit(hit) => (write.run_id(), &hit.step_run_id),
             };
             match by_run.iter_mut().find(|(run, _)| *run == run_id) {
                 Some((_, ids)) => ids.push(id.clone()),
