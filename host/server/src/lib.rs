@@ -11,7 +11,8 @@
 //!   `/api/v1/openapi.json`, generated from the handlers themselves;
 //! - `/api/v1/sync`, where `weft run --server URL` sends its runs;
 //! - the MLflow REST API under `/api/2.0/mlflow` (tracking, registry,
-//!   logged models) and its artifact proxy under `/api/2.0/mlflow-artifacts`.
+//!   logged models, traces; the trace endpoints under `/api/3.0/mlflow`
+//!   too) and its artifact proxy under `/api/2.0/mlflow-artifacts`.
 //!
 //! Every failure is a JSON body `{"error_code": "...", "message": "..."}`
 //! with a 4xx status for anything the client got wrong. Before any handler,
@@ -24,6 +25,7 @@ mod mlflow;
 mod mlflow_artifacts;
 mod mlflow_models;
 mod mlflow_registry;
+mod mlflow_traces;
 mod native;
 mod security;
 mod sync;
@@ -71,14 +73,18 @@ pub fn router(state: AppState) -> Router {
             "/api/2.0/mlflow",
             mlflow::routes()
                 .merge(mlflow_registry::routes())
-                .merge(mlflow_models::routes()),
+                .merge(mlflow_models::routes())
+                .merge(mlflow_traces::routes()),
         )
         .nest(
             "/ajax-api/2.0/mlflow",
             mlflow::routes()
                 .merge(mlflow_registry::routes())
-                .merge(mlflow_models::routes()),
+                .merge(mlflow_models::routes())
+                .merge(mlflow_traces::routes()),
         )
+        .nest("/api/3.0/mlflow", mlflow_traces::routes())
+        .nest("/ajax-api/3.0/mlflow", mlflow_traces::routes())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
     let artifacts = Router::new()
         .nest("/api/2.0/mlflow-artifacts", mlflow_artifacts::routes())

@@ -24,6 +24,7 @@ pub mod search;
 mod sql;
 mod store;
 mod sync;
+mod traces;
 mod tracking;
 mod verifications;
 
@@ -39,6 +40,9 @@ pub use run_list::{RunPage, RunQuery, RunSort, RunSummary};
 pub use sql::Backend;
 pub use store::{CacheHit, LedgerWrite, NewArtifact, StepRunRecord, Store};
 pub use sync::RunExport;
+pub use traces::{
+    validate_trace_id, TraceInfo, TRACE_ARTIFACT_LOCATION_TAG, TRACE_NAME_TAG, TRACE_RUN_METADATA, TRACE_STATES,
+};
 pub use tracking::{MetricPoint, RunInfo, TrackedRun};
 pub use verifications::{outcome as verification, OutputCheck, Verification};
 

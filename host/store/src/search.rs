@@ -8,6 +8,8 @@ pub enum Entity {
     Metric(String),
     Param(String),
     Tag(String),
+    /// A trace's request metadata (`metadata.<key>`).
+    Metadata(String),
     /// One of the run's own fields.
     Attribute(Attribute),
 }
@@ -35,6 +37,15 @@ pub enum Attribute {
     SourcePath,
     /// A model version's number.
     VersionNumber,
+    /// A trace's id (`request_id`).
+    RequestId,
+    /// A trace's client request id.
+    ClientRequestId,
+    /// When a trace started, in milliseconds (`timestamp_ms`; a trace
+    /// search also reads `timestamp` so).
+    TraceTime,
+    /// How long a trace took, in milliseconds (`execution_time_ms`).
+    ExecutionTime,
 }
 
 impl Attribute {
@@ -47,7 +58,11 @@ impl Attribute {
             "status" => Self::Status,
             "artifact_uri" => Self::ArtifactUri,
             "start_time" => Self::StartTime,
-            "end_time" => Self::EndTime,
+            "end_time" | "end_time_ms" => Self::EndTime,
+            "request_id" => Self::RequestId,
+            "client_request_id" => Self::ClientRequestId,
+            "timestamp_ms" => Self::TraceTime,
+            "execution_time" | "execution_time_ms" => Self::ExecutionTime,
             "experiment_id" => Self::ExperimentId,
             "creation_time" => Self::CreationTime,
             "last_update_time" => Self::LastUpdateTime,
@@ -108,10 +123,32 @@ impl Attribute {
         })
     }
 
+    /// The column (an SQL expression) of a trace, on the `traces t` alias;
+    /// `name` and `run_id` are a tag and a metadata entry, so `None`.
+    pub(crate) fn trace_column(self) -> Option<&'static str> {
+        Some(match self {
+            Self::RequestId => "t.trace_id",
+            Self::ClientRequestId => "t.client_request_id",
+            Self::Status => "t.state",
+            Self::ExperimentId => "t.experiment_id",
+            // `timestamp` parses as the registry's last update time.
+            Self::TraceTime | Self::LastUpdateTime => "t.request_time",
+            Self::ExecutionTime => "t.execution_duration",
+            Self::EndTime => "(t.request_time + t.execution_duration)",
+            _ => return None,
+        })
+    }
+
     pub(crate) fn is_numeric(self) -> bool {
         matches!(
             self,
-            Self::StartTime | Self::EndTime | Self::CreationTime | Self::LastUpdateTime | Self::VersionNumber
+            Self::StartTime
+                | Self::EndTime
+                | Self::CreationTime
+                | Self::LastUpdateTime
+                | Self::VersionNumber
+                | Self::TraceTime
+                | Self::ExecutionTime
         )
     }
 }
@@ -291,15 +328,37 @@ fn entity(tokens: &[Token], i: &mut usize) -> Result<Entity, String> {
         "metric" | "metrics" => Ok(Entity::Metric(key)),
         "param" | "params" | "parameter" | "parameters" => Ok(Entity::Param(key)),
         "tag" | "tags" => Ok(Entity::Tag(key)),
-        "attribute" | "attributes" | "attr" | "run" => Attribute::parse(&key)
+        "metadata" | "request_metadata" => Ok(Entity::Metadata(key)),
+        "attribute" | "attributes" | "attr" | "run" | "trace" => Attribute::parse(&key)
             .map(Entity::Attribute)
             .ok_or_else(|| format!("'{key}' is not a searchable attribute")),
-        other => Err(format!("'{other}' is not metrics, params, tags or attributes")),
+        other => Err(format!("'{other}' is not metrics, params, tags, metadata or attributes")),
     }
 }
 
 /// Parses a filter string (empty: no clauses).
 pub fn parse_filter(text: &str) -> Result<Vec<Clause>, String> {
+    parse(text, check_clause)
+}
+
+/// Parses a trace search's filter: as [`parse_filter`], and `IN` lists
+/// also compare a trace's name, status and ids, as the reference allows.
+pub fn parse_trace_filter(text: &str) -> Result<Vec<Clause>, String> {
+    parse(text, |entity, op, value| {
+        let listed = matches!(
+            entity,
+            Entity::Attribute(
+                Attribute::RunName | Attribute::Status | Attribute::RequestId | Attribute::ClientRequestId
+            )
+        );
+        if listed && matches!((op, value), (Op::In | Op::NotIn, Literal::List(_))) {
+            return Ok(());
+        }
+        check_clause(entity, op, value)
+    })
+}
+
+fn parse(text: &str, check: impl Fn(&Entity, Op, &Literal) -> Result<(), String>) -> Result<Vec<Clause>, String> {
     let tokens = tokenize(text)?;
     let mut clauses = Vec::new();
     let mut i = 0;
@@ -386,7 +445,7 @@ pub fn parse_filter(text: &str) -> Result<Vec<Clause>, String> {
                 v
             }
         };
-        check_clause(&entity, op, &value)?;
+        check(&entity, op, &value)?;
         clauses.push(Clause { entity, op, value });
         match tokens.get(i) {
             None => {}
@@ -407,7 +466,7 @@ fn check_clause(entity: &Entity, op: Op, value: &Literal) -> Result<(), String> 
     let numeric = match entity {
         Entity::Metric(_) => true,
         Entity::Attribute(a) => a.is_numeric(),
-        Entity::Param(_) | Entity::Tag(_) => false,
+        Entity::Param(_) | Entity::Tag(_) | Entity::Metadata(_) => false,
     };
     match (numeric, op, value) {
         (_, Op::IsNull | Op::IsNotNull, _) if !matches!(entity, Entity::Metric(_)) => Ok(()),

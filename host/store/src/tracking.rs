@@ -402,10 +402,16 @@ impl Store {
 fn check_run_search(clauses: &[Clause], order: &[OrderBy]) -> Result<(), StoreError> {
     let entities = clauses.iter().map(|c| &c.entity).chain(order.iter().map(|o| &o.entity));
     for entity in entities {
-        if let Entity::Attribute(a) = entity {
-            if a.run_column().is_none() {
+        match entity {
+            Entity::Attribute(a) if a.run_column().is_none() => {
                 return Err(StoreError::Invalid(format!("runs have no attribute {a:?}")));
             }
+            Entity::Metadata(key) => {
+                return Err(StoreError::Invalid(format!(
+                    "runs have no metadata ('metadata.{key}'): use tags.<key>"
+                )));
+            }
+            _ => {}
         }
     }
     Ok(())
@@ -488,6 +494,11 @@ fn push_clause(q: &mut Sql<'_>, backend: Backend, clause: &Clause) {
         Entity::Metric(k) => ("tracking_latest_metrics", k),
         Entity::Param(k) => ("tracking_params", k),
         Entity::Tag(k) => ("tracking_tags", k),
+        // Refused by `check_run_search`.
+        Entity::Metadata(_) => {
+            q.push("0 = 1");
+            return;
+        }
         Entity::Attribute(a) => {
             // Checked by `check_run_search`.
             push_comparison(q, backend, a.run_column().unwrap_or("NULL"), clause);
@@ -582,6 +593,11 @@ fn push_order_value(q: &mut Sql<'_>, entity: &Entity) {
         Entity::Tag(k) => ("tracking_tags", k),
         Entity::Attribute(Attribute::RunId) => {
             q.push("r.run_uuid");
+            return;
+        }
+        // Refused by `check_run_search`.
+        Entity::Metadata(_) => {
+            q.push("NULL");
             return;
         }
         Entity::Attribute(a) => {
