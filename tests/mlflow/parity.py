@@ -140,7 +140,7 @@ class Normaliser:
             return "<time>" if value not in (None, "", 0, "0") else value
         if key in ID_KEYS:
             return self.id(value)
-        if key in {"artifact_location", "artifact_uri", "source", "storage_location", "uri"} and isinstance(value, str):
+        if key in {"artifact_location", "artifact_uri", "source", "storage_location", "uri", "mlflow.artifactLocation"} and isinstance(value, str):
             return self.artifact_uri(value)
         if isinstance(value, str):
             return self.text(value)

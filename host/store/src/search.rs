@@ -342,14 +342,13 @@ pub fn parse_filter(text: &str) -> Result<Vec<Clause>, String> {
 }
 
 /// Parses a trace search's filter: as [`parse_filter`], and `IN` lists
-/// also compare a trace's name, status and ids, as the reference allows.
+/// also compare a trace's status and ids, as the reference allows (its
+/// name is a tag: no `IN`).
 pub fn parse_trace_filter(text: &str) -> Result<Vec<Clause>, String> {
     parse(text, |entity, op, value| {
         let listed = matches!(
             entity,
-            Entity::Attribute(
-                Attribute::RunName | Attribute::Status | Attribute::RequestId | Attribute::ClientRequestId
-            )
+            Entity::Attribute(Attribute::Status | Attribute::RequestId | Attribute::ClientRequestId)
         );
         if listed && matches!((op, value), (Op::In | Op::NotIn, Literal::List(_))) {
             return Ok(());
