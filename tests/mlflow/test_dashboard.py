@@ -1,6 +1,6 @@
 """A training script logs with the official mlflow client only; its runs
-show in the dashboard's Experiments pages (headless Chromium, driven by
-tests/ui/experiments.test.mjs) beside a pipeline's experiment."""
+and traces show in the dashboard's Experiments pages (headless Chromium,
+driven by tests/ui/experiments.test.mjs) beside a pipeline's experiment."""
 import json
 import os
 import pathlib
@@ -18,7 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 
 
-def test_client_logged_runs_show_in_the_dashboard(weft_server, tmp_path):
+def test_client_logged_runs_show_in_the_dashboard(weft_server, tmp_path, monkeypatch):
     ui = ROOT / "tests" / "ui"
     if not (pathlib.Path(CHROMIUM).exists() and (ui / "node_modules" / "playwright-core").exists() and shutil.which("node")):
         pytest.skip("Chromium, Node.js and tests/ui/node_modules are needed (tests/run.sh installs them)")
@@ -48,6 +48,20 @@ def test_client_logged_runs_show_in_the_dashboard(weft_server, tmp_path):
                 [InputTag("mlflow.data.context", "training")])])
             if name == "logreg-c1":
                 run_id = run.info.run_id
+                # A traced prediction: a root span and two nested ones.
+                monkeypatch.setenv("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
+
+                @mlflow.trace(name="predict", span_type="CHAIN")
+                def predict(rows):
+                    with mlflow.start_span(name="features", span_type="PARSER") as span:
+                        span.set_inputs({"rows": rows})
+                        with mlflow.start_span(name="scale") as inner:
+                            inner.set_attribute("scaler", "standard")
+                        span.set_outputs({"width": 4})
+                    return [0] * rows
+
+                predict(3)
+                trace_id = mlflow.get_last_active_trace_id()
     experiment = mlflow.get_experiment_by_name("iris-sklearn").experiment_id
 
     # The same run through weft's native API: what the client logged.
@@ -72,6 +86,7 @@ def test_client_logged_runs_show_in_the_dashboard(weft_server, tmp_path):
         ["node", "--test", "--test-reporter=spec", "--test-concurrency=1", str(ui / "experiments.test.mjs")],
         cwd=ui,
         env={**os.environ, "WEFT_URL": weft_server, "WEFT_EXPERIMENT": experiment, "WEFT_RUN": run_id,
+             "WEFT_TRACE": trace_id,
              "WEFT_SCREENSHOTS": str(ROOT / "target" / "test-output" / "dashboard"), "CHROMIUM": CHROMIUM},
         capture_output=True, text=True, timeout=300,
     )

@@ -4,6 +4,7 @@
 //   WEFT_URL          the server's base URL
 //   WEFT_EXPERIMENT   the id of the experiment the script logged into
 //   WEFT_RUN          the id of its training run
+//   WEFT_TRACE        the id of a trace made in that run (predict > features > scale)
 //   WEFT_SCREENSHOTS  where to write a screenshot of each page
 // Every test also fails on any error the page logs or throws.
 
@@ -21,6 +22,7 @@ const need = (name) => {
 const base = need("WEFT_URL");
 const experiment = need("WEFT_EXPERIMENT");
 const runId = need("WEFT_RUN");
+const traceId = need("WEFT_TRACE");
 const shots = need("WEFT_SCREENSHOTS");
 mkdirSync(shots, { recursive: true });
 
@@ -80,5 +82,29 @@ test("a client-logged run shows its params, metric chart, tags, dataset and arti
   await page.locator('tr[data-artifact="report.txt"]').waitFor();
   await page.locator('tr[data-artifact="model"]').waitFor();
   await page.screenshot({ path: join(shots, "experiment-run.png"), fullPage: true });
+  assert.deepEqual(pageErrors, []);
+});
+
+test("an experiment lists its traces, and a trace shows its spans as a tree with timings", async () => {
+  await visit(`#/experiments/${experiment}`);
+  const row = page.locator(`tr[data-trace="${traceId}"]`);
+  await row.waitFor();
+  assert.match(await row.innerText(), /predict/);
+  assert.match(await row.innerText(), /OK/);
+  assert.match(await row.innerText(), /"rows": 3/, "the request preview");
+  await row.locator("a").first().click();
+  await page.waitForFunction((id) => location.hash.endsWith(`/traces/${id}`) && document.getElementById("view")?.dataset.ready === location.hash, traceId);
+  const spans = page.locator("tr[data-span]");
+  assert.deepEqual(await spans.evaluateAll((rows) => rows.map((r) => [r.dataset.span, r.dataset.depth])),
+    [["predict", "0"], ["features", "1"], ["scale", "2"]], "the tree, in order, with depths");
+  assert.match(await page.locator('tr[data-span="features"]').innerText(), /PARSER/);
+  const bar = await page.locator('tr[data-span="scale"] td.timeline svg').getAttribute("aria-label");
+  assert.match(bar, /^[0-9.]+ ms \+ [0-9.]+ ms$/, "a timing bar: its start and length");
+  await page.locator('tr[data-span="features"] summary').click();
+  assert.match(await page.locator('tr[data-span="features"]').innerText(), /"rows": 3/, "the span's inputs");
+  assert.match(await page.locator('tr[data-span="scale"]').innerText(), /scale/);
+  await page.locator('tr[data-span="scale"] summary').click();
+  assert.match(await page.locator('tr[data-span="scale"]').innerText(), /standard/, "its attribute");
+  await page.screenshot({ path: join(shots, "trace.png"), fullPage: true });
   assert.deepEqual(pageErrors, []);
 });

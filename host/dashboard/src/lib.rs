@@ -12,8 +12,8 @@
 //! refreshed while the run goes on), comparison of runs, artifacts (preview,
 //! download, lineage), models (versions, aliases, lineage) and experiments
 //! (any MLflow client's runs: params, metric charts, tags, datasets,
-//! artifacts; deleted experiments and runs shown on request and restorable,
-//! read through the MLflow API).
+//! artifacts; deleted experiments and runs shown on request and restorable;
+//! MLflow traces as a span tree with timings; read through the MLflow API).
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -50,6 +50,7 @@ const ASSETS: &[Asset] = assets! {
     "pages/artifacts.js" => "text/javascript; charset=utf-8",
     "pages/models.js" => "text/javascript; charset=utf-8",
     "pages/experiments.js" => "text/javascript; charset=utf-8",
+    "pages/traces.js" => "text/javascript; charset=utf-8",
 };
 
 /// Scripts and styles come from this origin only; nothing inline, nothing

@@ -1,15 +1,18 @@
 // Experiments and the runs any MLflow client logged in them: the list of
-// experiments (deleted ones on request, restorable), an experiment's runs,
-// and a run with its params, metrics (charted), tags, dataset inputs and
-// artifacts. Read through the MLflow API the server serves.
+// experiments (deleted ones on request, restorable), an experiment's runs
+// and traces, and a run with its params, metrics (charted), tags, dataset
+// inputs and artifacts. Read through the MLflow API the server serves.
+// A trace's page is in traces.js.
 
 import { mlflow } from "../api.js";
 import { h, mount, table, when, badge, num, short } from "../dom.js";
 import { link, setQuery } from "../nav.js";
 import { lineChart } from "../chart.js";
+import * as traces from "./traces.js";
 
 export async function render(view, parts, query, current) {
   if (parts[0] && parts[1] === "runs" && parts[2]) return run(view, parts[0], parts[2], current);
+  if (parts[0] && parts[1] === "traces" && parts[2]) return traces.render(view, parts[0], parts[2], current);
   if (parts[0]) return runs(view, parts[0], query, current);
   return list(view, query, current);
 }
@@ -43,12 +46,13 @@ async function list(view, query, current) {
 
 async function runs(view, id, query, current) {
   const deleted = query.get("deleted") === "1";
-  const [{ experiment }, { runs = [] }] = await Promise.all([
+  const [{ experiment }, { runs = [] }, traceSection] = await Promise.all([
     mlflow.get("experiments/get", { experiment_id: id }),
     mlflow.post("runs/search", {
       experiment_ids: [id], max_results: 500, order_by: ["attributes.start_time DESC"],
       run_view_type: deleted ? "ALL" : "ACTIVE_ONLY",
     }),
+    traces.section(id),
   ]);
   if (!current()) return;
   const metricKeys = [...new Set(runs.flatMap((r) => (r.data.metrics || []).map((m) => m.key)))].sort().slice(0, 6);
@@ -71,7 +75,8 @@ async function runs(view, id, query, current) {
         h("td", {}, info.lifecycle_stage === "deleted"
           ? h("button", { "data-restore": info.run_id, onclick: () => restore("runs/restore", { run_id: info.run_id }) }, "Restore")
           : null));
-    }), { empty: "No run in this experiment." }));
+    }), { empty: "No run in this experiment." }),
+    traceSection);
 }
 
 async function run(view, experimentId, runId, current) {
