@@ -1,9 +1,20 @@
 """What a state directory shows through weft server: shared by
 tests/fixtures/make_release_state.py (which records it for a release) and
 test_release_state.py (which checks that later releases show the same)."""
+import glob
 import json
+import shutil
 import subprocess
 import urllib.request
+
+
+def pg_tool(name, *args):
+    """Runs one of PostgreSQL's client programs (psql, pg_dump) and returns
+    its output; the programs of Debian's server package are found too."""
+    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))), None)
+    if not found:
+        raise RuntimeError(f"{name} is not installed (Debian's postgresql-client has it)")
+    return subprocess.run([found, *args], check=True, capture_output=True, text=True).stdout
 
 
 def start_server(weft, state, env):
