@@ -181,7 +181,11 @@ struct DeleteTagRequest {
 
 /// protobuf's JSON `Timestamp` (RFC 3339, UTC) as milliseconds.
 fn timestamp_ms(text: &str) -> Result<i64, ApiError> {
-    let bad = || ApiError::invalid(format!("'{text}' is not an RFC 3339 timestamp like 2026-01-31T12:00:00.000Z"));
+    let bad = || {
+        ApiError::invalid(format!(
+            "'{text}' is not an RFC 3339 timestamp like 2026-01-31T12:00:00.000Z"
+        ))
+    };
     let time = humantime::parse_rfc3339_weak(text.trim_end_matches('Z')).map_err(|_| bad())?;
     let since = time.duration_since(UNIX_EPOCH).map_err(|_| bad())?;
     i64::try_from(since.as_millis()).map_err(|_| bad())
@@ -197,13 +201,15 @@ fn duration_ms(text: &str) -> Result<i64, ApiError> {
     let bad = || ApiError::invalid(format!("'{text}' is not a duration like 1.250s"));
     let seconds = text.strip_suffix('s').ok_or_else(bad)?;
     let (whole, fraction) = seconds.split_once('.').unwrap_or((seconds, ""));
-    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) || !fraction.bytes().all(|b| b.is_ascii_digit())
-    {
+    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) || !fraction.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
     let whole: i64 = whole.parse().map_err(|_| bad())?;
     let millis: i64 = format!("{fraction:0<3}")[..3].parse().map_err(|_| bad())?;
-    whole.checked_mul(1000).and_then(|w| w.checked_add(millis)).ok_or_else(bad)
+    whole
+        .checked_mul(1000)
+        .and_then(|w| w.checked_add(millis))
+        .ok_or_else(bad)
 }
 
 fn duration_text(ms: i64) -> String {
@@ -217,7 +223,9 @@ fn duration_text(ms: i64) -> String {
 fn check_pairs(what: &str, pairs: &BTreeMap<String, String>) -> Result<(), ApiError> {
     for (key, value) in pairs {
         if key.is_empty() || key.len() > 250 {
-            return Err(ApiError::invalid(format!("a trace {what} key must be 1 to 250 characters")));
+            return Err(ApiError::invalid(format!(
+                "a trace {what} key must be 1 to 250 characters"
+            )));
         }
         if value.len() > MAX_VALUE {
             return Err(ApiError::invalid(format!(
@@ -234,7 +242,9 @@ fn trace_info_in(t: TraceInfoIn) -> Result<TraceInfo, ApiError> {
     check_pairs("metadata", &t.trace_metadata)?;
     for preview in [&t.request_preview, &t.response_preview].into_iter().flatten() {
         if preview.len() > MAX_VALUE {
-            return Err(ApiError::invalid(format!("a trace preview may be at most {MAX_VALUE} bytes")));
+            return Err(ApiError::invalid(format!(
+                "a trace preview may be at most {MAX_VALUE} bytes"
+            )));
         }
     }
     Ok(TraceInfo {
@@ -280,7 +290,10 @@ pub(crate) fn trace_info_json(t: &TraceInfo) -> Value {
 }
 
 fn trace_not_found(trace_id: &str) -> ApiError {
-    ApiError::not_found("RESOURCE_DOES_NOT_EXIST", format!("Trace with ID '{trace_id}' not found."))
+    ApiError::not_found(
+        "RESOURCE_DOES_NOT_EXIST",
+        format!("Trace with ID '{trace_id}' not found."),
+    )
 }
 
 fn trace_error(trace_id: &str) -> impl Fn(StoreError) -> ApiError + '_ {
@@ -313,7 +326,9 @@ async fn batch_get_infos(State(s): State<AppState>, bytes: Bytes) -> Result<Json
     if let Some(experiments) = request.experiment_ids {
         infos.retain(|t| experiments.contains(&t.experiment_id.to_string()));
     }
-    Ok(Json(json!({ "trace_infos": infos.iter().map(trace_info_json).collect::<Vec<_>>() })))
+    Ok(Json(
+        json!({ "trace_infos": infos.iter().map(trace_info_json).collect::<Vec<_>>() }),
+    ))
 }
 
 async fn search_traces(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
@@ -324,22 +339,33 @@ async fn search_traces(State(s): State<AppState>, bytes: Bytes) -> Result<Json<V
         .map(TraceLocation::experiment_id)
         .collect::<Result<Vec<_>, _>>()?;
     for id in &request.experiment_ids {
-        experiments.push(id.trim().parse().map_err(|_| ApiError::invalid(format!("'{id}' is not an experiment id")))?);
+        experiments.push(
+            id.trim()
+                .parse()
+                .map_err(|_| ApiError::invalid(format!("'{id}' is not an experiment id")))?,
+        );
     }
     if experiments.is_empty() {
-        return Err(ApiError::invalid("a trace search needs at least one experiment location"));
+        return Err(ApiError::invalid(
+            "a trace search needs at least one experiment location",
+        ));
     }
     let limit = match &request.max_results {
         Some(n) => n.get("max_results")?,
         None => 100,
     };
     if !(1..=MAX_RESULTS).contains(&limit) {
-        return Err(ApiError::invalid(format!("max_results must be 1 to {MAX_RESULTS}, got {limit}")));
+        return Err(ApiError::invalid(format!(
+            "max_results must be 1 to {MAX_RESULTS}, got {limit}"
+        )));
     }
     let offset = page_token(request.page_token.as_deref())?;
     let filter = request.filter.as_deref().unwrap_or("").trim();
     if filter.len() > MAX_FILTER {
-        return Err(ApiError::invalid(format!("the filter is {} bytes; the limit is {MAX_FILTER}", filter.len())));
+        return Err(ApiError::invalid(format!(
+            "the filter is {} bytes; the limit is {MAX_FILTER}",
+            filter.len()
+        )));
     }
     let clauses = parse_trace_filter(filter).map_err(|e| ApiError::invalid(format!("invalid filter: {e}")))?;
     let order = parse_order_by(&request.order_by).map_err(|e| ApiError::invalid(format!("invalid order_by: {e}")))?;
@@ -363,7 +389,9 @@ async fn set_tag(
     let request: SetTagRequest = typed(&bytes)?;
     validate_key("tag", &request.key)?;
     if request.value.chars().count() > MAX_TAG_VALUE {
-        return Err(ApiError::invalid(format!("a trace tag value may be at most {MAX_TAG_VALUE} characters")));
+        return Err(ApiError::invalid(format!(
+            "a trace tag value may be at most {MAX_TAG_VALUE} characters"
+        )));
     }
     s.store
         .set_trace_tag(&trace_id, &request.key, &request.value)
@@ -398,7 +426,10 @@ async fn delete_traces(State(s): State<AppState>, bytes: Bytes) -> Result<Json<V
     let experiment_id = request.experiment_id.get("experiment_id")?;
     let mut ids = request.request_ids;
     ids.extend(request.trace_ids);
-    let max_timestamp = request.max_timestamp_millis.map(|t| t.get("max_timestamp_millis")).transpose()?;
+    let max_timestamp = request
+        .max_timestamp_millis
+        .map(|t| t.get("max_timestamp_millis"))
+        .transpose()?;
     let max_traces = request.max_traces.map(|t| t.get("max_traces")).transpose()?;
     match (max_timestamp, ids.is_empty()) {
         (Some(_), false) => {
@@ -417,7 +448,12 @@ async fn delete_traces(State(s): State<AppState>, bytes: Bytes) -> Result<Json<V
     if max_traces.is_some() && max_timestamp.is_none() {
         return Err(ApiError::invalid("max_traces goes with max_timestamp_millis"));
     }
-    let location = s.store.experiment(experiment_id).await.map_err(store_error)?.artifact_location;
+    let location = s
+        .store
+        .experiment(experiment_id)
+        .await
+        .map_err(store_error)?
+        .artifact_location;
     let deleted = s
         .store
         .delete_traces(experiment_id, max_timestamp, max_traces, &ids)

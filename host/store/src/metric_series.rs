@@ -49,7 +49,8 @@ impl Store {
         for (step, source) in self.metric_sources(run_id).await? {
             // In index order: no sort.
             let rows: Vec<(f64, Option<i64>)> = sqlx::query_as(
-                "SELECT value, step FROM metrics WHERE step_run_id = $1 AND key = $2 ORDER BY step, timestamp",
+                "SELECT value, CASE WHEN has_step THEN step END FROM tracking_metrics \
+                 WHERE run_uuid = $1 AND key = $2 AND NOT is_nan ORDER BY step, timestamp",
             )
             .bind(&source)
             .bind(key)
@@ -70,15 +71,14 @@ impl Store {
 
     /// Every metric key of a run with its count, range and final value.
     pub async fn metric_summaries(&self, run_id: &str) -> Result<Vec<MetricSummary>, StoreError> {
-        let last = format!(
-            "SELECT l.value FROM metrics l WHERE l.step_run_id = m.step_run_id AND l.key = m.key ORDER BY {}, l.timestamp DESC LIMIT 1",
-            self.backend.desc_nulls_last("l.step")
-        );
+        let last =
+            "SELECT l.value FROM tracking_metrics l WHERE l.run_uuid = m.run_uuid AND l.key = m.key AND NOT l.is_nan \
+             ORDER BY l.has_step DESC, l.step DESC, l.timestamp DESC LIMIT 1";
         let mut out = Vec::new();
         for (step, source) in self.metric_sources(run_id).await? {
             let rows: Vec<(String, i64, f64, f64, f64)> = sqlx::query_as(&format!(
-                "SELECT m.key, COUNT(*), MIN(m.value), MAX(m.value), ({last}) FROM metrics m \
-                 WHERE m.step_run_id = $1 GROUP BY m.step_run_id, m.key"
+                "SELECT m.key, COUNT(*), MIN(m.value), MAX(m.value), ({last}) FROM tracking_metrics m \
+                 WHERE m.run_uuid = $1 AND NOT m.is_nan GROUP BY m.run_uuid, m.key"
             ))
             .bind(&source)
             .fetch_all(&self.pool)

@@ -1,17 +1,21 @@
-//! Pipeline runs as MLflow sees them: a pipeline is an experiment, a
+//! Pipeline runs in the tracking model: a pipeline is an experiment, a
 //! pipeline run a run, each step run a nested run (tag
-//! `mlflow.parentRunId`) holding the step's params and metrics. Written by
-//! the store in the same transaction as the rows it shows (the run when it
-//! starts and ends, step runs with each batch of the run's ledger), so MLflow
-//! clients and searches see weft's pipelines live like any other run.
+//! `mlflow.parentRunId`) whose run id is the step run's id. This module
+//! writes those runs' rows, weft's tags (`weft.step`, `weft.status`, the
+//! cache key...) and each step's configured params, in the same
+//! transaction as the ledger rows they follow (the run when it starts and
+//! ends, step runs with each batch of the run's ledger), so MLflow clients
+//! and searches see weft's pipelines live like any other run. What a step
+//! logs (params, tags, metrics) is written to its tracking run directly
+//! (`store.rs`, `write_logged`), not here: it is kept once. A cache hit
+//! gets its own copy of what its original logged.
 
 use sqlx::{Any, Transaction};
 
 use crate::experiments::insert_experiment;
-use crate::model::{KeyValue, Metric, Run, StepRun};
+use crate::model::{KeyValue, Run, StepRun};
 use crate::sql::{Backend, Sql};
 use crate::store::{RUN_COLUMNS, STEP_RUN_COLUMNS};
-use crate::tracking::MetricPoint;
 use crate::{status, Store, StoreError};
 
 /// weft status -> MLflow run status.
@@ -26,7 +30,7 @@ fn mlflow_status(weft: &str) -> &'static str {
 
 /// Top-level params of a step as MLflow params (strings unquoted, other
 /// values as JSON).
-fn flatten_params(json: &str) -> Vec<(String, String)> {
+pub(crate) fn flatten_params(json: &str) -> Vec<(String, String)> {
     match serde_json::from_str::<serde_json::Value>(json) {
         Ok(serde_json::Value::Object(map)) => map
             .into_iter()
@@ -115,39 +119,6 @@ pub(crate) async fn write_view(
         q.push(" ORDER BY s.id");
         q.build_query_as()?.fetch_all(&mut **tx).await?
     };
-    let (logged_params, logged_tags, logged_metrics) = if steps.is_empty() {
-        (Vec::new(), Vec::new(), Vec::new())
-    } else {
-        let sources = |columns: &str, table: &str, order: &str| {
-            let mut q = Sql::new(
-                backend,
-                format!(
-                    "SELECT {columns} FROM {table} WHERE step_run_id IN \
-                     (SELECT COALESCE(s.cached_from, s.id) FROM step_runs s WHERE "
-                ),
-            );
-            in_scope(&mut q);
-            q.push(format!(") ORDER BY {order}"));
-            q
-        };
-        let params: Vec<KeyValue> = sources("step_run_id, key, value", "params", "step_run_id, key")
-            .build_query_as()?
-            .fetch_all(&mut **tx)
-            .await?;
-        let tags: Vec<KeyValue> = sources("step_run_id, key, value", "tags", "step_run_id, key")
-            .build_query_as()?
-            .fetch_all(&mut **tx)
-            .await?;
-        let metrics: Vec<Metric> = sources(
-            "step_run_id, key, value, step, timestamp",
-            "metrics",
-            "step_run_id, key, step, timestamp",
-        )
-        .build_query_as()?
-        .fetch_all(&mut **tx)
-        .await?;
-        (params, tags, metrics)
-    };
     // Step runs of a run whose own row is in the view already: only
     // theirs are written (the run's is written when it starts and ends).
     let parent_experiment: Option<i64> = if matches!(scope, MirrorScope::Steps(_)) {
@@ -188,7 +159,6 @@ pub(crate) async fn write_view(
         end: Option<i64>,
         tags: Vec<(String, String)>,
         params: Vec<(String, String)>,
-        metrics: Vec<MetricPoint>,
     }
     let mut rows = vec![Row {
         id: run.id.clone(),
@@ -204,14 +174,12 @@ pub(crate) async fn write_view(
             ("weft.status".into(), run.status.clone()),
         ],
         params: Vec::new(),
-        metrics: Vec::new(),
     }];
     if parent_experiment.is_some() {
         rows.clear();
     }
     let run = &run;
     for step in &steps {
-        let source = step.cached_from.as_deref().unwrap_or(&step.id);
         let mut tags = vec![
             ("mlflow.runName".into(), step.step_name.clone()),
             ("mlflow.parentRunId".into(), run.id.clone()),
@@ -228,28 +196,7 @@ pub(crate) async fn write_view(
                 tags.push((key.into(), value.chars().take(8000).collect()));
             }
         }
-        tags.extend(
-            logged_tags
-                .iter()
-                .filter(|t| t.step_run_id == source)
-                .map(|t| (t.key.clone(), t.value.clone())),
-        );
-        let mut params = flatten_params(&step.params);
-        for p in logged_params.iter().filter(|p| p.step_run_id == source) {
-            if !params.iter().any(|(k, _)| *k == p.key) {
-                params.push((p.key.clone(), p.value.clone()));
-            }
-        }
-        let metrics = logged_metrics
-            .iter()
-            .filter(|m| m.step_run_id == source)
-            .map(|m| MetricPoint {
-                key: m.key.clone(),
-                value: m.value,
-                timestamp: m.timestamp,
-                step: m.step.unwrap_or(0),
-            })
-            .collect();
+        let params = flatten_params(&step.params);
         rows.push(Row {
             id: step.id.clone(),
             name: step.step_name.clone(),
@@ -258,7 +205,6 @@ pub(crate) async fn write_view(
             end: step.ended_at,
             tags,
             params,
-            metrics,
         });
     }
 
@@ -304,10 +250,70 @@ pub(crate) async fn write_view(
         q.push(" ON CONFLICT (run_uuid, key) DO NOTHING");
         q.build()?.execute(&mut **tx).await?;
     }
-    let points: Vec<(&str, &MetricPoint)> = rows
-        .iter()
-        .flat_map(|r| r.metrics.iter().map(move |m| (r.id.as_str(), m)))
-        .collect();
-    crate::tracking::insert_metric_points(tx, backend, &points).await?;
+    // A cache hit shows what its original logged: its own copy, as every
+    // run holds its own values (idempotent: written again, it changes
+    // nothing).
+    if steps.iter().any(|s| s.cached_from.is_some()) {
+        for (table, columns, on_conflict) in [
+            (
+                "tracking_params",
+                "key, value",
+                "(run_uuid, key) DO UPDATE SET value = excluded.value",
+            ),
+            ("tracking_tags", "key, value", "(run_uuid, key) DO NOTHING"),
+            (
+                "tracking_metrics",
+                "key, value, is_nan, timestamp, step, has_step",
+                "(run_uuid, key, timestamp, step, value, is_nan) DO NOTHING",
+            ),
+            (
+                "tracking_latest_metrics",
+                "key, value, is_nan, timestamp, step",
+                "(run_uuid, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan, \
+                 timestamp = excluded.timestamp, step = excluded.step",
+            ),
+        ] {
+            let picked = columns
+                .split(", ")
+                .map(|c| format!("x.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut q = Sql::new(
+                backend,
+                format!(
+                    "INSERT INTO {table} (run_uuid, {columns}) SELECT s.id, {picked} FROM step_runs s \
+                     JOIN {table} x ON x.run_uuid = s.cached_from WHERE "
+                ),
+            );
+            in_scope(&mut q);
+            if table == "tracking_tags" {
+                q.push(" AND x.key NOT LIKE 'mlflow.%' AND x.key NOT LIKE 'weft.%'");
+            }
+            q.push(format!(" ON CONFLICT {on_conflict}"));
+            q.build()?.execute(&mut **tx).await?;
+        }
+    }
     Ok(())
+}
+
+/// The params the steps logged, without the configured params their
+/// tracking runs also hold (a logged param equal to a configured one is the
+/// same fact, shown once, in the step's params). `params` are keyed by the
+/// step run that logged them: for a cache hit, its original.
+pub(crate) fn logged_params(params: Vec<KeyValue>, steps: &[StepRun]) -> Vec<KeyValue> {
+    let configured: std::collections::HashSet<(&str, String, String)> = steps
+        .iter()
+        .flat_map(|s| {
+            let source = s.cached_from.as_deref().unwrap_or(&s.id);
+            let own = flatten_params(&s.params)
+                .into_iter()
+                .map(move |(k, v)| (s.id.as_str(), k, v));
+            let shown = flatten_params(&s.params).into_iter().map(move |(k, v)| (source, k, v));
+            own.chain(shown)
+        })
+        .collect();
+    params
+        .into_iter()
+        .filter(|p| !configured.contains(&(p.step_run_id.as_str(), p.key.clone(), p.value.clone())))
+        .collect()
 }

@@ -332,7 +332,9 @@ fn entity(tokens: &[Token], i: &mut usize) -> Result<Entity, String> {
         "attribute" | "attributes" | "attr" | "run" | "trace" => Attribute::parse(&key)
             .map(Entity::Attribute)
             .ok_or_else(|| format!("'{key}' is not a searchable attribute")),
-        other => Err(format!("'{other}' is not metrics, params, tags, metadata or attributes")),
+        other => Err(format!(
+            "'{other}' is not metrics, params, tags, metadata or attributes"
+        )),
     }
 }
 

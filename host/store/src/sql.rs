@@ -20,15 +20,6 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// `column DESC` with NULLs after every value (SQLite's order; PostgreSQL
-    /// puts them first unless told).
-    pub(crate) fn desc_nulls_last(self, column: &str) -> String {
-        match self {
-            Backend::Sqlite => format!("{column} DESC"),
-            Backend::Postgres => format!("{column} DESC NULLS LAST"),
-        }
-    }
-
     /// The expression that turns a page of runs (a subquery `p` with the
     /// run columns, in page order) into one JSON array (text): per run the
     /// array of its nine columns, then `[key, value]` params, `[key, value]` tags and

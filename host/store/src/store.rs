@@ -157,6 +157,16 @@ pub struct StepRunRecord {
 /// was served from.
 pub(crate) const SOURCE_STEP_RUNS: &str = "SELECT COALESCE(cached_from, id) FROM step_runs WHERE run_id = $1";
 
+/// The metric points of step runs as the native API shows them, from
+/// their tracking runs: `(step_run_id, key, value, step, timestamp)`, the
+/// step index `NULL` where none was logged. Append `WHERE`-less conditions
+/// with `AND`.
+pub(crate) const STEP_METRIC_ROWS: &str = "SELECT run_uuid AS step_run_id, key, value, \
+     CASE WHEN has_step THEN step END AS step, timestamp FROM tracking_metrics WHERE NOT is_nan";
+
+/// The tags of a step run that are its own (logged), not weft's or MLflow's.
+pub(crate) const OWN_TAGS: &str = "key NOT LIKE 'mlflow.%' AND key NOT LIKE 'weft.%'";
+
 pub(crate) const RUN_COLUMNS: &str = "r.id, p.name AS pipeline, r.number, r.status, r.started_at, r.ended_at, r.error";
 pub(crate) const STEP_RUN_COLUMNS: &str = "id, run_id, step_name, status, params, started_at, ended_at, component_digest, cache_key, cached_from, attempts, error, determinism, origin";
 const ARTIFACT_COLUMNS: &str = "a.id, a.name, a.version, a.digest, a.kind, a.media_type, a.size, a.producer_step_run_id, a.source_uri, a.created_at";
@@ -536,6 +546,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let outputs = self.complete_in(&mut tx, run_id, id, record).await?;
         write_view(&mut tx, self.backend, run_id, MirrorScope::Steps(&[id.to_string()])).await?;
+        write_logged(&mut tx, self.backend, id, record).await?;
         tx.commit().await?;
         Ok(outputs)
     }
@@ -589,6 +600,12 @@ impl Store {
         for (run_id, ids) in &by_run {
             write_view(&mut tx, self.backend, run_id, MirrorScope::Steps(ids)).await?;
         }
+        // Once each step run is a tracking run: what it logged goes there.
+        for write in writes {
+            if let LedgerWrite::Finished { id, record, .. } = write {
+                write_logged(&mut tx, self.backend, id, record).await?;
+            }
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -608,44 +625,17 @@ impl Store {
             outputs.push((slot.clone(), artifact_id));
         }
         link_inputs(tx, self.backend, id, &record.inputs).await?;
-        for (key, value) in &record.params {
-            sqlx::query("INSERT INTO params (run_id, step_run_id, key, value) VALUES ($1, $2, $3, $4) ON CONFLICT (step_run_id, key) DO NOTHING")
-                .bind(run_id)
-                .bind(id)
-                .bind(key)
-                .bind(value)
-                .execute(&mut **tx)
-                .await?;
-        }
-        // Many points per statement: a training loop logs thousands.
-        for chunk in record.metrics.chunks(500) {
-            let mut insert = Sql::new(
-                self.backend,
-                "INSERT INTO metrics (run_id, step_run_id, key, value, step, timestamp) ",
-            );
-            insert.push_values(chunk, |row, (key, value, step, timestamp)| {
-                row.bind(run_id)
-                    .bind(id)
-                    .bind(key)
-                    .bind(value)
-                    .bind(step)
-                    .bind(timestamp);
-            });
-            insert.build()?.execute(&mut **tx).await?;
-        }
-        for (table, pairs) in [("tags", &record.tags), ("metadata", &record.metadata)] {
-            for (key, value) in pairs {
-                sqlx::query(&format!(
-                    "INSERT INTO {table} (run_id, step_run_id, key, value) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (step_run_id, key) DO UPDATE SET value = excluded.value"
-                ))
-                .bind(run_id)
-                .bind(id)
-                .bind(key)
-                .bind(value)
-                .execute(&mut **tx)
-                .await?;
-            }
+        for (key, value) in &record.metadata {
+            sqlx::query(
+                "INSERT INTO metadata (run_id, step_run_id, key, value) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (step_run_id, key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(run_id)
+            .bind(id)
+            .bind(key)
+            .bind(value)
+            .execute(&mut **tx)
+            .await?;
         }
         sqlx::query(
             "UPDATE step_runs SET status = $1, error = $2, logs = $3, attempts = $4, component_digest = COALESCE($5, component_digest), \
@@ -904,8 +894,7 @@ impl Store {
     /// step then time order.
     pub async fn metric_history(&self, run_id: &str, key: &str) -> Result<Vec<Metric>, StoreError> {
         Ok(sqlx::query_as(&format!(
-            "SELECT step_run_id, key, value, step, timestamp FROM metrics \
-             WHERE step_run_id IN ({SOURCE_STEP_RUNS}) AND key = $2 ORDER BY step_run_id, step, timestamp"
+            "{STEP_METRIC_ROWS} AND run_uuid IN ({SOURCE_STEP_RUNS}) AND key = $2 ORDER BY tracking_metrics.run_uuid, tracking_metrics.step, tracking_metrics.timestamp"
         ))
         .bind(run_id)
         .bind(key)
@@ -965,7 +954,9 @@ impl Store {
     /// Everything about a run.
     pub async fn run_detail(&self, key: &str) -> Result<RunDetail, StoreError> {
         let mut detail = self.run_overview(key).await?;
-        detail.metrics = sqlx::query_as(&format!("SELECT step_run_id, key, value, step, timestamp FROM metrics WHERE step_run_id IN ({SOURCE_STEP_RUNS}) ORDER BY step_run_id, key, step, timestamp"))
+        detail.metrics = sqlx::query_as(&format!(
+            "{STEP_METRIC_ROWS} AND run_uuid IN ({SOURCE_STEP_RUNS}) ORDER BY tracking_metrics.run_uuid, tracking_metrics.key, tracking_metrics.step, tracking_metrics.timestamp"
+        ))
             .bind(&detail.run.id)
             .fetch_all(&self.pool)
             .await?;
@@ -988,15 +979,25 @@ impl Store {
         .bind(&run.id)
         .fetch_all(&self.pool)
         .await?;
-        let kv = |table: &str| {
-            format!("SELECT step_run_id, key, value FROM {table} WHERE step_run_id IN ({SOURCE_STEP_RUNS}) ORDER BY step_run_id, key")
+        // Params and tags are those of the step runs' tracking runs.
+        let kv = |table: &str, column: &str, only: &str| {
+            format!(
+                "SELECT {column} AS step_run_id, key, value FROM {table} \
+                 WHERE {column} IN ({SOURCE_STEP_RUNS}){only} ORDER BY {column}, key"
+            )
         };
-        let params = sqlx::query_as(&kv("params"))
+        let params = crate::mirror::logged_params(
+            sqlx::query_as(&kv("tracking_params", "run_uuid", ""))
+                .bind(&run.id)
+                .fetch_all(&self.pool)
+                .await?,
+            &steps,
+        );
+        let tags = sqlx::query_as(&kv("tracking_tags", "run_uuid", &format!(" AND {OWN_TAGS}")))
             .bind(&run.id)
             .fetch_all(&self.pool)
             .await?;
-        let tags = sqlx::query_as(&kv("tags")).bind(&run.id).fetch_all(&self.pool).await?;
-        let metadata = sqlx::query_as(&kv("metadata"))
+        let metadata = sqlx::query_as(&kv("metadata", "step_run_id", ""))
             .bind(&run.id)
             .fetch_all(&self.pool)
             .await?;
@@ -1167,6 +1168,52 @@ async fn migrate(pool: &AnyPool) -> Result<(), StoreError> {
         migrator.run(pool).await?;
     }
     Ok(())
+}
+
+/// What a finished step run logged (params, tags, metrics), into its
+/// tracking run (whose run id is the step run's id), in `tx`, after
+/// [`write_view`] has written that run. A logged param wins over the
+/// step's configured param of the same key; a logged tag never replaces
+/// one of weft's own (`weft.*`, `mlflow.*`).
+async fn write_logged(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    id: &str,
+    record: &StepRunRecord,
+) -> Result<(), StoreError> {
+    for (table, pairs, on_conflict) in [
+        (
+            "tracking_params",
+            &record.params,
+            "DO UPDATE SET value = excluded.value",
+        ),
+        ("tracking_tags", &record.tags, "DO NOTHING"),
+    ] {
+        for chunk in pairs.chunks(300) {
+            let mut q = Sql::new(backend, format!("INSERT INTO {table} (run_uuid, key, value)"));
+            q.push_values(chunk, |row, (key, value)| {
+                row.bind(id).bind(key.as_str()).bind(value.as_str());
+            });
+            q.push(format!(" ON CONFLICT (run_uuid, key) {on_conflict}"));
+            q.build()?.execute(&mut **tx).await?;
+        }
+    }
+    let points: Vec<crate::MetricPoint> = record
+        .metrics
+        .iter()
+        .map(|(key, value, step, timestamp)| crate::MetricPoint {
+            key: key.clone(),
+            value: *value,
+            timestamp: *timestamp,
+            step: step.unwrap_or(0),
+        })
+        .collect();
+    let points: Vec<(&str, &crate::MetricPoint, bool)> = points
+        .iter()
+        .zip(&record.metrics)
+        .map(|(point, (_, _, step, _))| (id, point, step.is_some()))
+        .collect();
+    crate::tracking::insert_points(tx, backend, &points).await
 }
 
 /// Writes the MLflow view of one step run (and its run) in `tx`.

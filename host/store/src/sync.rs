@@ -12,6 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{status, Artifact, KeyValue, Metric, StepRun};
+use crate::store::STEP_METRIC_ROWS;
 use crate::{MirrorScope, Store, StoreError};
 
 /// A run and everything it recorded, as another store imports it.
@@ -266,14 +267,15 @@ impl Store {
         .bind(&run.id)
         .fetch_all(&self.pool)
         .await?;
-        let kv = |table: &str| {
+        // What the steps logged, from their tracking runs (weft's own tags
+        // are written again by the importer).
+        let kv = |table: &str, column: &str, only: &str| {
             format!(
-                "SELECT x.step_run_id, x.key, x.value FROM {table} x JOIN step_runs s ON s.id = x.step_run_id \
-                 WHERE s.run_id = $1 ORDER BY x.step_run_id, x.key"
+                "SELECT x.{column} AS step_run_id, x.key, x.value FROM {table} x JOIN step_runs s ON s.id = x.{column} \
+                 WHERE s.run_id = $1{only} ORDER BY x.{column}, x.key"
             )
         };
-        let key_values = |table: &str| {
-            let sql = kv(table);
+        let key_values = |sql: String| {
             let run_id = run.id.clone();
             async move {
                 sqlx::query_as::<_, KeyValue>(&sql)
@@ -282,13 +284,19 @@ impl Store {
                     .await
             }
         };
-        let params = key_values("params").await?;
-        let tags = key_values("tags").await?;
-        let metadata = key_values("metadata").await?;
-        let metrics: Vec<Metric> = sqlx::query_as(
-            "SELECT x.step_run_id, x.key, x.value, x.step, x.timestamp FROM metrics x JOIN step_runs s ON s.id = x.step_run_id \
-             WHERE s.run_id = $1 ORDER BY x.step_run_id, x.key, x.step, x.timestamp",
-        )
+        let run_steps: Vec<StepRun> = steps.iter().map(|s| s.step.clone()).collect();
+        let params = crate::mirror::logged_params(key_values(kv("tracking_params", "run_uuid", "")).await?, &run_steps);
+        let tags = key_values(kv(
+            "tracking_tags",
+            "run_uuid",
+            " AND x.key NOT LIKE 'mlflow.%' AND x.key NOT LIKE 'weft.%'",
+        ))
+        .await?;
+        let metadata = key_values(kv("metadata", "step_run_id", "")).await?;
+        let metrics: Vec<Metric> = sqlx::query_as(&format!(
+            "{STEP_METRIC_ROWS} AND run_uuid IN (SELECT id FROM step_runs WHERE run_id = $1) \
+             ORDER BY tracking_metrics.run_uuid, tracking_metrics.key, tracking_metrics.step, tracking_metrics.timestamp"
+        ))
         .bind(&run.id)
         .fetch_all(&self.pool)
         .await?;
@@ -477,25 +485,36 @@ impl Store {
             }
         }
         // What the steps logged: replaced whole, so a re-import as the run
-        // goes never doubles a metric point.
+        // goes never doubles a metric point. The step runs' tracking runs
+        // are written first (their rows, weft's tags, configured params),
+        // then what was logged into them.
         for s in &export.steps {
-            for table in ["params", "metrics", "tags", "metadata"] {
-                sqlx::query(&format!("DELETE FROM {table} WHERE step_run_id = $1"))
+            for (table, column) in [
+                ("tracking_params", "run_uuid"),
+                ("tracking_tags", "run_uuid"),
+                ("tracking_metrics", "run_uuid"),
+                ("tracking_latest_metrics", "run_uuid"),
+                ("metadata", "step_run_id"),
+            ] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE {column} = $1"))
                     .bind(&s.step.id)
                     .execute(&mut *tx)
                     .await?;
             }
         }
-        for (table, rows) in [
-            ("params", &export.params),
-            ("tags", &export.tags),
-            ("metadata", &export.metadata),
+        crate::mirror::write_view(&mut tx, self.backend, &r.id, MirrorScope::All).await?;
+        for (table, rows, on_conflict) in [
+            (
+                "tracking_params",
+                &export.params,
+                "DO UPDATE SET value = excluded.value",
+            ),
+            ("tracking_tags", &export.tags, "DO NOTHING"),
         ] {
             for kv in rows {
                 sqlx::query(&format!(
-                    "INSERT INTO {table} (run_id, step_run_id, key, value) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
+                    "INSERT INTO {table} (run_uuid, key, value) VALUES ($1, $2, $3) ON CONFLICT (run_uuid, key) {on_conflict}"
                 ))
-                .bind(&r.id)
                 .bind(&kv.step_run_id)
                 .bind(&kv.key)
                 .bind(&kv.value)
@@ -503,23 +522,34 @@ impl Store {
                 .await?;
             }
         }
-        for chunk in export.metrics.chunks(500) {
-            let mut insert = crate::sql::Sql::new(
-                self.backend,
-                "INSERT INTO metrics (run_id, step_run_id, key, value, step, timestamp)",
-            );
-            insert.push_values(chunk, |row, m| {
-                row.bind(r.id.as_str())
-                    .bind(m.step_run_id.as_str())
-                    .bind(m.key.as_str())
-                    .bind(m.value)
-                    .bind(m.step)
-                    .bind(m.timestamp);
-            });
-            insert.build()?.execute(&mut *tx).await?;
+        for kv in &export.metadata {
+            sqlx::query(
+                "INSERT INTO metadata (run_id, step_run_id, key, value) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(&r.id)
+            .bind(&kv.step_run_id)
+            .bind(&kv.key)
+            .bind(&kv.value)
+            .execute(&mut *tx)
+            .await?;
         }
+        let points: Vec<crate::MetricPoint> = export
+            .metrics
+            .iter()
+            .map(|m| crate::MetricPoint {
+                key: m.key.clone(),
+                value: m.value,
+                timestamp: m.timestamp,
+                step: m.step.unwrap_or(0),
+            })
+            .collect();
+        let points: Vec<(&str, &crate::MetricPoint, bool)> = points
+            .iter()
+            .zip(&export.metrics)
+            .map(|(point, m)| (m.step_run_id.as_str(), point, m.step.is_some()))
+            .collect();
+        crate::tracking::insert_points(&mut tx, self.backend, &points).await?;
         tx.commit().await?;
-        self.mirror_run_to_tracking(&r.id, MirrorScope::All).await?;
         Ok(number)
     }
 }

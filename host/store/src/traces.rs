@@ -52,7 +52,9 @@ pub const TRACE_STATES: [&str; 4] = ["STATE_UNSPECIFIED", "OK", "ERROR", "IN_PRO
 pub fn validate_trace_id(id: &str) -> Result<(), StoreError> {
     let ok = !id.is_empty()
         && id.len() <= MAX_TRACE_ID
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
         && id != "."
         && id != "..";
     if ok {
@@ -76,12 +78,11 @@ impl Store {
             return Err(StoreError::Invalid(format!("'{}' is not a trace state", info.state)));
         }
         let mut tx = self.begin_write().await?;
-        let experiment: Option<(String, String)> = sqlx::query_as(
-            "SELECT lifecycle_stage, artifact_location FROM experiments WHERE experiment_id = $1",
-        )
-        .bind(info.experiment_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let experiment: Option<(String, String)> =
+            sqlx::query_as("SELECT lifecycle_stage, artifact_location FROM experiments WHERE experiment_id = $1")
+                .bind(info.experiment_id)
+                .fetch_optional(&mut *tx)
+                .await?;
         let Some((stage, location)) = experiment else {
             return Err(StoreError::NotFound {
                 what: "experiment",
@@ -222,7 +223,11 @@ impl Store {
                 let rows: Vec<(String, String, String)> = q.build_query_as()?.fetch_all(&self.pool).await?;
                 for (id, key, value) in rows {
                     if let Some(t) = found.get_mut(&id) {
-                        let map = if table == "trace_tags" { &mut t.tags } else { &mut t.metadata };
+                        let map = if table == "trace_tags" {
+                            &mut t.tags
+                        } else {
+                            &mut t.metadata
+                        };
                         map.insert(key, value);
                     }
                 }
@@ -249,7 +254,10 @@ impl Store {
         if experiment_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut q = Sql::new(self.backend, "SELECT t.trace_id FROM traces t WHERE t.experiment_id IN (");
+        let mut q = Sql::new(
+            self.backend,
+            "SELECT t.trace_id FROM traces t WHERE t.experiment_id IN (",
+        );
         q.push_list(experiment_ids.iter().copied()).push(")");
         for clause in clauses {
             q.push(" AND ");
@@ -333,7 +341,9 @@ impl Store {
             if trace_ids.is_empty() {
                 return Ok(Vec::new());
             }
-            q.push(" AND trace_id IN (").push_list(trace_ids.iter().cloned()).push(")");
+            q.push(" AND trace_id IN (")
+                .push_list(trace_ids.iter().cloned())
+                .push(")");
         }
         let doomed: Vec<String> = q.build_query_scalar()?.fetch_all(&mut *tx).await?;
         for chunk in doomed.chunks(500) {
@@ -400,8 +410,14 @@ fn push_trace_clause(q: &mut Sql<'_>, backend: crate::Backend, clause: &Clause) 
     match trace_field(&clause.entity)? {
         TraceField::Column(column) => push_comparison(q, backend, column, clause),
         TraceField::Keyed { table, key } => {
-            let exists = if clause.op == Op::IsNull { "NOT EXISTS" } else { "EXISTS" };
-            q.push(format!("{exists} (SELECT 1 FROM {table} x WHERE x.trace_id = t.trace_id AND x.key = "));
+            let exists = if clause.op == Op::IsNull {
+                "NOT EXISTS"
+            } else {
+                "EXISTS"
+            };
+            q.push(format!(
+                "{exists} (SELECT 1 FROM {table} x WHERE x.trace_id = t.trace_id AND x.key = "
+            ));
             q.push_bind(key.to_string());
             if !matches!(clause.op, Op::IsNull | Op::IsNotNull) {
                 q.push(" AND ");
@@ -417,7 +433,9 @@ fn push_trace_clause(q: &mut Sql<'_>, backend: crate::Backend, clause: &Clause) 
 /// the reference. Sorting by the client request id is not offered there.
 fn push_trace_order(q: &mut Sql<'_>, o: &OrderBy) -> Result<(), StoreError> {
     if o.entity == Entity::Attribute(Attribute::ClientRequestId) {
-        return Err(StoreError::Invalid("traces cannot be ordered by client_request_id".into()));
+        return Err(StoreError::Invalid(
+            "traces cannot be ordered by client_request_id".into(),
+        ));
     }
     let direction = if o.ascending { "ASC" } else { "DESC" };
     match trace_field(&o.entity)? {
@@ -426,9 +444,11 @@ fn push_trace_order(q: &mut Sql<'_>, o: &OrderBy) -> Result<(), StoreError> {
         }
         TraceField::Keyed { table, key } => {
             let value = |q: &mut Sql<'_>| {
-                q.push(format!("(SELECT x.value FROM {table} x WHERE x.trace_id = t.trace_id AND x.key = "))
-                    .push_bind(key.to_string())
-                    .push(")");
+                q.push(format!(
+                    "(SELECT x.value FROM {table} x WHERE x.trace_id = t.trace_id AND x.key = "
+                ))
+                .push_bind(key.to_string())
+                .push(")");
             };
             q.push("(");
             value(q);

@@ -425,38 +425,61 @@ pub(crate) async fn insert_metric_points(
     backend: Backend,
     points: &[(&str, &MetricPoint)],
 ) -> Result<(), StoreError> {
-    let row = |b: &mut crate::sql::Row<'_, '_>, (id, m): &(&str, &MetricPoint)| {
+    let points: Vec<(&str, &MetricPoint, bool)> = points.iter().map(|(id, m)| (*id, *m, true)).collect();
+    insert_points(tx, backend, &points).await
+}
+
+/// As [`insert_metric_points`], each point saying whether it was logged
+/// with a step index (`false`: a pipeline step logged none; stored as step
+/// 0, which is what MLflow clients see, and read back as no index).
+pub(crate) async fn insert_points(
+    tx: &mut sqlx::Transaction<'_, Any>,
+    backend: Backend,
+    points: &[(&str, &MetricPoint, bool)],
+) -> Result<(), StoreError> {
+    let row = |b: &mut crate::sql::Row<'_, '_>, (id, m, has_step): &(&str, &MetricPoint, bool)| {
         let (value, is_nan) = storable(m.value);
         b.bind(id.to_string())
             .bind(m.key.clone())
             .bind(value)
             .bind(is_nan)
             .bind(m.timestamp)
-            .bind(m.step);
+            .bind(m.step)
+            .bind(*has_step);
     };
     for chunk in points.chunks(150) {
         let mut insert = Sql::new(
             backend,
-            "INSERT INTO tracking_metrics (run_uuid, key, value, is_nan, timestamp, step) ",
+            "INSERT INTO tracking_metrics (run_uuid, key, value, is_nan, timestamp, step, has_step) ",
         );
         insert.push_values(chunk, |b, p| row(b, p));
         insert.push(" ON CONFLICT DO NOTHING");
         insert.build()?.execute(&mut **tx).await?;
     }
-    let mut latest: std::collections::HashMap<(&str, &str), &MetricPoint> = std::collections::HashMap::new();
-    for (id, m) in points {
-        let slot = latest.entry((id, m.key.as_str())).or_insert(m);
-        if (m.step, m.timestamp, m.value) > (slot.step, slot.timestamp, slot.value) {
-            *slot = m;
+    let mut latest: std::collections::HashMap<(&str, &str), &(&str, &MetricPoint, bool)> =
+        std::collections::HashMap::new();
+    for point in points {
+        let (id, m, _) = point;
+        let slot = latest.entry((id, m.key.as_str())).or_insert(point);
+        if (m.step, m.timestamp, m.value) > (slot.1.step, slot.1.timestamp, slot.1.value) {
+            *slot = point;
         }
     }
-    let latest: Vec<(&str, &MetricPoint)> = latest.into_iter().map(|((id, _), m)| (id, m)).collect();
+    let latest: Vec<&(&str, &MetricPoint, bool)> = latest.into_values().collect();
     for chunk in latest.chunks(150) {
         let mut upsert = Sql::new(
             backend,
             "INSERT INTO tracking_latest_metrics (run_uuid, key, value, is_nan, timestamp, step) ",
         );
-        upsert.push_values(chunk, |b, p| row(b, p));
+        upsert.push_values(chunk, |b, (id, m, _)| {
+            let (value, is_nan) = storable(m.value);
+            b.bind(id.to_string())
+                .bind(m.key.clone())
+                .bind(value)
+                .bind(is_nan)
+                .bind(m.timestamp)
+                .bind(m.step);
+        });
         upsert.push(
             " ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan, \
              timestamp = excluded.timestamp, step = excluded.step \

@@ -228,3 +228,104 @@ async fn imported_trust(local: &Store, remote: &Store) {
     assert!(local.cache_candidates("key", true).await.unwrap().is_empty());
     assert!(local.check_integrity().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_step_run_is_one_tracking_run_that_both_apis_read() {
+    for t in common::stores().await {
+        eprintln!("backend: {}", t.backend);
+        one_tracking_model(&t.store).await;
+    }
+}
+
+/// What a step logs is kept once, in its tracking run: the MLflow API and
+/// weft's own read the same rows, so a point an MLflow client adds to the
+/// step's run shows in both, and a cache hit holds its own copy.
+async fn one_tracking_model(store: &Store) {
+    let pipeline = store.ensure_pipeline("one-model").await.unwrap();
+    let run = store.create_run(&pipeline, "{}", "host", 1).await.unwrap();
+    let ids = store
+        .create_step_runs(&run.id, &[("train".into(), r#"{"lr":0.1}"#.into())])
+        .await
+        .unwrap();
+    let record = StepRunRecord {
+        status: status::SUCCEEDED.into(),
+        attempts: 1,
+        cache_key: Some("key-train".into()),
+        component_digest: Some("digest".into()),
+        metrics: vec![("loss".into(), 0.5, None, 1), ("loss".into(), 0.25, Some(2), 2)],
+        params: vec![("seed".into(), "7".into())],
+        tags: vec![("team".into(), "ml".into()), ("weft.status".into(), "forged".into())],
+        ..Default::default()
+    };
+    store.complete_step_run(&run.id, &ids[0], &record).await.unwrap();
+
+    // The MLflow view of the step run: its configured and logged params,
+    // weft's tags (a logged tag cannot forge one) and its own.
+    let tracked = store.tracked_run(&ids[0]).await.unwrap();
+    let param =
+        |run: &weft_store::TrackedRun, key: &str| run.params.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let tag = |run: &weft_store::TrackedRun, key: &str| run.tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    assert_eq!(param(&tracked, "lr").as_deref(), Some("0.1"));
+    assert_eq!(param(&tracked, "seed").as_deref(), Some("7"));
+    assert_eq!(tag(&tracked, "team").as_deref(), Some("ml"));
+    assert_eq!(tag(&tracked, "weft.status").as_deref(), Some(status::SUCCEEDED));
+    assert_eq!(tracked.metrics.len(), 1);
+    assert_eq!((tracked.metrics[0].value, tracked.metrics[0].step), (0.25, 2));
+
+    // An MLflow client logs one more point to the step's run.
+    let point = weft_store::MetricPoint {
+        key: "loss".into(),
+        value: 0.125,
+        timestamp: 3,
+        step: 3,
+    };
+    store.log_batch(&ids[0], &[point], &[], &[]).await.unwrap();
+
+    // weft's own API reads the same rows: three points, the first without a
+    // step index; the logged params without the configured ones.
+    let detail = store.run_detail(&run.id).await.unwrap();
+    let points: Vec<(Option<i64>, f64)> = detail.metrics.iter().map(|m| (m.step, m.value)).collect();
+    assert_eq!(points, [(None, 0.5), (Some(2), 0.25), (Some(3), 0.125)]);
+    let params: Vec<(&str, &str)> = detail
+        .params
+        .iter()
+        .map(|p| (p.key.as_str(), p.value.as_str()))
+        .collect();
+    assert_eq!(params, [("seed", "7")]);
+    let tags: Vec<&str> = detail.tags.iter().map(|t| t.key.as_str()).collect();
+    assert_eq!(tags, ["team"]);
+    let summary = store.metric_summaries(&run.id).await.unwrap();
+    assert_eq!((summary[0].count, summary[0].last), (3, 0.125));
+    assert_eq!(store.metric_history(&run.id, "loss").await.unwrap().len(), 3);
+
+    // A cache hit in a second run: its own copy of what the original holds.
+    let run2 = store.create_run(&pipeline, "{}", "host", 1).await.unwrap();
+    let hit_ids = store
+        .create_step_runs(&run2.id, &[("train".into(), r#"{"lr":0.1}"#.into())])
+        .await
+        .unwrap();
+    store
+        .record_cache_hits(&[CacheHit {
+            step_run_id: hit_ids[0].clone(),
+            run_id: run2.id.clone(),
+            step_name: "train".into(),
+            params: r#"{"lr":0.1}"#.into(),
+            original: ids[0].clone(),
+            component_digest: "digest".into(),
+            cache_key: "key-train".into(),
+            sandbox: "{}".into(),
+            determinism: "virtual".into(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+        }])
+        .await
+        .unwrap();
+    let hit = store.tracked_run(&hit_ids[0]).await.unwrap();
+    assert_eq!(param(&hit, "seed").as_deref(), Some("7"));
+    assert_eq!(tag(&hit, "team").as_deref(), Some("ml"));
+    assert_eq!(tag(&hit, "weft.status").as_deref(), Some(status::CACHED));
+    assert_eq!(tag(&hit, "weft.cached_from").as_deref(), Some(ids[0].as_str()));
+    assert_eq!((hit.metrics[0].value, hit.metrics[0].step), (0.125, 3));
+    let detail = store.run_detail(&run2.id).await.unwrap();
+    assert_eq!(detail.metrics.len(), 3, "the hit shows its original's points");
+}
