@@ -1,6 +1,6 @@
 //! `weft run --server URL`: the run executes here, and is sent to a
 //! `weft server` as it goes (when it starts, as steps finish, when it ends),
-//! so it shows there live with its artifacts, lineage and MLflow view.
+//! so it shows there live with its artifacts, lineage and tracking runs.
 //!
 //! Sending a run uploads the bytes of its artifacts and the components of
 //! its steps that the server lacks (each checked there against its digest),

@@ -1,7 +1,7 @@
 //! What attaches to a run without being part of running steps: gates
 //! (data validators), plugin hooks and tracker sinks, `[models]`
-//! registration. (The MLflow view of a run is not a hook: the store writes
-//! it with the run's own rows.) Each is a [`RunHook`]; the executor calls
+//! registration. (A run's tracking runs are not a hook: the store writes
+//! them with the run's own rows.) Each is a [`RunHook`]; the executor calls
 //! every hook of a run at the same points and knows nothing else of them.
 
 use futures::future::BoxFuture;

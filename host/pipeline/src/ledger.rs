@@ -5,7 +5,7 @@
 //! chosen before anything is written) to the ledger and returns at once:
 //! downstream steps need the ids and the bytes, not the rows. A background
 //! task waits [`BATCH_WINDOW`] and writes what piled up, in order, in one
-//! transaction (which also writes their MLflow view), so a chain of short
+//! transaction (which also writes their tracking runs), so a chain of short
 //! steps commits a batch every so often instead of one transaction per
 //! step, off the steps' path. Cache hits wait
 //! for a flush or a full batch, as nothing reads their rows sooner.
@@ -80,7 +80,7 @@ impl Ledger {
             let ledger = self.clone();
             tokio::spawn(async move {
                 // Records that arrive meanwhile go in the same transaction
-                // (each transaction also rewrites their MLflow view).
+                // (each transaction also rewrites their tracking runs).
                 tokio::time::sleep(BATCH_WINDOW).await;
                 // Cleared before the queue is taken: whatever is queued
                 // after that schedules a write of its own.

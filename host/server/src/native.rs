@@ -601,8 +601,8 @@ async fn get_model(State(state): State<AppState>, Path(name): Path<String>) -> R
     Ok(Json(ModelDetail { model, versions }))
 }
 
-/// A run as the MLflow API serves it: one any MLflow client logged, or the
-/// MLflow view of a pipeline run or step run.
+/// A run as the MLflow API serves it: one any MLflow client logged, a
+/// pipeline run or a step run (all runs of one tracking model).
 #[derive(Serialize, ToSchema)]
 struct TrackedRunDetail {
     run_id: String,
@@ -647,8 +647,8 @@ struct TrackedDataset {
 
 /// A run logged through the MLflow API (by any MLflow client), by its run
 /// id or `latest` (the newest active one): its experiment, params, tags,
-/// latest metrics and datasets. Pipeline runs have their MLflow view here
-/// too, under the same ids as `/runs/{run}`.
+/// latest metrics and datasets. Pipeline runs and step runs are here too,
+/// under the same ids as in `/runs/{run}`.
 #[utoipa::path(get, path = "/api/v1/tracking/runs/{run}",
     params(("run" = String, Path, description = "MLflow run id, or `latest`")),
     responses((status = 200, body = TrackedRunDetail), (status = 404, body = ErrorBody)))]

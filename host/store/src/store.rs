@@ -5,8 +5,8 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, ConnectOptions, Executor, Transaction};
 
-use crate::mirror::{write_view, MirrorScope};
 use crate::model::*;
+use crate::pipeline_runs::{write_runs, RunScope};
 use crate::sql::{Backend, Sql};
 use crate::{new_id, now_ms, StoreError};
 
@@ -44,7 +44,7 @@ const SCOPE_LOCK_CLASS: i32 = 0x7765_6674;
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum WriteScope<'a> {
     /// The rows of the pipeline of this run: its runs, step runs,
-    /// artifacts and their MLflow view.
+    /// artifacts and their tracking runs.
     PipelineOfRun(&'a str),
     /// The tracking rows of one run: its metrics, params and tags.
     Run(&'a str),
@@ -365,8 +365,8 @@ impl Store {
     }
 
     /// Marks runs (and their unfinished step runs) left `running` by a
-    /// process of this host that no longer exists as crashed, in the MLflow
-    /// view as well.
+    /// process of this host that no longer exists as crashed, in their
+    /// tracking runs as well.
     /// Returns the ids of the runs it marked.
     pub async fn recover_crashed(&self, host: &str, is_alive: impl Fn(i64) -> bool) -> Result<Vec<String>, StoreError> {
         let running: Vec<(String, Option<i64>)> =
@@ -401,10 +401,10 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            // Its MLflow view shows it crashed too; a failure here does not
+            // Its tracking run shows it crashed too; a failure here does not
             // undo the recovery.
-            if let Err(e) = self.mirror_run_to_tracking(&id, crate::MirrorScope::All).await {
-                tracing::warn!("could not record the MLflow view of run {id}: {e}");
+            if let Err(e) = self.write_tracking_runs(&id, crate::RunScope::All).await {
+                tracing::warn!("could not record the tracking runs of run {id}: {e}");
             }
             recovered.push(id);
         }
@@ -430,7 +430,7 @@ impl Store {
             .bind(pid)
             .execute(&mut *tx)
             .await?;
-        write_view(&mut tx, self.backend, &id, MirrorScope::Run).await?;
+        write_runs(&mut tx, self.backend, &id, RunScope::Run).await?;
         tx.commit().await?;
         self.run(&id).await
     }
@@ -445,7 +445,7 @@ impl Store {
             .bind(run_id)
             .execute(&mut *tx)
             .await?;
-        write_view(&mut tx, self.backend, run_id, MirrorScope::Run).await?;
+        write_runs(&mut tx, self.backend, run_id, RunScope::Run).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -530,7 +530,7 @@ impl Store {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        write_step_view(&mut tx, self.backend, id).await?;
+        write_step_tracking_run(&mut tx, self.backend, id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -545,7 +545,7 @@ impl Store {
     ) -> Result<Vec<(String, String)>, StoreError> {
         let mut tx = self.begin_write().await?;
         let outputs = self.complete_in(&mut tx, run_id, id, record).await?;
-        write_view(&mut tx, self.backend, run_id, MirrorScope::Steps(&[id.to_string()])).await?;
+        write_runs(&mut tx, self.backend, run_id, RunScope::Steps(&[id.to_string()])).await?;
         write_logged(&mut tx, self.backend, id, record).await?;
         tx.commit().await?;
         Ok(outputs)
@@ -598,7 +598,7 @@ impl Store {
             }
         }
         for (run_id, ids) in &by_run {
-            write_view(&mut tx, self.backend, run_id, MirrorScope::Steps(ids)).await?;
+            write_runs(&mut tx, self.backend, run_id, RunScope::Steps(ids)).await?;
         }
         // Once each step run is a tracking run: what it logged goes there.
         for write in writes {
@@ -809,7 +809,7 @@ impl Store {
             .bind(status::PENDING)
             .execute(&mut *tx)
             .await?;
-        write_view(&mut tx, self.backend, run_id, MirrorScope::All).await?;
+        write_runs(&mut tx, self.backend, run_id, RunScope::All).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -824,7 +824,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        write_step_view(&mut tx, self.backend, id).await?;
+        write_step_tracking_run(&mut tx, self.backend, id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -986,7 +986,7 @@ impl Store {
                  WHERE {column} IN ({SOURCE_STEP_RUNS}){only} ORDER BY {column}, key"
             )
         };
-        let params = crate::mirror::logged_params(
+        let params = crate::pipeline_runs::logged_params(
             sqlx::query_as(&kv("tracking_params", "run_uuid", ""))
                 .bind(&run.id)
                 .fetch_all(&self.pool)
@@ -1172,7 +1172,7 @@ async fn migrate(pool: &AnyPool) -> Result<(), StoreError> {
 
 /// What a finished step run logged (params, tags, metrics), into its
 /// tracking run (whose run id is the step run's id), in `tx`, after
-/// [`write_view`] has written that run. A logged param wins over the
+/// [`write_runs`] has written that run. A logged param wins over the
 /// step's configured param of the same key; a logged tag never replaces
 /// one of weft's own (`weft.*`, `mlflow.*`).
 async fn write_logged(
@@ -1216,13 +1216,13 @@ async fn write_logged(
     crate::tracking::insert_points(tx, backend, &points).await
 }
 
-/// Writes the MLflow view of one step run (and its run) in `tx`.
-async fn write_step_view(tx: &mut Transaction<'_, Any>, backend: Backend, id: &str) -> Result<(), StoreError> {
+/// Writes the tracking run of one step run (and its run) in `tx`.
+async fn write_step_tracking_run(tx: &mut Transaction<'_, Any>, backend: Backend, id: &str) -> Result<(), StoreError> {
     let run_id: String = sqlx::query_scalar("SELECT run_id FROM step_runs WHERE id = $1")
         .bind(id)
         .fetch_one(&mut **tx)
         .await?;
-    write_view(tx, backend, &run_id, MirrorScope::Steps(&[id.to_string()])).await
+    write_runs(tx, backend, &run_id, RunScope::Steps(&[id.to_string()])).await
 }
 
 async fn insert_artifact(

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{status, Artifact, KeyValue, Metric, StepRun};
 use crate::store::STEP_METRIC_ROWS;
-use crate::{MirrorScope, Store, StoreError};
+use crate::{RunScope, Store, StoreError};
 
 /// A run and everything it recorded, as another store imports it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -285,7 +285,8 @@ impl Store {
             }
         };
         let run_steps: Vec<StepRun> = steps.iter().map(|s| s.step.clone()).collect();
-        let params = crate::mirror::logged_params(key_values(kv("tracking_params", "run_uuid", "")).await?, &run_steps);
+        let params =
+            crate::pipeline_runs::logged_params(key_values(kv("tracking_params", "run_uuid", "")).await?, &run_steps);
         let tags = key_values(kv(
             "tracking_tags",
             "run_uuid",
@@ -345,7 +346,7 @@ impl Store {
     }
 
     /// Imports (or updates) a run exported by another store, in one
-    /// transaction, and writes its MLflow view. A new run is numbered after
+    /// transaction, and writes its tracking runs. A new run is numbered after
     /// this store's runs of the pipeline, a new artifact after its versions
     /// of the name. Returns the run's number here.
     pub async fn import_run(&self, export: &RunExport) -> Result<i64, StoreError> {
@@ -502,7 +503,7 @@ impl Store {
                     .await?;
             }
         }
-        crate::mirror::write_view(&mut tx, self.backend, &r.id, MirrorScope::All).await?;
+        crate::pipeline_runs::write_runs(&mut tx, self.backend, &r.id, RunScope::All).await?;
         for (table, rows, on_conflict) in [
             (
                 "tracking_params",

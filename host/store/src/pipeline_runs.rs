@@ -46,9 +46,9 @@ pub(crate) fn flatten_params(json: &str) -> Vec<(String, String)> {
     }
 }
 
-/// How much of a pipeline run [`Store::mirror_run_to_tracking`] writes.
+/// How much of a pipeline run [`Store::write_tracking_runs`] writes.
 #[derive(Debug, Clone, Copy)]
-pub enum MirrorScope<'a> {
+pub enum RunScope<'a> {
     /// The run only (how a run in progress shows up at once).
     Run,
     /// The run and these step runs (ids), as they finish.
@@ -58,29 +58,29 @@ pub enum MirrorScope<'a> {
 }
 
 impl Store {
-    /// Writes (or rewrites) the MLflow view of a pipeline run in a
-    /// transaction of its own: for runs that arrive whole (an import, a
-    /// crash recovered). Runs of this process write theirs with their
-    /// ledger, in the same transactions (see [`write_view`]).
-    pub async fn mirror_run_to_tracking(&self, run_id: &str, scope: MirrorScope<'_>) -> Result<(), StoreError> {
+    /// Writes (or rewrites) the tracking runs of a pipeline run in a
+    /// transaction of its own (a crash recovered). Runs of this process
+    /// write theirs with their ledger, in the same transactions (see
+    /// [`write_runs`]).
+    pub async fn write_tracking_runs(&self, run_id: &str, scope: RunScope<'_>) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        write_view(&mut tx, self.backend, run_id, scope).await?;
+        write_runs(&mut tx, self.backend, run_id, scope).await?;
         tx.commit().await?;
         Ok(())
     }
 }
 
-/// Writes the MLflow view of a pipeline run in `tx`: the step runs `scope`
-/// names as they are in `tx` (with what their source step runs logged), and
-/// the run's own row unless only step runs of a run already in the view
-/// are named. Called by every write that changes what the view shows (a run
-/// created or finished, a batch of the ledger, a skip), so the view is
-/// never behind the ledger.
-pub(crate) async fn write_view(
+/// Writes the tracking runs of a pipeline run in `tx`: those of the step
+/// runs `scope` names, as they are in `tx` (a cache hit with a copy of
+/// what its original logged), and the run's own unless only step runs of a
+/// run already written are named. Called by every write that changes what
+/// they show (a run created or finished, a batch of the ledger, a skip), so
+/// the tracking model is never behind the ledger.
+pub(crate) async fn write_runs(
     tx: &mut Transaction<'_, Any>,
     backend: Backend,
     run_id: &str,
-    scope: MirrorScope<'_>,
+    scope: RunScope<'_>,
 ) -> Result<(), StoreError> {
     let run: Run = sqlx::query_as(&format!(
         "SELECT {RUN_COLUMNS} FROM runs r JOIN pipelines p ON p.id = r.pipeline_id WHERE r.id = $1"
@@ -93,25 +93,25 @@ pub(crate) async fn write_view(
         key: run_id.into(),
     })?;
     let scope = match scope {
-        MirrorScope::Steps([]) => MirrorScope::Run,
+        RunScope::Steps([]) => RunScope::Run,
         other => other,
     };
     // The step runs in scope, as a filter on `step_runs` (alias s).
     let in_scope = |q: &mut Sql<'_>| match scope {
-        MirrorScope::Run => {
+        RunScope::Run => {
             q.push("1 = 0");
         }
-        MirrorScope::Steps(ids) => {
+        RunScope::Steps(ids) => {
             q.push("s.run_id = ")
                 .push_bind(run_id.to_string())
                 .push(" AND s.id IN (");
             q.push_list(ids.iter().cloned()).push(")");
         }
-        MirrorScope::All => {
+        RunScope::All => {
             q.push("s.run_id = ").push_bind(run_id.to_string());
         }
     };
-    let steps: Vec<StepRun> = if matches!(scope, MirrorScope::Run) {
+    let steps: Vec<StepRun> = if matches!(scope, RunScope::Run) {
         Vec::new()
     } else {
         let mut q = Sql::new(backend, format!("SELECT {STEP_RUN_COLUMNS} FROM step_runs s WHERE "));
@@ -119,9 +119,9 @@ pub(crate) async fn write_view(
         q.push(" ORDER BY s.id");
         q.build_query_as()?.fetch_all(&mut **tx).await?
     };
-    // Step runs of a run whose own row is in the view already: only
+    // Step runs of a run whose own row is written already: only
     // theirs are written (the run's is written when it starts and ends).
-    let parent_experiment: Option<i64> = if matches!(scope, MirrorScope::Steps(_)) {
+    let parent_experiment: Option<i64> = if matches!(scope, RunScope::Steps(_)) {
         sqlx::query_scalar("SELECT experiment_id FROM tracking_runs WHERE run_uuid = $1")
             .bind(run_id)
             .fetch_optional(&mut **tx)
