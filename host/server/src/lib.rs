@@ -27,6 +27,7 @@ mod mlflow_models;
 mod mlflow_registry;
 mod mlflow_traces;
 mod native;
+mod requests;
 mod security;
 mod sync;
 

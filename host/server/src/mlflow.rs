@@ -20,6 +20,10 @@ use serde_json::{json, Map, Value};
 use weft_store::search::{parse_filter, parse_order_by};
 use weft_store::{Experiment, MetricPoint, RunInfo, StoreError, TrackedRun, ViewType};
 
+use crate::requests::{
+    typed, CreateExperiment, CreateRun, ExperimentRef, ExperimentTag, KeyValueIn, LogBatch, LogInputs, LogMetric,
+    MetricIn, RenameExperiment, RunKeyValue, RunRef, SearchExperiments, SearchRuns, UpdateRun,
+};
 use crate::{ApiError, AppState};
 
 /// Most metrics, params and tags in one log-batch call (MLflow's limits).
@@ -193,36 +197,51 @@ pub(crate) fn validate_key(what: &str, key: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn metric_value(key: &str, v: Option<&Value>) -> Result<f64, ApiError> {
-    match v {
-        Some(Value::Number(n)) => n
-            .as_f64()
-            .ok_or_else(|| ApiError::invalid(format!("metric '{key}' value {n} is not a double"))),
-        Some(Value::String(s)) => match s.as_str() {
-            "NaN" | "nan" => Ok(f64::NAN),
-            "Infinity" | "inf" => Ok(f64::INFINITY),
-            "-Infinity" | "-inf" => Ok(f64::NEG_INFINITY),
-            other => other
-                .parse()
-                .map_err(|_| ApiError::invalid(format!("metric '{key}' value '{other}' is not a number"))),
-        },
-        Some(other) => Err(ApiError::invalid(format!(
-            "metric '{key}' value must be a number, got {other}"
-        ))),
-        None => Err(ApiError::invalid(format!("metric '{key}' has no value"))),
-    }
-}
-
-fn parse_metric(m: &Map<String, Value>) -> Result<MetricPoint, ApiError> {
-    let key = req_str(m, "key")?;
+fn parse_metric(m: &MetricIn) -> Result<MetricPoint, ApiError> {
+    let key = required(&m.key, "key")?;
     validate_key("metric", key)?;
+    let value = m
+        .value
+        .as_ref()
+        .ok_or_else(|| ApiError::invalid(format!("metric '{key}' has no value")))?
+        .get(&format!("metric '{key}'"))?;
     Ok(MetricPoint {
         key: key.to_string(),
-        value: metric_value(key, m.get("value"))?,
-        timestamp: opt_i64(m, "timestamp")?
-            .ok_or_else(|| ApiError::invalid(format!("metric '{key}' has no timestamp")))?,
-        step: opt_i64(m, "step")?.unwrap_or(0),
+        value,
+        timestamp: m
+            .timestamp
+            .as_ref()
+            .ok_or_else(|| ApiError::invalid(format!("metric '{key}' has no timestamp")))?
+            .get("timestamp")?,
+        step: m.step.as_ref().map(|s| s.get("step")).transpose()?.unwrap_or(0),
     })
+}
+
+/// A required string field of a typed request.
+fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, ApiError> {
+    value
+        .as_deref()
+        .ok_or_else(|| ApiError::invalid(format!("missing value for required parameter '{name}'")))
+}
+
+/// A param or tag of a typed request: its key checked, its value cut to
+/// `max_value` characters.
+fn key_value(what: &str, pair: &KeyValueIn, max_value: usize) -> Result<(String, String), ApiError> {
+    let key = required(&pair.key, "key")?;
+    validate_key(what, key)?;
+    Ok((key.to_string(), truncated(pair.value.0.clone(), max_value)))
+}
+
+/// An experiment tag: key rules as for runs; values up to 20,000
+/// characters, longer ones refused (the reference does not truncate them).
+fn experiment_tag(pair: &KeyValueIn) -> Result<(String, String), ApiError> {
+    let (key, value) = key_value("tag", pair, usize::MAX)?;
+    if value.chars().count() > MAX_EXPERIMENT_TAG_VALUE {
+        return Err(ApiError::invalid(format!(
+            "experiment tag '{key}' value is longer than {MAX_EXPERIMENT_TAG_VALUE} characters"
+        )));
+    }
+    Ok((key, value))
 }
 
 pub(crate) fn parse_pair(what: &str, m: &Map<String, Value>, max_value: usize) -> Result<(String, String), ApiError> {
@@ -243,18 +262,6 @@ fn truncated(mut value: String, max: usize) -> String {
         value.truncate(at);
     }
     value
-}
-
-/// An experiment tag: key rules as for runs; values up to 20,000
-/// characters, longer ones refused (the reference does not truncate them).
-pub(crate) fn parse_experiment_tag(m: &Map<String, Value>) -> Result<(String, String), ApiError> {
-    let (key, value) = parse_pair("tag", m, usize::MAX)?;
-    if value.chars().count() > MAX_EXPERIMENT_TAG_VALUE {
-        return Err(ApiError::invalid(format!(
-            "experiment tag '{key}' value is longer than {MAX_EXPERIMENT_TAG_VALUE} characters"
-        )));
-    }
-    Ok((key, value))
 }
 
 pub(crate) fn objects<'a>(m: &'a Map<String, Value>, key: &str) -> Result<Vec<&'a Map<String, Value>>, ApiError> {
@@ -504,45 +511,44 @@ async fn get_experiment(
 }
 
 async fn create_experiment(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
-    let name = req_str(&m, "name")?;
+    let r: CreateExperiment = typed(&bytes)?;
+    let name = required(&r.name, "name")?;
     validate_experiment_name(name)?;
-    let location = opt_str(&m, "artifact_location")?.filter(|l| !l.is_empty());
+    let location = r.artifact_location.as_deref().filter(|l| !l.is_empty());
+    let tags = r.tags.iter().map(experiment_tag).collect::<Result<Vec<_>, _>>()?;
     let id = s
         .store
-        .create_experiment(
-            name,
-            location,
-            &objects(&m, "tags")?
-                .into_iter()
-                .map(parse_experiment_tag)
-                .collect::<Result<Vec<_>, _>>()?,
-        )
+        .create_experiment(name, location, &tags)
         .await
         .map_err(store_error)?;
     Ok(Json(json!({ "experiment_id": id.to_string() })))
 }
 
 async fn search_experiments(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
-    let limit = opt_i64(&m, "max_results")?.unwrap_or(1000);
+    let r: SearchExperiments = typed(&bytes)?;
+    let limit = r
+        .max_results
+        .as_ref()
+        .map(|n| n.get("max_results"))
+        .transpose()?
+        .unwrap_or(1000);
     if !(1..=50_000).contains(&limit) {
         return Err(ApiError::invalid(format!(
             "max_results must be 1 to 50000, got {limit}"
         )));
     }
-    let offset = page_token(opt_str(&m, "page_token")?)?;
-    let view = match view_type(opt_str(&m, "view_type")?)? {
+    let offset = page_token(r.page_token.as_deref())?;
+    let view = match view_type(r.view_type.as_deref())? {
         Some("active") => ViewType::ActiveOnly,
         Some(_) => ViewType::DeletedOnly,
         None => ViewType::All,
     };
-    let clauses = match opt_str(&m, "filter")?.filter(|f| !f.trim().is_empty()) {
+    let clauses = match r.filter.as_deref().filter(|f| !f.trim().is_empty()) {
         Some(filter) => object_filter(filter)?,
         None => Vec::new(),
     };
     let order =
-        parse_order_by(&strings(&m, "order_by")?).map_err(|e| ApiError::invalid(format!("invalid order_by: {e}")))?;
+        parse_order_by(&r.order_by.into_vec()).map_err(|e| ApiError::invalid(format!("invalid order_by: {e}")))?;
     // One more than a page: a next page token only when something follows.
     let mut experiments = s
         .store
@@ -557,28 +563,17 @@ async fn search_experiments(State(s): State<AppState>, bytes: Bytes) -> Result<J
     })))
 }
 
-/// The `experiment_id` of a request body.
-fn body_experiment_id(m: &Map<String, Value>) -> Result<i64, ApiError> {
-    match m.get("experiment_id") {
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .ok_or_else(|| ApiError::invalid("experiment ids are integers")),
-        _ => experiment_id(req_str(m, "experiment_id")?),
-    }
-}
-
 async fn rename_experiment(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
-    let id = body_experiment_id(&m)?;
-    let name = req_str(&m, "new_name")?;
+    let r: RenameExperiment = typed(&bytes)?;
+    let id = r.experiment.get()?;
+    let name = required(&r.new_name, "new_name")?;
     validate_experiment_name(name)?;
     s.store.rename_experiment(id, name).await.map_err(store_error)?;
     Ok(Json(json!({})))
 }
 
 async fn delete_experiment(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
-    let id = body_experiment_id(&m)?;
+    let id = typed::<ExperimentRef>(&bytes)?.get()?;
     if id == 0 {
         return Err(ApiError::invalid("the default experiment cannot be deleted"));
     }
@@ -587,18 +582,17 @@ async fn delete_experiment(State(s): State<AppState>, bytes: Bytes) -> Result<Js
 }
 
 async fn restore_experiment(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
     s.store
-        .restore_experiment(body_experiment_id(&m)?)
+        .restore_experiment(typed::<ExperimentRef>(&bytes)?.get()?)
         .await
         .map_err(store_error)?;
     Ok(Json(json!({})))
 }
 
 async fn set_experiment_tag(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
-    let id = body_experiment_id(&m)?;
-    let (key, value) = parse_experiment_tag(&m)?;
+    let r: ExperimentTag = typed(&bytes)?;
+    let id = r.experiment.get()?;
+    let (key, value) = experiment_tag(&r.tag)?;
     s.store
         .set_experiment_tag(id, &key, &value)
         .await
@@ -607,9 +601,9 @@ async fn set_experiment_tag(State(s): State<AppState>, bytes: Bytes) -> Result<J
 }
 
 async fn delete_experiment_tag(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
-    let id = body_experiment_id(&m)?;
-    let key = req_str(&m, "key")?;
+    let r: ExperimentTag = typed(&bytes)?;
+    let id = r.experiment.get()?;
+    let key = required(&r.tag.key, "key")?;
     s.store.delete_experiment_tag(id, key).await.map_err(store_error)?;
     Ok(Json(json!({})))
 }
@@ -658,11 +652,18 @@ fn random_name() -> String {
 }
 
 async fn create_run(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
-    let experiment = experiment_id(opt_str(&m, "experiment_id")?.unwrap_or("0"))?;
-    let mut tags = tags(&m)?;
+    let r: CreateRun = typed(&bytes)?;
+    let experiment = match &r.experiment_id {
+        Some(id) => id.get("experiment_id")?,
+        None => 0,
+    };
+    let mut tags = r
+        .tags
+        .iter()
+        .map(|t| key_value("tag", t, MAX_TAG_VALUE))
+        .collect::<Result<Vec<_>, _>>()?;
     let tagged = tags.iter().find(|(k, _)| k == RUN_NAME_TAG).map(|(_, v)| v.clone());
-    let given = opt_str(&m, "run_name")?.filter(|n| !n.is_empty());
+    let given = r.run_name.as_deref().filter(|n| !n.is_empty());
     if let (Some(given), Some(tagged)) = (given, &tagged) {
         if given != tagged {
             return Err(ApiError::invalid(format!(
@@ -674,10 +675,11 @@ async fn create_run(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Valu
     if !tags.iter().any(|(k, _)| k == RUN_NAME_TAG) {
         tags.push((RUN_NAME_TAG.into(), name.clone()));
     }
-    let user = opt_str(&m, "user_id")?.unwrap_or("");
+    let user = r.user_id.as_deref().unwrap_or("");
+    let start = r.start_time.as_ref().map(|t| t.get("start_time")).transpose()?;
     let info = s
         .store
-        .create_tracked_run(experiment, &name, user, opt_i64(&m, "start_time")?, &tags)
+        .create_tracked_run(experiment, &name, user, start, &tags)
         .await
         .map_err(store_error)?;
     let run = s.store.tracked_run(&info.run_uuid).await.map_err(store_error)?;
@@ -687,9 +689,9 @@ async fn create_run(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Valu
 const RUN_STATUSES: [&str; 5] = ["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"];
 
 async fn update_run(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
-    let id = run_id(&m)?;
-    let status = opt_str(&m, "status")?;
+    let r: UpdateRun = typed(&bytes)?;
+    let id = r.run.get()?;
+    let status = r.status.as_deref();
     if let Some(st) = status {
         if !RUN_STATUSES.contains(&st) {
             return Err(ApiError::invalid(format!(
@@ -703,8 +705,8 @@ async fn update_run(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Valu
         .update_tracked_run(
             id,
             status,
-            opt_i64(&m, "end_time")?,
-            opt_str(&m, "run_name")?.filter(|n| !n.is_empty()),
+            r.end_time.as_ref().map(|t| t.get("end_time")).transpose()?,
+            r.run_name.as_deref().filter(|n| !n.is_empty()),
         )
         .await
         .map_err(store_error)?;
@@ -721,28 +723,26 @@ async fn get_run(State(s): State<AppState>, Query(q): Query<HashMap<String, Stri
 }
 
 async fn delete_run(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
     s.store
-        .set_run_lifecycle(run_id(&m)?, "deleted")
+        .set_run_lifecycle(typed::<RunRef>(&bytes)?.get()?, "deleted")
         .await
         .map_err(store_error)?;
     Ok(Json(json!({})))
 }
 
 async fn restore_run(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
     s.store
-        .set_run_lifecycle(run_id(&m)?, "active")
+        .set_run_lifecycle(typed::<RunRef>(&bytes)?.get()?, "active")
         .await
         .map_err(store_error)?;
     Ok(Json(json!({})))
 }
 
 async fn log_metric(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
-    let metric = parse_metric(&m)?;
-    let run = run_id(&m)?;
-    let on_models = model_metrics(run, &[&m], std::slice::from_ref(&metric))?;
+    let r: LogMetric = typed(&bytes)?;
+    let metric = parse_metric(&r.metric)?;
+    let run = r.run.get()?;
+    let on_models = model_metrics(run, std::slice::from_ref(&r.metric), std::slice::from_ref(&metric));
     s.store.log_batch(run, &[metric], &[], &[]).await.map_err(store_error)?;
     if !on_models.is_empty() {
         s.store.log_model_metrics(&on_models).await.map_err(store_error)?;
@@ -752,62 +752,56 @@ async fn log_metric(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Valu
 
 /// The metrics that name a logged model (`model_id`, and optionally the
 /// dataset they were measured on), to be recorded on that model too.
-fn model_metrics(
-    run: &str,
-    raw: &[&Map<String, Value>],
-    parsed: &[MetricPoint],
-) -> Result<Vec<(String, weft_store::ModelMetric)>, ApiError> {
-    let mut out = Vec::new();
-    for (m, point) in raw.iter().zip(parsed) {
-        if let Some(model) = opt_str(m, "model_id")?.filter(|id| !id.is_empty()) {
-            out.push((
+fn model_metrics(run: &str, raw: &[MetricIn], parsed: &[MetricPoint]) -> Vec<(String, weft_store::ModelMetric)> {
+    raw.iter()
+        .zip(parsed)
+        .filter_map(|(m, point)| {
+            let model = m.model_id.as_deref().filter(|id| !id.is_empty())?;
+            Some((
                 model.to_string(),
                 weft_store::ModelMetric {
                     point: point.clone(),
                     run_id: run.to_string(),
-                    dataset_name: opt_str(m, "dataset_name")?.unwrap_or("").to_string(),
-                    dataset_digest: opt_str(m, "dataset_digest")?.unwrap_or("").to_string(),
+                    dataset_name: m.dataset_name.clone().unwrap_or_default(),
+                    dataset_digest: m.dataset_digest.clone().unwrap_or_default(),
                 },
-            ));
-        }
-    }
-    Ok(out)
+            ))
+        })
+        .collect()
 }
 
 async fn log_param(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
-    let param = parse_pair("param", &m, MAX_PARAM_VALUE)?;
+    let r: RunKeyValue = typed(&bytes)?;
+    let param = key_value("param", &r.pair, MAX_PARAM_VALUE)?;
     s.store
-        .log_batch(run_id(&m)?, &[], &[param], &[])
+        .log_batch(r.run.get()?, &[], &[param], &[])
         .await
         .map_err(store_error)?;
     Ok(Json(json!({})))
 }
 
 async fn set_tag(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
-    let tag = parse_pair("tag", &m, MAX_TAG_VALUE)?;
+    let r: RunKeyValue = typed(&bytes)?;
+    let tag = key_value("tag", &r.pair, MAX_TAG_VALUE)?;
     s.store
-        .log_batch(run_id(&m)?, &[], &[], &[tag])
+        .log_batch(r.run.get()?, &[], &[], &[tag])
         .await
         .map_err(store_error)?;
     Ok(Json(json!({})))
 }
 
 async fn delete_tag(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
+    let r: RunKeyValue = typed(&bytes)?;
     s.store
-        .delete_tracked_tag(run_id(&m)?, req_str(&m, "key")?)
+        .delete_tracked_tag(r.run.get()?, required(&r.pair.key, "key")?)
         .await
         .map_err(store_error)?;
     Ok(Json(json!({})))
 }
 
 async fn log_batch(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
-    let metrics = objects(&m, "metrics")?;
-    let params = objects(&m, "params")?;
-    let tag_list = objects(&m, "tags")?;
+    let r: LogBatch = typed(&bytes)?;
+    let (metrics, params, tag_list) = (&r.metrics, &r.params, &r.tags);
     if metrics.len() > MAX_BATCH_METRICS || params.len() > MAX_BATCH_PARAMS || tag_list.len() > MAX_BATCH_TAGS {
         return Err(ApiError::invalid(format!(
             "a batch holds at most {MAX_BATCH_METRICS} metrics, {MAX_BATCH_PARAMS} params and {MAX_BATCH_TAGS} tags; got {}, {} and {}",
@@ -821,13 +815,13 @@ async fn log_batch(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value
             "a batch holds at most 1000 metrics, params and tags in total",
         ));
     }
-    let parsed: Vec<MetricPoint> = metrics.iter().copied().map(parse_metric).collect::<Result<_, _>>()?;
-    let run = run_id(&m)?;
-    let on_models = model_metrics(run, &metrics, &parsed)?;
+    let parsed: Vec<MetricPoint> = metrics.iter().map(parse_metric).collect::<Result<_, _>>()?;
+    let run = r.run.get()?;
+    let on_models = model_metrics(run, metrics, &parsed);
     let metrics = parsed;
     let params: Vec<(String, String)> = params
-        .into_iter()
-        .map(|p| parse_pair("param", p, MAX_PARAM_VALUE))
+        .iter()
+        .map(|p| key_value("param", p, MAX_PARAM_VALUE))
         .collect::<Result<_, _>>()?;
     for (i, (key, _)) in params.iter().enumerate() {
         if params[..i].iter().any(|(k, _)| k == key) {
@@ -835,8 +829,8 @@ async fn log_batch(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value
         }
     }
     let tags: Vec<(String, String)> = tag_list
-        .into_iter()
-        .map(|t| parse_pair("tag", t, MAX_TAG_VALUE))
+        .iter()
+        .map(|t| key_value("tag", t, MAX_TAG_VALUE))
         .collect::<Result<_, _>>()?;
     s.store
         .log_batch(run, &metrics, &params, &tags)
@@ -851,17 +845,15 @@ async fn log_batch(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value
 /// `runs/log-inputs`: the datasets a run used, with the reference's
 /// limits on each field.
 async fn log_inputs(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
-    let run = run_id(&m)?;
-    let items = objects(&m, "datasets")?;
-    if items.len() > 1000 {
+    let r: LogInputs = typed(&bytes)?;
+    let run = r.run.get()?;
+    if r.datasets.len() > 1000 {
         return Err(ApiError::invalid(format!(
             "a call logs at most 1000 datasets, got {}",
-            items.len()
+            r.datasets.len()
         )));
     }
-    let field = |d: &Map<String, Value>, key: &str, max: usize| -> Result<Option<String>, ApiError> {
-        let value = opt_str(d, key)?;
+    let field = |value: &Option<String>, key: &str, max: usize| -> Result<Option<String>, ApiError> {
         if let Some(v) = value {
             if v.chars().count() > max {
                 return Err(ApiError::invalid(format!(
@@ -869,32 +861,32 @@ async fn log_inputs(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Valu
                 )));
             }
         }
-        Ok(value.map(str::to_string))
+        Ok(value.clone())
     };
-    let mut inputs = Vec::with_capacity(items.len());
-    for item in items {
+    let mut inputs = Vec::with_capacity(r.datasets.len());
+    for item in &r.datasets {
         let dataset = item
-            .get("dataset")
-            .and_then(Value::as_object)
+            .dataset
+            .as_ref()
             .ok_or_else(|| ApiError::invalid("each dataset input needs a 'dataset' object"))?;
         let mut tags = Vec::new();
-        for tag in objects(item, "tags")? {
-            let key = req_str(tag, "key")?;
-            let value = opt_str(tag, "value")?.unwrap_or("");
+        for tag in &item.tags {
+            let key = required(&tag.key, "key")?;
+            let value = &tag.value.0;
             if key.chars().count() > 255 || value.chars().count() > 500 {
                 return Err(ApiError::invalid(format!(
                     "input tag '{key}': keys are at most 255 characters and values 500"
                 )));
             }
-            tags.push((key.to_string(), value.to_string()));
+            tags.push((key.to_string(), value.clone()));
         }
         inputs.push(weft_store::DatasetInput {
-            name: field(dataset, "name", 500)?.unwrap_or_default(),
-            digest: field(dataset, "digest", 36)?.unwrap_or_default(),
-            source_type: field(dataset, "source_type", 500)?.unwrap_or_default(),
-            source: field(dataset, "source", 65_535)?.unwrap_or_default(),
-            schema: field(dataset, "schema", 1_048_575)?,
-            profile: field(dataset, "profile", 16_777_215)?,
+            name: field(&dataset.name, "name", 500)?.unwrap_or_default(),
+            digest: field(&dataset.digest, "digest", 36)?.unwrap_or_default(),
+            source_type: field(&dataset.source_type, "source_type", 500)?.unwrap_or_default(),
+            source: field(&dataset.source, "source", 65_535)?.unwrap_or_default(),
+            schema: field(&dataset.schema, "schema", 1_048_575)?,
+            profile: field(&dataset.profile, "profile", 16_777_215)?,
             tags,
         });
     }
@@ -903,20 +895,29 @@ async fn log_inputs(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Valu
 }
 
 async fn search_runs(State(s): State<AppState>, bytes: Bytes) -> Result<axum::response::Response, ApiError> {
-    let m = body(&bytes)?;
-    let ids = experiment_ids(&m)?;
-    let limit = opt_i64(&m, "max_results")?.unwrap_or(1000);
+    let r: SearchRuns = typed(&bytes)?;
+    let ids = r
+        .experiment_ids
+        .iter()
+        .map(|id| id.get("experiment_ids"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let limit = r
+        .max_results
+        .as_ref()
+        .map(|n| n.get("max_results"))
+        .transpose()?
+        .unwrap_or(1000);
     if !(1..=MAX_SEARCH_RESULTS).contains(&limit) {
         return Err(ApiError::invalid(format!(
             "max_results must be 1 to {MAX_SEARCH_RESULTS}, got {limit}"
         )));
     }
-    let offset = page_token(opt_str(&m, "page_token")?)?;
-    let clauses = parse_filter(opt_str(&m, "filter")?.unwrap_or(""))
+    let offset = page_token(r.page_token.as_deref())?;
+    let clauses = parse_filter(r.filter.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::invalid(format!("invalid filter: {e}")))?;
     let order =
-        parse_order_by(&strings(&m, "order_by")?).map_err(|e| ApiError::invalid(format!("invalid order_by: {e}")))?;
-    let lifecycle = view_type(opt_str(&m, "run_view_type")?)?;
+        parse_order_by(&r.order_by.into_vec()).map_err(|e| ApiError::invalid(format!("invalid order_by: {e}")))?;
+    let lifecycle = view_type(r.run_view_type.as_deref())?;
     let runs = s
         .store
         .search_tracked_runs(&ids, lifecycle, &clauses, &order, limit, offset)

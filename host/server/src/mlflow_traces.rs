@@ -9,8 +9,8 @@
 //! not take OTLP spans (`/v1/traces`): its `/version` is not an MLflow
 //! version, so the client keeps to that artifact path.
 //!
-//! Requests are typed structs (serde), so a field of the wrong type is a
-//! 400 naming it.
+//! Requests are typed structs (serde, with the lenient field types of
+//! `requests.rs`), so a field of the wrong type is a 400 naming it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, UNIX_EPOCH};
@@ -19,13 +19,13 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use weft_store::search::{parse_order_by, parse_trace_filter};
 use weft_store::{StoreError, TraceInfo};
 
 use crate::mlflow::{next_token, page_token, store_error, validate_key, MAX_FILTER, MAX_TAG_VALUE};
+use crate::requests::{typed, Int64};
 use crate::{ApiError, AppState};
 
 /// Most traces one search answers, and one batch reads.
@@ -44,32 +44,6 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 // ----- request shapes -----
-
-/// A JSON body as `T`; an empty body is `{}`.
-fn typed<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
-    let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { bytes };
-    serde_json::from_slice(bytes).map_err(|e| ApiError::invalid(format!("invalid request: {e}")))
-}
-
-/// An int64, which protobuf's JSON writes as a string or a number.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Int64 {
-    Number(i64),
-    Text(String),
-}
-
-impl Int64 {
-    fn get(&self, what: &str) -> Result<i64, ApiError> {
-        match self {
-            Int64::Number(n) => Ok(*n),
-            Int64::Text(t) => t
-                .trim()
-                .parse()
-                .map_err(|_| ApiError::invalid(format!("'{what}' must be an integer, got '{t}'"))),
-        }
-    }
-}
 
 #[derive(Deserialize)]
 struct ExperimentLocation {
