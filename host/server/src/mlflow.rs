@@ -2,11 +2,12 @@
 //! `/ajax-api/2.0/mlflow`), so the official `mlflow` client works unchanged
 //! with `MLFLOW_TRACKING_URI` pointing at weft.
 //!
-//! Wire rules followed here: POST bodies are JSON (parsed by hand, so a bad
-//! body is a 400 with an MLflow error code, never a 5xx); int64 fields are
-//! accepted as numbers or strings; NaN and infinities travel as the strings
-//! `"NaN"`, `"Infinity"`, `"-Infinity"`; errors are
-//! `{"error_code", "message"}`.
+//! Wire rules followed here: POST bodies are JSON, read into the typed
+//! request structs of `requests.rs` (a bad body is a 400 with an MLflow
+//! error code, never a 5xx); int64 fields are accepted as numbers or
+//! strings; NaN and infinities travel as the strings `"NaN"`, `"Infinity"`,
+//! `"-Infinity"`; errors are `{"error_code", "message"}`. GET parameters
+//! come from the query string.
 
 use std::collections::HashMap;
 
