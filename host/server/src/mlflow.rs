@@ -70,98 +70,9 @@ pub(crate) fn routes() -> Router<AppState> {
 
 // ----- request helpers -----
 
-pub(crate) fn body(bytes: &Bytes) -> Result<Map<String, Value>, ApiError> {
-    if bytes.is_empty() {
-        return Ok(Map::new());
-    }
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "MALFORMED_REQUEST",
-            "the body must be a JSON object",
-        )),
-        Err(e) => Err(ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "MALFORMED_REQUEST",
-            format!("the body is not valid JSON: {e}"),
-        )),
-    }
-}
-
-pub(crate) fn opt_str<'a>(m: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, ApiError> {
-    match m.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(ApiError::invalid(format!("'{key}' must be a string, got {other}"))),
-    }
-}
-
-pub(crate) fn req_str<'a>(m: &'a Map<String, Value>, key: &str) -> Result<&'a str, ApiError> {
-    opt_str(m, key)?.ok_or_else(|| ApiError::invalid(format!("missing value for required parameter '{key}'")))
-}
-
-pub(crate) fn opt_i64(m: &Map<String, Value>, key: &str) -> Result<Option<i64>, ApiError> {
-    match m.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .map(Some)
-            .ok_or_else(|| ApiError::invalid(format!("'{key}' must be an integer, got {n}"))),
-        Some(Value::String(s)) => s
-            .parse()
-            .map(Some)
-            .map_err(|_| ApiError::invalid(format!("'{key}' must be an integer, got '{s}'"))),
-        Some(other) => Err(ApiError::invalid(format!("'{key}' must be an integer, got {other}"))),
-    }
-}
-
-/// A list of strings (a single string, as a query string sends it, is a
-/// list of one).
-pub(crate) fn strings(m: &Map<String, Value>, key: &str) -> Result<Vec<String>, ApiError> {
-    match m.get(key) {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(vec![s.clone()]),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|i| {
-                i.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| ApiError::invalid(format!("'{key}' must be a list of strings")))
-            })
-            .collect(),
-        Some(_) => Err(ApiError::invalid(format!("'{key}' must be a list of strings"))),
-    }
-}
-
 pub(crate) fn experiment_id(text: &str) -> Result<i64, ApiError> {
     text.parse()
         .map_err(|_| ApiError::invalid(format!("'{text}' is not an experiment id")))
-}
-
-/// `experiment_ids` of a search: a list of ids, as strings or numbers.
-pub(crate) fn experiment_ids(m: &Map<String, Value>) -> Result<Vec<i64>, ApiError> {
-    match m.get("experiment_ids") {
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|i| match i {
-                Value::String(t) => experiment_id(t),
-                Value::Number(n) => n
-                    .as_i64()
-                    .ok_or_else(|| ApiError::invalid("experiment ids are integers")),
-                _ => Err(ApiError::invalid("experiment_ids must be a list of ids")),
-            })
-            .collect(),
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(_) => Err(ApiError::invalid("experiment_ids must be a list of ids")),
-    }
-}
-
-pub(crate) fn run_id(m: &Map<String, Value>) -> Result<&str, ApiError> {
-    match opt_str(m, "run_id")? {
-        Some(id) => Ok(id),
-        None => req_str(m, "run_uuid"),
-    }
 }
 
 /// MLflow's rules for metric, param and tag keys: alphanumerics, `_`,
@@ -227,7 +138,7 @@ fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, ApiErr
 
 /// A param or tag of a typed request: its key checked, its value cut to
 /// `max_value` characters.
-fn key_value(what: &str, pair: &KeyValueIn, max_value: usize) -> Result<(String, String), ApiError> {
+pub(crate) fn key_value(what: &str, pair: &KeyValueIn, max_value: usize) -> Result<(String, String), ApiError> {
     let key = required(&pair.key, "key")?;
     validate_key(what, key)?;
     Ok((key.to_string(), truncated(pair.value.0.clone(), max_value)))
@@ -245,17 +156,6 @@ fn experiment_tag(pair: &KeyValueIn) -> Result<(String, String), ApiError> {
     Ok((key, value))
 }
 
-pub(crate) fn parse_pair(what: &str, m: &Map<String, Value>, max_value: usize) -> Result<(String, String), ApiError> {
-    let key = req_str(m, "key")?;
-    validate_key(what, key)?;
-    let value = match m.get("value") {
-        Some(Value::String(s)) => s.clone(),
-        None | Some(Value::Null) => String::new(),
-        Some(other) => other.to_string(),
-    };
-    Ok((key.to_string(), truncated(value, max_value)))
-}
-
 /// A value cut to `max` characters: what the reference does with long
 /// param and tag values (`MLFLOW_TRUNCATE_LONG_VALUES`, on by default).
 fn truncated(mut value: String, max: usize) -> String {
@@ -263,27 +163,6 @@ fn truncated(mut value: String, max: usize) -> String {
         value.truncate(at);
     }
     value
-}
-
-pub(crate) fn objects<'a>(m: &'a Map<String, Value>, key: &str) -> Result<Vec<&'a Map<String, Value>>, ApiError> {
-    match m.get(key) {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|i| {
-                i.as_object()
-                    .ok_or_else(|| ApiError::invalid(format!("'{key}' must be a list of objects")))
-            })
-            .collect(),
-        Some(other) => Err(ApiError::invalid(format!("'{key}' must be a list, got {other}"))),
-    }
-}
-
-pub(crate) fn tags(m: &Map<String, Value>) -> Result<Vec<(String, String)>, ApiError> {
-    objects(m, "tags")?
-        .into_iter()
-        .map(|t| parse_pair("tag", t, MAX_TAG_VALUE))
-        .collect()
 }
 
 /// MLflow's status codes for store errors.

@@ -5,12 +5,13 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use weft_store::{model_status, LoggedModel, NewLoggedModel};
 
-use crate::mlflow::{
-    body, experiment_id, experiment_ids, next_token, objects, opt_i64, opt_str, page_token, parse_pair, req_str,
-    run_id, store_error, tags, MAX_PARAM_VALUE,
+use crate::mlflow::{key_value, next_token, page_token, store_error, MAX_PARAM_VALUE, MAX_TAG_VALUE};
+use crate::requests::{
+    typed, CreateLoggedModel, FinalizeLoggedModel, KeyValueIn, LoggedModelPairs, NameOrNumber, RunOutputs,
+    SearchLoggedModels,
 };
 use crate::{ApiError, AppState};
 
@@ -69,39 +70,43 @@ fn model_json(m: &LoggedModel) -> Value {
     })
 }
 
-fn params(m: &Map<String, Value>) -> Result<Vec<(String, String)>, ApiError> {
-    objects(m, "params")?
-        .into_iter()
-        .map(|p| parse_pair("param", p, MAX_PARAM_VALUE))
-        .collect()
+fn params(pairs: &[KeyValueIn]) -> Result<Vec<(String, String)>, ApiError> {
+    pairs.iter().map(|p| key_value("param", p, MAX_PARAM_VALUE)).collect()
+}
+
+fn tags(pairs: &[KeyValueIn]) -> Result<Vec<(String, String)>, ApiError> {
+    pairs.iter().map(|p| key_value("tag", p, MAX_TAG_VALUE)).collect()
 }
 
 /// A status as a name (`LOGGED_MODEL_READY`) or its proto number.
-fn status(m: &Map<String, Value>) -> Result<&'static str, ApiError> {
+fn status(given: &Option<NameOrNumber>) -> Result<&'static str, ApiError> {
     let by_number = |n: i64| match n {
         1 => Some(model_status::PENDING),
         2 => Some(model_status::READY),
         3 => Some(model_status::UPLOAD_FAILED),
         _ => None,
     };
-    let found = match m.get("status") {
-        Some(Value::String(s)) => model_status::ALL.iter().copied().find(|known| known == s),
-        Some(Value::Number(n)) => n.as_i64().and_then(by_number),
-        None | Some(Value::Null) => return Err(ApiError::invalid("missing value for required parameter 'status'")),
-        Some(_) => None,
+    let found = match given {
+        Some(NameOrNumber::Name(s)) => model_status::ALL.iter().copied().find(|known| known == s),
+        Some(NameOrNumber::Number(n)) => by_number(*n),
+        None => return Err(ApiError::invalid("missing value for required parameter 'status'")),
     };
     found.ok_or_else(|| ApiError::invalid(format!("'status' must be one of {}", model_status::ALL.join(", "))))
 }
 
 async fn create(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
+    let r: CreateLoggedModel = typed(&bytes)?;
     let new = NewLoggedModel {
-        experiment_id: experiment_id(req_str(&m, "experiment_id")?)?,
-        name: opt_str(&m, "name")?.map(str::to_string),
-        model_type: opt_str(&m, "model_type")?.map(str::to_string),
-        source_run_id: opt_str(&m, "source_run_id")?.map(str::to_string),
-        params: params(&m)?,
-        tags: tags(&m)?,
+        experiment_id: r
+            .experiment_id
+            .as_ref()
+            .ok_or_else(|| ApiError::invalid("missing value for required parameter 'experiment_id'"))?
+            .get("experiment_id")?,
+        name: r.name,
+        model_type: r.model_type,
+        source_run_id: r.source_run_id,
+        params: params(&r.params)?,
+        tags: tags(&r.tags)?,
     };
     if let Some(name) = &new.name {
         if name.is_empty() || name.len() > 500 || name.contains('/') {
@@ -122,10 +127,10 @@ async fn finalize(
     Path(model_id): Path<String>,
     bytes: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
+    let r: FinalizeLoggedModel = typed(&bytes)?;
     let model = s
         .store
-        .set_logged_model_status(&model_id, status(&m)?)
+        .set_logged_model_status(&model_id, status(&r.status)?)
         .await
         .map_err(store_error)?;
     Ok(Json(json!({ "model": model_json(&model) })))
@@ -141,9 +146,9 @@ async fn log_params(
     Path(model_id): Path<String>,
     bytes: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
+    let r: LoggedModelPairs = typed(&bytes)?;
     s.store
-        .log_logged_model_params(&model_id, &params(&m)?)
+        .log_logged_model_params(&model_id, &params(&r.params)?)
         .await
         .map_err(store_error)?;
     Ok(Json(json!({})))
@@ -154,9 +159,9 @@ async fn set_tags(
     Path(model_id): Path<String>,
     bytes: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
+    let r: LoggedModelPairs = typed(&bytes)?;
     s.store
-        .set_logged_model_tags(&model_id, &tags(&m)?)
+        .set_logged_model_tags(&model_id, &tags(&r.tags)?)
         .await
         .map_err(store_error)?;
     Ok(Json(json!({})))
@@ -174,17 +179,26 @@ async fn delete_tag(
 }
 
 async fn search(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
-    let clauses = weft_store::search::parse_filter(opt_str(&m, "filter")?.unwrap_or(""))
+    let r: SearchLoggedModels = typed(&bytes)?;
+    let clauses = weft_store::search::parse_filter(r.filter.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::invalid(format!("invalid filter: {e}")))?;
-    let ids = experiment_ids(&m)?;
-    let limit = opt_i64(&m, "max_results")?.unwrap_or(100);
+    let ids = r
+        .experiment_ids
+        .iter()
+        .map(|id| id.get("experiment_ids"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let limit = r
+        .max_results
+        .as_ref()
+        .map(|n| n.get("max_results"))
+        .transpose()?
+        .unwrap_or(100);
     if !(1..=MAX_MODELS_PAGE).contains(&limit) {
         return Err(ApiError::invalid(format!(
             "max_results must be 1 to {MAX_MODELS_PAGE}, got {limit}"
         )));
     }
-    let offset = page_token(opt_str(&m, "page_token")?)?;
+    let offset = page_token(r.page_token.as_deref())?;
     let models = s
         .store
         .search_logged_models(&ids, &clauses, limit, offset)
@@ -198,11 +212,19 @@ async fn search(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, 
 }
 
 async fn run_outputs(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
-    let run = run_id(&m)?;
-    let models = objects(&m, "models")?
-        .into_iter()
-        .map(|o| Ok((req_str(o, "model_id")?.to_string(), opt_i64(o, "step")?.unwrap_or(0))))
+    let r: RunOutputs = typed(&bytes)?;
+    let run = r.run.get()?;
+    let models = r
+        .models
+        .iter()
+        .map(|o| {
+            let id = o
+                .model_id
+                .as_deref()
+                .ok_or_else(|| ApiError::invalid("missing value for required parameter 'model_id'"))?;
+            let step = o.step.as_ref().map(|s| s.get("step")).transpose()?.unwrap_or(0);
+            Ok((id.to_string(), step))
+        })
         .collect::<Result<Vec<_>, ApiError>>()?;
     s.store.log_run_model_outputs(run, &models).await.map_err(store_error)?;
     Ok(Json(json!({})))

@@ -7,10 +7,14 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use weft_store::{ModelVersion, RegisteredModel};
 
-use crate::mlflow::{body, opt_i64, opt_str, page_token, req_str, store_error, tags, validate_key, MAX_TAG_VALUE};
+use crate::mlflow::{page_token, store_error, validate_key, MAX_TAG_VALUE};
+use crate::requests::{
+    from_query, typed, CreateModel, CreateVersion, Int64, KeyValueIn, LatestVersions, ModelAlias, ModelRef,
+    RegistryTag, SearchRegistry, TransitionStage, VersionRef,
+};
 use crate::{ApiError, AppState};
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -42,26 +46,36 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/model-versions/transition-stage", post(transition_stage))
 }
 
-fn model_name(m: &Map<String, Value>, key: &str) -> Result<String, ApiError> {
-    let name = req_str(m, key)?;
+fn required<'a>(value: &'a Option<String>, key: &str) -> Result<&'a str, ApiError> {
+    value
+        .as_deref()
+        .ok_or_else(|| ApiError::invalid(format!("missing value for required parameter '{key}'")))
+}
+
+/// A model name field (`name`, `new_name`), checked.
+fn model_name(value: &Option<String>, key: &str) -> Result<String, ApiError> {
+    let name = required(value, key)?;
     weft_store::validate_model_name(name).map_err(ApiError::invalid)?;
     Ok(name.to_string())
 }
 
-fn version(m: &Map<String, Value>) -> Result<i64, ApiError> {
-    opt_i64(m, "version")?
+fn version(value: &Option<Int64>) -> Result<i64, ApiError> {
+    value
+        .as_ref()
+        .and_then(|v| v.get("version").ok())
         .filter(|v| *v > 0)
         .ok_or_else(|| ApiError::invalid("'version' must be a positive integer"))
 }
 
-fn alias(m: &Map<String, Value>) -> Result<String, ApiError> {
-    let alias = req_str(m, "alias")?;
+fn alias(value: &Option<String>) -> Result<String, ApiError> {
+    let alias = required(value, "alias")?;
     weft_store::validate_alias(alias).map_err(ApiError::invalid)?;
     Ok(alias.to_string())
 }
 
-fn query_map(q: HashMap<String, String>) -> Map<String, Value> {
-    q.into_iter().map(|(k, v)| (k, Value::String(v))).collect()
+/// Tags of a model or version being created.
+fn new_tags(tags: &[KeyValueIn]) -> Result<Vec<(String, String)>, ApiError> {
+    tags.iter().map(tag_pair).collect()
 }
 
 fn pairs(p: &[(String, String)]) -> Vec<Value> {
@@ -104,11 +118,11 @@ fn model_json(m: &RegisteredModel) -> Value {
 }
 
 async fn create_model(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
-    let name = model_name(&m, "name")?;
+    let r: CreateModel = typed(&bytes)?;
+    let name = model_name(&r.name, "name")?;
     let model = s
         .store
-        .create_registered_model(&name, opt_str(&m, "description")?.unwrap_or(""), &tags(&m)?)
+        .create_registered_model(&name, r.description.as_deref().unwrap_or(""), &new_tags(&r.tags)?)
         .await
         .map_err(store_error)?;
     Ok(Json(json!({ "registered_model": model_json(&model) })))
@@ -118,10 +132,10 @@ async fn get_model(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let m = query_map(q);
+    let r: ModelRef = from_query(q)?;
     let model = s
         .store
-        .registered_model(&model_name(&m, "name")?)
+        .registered_model(&model_name(&r.name, "name")?)
         .await
         .map_err(store_error)?;
     Ok(Json(json!({ "registered_model": model_json(&model) })))
@@ -131,14 +145,19 @@ async fn search_models(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let m = query_map(q);
-    let limit = opt_i64(&m, "max_results")?.unwrap_or(100);
+    let r: SearchRegistry = from_query(q)?;
+    let limit = r
+        .max_results
+        .as_ref()
+        .map(|n| n.get("max_results"))
+        .transpose()?
+        .unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid(format!("max_results must be 1 to 1000, got {limit}")));
     }
-    let offset = page_token(opt_str(&m, "page_token")?)?;
-    let clauses = filter_clauses(&m)?;
-    let order = order_by(&m)?;
+    let offset = page_token(r.page_token.as_deref())?;
+    let clauses = filter_clauses(&r)?;
+    let order = order_by(r)?;
     // One more than a page: a next page token only when something follows.
     let mut models = s
         .store
@@ -154,77 +173,77 @@ async fn search_models(
 }
 
 /// The `filter` of a search, parsed (empty: none).
-fn filter_clauses(m: &Map<String, Value>) -> Result<Vec<weft_store::search::Clause>, ApiError> {
-    match opt_str(m, "filter")?.filter(|f| !f.trim().is_empty()) {
+fn filter_clauses(r: &SearchRegistry) -> Result<Vec<weft_store::search::Clause>, ApiError> {
+    match r.filter.as_deref().filter(|f| !f.trim().is_empty()) {
         Some(filter) => crate::mlflow::object_filter(filter),
         None => Ok(Vec::new()),
     }
 }
 
 /// The `order_by` of a search, parsed.
-fn order_by(m: &Map<String, Value>) -> Result<Vec<weft_store::search::OrderBy>, ApiError> {
-    weft_store::search::parse_order_by(&crate::mlflow::strings(m, "order_by")?)
+fn order_by(r: SearchRegistry) -> Result<Vec<weft_store::search::OrderBy>, ApiError> {
+    weft_store::search::parse_order_by(&r.order_by.into_vec())
         .map_err(|e| ApiError::invalid(format!("invalid order_by: {e}")))
 }
 
 async fn update_model(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
+    let r: ModelRef = typed(&bytes)?;
     let model = s
         .store
-        .update_registered_model(&model_name(&m, "name")?, opt_str(&m, "description")?.unwrap_or(""))
+        .update_registered_model(&model_name(&r.name, "name")?, r.description.as_deref().unwrap_or(""))
         .await
         .map_err(store_error)?;
     Ok(Json(json!({ "registered_model": model_json(&model) })))
 }
 
 async fn delete_model(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
+    let r: ModelRef = typed(&bytes)?;
     s.store
-        .delete_registered_model(&model_name(&m, "name")?)
+        .delete_registered_model(&model_name(&r.name, "name")?)
         .await
         .map_err(store_error)?;
     Ok(Json(json!({})))
 }
 
 async fn rename_model(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
+    let r: ModelRef = typed(&bytes)?;
     let model = s
         .store
-        .rename_registered_model(&model_name(&m, "name")?, &model_name(&m, "new_name")?)
+        .rename_registered_model(&model_name(&r.name, "name")?, &model_name(&r.new_name, "new_name")?)
         .await
         .map_err(store_error)?;
     Ok(Json(json!({ "registered_model": model_json(&model) })))
 }
 
-fn tag_pair(m: &Map<String, Value>) -> Result<(String, String), ApiError> {
-    crate::mlflow::parse_pair("tag", m, MAX_TAG_VALUE)
+fn tag_pair(tag: &KeyValueIn) -> Result<(String, String), ApiError> {
+    crate::mlflow::key_value("tag", tag, MAX_TAG_VALUE)
 }
 
 async fn set_model_tag(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
-    let (key, value) = tag_pair(&m)?;
+    let r: RegistryTag = typed(&bytes)?;
+    let (key, value) = tag_pair(&r.tag)?;
     s.store
-        .registered_model_tag(&model_name(&m, "name")?, &key, Some(&value))
+        .registered_model_tag(&model_name(&r.name, "name")?, &key, Some(&value))
         .await
         .map_err(store_error)?;
     Ok(Json(json!({})))
 }
 
 async fn delete_model_tag(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
-    let key = req_str(&m, "key")?;
+    let r: RegistryTag = typed(&bytes)?;
+    let key = required(&r.tag.key, "key")?;
     validate_key("tag", key)?;
     s.store
-        .registered_model_tag(&model_name(&m, "name")?, key, None)
+        .registered_model_tag(&model_name(&r.name, "name")?, key, None)
         .await
         .map_err(store_error)?;
     Ok(Json(json!({})))
 }
 
 async fn set_alias(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
+    let r: ModelAlias = typed(&bytes)?;
     s.store
-        .set_model_alias(&model_name(&m, "name")?, &alias(&m)?, version(&m)?)
+        .set_model_alias(&model_name(&r.name, "name")?, &alias(&r.alias)?, version(&r.version)?)
         .await
         .map_err(store_error)?;
     Ok(Json(json!({})))
@@ -234,10 +253,10 @@ async fn get_alias(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let m = query_map(q);
+    let r: ModelAlias = from_query(q)?;
     let v = s
         .store
-        .model_version_by_alias(&model_name(&m, "name")?, &alias(&m)?)
+        .model_version_by_alias(&model_name(&r.name, "name")?, &alias(&r.alias)?)
         .await
         .map_err(|e| match e {
             // The reference's code for an alias no version carries.
@@ -248,21 +267,24 @@ async fn get_alias(
 }
 
 async fn delete_alias(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
+    let r: ModelAlias = typed(&bytes)?;
     s.store
-        .delete_model_alias(&model_name(&m, "name")?, &alias(&m)?)
+        .delete_model_alias(&model_name(&r.name, "name")?, &alias(&r.alias)?)
         .await
         .map_err(store_error)?;
     Ok(Json(json!({})))
 }
 
 async fn latest_versions(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
-    let name = model_name(&m, "name")?;
+    latest(s, typed(&bytes)?).await
+}
+
+async fn latest(s: AppState, r: LatestVersions) -> Result<Json<Value>, ApiError> {
+    let name = model_name(&r.name, "name")?;
     s.store.registered_model(&name).await.map_err(store_error)?;
     let versions = s
         .store
-        .latest_model_versions(&name, &crate::mlflow::strings(&m, "stages")?)
+        .latest_model_versions(&name, &r.stages.into_vec())
         .await
         .map_err(store_error)?;
     Ok(Json(
@@ -271,23 +293,19 @@ async fn latest_versions(State(s): State<AppState>, bytes: Bytes) -> Result<Json
 }
 
 async fn latest_versions_get(
-    state: State<AppState>,
+    State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    latest_versions(
-        state,
-        Bytes::from(serde_json::to_vec(&query_map(q)).unwrap_or_default()),
-    )
-    .await
+    latest(s, from_query(q)?).await
 }
 
 async fn create_version(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
-    let name = model_name(&m, "name")?;
+    let r: CreateVersion = typed(&bytes)?;
+    let name = model_name(&r.name, "name")?;
     // Kept exactly as given (`runs:/…` stays `runs:/…`): the client
     // resolves it, as with the reference server.
-    let source = req_str(&m, "source")?.to_string();
-    let run_id = opt_str(&m, "run_id")?.filter(|r| !r.is_empty());
+    let source = required(&r.source, "source")?.to_string();
+    let run_id = r.run_id.as_deref().filter(|r| !r.is_empty());
     s.store.registered_model(&name).await.map_err(store_error)?;
     validate_source(&s, &source, run_id).await?;
     if let Some(run) = run_id {
@@ -299,8 +317,8 @@ async fn create_version(State(s): State<AppState>, bytes: Bytes) -> Result<Json<
             &name,
             &source,
             run_id,
-            opt_str(&m, "description")?.unwrap_or(""),
-            &tags(&m)?,
+            r.description.as_deref().unwrap_or(""),
+            &new_tags(&r.tags)?,
         )
         .await
         .map_err(store_error)?;
@@ -311,10 +329,10 @@ async fn get_version(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let m = query_map(q);
+    let r: VersionRef = from_query(q)?;
     let v = s
         .store
-        .model_version(&model_name(&m, "name")?, version(&m)?)
+        .model_version(&model_name(&r.name, "name")?, version(&r.version)?)
         .await
         .map_err(store_error)?;
     Ok(Json(json!({ "model_version": version_json(&v) })))
@@ -324,16 +342,21 @@ async fn search_versions(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let m = query_map(q);
-    let limit = opt_i64(&m, "max_results")?.unwrap_or(1000);
+    let r: SearchRegistry = from_query(q)?;
+    let limit = r
+        .max_results
+        .as_ref()
+        .map(|n| n.get("max_results"))
+        .transpose()?
+        .unwrap_or(1000);
     if !(1..=200_000).contains(&limit) {
         return Err(ApiError::invalid(format!(
             "max_results must be 1 to 200000, got {limit}"
         )));
     }
-    let offset = page_token(opt_str(&m, "page_token")?)?;
-    let clauses = filter_clauses(&m)?;
-    let order = order_by(&m)?;
+    let offset = page_token(r.page_token.as_deref())?;
+    let clauses = filter_clauses(&r)?;
+    let order = order_by(r)?;
     let mut versions = s
         .store
         .search_model_versions(&clauses, &order, limit + 1, offset)
@@ -349,23 +372,17 @@ async fn search_versions(
 /// Moves a version to a stage (MLflow's stages, in any case), archiving
 /// the others in that stage when asked.
 async fn transition_stage(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
-    let given = req_str(&m, "stage")?;
+    let r: TransitionStage = typed(&bytes)?;
+    let given = required(&r.stage, "stage")?;
     let stage = STAGES.iter().find(|s| s.eq_ignore_ascii_case(given)).ok_or_else(|| {
         ApiError::invalid(format!(
             "invalid model version stage '{given}': one of {}",
             STAGES.join(", ")
         ))
     })?;
-    let archive = match m.get("archive_existing_versions") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(t)) => t.eq_ignore_ascii_case("true"),
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "archive_existing_versions must be a boolean, got {other}"
-            )))
-        }
+    let archive = match &r.archive_existing_versions {
+        None => false,
+        Some(b) => b.get("archive_existing_versions")?,
     };
     if archive && !matches!(*stage, "Staging" | "Production") {
         return Err(ApiError::invalid(format!(
@@ -374,7 +391,7 @@ async fn transition_stage(State(s): State<AppState>, bytes: Bytes) -> Result<Jso
     }
     let v = s
         .store
-        .transition_model_version_stage(&model_name(&m, "name")?, version(&m)?, stage, archive)
+        .transition_model_version_stage(&model_name(&r.name, "name")?, version(&r.version)?, stage, archive)
         .await
         .map_err(store_error)?;
     Ok(Json(json!({ "model_version": version_json(&v) })))
@@ -442,13 +459,13 @@ fn percent_decode(text: &str) -> String {
 }
 
 async fn update_version(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
+    let r: VersionRef = typed(&bytes)?;
     let v = s
         .store
         .update_model_version(
-            &model_name(&m, "name")?,
-            version(&m)?,
-            opt_str(&m, "description")?.unwrap_or(""),
+            &model_name(&r.name, "name")?,
+            version(&r.version)?,
+            r.description.as_deref().unwrap_or(""),
         )
         .await
         .map_err(store_error)?;
@@ -456,29 +473,29 @@ async fn update_version(State(s): State<AppState>, bytes: Bytes) -> Result<Json<
 }
 
 async fn delete_version(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
+    let r: VersionRef = typed(&bytes)?;
     s.store
-        .delete_model_version(&model_name(&m, "name")?, version(&m)?)
+        .delete_model_version(&model_name(&r.name, "name")?, version(&r.version)?)
         .await
         .map_err(store_error)?;
     Ok(Json(json!({})))
 }
 
 async fn set_version_tag(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
-    let (key, value) = tag_pair(&m)?;
+    let r: RegistryTag = typed(&bytes)?;
+    let (key, value) = tag_pair(&r.tag)?;
     s.store
-        .model_version_tag(&model_name(&m, "name")?, version(&m)?, &key, Some(&value))
+        .model_version_tag(&model_name(&r.name, "name")?, version(&r.version)?, &key, Some(&value))
         .await
         .map_err(store_error)?;
     Ok(Json(json!({})))
 }
 
 async fn delete_version_tag(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
-    let m = body(&bytes)?;
-    let key = req_str(&m, "key")?;
+    let r: RegistryTag = typed(&bytes)?;
+    let key = required(&r.tag.key, "key")?;
     s.store
-        .model_version_tag(&model_name(&m, "name")?, version(&m)?, key, None)
+        .model_version_tag(&model_name(&r.name, "name")?, version(&r.version)?, key, None)
         .await
         .map_err(store_error)?;
     Ok(Json(json!({})))
@@ -488,10 +505,10 @@ async fn download_uri(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let m = query_map(q);
+    let r: VersionRef = from_query(q)?;
     let v = s
         .store
-        .model_version(&model_name(&m, "name")?, version(&m)?)
+        .model_version(&model_name(&r.name, "name")?, version(&r.version)?)
         .await
         .map_err(store_error)?;
     Ok(Json(json!({ "artifact_uri": v.source })))
@@ -503,10 +520,11 @@ mod tests {
 
     #[test]
     fn aliases_and_filters() {
-        let m = |a: &str| json!({ "alias": a }).as_object().unwrap().clone();
+        let m = |a: &str| Some(a.to_string());
         assert!(alias(&m("champion")).is_ok());
         for bad in ["latest", "v3", "has space", "a/b", ""] {
             assert!(alias(&m(bad)).is_err(), "{bad}");
         }
+        assert!(alias(&None).is_err());
     }
 }

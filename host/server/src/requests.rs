@@ -316,6 +316,176 @@ pub(crate) struct SearchRuns {
     pub page_token: Option<String>,
 }
 
+/// A query string's parameters read into `T` (each value a string, which
+/// the lenient field types accept).
+pub(crate) fn from_query<T: DeserializeOwned>(query: std::collections::HashMap<String, String>) -> Result<T, ApiError> {
+    let map: serde_json::Map<String, Value> = query.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+    serde_json::from_value(Value::Object(map)).map_err(|e| ApiError::invalid(format!("invalid request: {e}")))
+}
+
+/// A boolean that may come as `true`/`false` or as their text.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Bool {
+    Value(bool),
+    Text(String),
+}
+
+impl Bool {
+    pub(crate) fn get(&self, what: &str) -> Result<bool, ApiError> {
+        match self {
+            Bool::Value(b) => Ok(*b),
+            Bool::Text(t) if t.eq_ignore_ascii_case("true") => Ok(true),
+            Bool::Text(t) if t.eq_ignore_ascii_case("false") => Ok(false),
+            Bool::Text(t) => Err(ApiError::invalid(format!("{what} must be a boolean, got '{t}'"))),
+        }
+    }
+}
+
+/// `registered-models/create`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CreateModel {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub tags: Vec<KeyValueIn>,
+}
+
+/// A registered model by name, and what `update`/`rename` change
+/// (`get`, `delete`, `update`, `rename`).
+#[derive(Debug, Deserialize)]
+pub(crate) struct ModelRef {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub new_name: Option<String>,
+}
+
+/// A tag of a registered model or of a model version (`version` set).
+#[derive(Debug, Deserialize)]
+pub(crate) struct RegistryTag {
+    pub name: Option<String>,
+    pub version: Option<Int64>,
+    #[serde(flatten)]
+    pub tag: KeyValueIn,
+}
+
+/// `registered-models/alias` (set, get, delete).
+#[derive(Debug, Deserialize)]
+pub(crate) struct ModelAlias {
+    pub name: Option<String>,
+    pub alias: Option<String>,
+    pub version: Option<Int64>,
+}
+
+/// `registered-models/get-latest-versions`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct LatestVersions {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub stages: Strings,
+}
+
+/// `model-versions/create`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CreateVersion {
+    pub name: Option<String>,
+    pub source: Option<String>,
+    pub run_id: Option<String>,
+    pub description: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub tags: Vec<KeyValueIn>,
+}
+
+/// A model version (`get`, `delete`, `update`, `get-download-uri`).
+#[derive(Debug, Deserialize)]
+pub(crate) struct VersionRef {
+    pub name: Option<String>,
+    pub version: Option<Int64>,
+    pub description: Option<String>,
+}
+
+/// `model-versions/transition-stage`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct TransitionStage {
+    pub name: Option<String>,
+    pub version: Option<Int64>,
+    pub stage: Option<String>,
+    pub archive_existing_versions: Option<Bool>,
+}
+
+/// A search of the registry (models or versions).
+#[derive(Debug, Deserialize)]
+pub(crate) struct SearchRegistry {
+    pub filter: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub order_by: Strings,
+    pub max_results: Option<Int64>,
+    pub page_token: Option<String>,
+}
+
+/// A logged model's status: its name (`LOGGED_MODEL_READY`) or its proto
+/// number.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum NameOrNumber {
+    Number(i64),
+    Name(String),
+}
+
+/// `logged-models` (create).
+#[derive(Debug, Deserialize)]
+pub(crate) struct CreateLoggedModel {
+    pub experiment_id: Option<Int64>,
+    pub name: Option<String>,
+    pub model_type: Option<String>,
+    pub source_run_id: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub params: Vec<KeyValueIn>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub tags: Vec<KeyValueIn>,
+}
+
+/// `logged-models/{id}` (finalize).
+#[derive(Debug, Deserialize)]
+pub(crate) struct FinalizeLoggedModel {
+    pub status: Option<NameOrNumber>,
+}
+
+/// `logged-models/{id}/params` and `/tags`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct LoggedModelPairs {
+    #[serde(default, deserialize_with = "nullable")]
+    pub params: Vec<KeyValueIn>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub tags: Vec<KeyValueIn>,
+}
+
+/// `logged-models/search`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct SearchLoggedModels {
+    #[serde(default, deserialize_with = "nullable")]
+    pub experiment_ids: Vec<Int64>,
+    pub filter: Option<String>,
+    pub max_results: Option<Int64>,
+    pub page_token: Option<String>,
+}
+
+/// One model of `runs/outputs`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ModelOutputIn {
+    pub model_id: Option<String>,
+    pub step: Option<Int64>,
+}
+
+/// `runs/outputs`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RunOutputs {
+    #[serde(flatten)]
+    pub run: RunRef,
+    #[serde(default, deserialize_with = "nullable")]
+    pub models: Vec<ModelOutputIn>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
