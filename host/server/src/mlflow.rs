@@ -22,8 +22,8 @@ use weft_store::search::{parse_filter, parse_order_by};
 use weft_store::{Experiment, MetricPoint, RunInfo, StoreError, TrackedRun, ViewType};
 
 use crate::requests::{
-    typed, CreateExperiment, CreateRun, ExperimentRef, ExperimentTag, KeyValueIn, LogBatch, LogInputs, LogMetric,
-    MetricIn, RenameExperiment, RunKeyValue, RunRef, SearchExperiments, SearchRuns, UpdateRun,
+    experiment_ids, page_size, typed, CreateExperiment, CreateRun, ExperimentRef, ExperimentTag, KeyValueIn, LogBatch,
+    LogInputs, LogMetric, MetricIn, RenameExperiment, RunKeyValue, RunRef, SearchExperiments, SearchRuns, UpdateRun,
 };
 use crate::{ApiError, AppState};
 
@@ -406,17 +406,7 @@ async fn create_experiment(State(s): State<AppState>, bytes: Bytes) -> Result<Js
 
 async fn search_experiments(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
     let r: SearchExperiments = typed(&bytes)?;
-    let limit = r
-        .max_results
-        .as_ref()
-        .map(|n| n.get("max_results"))
-        .transpose()?
-        .unwrap_or(1000);
-    if !(1..=50_000).contains(&limit) {
-        return Err(ApiError::invalid(format!(
-            "max_results must be 1 to 50000, got {limit}"
-        )));
-    }
+    let limit = page_size(&r.max_results, 1000, 50_000)?;
     let offset = page_token(r.page_token.as_deref())?;
     let view = match view_type(r.view_type.as_deref())? {
         Some("active") => ViewType::ActiveOnly,
@@ -776,22 +766,8 @@ async fn log_inputs(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Valu
 
 async fn search_runs(State(s): State<AppState>, bytes: Bytes) -> Result<axum::response::Response, ApiError> {
     let r: SearchRuns = typed(&bytes)?;
-    let ids = r
-        .experiment_ids
-        .iter()
-        .map(|id| id.get("experiment_ids"))
-        .collect::<Result<Vec<_>, _>>()?;
-    let limit = r
-        .max_results
-        .as_ref()
-        .map(|n| n.get("max_results"))
-        .transpose()?
-        .unwrap_or(1000);
-    if !(1..=MAX_SEARCH_RESULTS).contains(&limit) {
-        return Err(ApiError::invalid(format!(
-            "max_results must be 1 to {MAX_SEARCH_RESULTS}, got {limit}"
-        )));
-    }
+    let ids = experiment_ids(&r.experiment_ids)?;
+    let limit = page_size(&r.max_results, 1000, MAX_SEARCH_RESULTS)?;
     let offset = page_token(r.page_token.as_deref())?;
     let clauses = parse_filter(r.filter.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::invalid(format!("invalid filter: {e}")))?;

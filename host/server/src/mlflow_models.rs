@@ -10,8 +10,8 @@ use weft_store::{model_status, LoggedModel, NewLoggedModel};
 
 use crate::mlflow::{key_value, next_token, page_token, store_error, MAX_PARAM_VALUE, MAX_TAG_VALUE};
 use crate::requests::{
-    typed, CreateLoggedModel, FinalizeLoggedModel, KeyValueIn, LoggedModelPairs, NameOrNumber, RunOutputs,
-    SearchLoggedModels,
+    experiment_ids, page_size, typed, CreateLoggedModel, FinalizeLoggedModel, KeyValueIn, LoggedModelPairs,
+    NameOrNumber, RunOutputs, SearchLoggedModels,
 };
 use crate::{ApiError, AppState};
 
@@ -182,22 +182,8 @@ async fn search(State(s): State<AppState>, bytes: Bytes) -> Result<Json<Value>, 
     let r: SearchLoggedModels = typed(&bytes)?;
     let clauses = weft_store::search::parse_filter(r.filter.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::invalid(format!("invalid filter: {e}")))?;
-    let ids = r
-        .experiment_ids
-        .iter()
-        .map(|id| id.get("experiment_ids"))
-        .collect::<Result<Vec<_>, _>>()?;
-    let limit = r
-        .max_results
-        .as_ref()
-        .map(|n| n.get("max_results"))
-        .transpose()?
-        .unwrap_or(100);
-    if !(1..=MAX_MODELS_PAGE).contains(&limit) {
-        return Err(ApiError::invalid(format!(
-            "max_results must be 1 to {MAX_MODELS_PAGE}, got {limit}"
-        )));
-    }
+    let ids = experiment_ids(&r.experiment_ids)?;
+    let limit = page_size(&r.max_results, 100, MAX_MODELS_PAGE)?;
     let offset = page_token(r.page_token.as_deref())?;
     let models = s
         .store

@@ -12,7 +12,7 @@ use weft_store::{ModelVersion, RegisteredModel};
 
 use crate::mlflow::{page_token, store_error, validate_key, MAX_TAG_VALUE};
 use crate::requests::{
-    from_query, typed, CreateModel, CreateVersion, Int64, KeyValueIn, LatestVersions, ModelAlias, ModelRef,
+    from_query, page_size, typed, CreateModel, CreateVersion, Int64, KeyValueIn, LatestVersions, ModelAlias, ModelRef,
     RegistryTag, SearchRegistry, TransitionStage, VersionRef,
 };
 use crate::{ApiError, AppState};
@@ -146,15 +146,7 @@ async fn search_models(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let r: SearchRegistry = from_query(q)?;
-    let limit = r
-        .max_results
-        .as_ref()
-        .map(|n| n.get("max_results"))
-        .transpose()?
-        .unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid(format!("max_results must be 1 to 1000, got {limit}")));
-    }
+    let limit = page_size(&r.max_results, 100, 1000)?;
     let offset = page_token(r.page_token.as_deref())?;
     let clauses = filter_clauses(&r)?;
     let order = order_by(r)?;
@@ -343,17 +335,7 @@ async fn search_versions(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let r: SearchRegistry = from_query(q)?;
-    let limit = r
-        .max_results
-        .as_ref()
-        .map(|n| n.get("max_results"))
-        .transpose()?
-        .unwrap_or(1000);
-    if !(1..=200_000).contains(&limit) {
-        return Err(ApiError::invalid(format!(
-            "max_results must be 1 to 200000, got {limit}"
-        )));
-    }
+    let limit = page_size(&r.max_results, 1000, 200_000)?;
     let offset = page_token(r.page_token.as_deref())?;
     let clauses = filter_clauses(&r)?;
     let order = order_by(r)?;

@@ -25,7 +25,7 @@ use weft_store::search::{parse_order_by, parse_trace_filter};
 use weft_store::{StoreError, TraceInfo};
 
 use crate::mlflow::{next_token, page_token, store_error, validate_key, MAX_FILTER, MAX_TAG_VALUE};
-use crate::requests::{typed, Int64};
+use crate::requests::{page_size, typed, Int64};
 use crate::{ApiError, AppState};
 
 /// Most traces one search answers, and one batch reads.
@@ -324,15 +324,7 @@ async fn search_traces(State(s): State<AppState>, bytes: Bytes) -> Result<Json<V
             "a trace search needs at least one experiment location",
         ));
     }
-    let limit = match &request.max_results {
-        Some(n) => n.get("max_results")?,
-        None => 100,
-    };
-    if !(1..=MAX_RESULTS).contains(&limit) {
-        return Err(ApiError::invalid(format!(
-            "max_results must be 1 to {MAX_RESULTS}, got {limit}"
-        )));
-    }
+    let limit = page_size(&request.max_results, 100, MAX_RESULTS)?;
     let offset = page_token(request.page_token.as_deref())?;
     let filter = request.filter.as_deref().unwrap_or("").trim();
     if filter.len() > MAX_FILTER {

@@ -72,6 +72,27 @@ impl Int64 {
     }
 }
 
+/// The page size of a search: `max_results`, `default` when absent, and
+/// refused outside 1 to `max`.
+pub(crate) fn page_size(max_results: &Option<Int64>, default: i64, max: i64) -> Result<i64, ApiError> {
+    let limit = match max_results {
+        Some(n) => n.get("max_results")?,
+        None => default,
+    };
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::invalid(format!(
+            "max_results must be 1 to {max}, got {limit}"
+        )))
+    }
+}
+
+/// A list of experiment ids.
+pub(crate) fn experiment_ids(ids: &[Int64]) -> Result<Vec<i64>, ApiError> {
+    ids.iter().map(|id| id.get("experiment_ids")).collect()
+}
+
 /// A double: a number, or the strings protobuf's JSON uses for NaN and the
 /// infinities (or a number as text).
 #[derive(Debug, Clone, Deserialize)]
