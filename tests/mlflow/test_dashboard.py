@@ -23,8 +23,12 @@ def test_client_logged_runs_show_in_the_dashboard(weft_server, tmp_path, monkeyp
     if not (pathlib.Path(CHROMIUM).exists() and (ui / "node_modules" / "playwright-core").exists() and shutil.which("node")):
         pytest.skip("Chromium, Node.js and tests/ui/node_modules are needed (tests/run.sh installs them)")
     client = MlflowClient()
-    # A pipeline's experiment, as `weft run` would make it.
-    client.create_experiment("iris")
+    # A pipeline run, by `weft run`: its experiment, its run and step runs.
+    weft = os.environ["WEFT_BIN"]
+    iris = ROOT / "examples" / "iris"
+    subprocess.run([weft, "-f", str(iris), "build"], check=True, capture_output=True)
+    subprocess.run([weft, "-f", str(iris), "run"], check=True, capture_output=True)
+    pipeline = client.get_experiment_by_name("iris").experiment_id
     old = client.create_experiment("old-trials")
     client.delete_experiment(old)
 
@@ -87,6 +91,7 @@ def test_client_logged_runs_show_in_the_dashboard(weft_server, tmp_path, monkeyp
         cwd=ui,
         env={**os.environ, "WEFT_URL": weft_server, "WEFT_EXPERIMENT": experiment, "WEFT_RUN": run_id,
              "WEFT_TRACE": trace_id,
+             "WEFT_PIPELINE_EXPERIMENT": pipeline,
              "WEFT_SCREENSHOTS": str(ROOT / "target" / "test-output" / "dashboard"), "CHROMIUM": CHROMIUM},
         capture_output=True, text=True, timeout=300,
     )

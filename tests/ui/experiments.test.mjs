@@ -5,6 +5,7 @@
 //   WEFT_EXPERIMENT   the id of the experiment the script logged into
 //   WEFT_RUN          the id of its training run
 //   WEFT_TRACE        the id of a trace made in that run (predict > features > scale)
+//   WEFT_PIPELINE_EXPERIMENT  the experiment of the iris pipeline, run once by `weft run`
 //   WEFT_SCREENSHOTS  where to write a screenshot of each page
 // Every test also fails on any error the page logs or throws.
 
@@ -23,6 +24,7 @@ const base = need("WEFT_URL");
 const experiment = need("WEFT_EXPERIMENT");
 const runId = need("WEFT_RUN");
 const traceId = need("WEFT_TRACE");
+const pipelineExperiment = need("WEFT_PIPELINE_EXPERIMENT");
 const shots = need("WEFT_SCREENSHOTS");
 mkdirSync(shots, { recursive: true });
 
@@ -106,5 +108,31 @@ test("an experiment lists its traces, and a trace shows its spans as a tree with
   await page.locator('tr[data-span="scale"] summary').click();
   assert.match(await page.locator('tr[data-span="scale"]').innerText(), /standard/, "its attribute");
   await page.screenshot({ path: join(shots, "trace.png"), fullPage: true });
+  assert.deepEqual(pageErrors, []);
+});
+
+test("a client-logged run and a pipeline's step run are compared side by side", async () => {
+  await visit(`#/experiments/${experiment}`);
+  await page.locator('tr[data-run="logreg-c1"] input[data-pick]').check();
+  assert.match(await page.locator("a[data-compare]").innerText(), /Compare \(1\)/);
+  // The pick is kept while another experiment is open.
+  await visit(`#/experiments/${pipelineExperiment}`);
+  await page.locator('tr[data-run="iris #1"]').waitFor();
+  await page.locator('tr[data-run="evaluate"] input[data-pick]').check();
+  assert.match(await page.locator("a[data-compare]").innerText(), /Compare \(2\)/);
+  await page.locator("a[data-compare]").click();
+  await page.waitForFunction(() => location.hash.startsWith("#/experiments/compare") && document.getElementById("view")?.dataset.ready === location.hash);
+  const heads = await page.locator("table.compare").first().locator("thead th").allInnerTexts();
+  assert.match(heads[1], /logreg-c1/);
+  assert.match(heads[2], /iris #1 · evaluate/, "a step run names its pipeline run");
+  const accuracy = await page.locator('table.compare tr[data-row="accuracy"] td').allInnerTexts();
+  assert.equal(accuracy.length, 2);
+  assert.equal(accuracy[0], "0.93");
+  assert.ok(Number(accuracy[1]) > 0.8, `the pipeline's accuracy: ${accuracy[1]}`);
+  const c = await page.locator('table.compare tr[data-row="C"] td').allInnerTexts();
+  assert.deepEqual(c, ["1.0", "—"], "a param one run has and the other lacks");
+  assert.equal(await page.locator('table.compare tr[data-row="C"]').getAttribute("class"), "differs");
+  await page.locator('figure.chart[data-key="accuracy"]').waitFor();
+  await page.screenshot({ path: join(shots, "experiments-compare.png"), fullPage: true });
   assert.deepEqual(pageErrors, []);
 });

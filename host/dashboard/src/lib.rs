@@ -13,6 +13,7 @@
 //! download, lineage), models (versions, aliases, lineage) and experiments
 //! (any MLflow client's runs: params, metric charts, tags, datasets,
 //! artifacts; deleted experiments and runs shown on request and restorable;
+//! any runs compared side by side, client-logged, pipeline or step runs;
 //! MLflow traces as a span tree with timings; read through the MLflow API).
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -51,6 +52,7 @@ const ASSETS: &[Asset] = assets! {
     "pages/models.js" => "text/javascript; charset=utf-8",
     "pages/experiments.js" => "text/javascript; charset=utf-8",
     "pages/traces.js" => "text/javascript; charset=utf-8",
+    "pages/tracked_compare.js" => "text/javascript; charset=utf-8",
 };
 
 /// Scripts and styles come from this origin only; nothing inline, nothing

@@ -54,13 +54,14 @@ async function overlayChart(runs, key) {
 }
 
 /** One row per key any run has; differing rows are marked. */
-function rowsOf(runs, valuesOf) {
+export function rowsOf(runs, valuesOf) {
   const maps = runs.map(valuesOf);
   const keys = [...new Set(maps.flatMap((m) => [...m.keys()]))].sort();
   return keys.map((k) => {
     const values = maps.map((m) => m.get(k));
     const differs = new Set(values.map((v) => v ?? "")).size > 1;
-    return h("tr", { class: differs ? "differs" : "" }, h("th", { scope: "row" }, k), values.map((v) => h("td", { class: "num" }, v ?? "—")));
+    return h("tr", { class: differs ? "differs" : "", "data-row": k }, h("th", { scope: "row" }, k),
+      values.map((v) => h("td", { class: "num" }, v ?? "—")));
   });
 }
 

@@ -9,8 +9,10 @@ import { h, mount, table, when, badge, num, short } from "../dom.js";
 import { link, setQuery } from "../nav.js";
 import { lineChart } from "../chart.js";
 import * as traces from "./traces.js";
+import * as tracked from "./tracked_compare.js";
 
 export async function render(view, parts, query, current) {
+  if (parts[0] === "compare") return tracked.render(view, query, current);
   if (parts[0] && parts[1] === "runs" && parts[2]) return run(view, parts[0], parts[2], current);
   if (parts[0] && parts[1] === "traces" && parts[2]) return traces.render(view, parts[0], parts[2], current);
   if (parts[0]) return runs(view, parts[0], query, current);
@@ -57,15 +59,17 @@ async function runs(view, id, query, current) {
   if (!current()) return;
   const metricKeys = [...new Set(runs.flatMap((r) => (r.data.metrics || []).map((m) => m.key)))].sort().slice(0, 6);
   const paramKeys = [...new Set(runs.flatMap((r) => (r.data.params || []).map((p) => p.key)))].sort().slice(0, 6);
+  const compare = tracked.compareLink();
   mount(view,
-    h("div", { class: "page-head" }, h("h1", {}, experiment.name), deletedToggle(query),
+    h("div", { class: "page-head" }, h("h1", {}, experiment.name), deletedToggle(query), compare,
       h("a", { class: "button", href: "#/experiments" }, "← Experiments")),
     h("h2", {}, `Runs (${runs.length})`),
-    table(["Run", "Status", "Started", "Duration", ...paramKeys, ...metricKeys, ""], runs.map((r) => {
+    table(["", "Run", "Status", "Started", "Duration", ...paramKeys, ...metricKeys, ""], runs.map((r) => {
       const params = new Map((r.data.params || []).map((p) => [p.key, p.value]));
       const metrics = new Map((r.data.metrics || []).map((m) => [m.key, m.value]));
       const info = r.info;
       return h("tr", { "data-run": info.run_name },
+        h("td", {}, tracked.pickBox(info.run_id, compare)),
         h("td", {}, h("a", { href: link(["experiments", id, "runs", info.run_id]) }, info.run_name || short(info.run_id))),
         h("td", {}, info.lifecycle_stage === "deleted" ? badge("FAILED", "deleted") : badge(info.status)),
         h("td", {}, when(Number(info.start_time))),
