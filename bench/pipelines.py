@@ -111,7 +111,7 @@ shape, n, changed = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
 
 @pipeline(enable_cache=True, name=f"bench_{shape}_{n}")
 def chain():
-    x = echo(prefix="0", id="s000")
+    x = echo(prefix="0!" if changed and n == 1 else "0", id="s000")
     for i in range(1, n):
         p = f"{i}!" if changed and i == n - 1 else str(i)
         x = echo(prefix=p, prev=x, id=f"s{i:03}")
