@@ -323,22 +323,13 @@ fn push_experiment_clause(q: &mut Sql<'_>, backend: crate::sql::Backend, clause:
                 .ok_or_else(|| StoreError::Invalid(format!("experiments have no attribute {a:?}")))?;
             push_comparison(q, backend, column, clause);
         }
-        Entity::Tag(key) => {
-            let exists = if clause.op == Op::IsNull {
-                "NOT EXISTS"
-            } else {
-                "EXISTS"
-            };
-            q.push(format!(
-                "{exists} (SELECT 1 FROM experiment_tags x WHERE x.experiment_id = e.experiment_id AND x.key = "
-            ));
-            q.push_bind(key.clone());
-            if !matches!(clause.op, Op::IsNull | Op::IsNotNull) {
-                q.push(" AND ");
-                push_comparison(q, backend, "x.value", clause);
-            }
-            q.push(")");
-        }
+        Entity::Tag(key) => crate::tracking::push_keyed_clause(
+            q,
+            backend,
+            "experiment_tags x WHERE x.experiment_id = e.experiment_id",
+            key,
+            clause,
+        ),
         other => {
             return Err(StoreError::Invalid(format!(
                 "experiments can be searched by name, id, times and tags, not {other:?}"

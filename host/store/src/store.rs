@@ -1198,22 +1198,12 @@ async fn write_logged(
             q.build()?.execute(&mut **tx).await?;
         }
     }
-    let points: Vec<crate::MetricPoint> = record
+    let points: Vec<(&str, &str, f64, Option<i64>, i64)> = record
         .metrics
         .iter()
-        .map(|(key, value, step, timestamp)| crate::MetricPoint {
-            key: key.clone(),
-            value: *value,
-            timestamp: *timestamp,
-            step: step.unwrap_or(0),
-        })
+        .map(|(key, value, step, timestamp)| (id, key.as_str(), *value, *step, *timestamp))
         .collect();
-    let points: Vec<(&str, &crate::MetricPoint, bool)> = points
-        .iter()
-        .zip(&record.metrics)
-        .map(|(point, (_, _, step, _))| (id, point, step.is_some()))
-        .collect();
-    crate::tracking::insert_points(tx, backend, &points).await
+    crate::tracking::insert_step_points(tx, backend, &points).await
 }
 
 /// Writes the tracking run of one step run (and its run) in `tx`.

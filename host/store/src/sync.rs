@@ -534,22 +534,12 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        let points: Vec<crate::MetricPoint> = export
+        let points: Vec<(&str, &str, f64, Option<i64>, i64)> = export
             .metrics
             .iter()
-            .map(|m| crate::MetricPoint {
-                key: m.key.clone(),
-                value: m.value,
-                timestamp: m.timestamp,
-                step: m.step.unwrap_or(0),
-            })
+            .map(|m| (m.step_run_id.as_str(), m.key.as_str(), m.value, m.step, m.timestamp))
             .collect();
-        let points: Vec<(&str, &crate::MetricPoint, bool)> = points
-            .iter()
-            .zip(&export.metrics)
-            .map(|(point, m)| (m.step_run_id.as_str(), point, m.step.is_some()))
-            .collect();
-        crate::tracking::insert_points(&mut tx, self.backend, &points).await?;
+        crate::tracking::insert_step_points(&mut tx, self.backend, &points).await?;
         tx.commit().await?;
         Ok(number)
     }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::search::{Attribute, Clause, Entity, Op, OrderBy};
+use crate::search::{Attribute, Clause, Entity, OrderBy};
 use crate::sql::Sql;
 use crate::tracking::push_comparison;
 use crate::{Store, StoreError};
@@ -99,45 +99,30 @@ impl Store {
             .bind(&info.trace_id)
             .fetch_optional(&mut *tx)
             .await?;
-        match owner {
-            Some(owner) if owner != info.experiment_id => {
-                return Err(StoreError::AlreadyExists(format!(
-                    "trace '{}' belongs to experiment {owner}",
-                    info.trace_id
-                )))
-            }
-            Some(_) => {
-                sqlx::query(
-                    "UPDATE traces SET client_request_id = $1, request_time = $2, execution_duration = $3, state = $4, \
-                     request_preview = $5, response_preview = $6 WHERE trace_id = $7",
-                )
-                .bind(info.client_request_id.as_deref())
-                .bind(info.request_time)
-                .bind(info.execution_duration)
-                .bind(&info.state)
-                .bind(info.request_preview.as_deref())
-                .bind(info.response_preview.as_deref())
-                .bind(&info.trace_id)
-                .execute(&mut *tx)
-                .await?;
-            }
-            None => {
-                sqlx::query(
-                    "INSERT INTO traces (trace_id, experiment_id, client_request_id, request_time, execution_duration, \
-                     state, request_preview, response_preview) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(&info.trace_id)
-                .bind(info.experiment_id)
-                .bind(info.client_request_id.as_deref())
-                .bind(info.request_time)
-                .bind(info.execution_duration)
-                .bind(&info.state)
-                .bind(info.request_preview.as_deref())
-                .bind(info.response_preview.as_deref())
-                .execute(&mut *tx)
-                .await?;
-            }
+        if let Some(owner) = owner.filter(|o| *o != info.experiment_id) {
+            return Err(StoreError::AlreadyExists(format!(
+                "trace '{}' belongs to experiment {owner}",
+                info.trace_id
+            )));
         }
+        sqlx::query(
+            "INSERT INTO traces (trace_id, experiment_id, client_request_id, request_time, execution_duration, \
+             state, request_preview, response_preview) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (trace_id) DO UPDATE SET client_request_id = excluded.client_request_id, \
+             request_time = excluded.request_time, execution_duration = excluded.execution_duration, \
+             state = excluded.state, request_preview = excluded.request_preview, \
+             response_preview = excluded.response_preview",
+        )
+        .bind(&info.trace_id)
+        .bind(info.experiment_id)
+        .bind(info.client_request_id.as_deref())
+        .bind(info.request_time)
+        .bind(info.execution_duration)
+        .bind(&info.state)
+        .bind(info.request_preview.as_deref())
+        .bind(info.response_preview.as_deref())
+        .execute(&mut *tx)
+        .await?;
         let artifacts = format!("{}/traces/{}/artifacts", location.trim_end_matches('/'), info.trace_id);
         let tags = info
             .tags
@@ -409,22 +394,13 @@ fn trace_field(entity: &Entity) -> Result<TraceField<'_>, StoreError> {
 fn push_trace_clause(q: &mut Sql<'_>, backend: crate::Backend, clause: &Clause) -> Result<(), StoreError> {
     match trace_field(&clause.entity)? {
         TraceField::Column(column) => push_comparison(q, backend, column, clause),
-        TraceField::Keyed { table, key } => {
-            let exists = if clause.op == Op::IsNull {
-                "NOT EXISTS"
-            } else {
-                "EXISTS"
-            };
-            q.push(format!(
-                "{exists} (SELECT 1 FROM {table} x WHERE x.trace_id = t.trace_id AND x.key = "
-            ));
-            q.push_bind(key.to_string());
-            if !matches!(clause.op, Op::IsNull | Op::IsNotNull) {
-                q.push(" AND ");
-                push_comparison(q, backend, "x.value", clause);
-            }
-            q.push(")");
-        }
+        TraceField::Keyed { table, key } => crate::tracking::push_keyed_clause(
+            q,
+            backend,
+            &format!("{table} x WHERE x.trace_id = t.trace_id"),
+            key,
+            clause,
+        ),
     }
     Ok(())
 }

@@ -437,22 +437,25 @@ pub(crate) async fn insert_points(
     backend: Backend,
     points: &[(&str, &MetricPoint, bool)],
 ) -> Result<(), StoreError> {
-    let row = |b: &mut crate::sql::Row<'_, '_>, (id, m, has_step): &(&str, &MetricPoint, bool)| {
+    // The six columns both tables share.
+    let bind_point = |b: &mut crate::sql::Row<'_, '_>, id: &str, m: &MetricPoint| {
         let (value, is_nan) = storable(m.value);
         b.bind(id.to_string())
             .bind(m.key.clone())
             .bind(value)
             .bind(is_nan)
             .bind(m.timestamp)
-            .bind(m.step)
-            .bind(*has_step);
+            .bind(m.step);
     };
     for chunk in points.chunks(150) {
         let mut insert = Sql::new(
             backend,
             "INSERT INTO tracking_metrics (run_uuid, key, value, is_nan, timestamp, step, has_step) ",
         );
-        insert.push_values(chunk, |b, p| row(b, p));
+        insert.push_values(chunk, |b, (id, m, has_step)| {
+            bind_point(b, id, m);
+            b.bind(*has_step);
+        });
         insert.push(" ON CONFLICT DO NOTHING");
         insert.build()?.execute(&mut **tx).await?;
     }
@@ -471,15 +474,7 @@ pub(crate) async fn insert_points(
             backend,
             "INSERT INTO tracking_latest_metrics (run_uuid, key, value, is_nan, timestamp, step) ",
         );
-        upsert.push_values(chunk, |b, (id, m, _)| {
-            let (value, is_nan) = storable(m.value);
-            b.bind(id.to_string())
-                .bind(m.key.clone())
-                .bind(value)
-                .bind(is_nan)
-                .bind(m.timestamp)
-                .bind(m.step);
-        });
+        upsert.push_values(chunk, |b, (id, m, _)| bind_point(b, id, m));
         upsert.push(
             " ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan, \
              timestamp = excluded.timestamp, step = excluded.step \
@@ -491,6 +486,50 @@ pub(crate) async fn insert_points(
         upsert.build()?.execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+/// Points a pipeline step logged, `(run, key, value, step index if any,
+/// timestamp)`, into that run's metrics: a point without an index is stored
+/// as step 0 and remembered so (`has_step`).
+pub(crate) async fn insert_step_points(
+    tx: &mut sqlx::Transaction<'_, Any>,
+    backend: Backend,
+    points: &[(&str, &str, f64, Option<i64>, i64)],
+) -> Result<(), StoreError> {
+    let metric_points: Vec<MetricPoint> = points
+        .iter()
+        .map(|(_, key, value, step, timestamp)| MetricPoint {
+            key: key.to_string(),
+            value: *value,
+            timestamp: *timestamp,
+            step: step.unwrap_or(0),
+        })
+        .collect();
+    let points: Vec<(&str, &MetricPoint, bool)> = points
+        .iter()
+        .zip(&metric_points)
+        .map(|((id, _, _, step, _), point)| (*id, point, step.is_some()))
+        .collect();
+    insert_points(tx, backend, &points).await
+}
+
+/// A clause on a keyed value (a tag, a metadata entry) of the row a search
+/// looks at: `[NOT] EXISTS (SELECT 1 FROM <from_where> AND x.key = …)`,
+/// where `from_where` is `<table> x WHERE <join to the searched row>`.
+/// `IS NULL` asks that the key be absent, `IS NOT NULL` present.
+pub(crate) fn push_keyed_clause(q: &mut Sql<'_>, backend: Backend, from_where: &str, key: &str, clause: &Clause) {
+    let exists = if clause.op == Op::IsNull {
+        "NOT EXISTS"
+    } else {
+        "EXISTS"
+    };
+    q.push(format!("{exists} (SELECT 1 FROM {from_where} AND x.key = "));
+    q.push_bind(key.to_string());
+    if !matches!(clause.op, Op::IsNull | Op::IsNotNull) {
+        q.push(" AND ");
+        push_comparison(q, backend, "x.value", clause);
+    }
+    q.push(")");
 }
 
 async fn upsert_tags(
