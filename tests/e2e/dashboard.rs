@@ -36,6 +36,24 @@ fn the_dashboard_shows_runs_dags_charts_lineage_and_models_in_a_browser() {
     assert!(verified.status.success(), "{}", stderr(&verified));
     let alias = weft_in(project.path(), &["models", "alias", "iris-softmax", "champion", "1"]);
     assert!(alias.status.success(), "{}", stderr(&alias));
+    // A registered pipeline with a schedule: the schedules page lists it.
+    let registered = weft_in(project.path(), &["pipeline", "register"]);
+    assert!(registered.status.success(), "{}", stderr(&registered));
+    let scheduled = weft_in(
+        project.path(),
+        &[
+            "schedule",
+            "create",
+            "nightly",
+            "--pipeline",
+            "iris",
+            "--cron",
+            "0 3 * * *",
+            "-p",
+            "train.epochs=50",
+        ],
+    );
+    assert!(scheduled.status.success(), "{}", stderr(&scheduled));
 
     // A second pipeline in the same state, still running while the browser
     // looks: `slow` naps for 15 s (of real time: it is nondeterministic).

@@ -18,5 +18,8 @@ mod polyglot;
 mod recovery;
 mod remote;
 mod sandbox;
+mod schedules;
+mod secrets;
 mod server;
 mod stacks;
+mod workers;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
-fn manifest(attack: &str) -> String {
+pub(crate) fn manifest(attack: &str) -> String {
     format!(
         "[pipeline]\nname = \"k\"\n[inputs]\nraw = {{ path = \"raw.txt\" }}\n\
          [steps.a]\ncomponent = {e}\ninputs = {{ in = \"inputs.raw\" }}\noutputs = [\"out\"]\nparams = {{ prefix = \"a\" }}\n\
@@ -18,10 +18,11 @@ fn manifest(attack: &str) -> String {
     )
 }
 
-/// Starts `weft run`, waits until step `slow` is running, returns the child.
-fn start_until_slow_runs(project: &Project) -> std::process::Child {
+/// Starts `weft run` (with `args`), waits until step `slow` is running,
+/// returns the child.
+pub(crate) fn start_until_slow_runs(project: &Project, args: &[&str]) -> std::process::Child {
     let mut child = project
-        .command(&["run"])
+        .command(&[&["run"], args].concat())
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -45,7 +46,7 @@ fn start_until_slow_runs(project: &Project) -> std::process::Child {
 async fn kill_9_mid_run_leaves_a_consistent_store_and_the_next_run_reuses_finished_steps() {
     let project = Project::new(&manifest("sleep-forever"));
     project.write("raw.txt", "data");
-    let mut child = start_until_slow_runs(&project);
+    let mut child = start_until_slow_runs(&project, &[]);
     let status = std::process::Command::new("kill")
         .args(["-9", &child.id().to_string()])
         .status()
@@ -120,7 +121,7 @@ async fn kill_9_mid_run_leaves_a_consistent_store_and_the_next_run_reuses_finish
 fn ctrl_c_cancels_the_run_and_records_it() {
     let project = Project::new(&manifest("loop"));
     project.write("raw.txt", "data");
-    let mut child = start_until_slow_runs(&project);
+    let mut child = start_until_slow_runs(&project, &[]);
     let started = Instant::now();
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])

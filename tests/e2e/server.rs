@@ -244,12 +244,29 @@ fn the_native_api_serves_runs_metrics_artifacts_and_lineage() {
 #[test]
 fn every_path_in_the_openapi_document_is_served() {
     let project = pipeline();
+    // A schedule of the registered pipeline, named like the model, so that
+    // `{name}` means something in every path.
+    let out = project.weft(&["pipeline", "register"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = project.weft(&[
+        "schedule",
+        "create",
+        "srv-model",
+        "--pipeline",
+        "srv",
+        "--cron",
+        "0 3 * * *",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
     let server = start(&project, &[]);
     let (status, doc) = call(ureq::get(&format!("{}/api/v1/openapi.json", server.base)));
     assert_eq!(status, 200);
     let paths = doc["paths"].as_object().unwrap();
     assert!(paths.len() >= 9, "{:?}", paths.keys());
-    for path in paths.keys() {
+    for (path, operations) in paths {
+        if operations.get("get").is_none() {
+            continue; // writes, tested where they are used
+        }
         let concrete = path
             .replace("{run}", "latest")
             .replace("{step}", "a")

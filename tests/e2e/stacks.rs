@@ -16,9 +16,12 @@ fn iris_project() -> Project {
     project
 }
 
-/// (statuses by step, executed, cached) of each of: a first run, a rerun,
-/// a param change; and the evaluation report's bytes and accuracy.
-fn three_runs(project: &Project) -> (Vec<(Vec<(String, String)>, u64, u64)>, Vec<u8>) {
+/// A run's statuses by step, how many steps executed, how many were cached.
+type RunSummary = (Vec<(String, String)>, u64, u64);
+
+/// The [`RunSummary`] of each of: a first run, a rerun, a param change;
+/// and the evaluation report's bytes and accuracy.
+fn three_runs(project: &Project) -> (Vec<RunSummary>, Vec<u8>) {
     let mut runs = Vec::new();
     for args in [
         &["run", "--json"][..],

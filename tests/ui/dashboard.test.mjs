@@ -195,3 +195,20 @@ test("the model page shows the alias and links each version to its lineage", asy
   await page.locator('svg.dag[aria-label="lineage"] g.node[data-name="iris/inputs.iris"]').waitFor();
   assert.deepEqual(pageErrors, []);
 });
+
+test("the schedules page lists a schedule with its pipeline, cron and next due time", async () => {
+  await visit("#/schedules");
+  const row = page.locator('tr[data-schedule="nightly"]');
+  await row.waitFor();
+  const text = await row.innerText();
+  assert.match(text, /iris/);
+  assert.match(text, /0 3 \* \* \*/);
+  assert.match(text, /active/);
+  assert.match(text, /never/);
+  await row.locator("a").first().click();
+  await page.waitForFunction(() => location.hash === "#/schedules/nightly");
+  await drawn();
+  assert.match(await page.locator("dl.facts").innerText(), /train\.epochs=50/);
+  await shoot("schedules");
+  assert.deepEqual(pageErrors, []);
+});

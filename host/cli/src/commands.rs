@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::json;
 use weft_artifacts::ArtifactKind;
 use weft_pipeline::{
-    Executor, ExecutorOptions, InputSource, Manifest, ModelRegistration, ParamOverride, RunHook, RunOptions,
+    Executor, ExecutorOptions, InputSource, Manifest, ModelRegistration, ParamOverride, Retry, RunHook, RunOptions,
     StepVerification, Verifier,
 };
 use weft_runtime::{Cancel, Runtime, RuntimeOptions};
@@ -17,13 +17,14 @@ use crate::context::{find_manifest, state_dir, CliError, CliResult, Stack, Store
 use crate::progress::{format_duration, Progress};
 use crate::remote::{Forwarder, Remote};
 use crate::{
-    exit, ArtifactsCommand, Cli, Command, ModelsCommand, NewCommand, Page, PluginCommand, RunsCommand, StackCommand,
+    exit, ArtifactsCommand, Cli, Command, ModelsCommand, NewCommand, Page, PipelineCommand, PluginCommand, RunsCommand,
+    ScheduleCommand, SecretCommand, StackCommand, StepCommand,
 };
 
 pub async fn dispatch(mut cli: Cli) -> CliResult<u8> {
     if !matches!(
         cli.command,
-        Command::Stack(_) | Command::Plugin(_) | Command::Init { .. } | Command::New(_)
+        Command::Stack(_) | Command::Secret(_) | Command::Plugin(_) | Command::Init { .. } | Command::New(_)
     ) {
         cli.stack = crate::stacks::resolve(&cli.stack)?;
     }
@@ -61,6 +62,11 @@ pub async fn dispatch(mut cli: Cli) -> CliResult<u8> {
                 )
                 .await
             }
+        },
+        Command::Secret(command) => match command {
+            SecretCommand::Set { name, from_env } => crate::secrets::set(&name, from_env.as_deref()),
+            SecretCommand::List => crate::secrets::list(),
+            SecretCommand::Delete { name } => crate::secrets::delete(&name),
         },
         Command::Stack(command) => match command {
             StackCommand::Create {
@@ -191,10 +197,64 @@ pub async fn dispatch(mut cli: Cli) -> CliResult<u8> {
             )
             .await
         }
+        Command::Pipeline(PipelineCommand::Register) => {
+            let stores = Stores::open(
+                &state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?,
+                &cli.stack,
+            )
+            .await?;
+            crate::triggers::register(cli.manifest.as_deref(), &stores).await
+        }
+        Command::Schedule(command) => {
+            let stores = Stores::open(
+                &state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?,
+                &cli.stack,
+            )
+            .await?;
+            match command {
+                ScheduleCommand::Create {
+                    name,
+                    pipeline,
+                    cron,
+                    params,
+                    missed,
+                } => {
+                    crate::triggers::create(
+                        &stores,
+                        crate::triggers::NewScheduleArgs {
+                            name: &name,
+                            pipeline: &pipeline,
+                            cron: &cron,
+                            params: &params,
+                            missed: &missed,
+                        },
+                    )
+                    .await
+                }
+                ScheduleCommand::List { json } => crate::triggers::list(&stores, json).await,
+                ScheduleCommand::Show { name, json } => crate::triggers::show(&stores, &name, json).await,
+                ScheduleCommand::Pause { name } => crate::triggers::set_paused(&stores, &name, true).await,
+                ScheduleCommand::Resume { name } => crate::triggers::set_paused(&stores, &name, false).await,
+                ScheduleCommand::Delete { name } => crate::triggers::delete(&stores, &name).await,
+            }
+        }
         Command::Verify { run, steps, json } => {
             let state = state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?;
             let stores = Stores::open_existing(&state, &cli.stack).await?;
             verify(&state, &stores, &run, &steps, json).await
+        }
+        Command::Step(StepCommand::Exec {
+            step_run,
+            retries,
+            backoff_ms,
+        }) => {
+            let state = state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?;
+            let stores = Stores::open_existing(&state, &cli.stack).await?;
+            let retry = Retry {
+                max: retries,
+                backoff: std::time::Duration::from_millis(backoff_ms),
+            };
+            crate::worker::exec(&state, &stores, &step_run, retry).await
         }
         Command::Logs { run, step } => {
             let stores = Stores::open_existing(
@@ -210,7 +270,7 @@ pub async fn dispatch(mut cli: Cli) -> CliResult<u8> {
     }
 }
 
-fn print_json(value: &impl serde::Serialize) -> CliResult<u8> {
+pub(crate) fn print_json(value: &impl serde::Serialize) -> CliResult<u8> {
     let text = serde_json::to_string_pretty(value).map_err(|e| CliError::usage(format!("cannot encode JSON: {e}")))?;
     println!("{text}");
     Ok(exit::OK)
@@ -222,7 +282,19 @@ fn load_manifest(explicit: Option<&Path>) -> CliResult<(std::path::PathBuf, Mani
     Ok((path, manifest))
 }
 
-fn open_runtime(state: &Path) -> CliResult<Runtime> {
+/// A cancellation flag that Ctrl-C (SIGINT) sets.
+pub(crate) fn cancelled_by_ctrl_c() -> Cancel {
+    let cancel = Cancel::default();
+    let set = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            set.cancel();
+        }
+    });
+    cancel
+}
+
+pub(crate) fn open_runtime(state: &Path) -> CliResult<Runtime> {
     Runtime::new(runtime_options(&state.join("cache").join("compiled"))?).map_err(|e| CliError::usage(e.to_string()))
 }
 
@@ -427,6 +499,9 @@ async fn run(manifest: Option<&Path>, state: Option<&Path>, stack: &Stack, args:
         .steps
         .iter()
         .find(|s| s.inputs.iter().all(|(_, src)| matches!(src, InputSource::External(_))));
+    let dispatchers = crate::worker::dispatchers(&state, stack)?;
+    // Handed to workers, no step loads here.
+    let first = first.filter(|_| dispatchers.default.is_none());
     runtime.start_in_background(first.map(|s| s.component.clone()));
     let stores = Stores::open(&state, stack).await?;
     let executor = Executor::new(
@@ -437,6 +512,8 @@ async fn run(manifest: Option<&Path>, state: Option<&Path>, stack: &Stack, args:
             work_dir: state.join("work"),
             max_parallel,
             trust_imported: stack.trust_imports,
+            secrets: crate::secrets::open().ok(),
+            dispatchers,
         },
     );
     let cancel = Cancel::default();
@@ -455,11 +532,7 @@ async fn run(manifest: Option<&Path>, state: Option<&Path>, stack: &Stack, args:
     let mut hooks: Vec<Arc<dyn RunHook>> = Vec::new();
     if manifest.uses_plugins() {
         let (home, host) = crate::plugins::open(Some(runtime))?;
-        let plugins = weft_pipeline::Plugins {
-            host,
-            home,
-            overrides: stack.plugin_config.clone(),
-        };
+        let plugins = weft_pipeline::Plugins::new(host, home, stack.plugin_config.clone(), crate::secrets::open().ok());
         let plugin_hooks = plugins.hooks(&manifest).map_err(|e| CliError {
             code: exit::USAGE,
             message: e.to_string(),
@@ -570,18 +643,11 @@ async fn verify(state: &Path, stores: &Stores, run: &str, steps: &[String], json
         stores.store.clone(),
         stores.artifacts.clone(),
         &state.join("work"),
-    );
+    )
+    .with_secrets(crate::secrets::open().ok());
     let run = stores.store.run(run).await?;
     eprintln!("verifying run #{} of {} ({})", run.number, run.pipeline, run.id);
-    let cancel = Cancel::default();
-    {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                cancel.cancel();
-            }
-        });
-    }
+    let cancel = cancelled_by_ctrl_c();
     let width = stores
         .store
         .step_runs(&run.id)
@@ -654,7 +720,7 @@ async fn verify(state: &Path, stores: &Stores, run: &str, steps: &[String], json
     })
 }
 
-fn time(ms: i64) -> String {
+pub(crate) fn time(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
     humantime::format_rfc3339_seconds(t).to_string()
@@ -798,8 +864,8 @@ async fn artifacts_list(stores: &Stores, prefix: Option<&str>, page: &Page) -> C
         return print_json(&artifacts);
     }
     println!(
-        "{:<36}  {:<28} {:>4}  {:<12} {:>10}  {}",
-        "ID", "NAME", "VER", "DIGEST", "SIZE", "MEDIA TYPE"
+        "{:<36}  {:<28} {:>4}  {:<12} {:>10}  MEDIA TYPE",
+        "ID", "NAME", "VER", "DIGEST", "SIZE"
     );
     for a in artifacts {
         println!(
@@ -934,11 +1000,22 @@ async fn server(
     weft_server::check_bind(addr, token.as_deref()).map_err(CliError::usage)?;
     let stores = Stores::open(state, stack).await?;
     let stores_url = stores.artifacts.url().to_string();
+    let launcher = crate::triggers::ServerLauncher::new(state, stack, stores.clone())?;
+    let ticker = weft_triggers::Ticker::new(
+        stores.store.clone(),
+        Arc::new(launcher.clone()),
+        weft_pipeline::hostname(),
+    );
+    let (stop_ticker, ticker_stopped) = tokio::sync::oneshot::channel::<()>();
+    let ticker = tokio::spawn(ticker.run(async {
+        let _ = ticker_stopped.await;
+    }));
     let app = weft_server::router(weft_server::AppState {
         store: stores.store,
         artifacts: stores.artifacts,
         token: token.map(Into::into),
         security: std::sync::Arc::new(security),
+        launcher: Some(Arc::new(launcher.clone())),
     });
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -949,11 +1026,17 @@ async fn server(
         crate::context::redact(stack.db.as_deref().unwrap_or("weft.db in the state directory")),
         stores_url
     );
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await
-        .map_err(|e| CliError::usage(format!("server error: {e}")))?;
+        .map_err(|e| CliError::usage(format!("server error: {e}")));
+    // No schedule fires after this; runs still going are cancelled and
+    // recorded as such.
+    let _ = stop_ticker.send(());
+    let _ = ticker.await;
+    launcher.shutdown().await;
+    served?;
     Ok(exit::OK)
 }

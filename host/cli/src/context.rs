@@ -144,6 +144,9 @@ pub struct Stack {
     /// Whether imported step runs serve cache hits unverified (a stack setting).
     #[arg(skip)]
     pub trust_imports: bool,
+    /// Where the steps of a run execute (a stack setting; none: `local`).
+    #[arg(skip)]
+    pub orchestrator: Option<String>,
     /// Metadata store: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB (default: weft.db in the state directory).
     #[arg(
         long = "db",
@@ -159,6 +162,7 @@ pub struct Stack {
 }
 
 /// The metadata and artifact stores, created on first use.
+#[derive(Clone)]
 pub struct Stores {
     pub store: Store,
     pub artifacts: ArtifactStore,

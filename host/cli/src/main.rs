@@ -7,7 +7,11 @@ mod new;
 mod plugins;
 mod progress;
 mod remote;
+mod secrets;
+mod slurm;
 mod stacks;
+mod triggers;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -133,6 +137,10 @@ enum Command {
     /// Named stacks: where metadata and artifacts live, and plugin config.
     #[command(subcommand)]
     Stack(StackCommand),
+    /// Secrets that stacks and steps refer to as ${secret:NAME}: kept
+    /// encrypted in weft's home, or given as WEFT_SECRET_<NAME>.
+    #[command(subcommand)]
+    Secret(SecretCommand),
     /// Execute a past run's steps again from their archived components and
     /// recorded inputs, and compare every output's digest (exit 1 on a
     /// mismatch). Needs no manifest or source tree.
@@ -146,6 +154,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Registered pipelines: what `weft server` can run without the
+    /// project's tree (through its API and schedules).
+    #[command(subcommand)]
+    Pipeline(PipelineCommand),
+    /// Cron schedules of registered pipelines, fired by `weft server`.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// Step runs handed to workers: `weft step exec` is what an
+    /// orchestrator starts for each step it does not serve from the cache.
+    #[command(subcommand)]
+    Step(StepCommand),
     /// Print the captured stdout/stderr of a step run.
     Logs {
         /// Run id (or prefix), or `latest`.
@@ -204,6 +223,88 @@ enum PluginCommand {
 }
 
 #[derive(Subcommand)]
+enum StepCommand {
+    /// Execute one prepared step run of the stack: claim it, run it in the
+    /// sandbox from its archived component and input blobs, record it. A
+    /// step run another worker took, or that ended, is left as it is
+    /// (exit 0).
+    Exec {
+        /// The step run's id.
+        step_run: String,
+        /// Attempts after the first, for a failure that may change on retry.
+        #[arg(long, default_value_t = 0)]
+        retries: u32,
+        /// Wait before the first retry in milliseconds (doubled each time).
+        #[arg(long = "backoff-ms", default_value_t = 1000)]
+        backoff_ms: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum PipelineCommand {
+    /// Archive the manifest's components and input data by digest and
+    /// record them as the pipeline's newest definition (build first).
+    Register,
+}
+
+#[derive(Subcommand)]
+enum ScheduleCommand {
+    /// Run a registered pipeline on a cron schedule (UTC).
+    Create {
+        /// The schedule's name.
+        name: String,
+        /// The registered pipeline to run.
+        #[arg(long)]
+        pipeline: String,
+        /// 5 fields (min hour day month weekday), or 6 with seconds first:
+        /// '0 3 * * *' is 03:00 every day, '*/30 * * * * *' every 30 s.
+        #[arg(long)]
+        cron: String,
+        /// Override a param in each run: -p step.key=value.
+        #[arg(short = 'p', long = "param", value_name = "STEP.KEY=VALUE")]
+        params: Vec<String>,
+        /// Due times missed while no server ran: skip them, or run once
+        /// for them (catch-up).
+        #[arg(long, default_value = "skip", value_parser = triggers::missed_policy)]
+        missed: String,
+    },
+    /// List schedules, their next due time and last firing.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a schedule and what it fired.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop firing a schedule.
+    Pause { name: String },
+    /// Fire a paused schedule again from its next due time.
+    Resume { name: String },
+    /// Delete a schedule and its history (its runs stay).
+    Delete { name: String },
+}
+
+#[derive(Subcommand)]
+enum SecretCommand {
+    /// Store a secret, encrypted: its value is asked for at a terminal
+    /// (not echoed), or read from standard input (`printf %s VALUE | weft
+    /// secret set NAME`), or from a variable.
+    Set {
+        name: String,
+        /// Read the value from this environment variable instead.
+        #[arg(long, value_name = "VAR")]
+        from_env: Option<String>,
+    },
+    /// List the secrets' names (never their values) and where each comes from.
+    List,
+    /// Delete a stored secret.
+    Delete { name: String },
+}
+
+#[derive(Subcommand)]
 enum StackCommand {
     /// Create a stack.
     Create {
@@ -214,7 +315,10 @@ enum StackCommand {
         /// Artifact store: file:///PATH or s3://BUCKET/PREFIX.
         #[arg(long)]
         artifacts: Option<String>,
-        /// Where pipelines run (local).
+        /// Where the steps of a run execute: `local` (in the run's
+        /// process), `process` (each step that is not a cache hit in a
+        /// `weft step exec` worker process of its own) or `slurm` (a
+        /// batch job each).
         #[arg(long, default_value = "local")]
         orchestrator: String,
         /// Plugin configuration: PLUGIN.KEY=VALUE.

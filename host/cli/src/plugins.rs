@@ -253,6 +253,15 @@ pub async fn convert(
         data: data.to_vec(),
     };
     let config = plugin.config_with(stack.plugin_config.get(&plugin.name));
+    let config = if config.contains(weft_secrets::REFERENCE_START) {
+        crate::secrets::open()?
+            .resolve_json(&config)
+            .map_err(|e| CliError::usage(format!("the configuration of {}: {e}", plugin.name)))?
+            .text
+            .to_string()
+    } else {
+        config
+    };
     let report = host.convert(&plugin, &config, &input, to).await?;
     let bytes = report
         .result

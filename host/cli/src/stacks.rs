@@ -2,7 +2,9 @@
 //! orchestrator runs pipelines, and configuration for plugins.
 //! `weft stack create|list|use|show|delete`; kept in
 //! `<WEFT_HOME>/stacks.toml`. Credentials never go in the file: a database
-//! password may be in its URL, S3 keys come from the environment.
+//! password is a secret the URL refers to (`${secret:NAME}`, see `weft
+//! secret`), resolved each time the stack is used; S3 keys come from the
+//! environment.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,7 +16,7 @@ use crate::context::{redact, weft_home, CliError, CliResult, Stack};
 use crate::exit;
 
 /// The orchestrators weft has.
-const ORCHESTRATORS: [&str; 1] = ["local"];
+const ORCHESTRATORS: [&str; 3] = ["local", crate::worker::PROCESS, crate::slurm::SLURM];
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -83,6 +85,18 @@ fn valid_stack_name(name: &str) -> bool {
 /// The stack to use: `--stack`/`WEFT_STACK`, else the active one, with
 /// `--db`/`--artifacts` given explicitly on top.
 pub fn resolve(stack: &Stack) -> CliResult<Stack> {
+    let mut resolved = with_profile(stack)?;
+    if let Some(db) = &resolved.db {
+        resolved.db = Some(crate::secrets::resolve(db, "the metadata store URL")?);
+    }
+    if let Some(url) = &resolved.artifacts {
+        resolved.artifacts = Some(crate::secrets::resolve(url, "the artifact store URL")?);
+    }
+    Ok(resolved)
+}
+
+/// The stack's settings as written (secret references unresolved).
+fn with_profile(stack: &Stack) -> CliResult<Stack> {
     let file = load()?;
     let name = stack.name.clone().or(file.active.clone());
     let Some(name) = name else {
@@ -98,6 +112,7 @@ pub fn resolve(stack: &Stack) -> CliResult<Stack> {
         artifacts: stack.artifacts.clone().or(profile.artifacts.clone()),
         plugin_config: profile.plugins.clone(),
         trust_imports: profile.trust_imports,
+        orchestrator: Some(profile.orchestrator.clone()),
     })
 }
 
@@ -124,6 +139,19 @@ pub fn create(args: CreateArgs<'_>) -> CliResult<u8> {
                 redact(db)
             )));
         }
+        weft_secrets::references(db).map_err(|e| CliError::usage(format!("--db: {e}")))?;
+        if let Some(password) = url_password(db) {
+            if !password.contains(weft_secrets::REFERENCE_START) {
+                return Err(CliError::usage(
+                    "--db: the password would be kept in plain text in stacks.toml; store it as a secret \
+                     (`weft secret set NAME`, reading it from standard input) and write \
+                     postgres://USER:${secret:NAME}@HOST:PORT/DB",
+                ));
+            }
+        }
+    }
+    if let Some(url) = &args.artifacts {
+        weft_secrets::references(url).map_err(|e| CliError::usage(format!("--artifacts: {e}")))?;
     }
     if let Some(url) = &args.artifacts {
         weft_artifacts::ArtifactStore::check_url(url).map_err(|e| CliError::usage(format!("--artifacts: {e}")))?;
@@ -169,6 +197,13 @@ pub fn create(args: CreateArgs<'_>) -> CliResult<u8> {
         args.name, args.name
     );
     Ok(exit::OK)
+}
+
+/// The password part of a URL's user information, if it has one.
+fn url_password(url: &str) -> Option<&str> {
+    let scheme = url.find("://")? + 3;
+    let at = url.rfind('@').filter(|at| *at > scheme)?;
+    url[scheme..at].split_once(':').map(|(_, password)| password)
 }
 
 pub fn list() -> CliResult<u8> {

@@ -43,6 +43,8 @@ export const api = {
   contentUrl: (key, download = false) => `/api/v1/artifacts/${enc(key)}/content${download ? "?download=true" : ""}`,
   models: () => request("/models?limit=1000"),
   model: (name) => request(`/models/${enc(name)}`),
+  schedules: () => request("/schedules"),
+  schedule: (name) => request(`/schedules/${enc(name)}`),
 };
 
 /** The MLflow API (/api/2.0/mlflow), for experiments and client-logged runs. */

@@ -9,6 +9,7 @@ import * as compare from "./pages/compare.js";
 import * as artifacts from "./pages/artifacts.js";
 import * as models from "./pages/models.js";
 import * as experiments from "./pages/experiments.js";
+import * as schedules from "./pages/schedules.js";
 
 const view = document.getElementById("view");
 let stop = null;
@@ -21,6 +22,7 @@ function pageFor(parts) {
     case "artifacts": return artifacts;
     case "models": return models;
     case "experiments": return experiments;
+    case "schedules": return schedules;
     default: return null;
   }
 }

@@ -10,7 +10,8 @@
 //! Pages (`#/...` routes in `assets/app.js`): runs (filter, sort, pages),
 //! a run (its DAG with each step's state, logs, params, metrics, charts;
 //! refreshed while the run goes on), comparison of runs, artifacts (preview,
-//! download, lineage), models (versions, aliases, lineage) and experiments
+//! download, lineage), models (versions, aliases, lineage), schedules
+//! (next due time, what each fired, with links to its runs) and experiments
 //! (any MLflow client's runs: params, metric charts, tags, datasets,
 //! artifacts; deleted experiments and runs shown on request and restorable;
 //! any runs compared side by side, client-logged, pipeline or step runs;
@@ -50,6 +51,7 @@ const ASSETS: &[Asset] = assets! {
     "pages/compare.js" => "text/javascript; charset=utf-8",
     "pages/artifacts.js" => "text/javascript; charset=utf-8",
     "pages/models.js" => "text/javascript; charset=utf-8",
+    "pages/schedules.js" => "text/javascript; charset=utf-8",
     "pages/experiments.js" => "text/javascript; charset=utf-8",
     "pages/traces.js" => "text/javascript; charset=utf-8",
     "pages/tracked_compare.js" => "text/javascript; charset=utf-8",

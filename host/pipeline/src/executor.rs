@@ -106,6 +106,12 @@ pub struct ExecutorOptions {
     /// Let step runs imported through the sync API serve cache hits before
     /// a verification here matched them (a stack setting; off by default).
     pub trust_imported: bool,
+    /// Where `${secret:NAME}` in a step's `env` is resolved (none: a step
+    /// that refers to a secret fails, saying so).
+    pub secrets: Option<weft_secrets::Secrets>,
+    /// Where the steps that are not cache hits execute: by default in
+    /// this process; else a worker each (see [`crate::Dispatcher`]).
+    pub dispatchers: crate::Dispatchers,
 }
 
 /// How one step of a run ended.
@@ -261,7 +267,18 @@ impl Executor {
             .iter()
             .map(|s| (s.name.clone(), canonical_json(&s.params)))
             .collect();
-        let step_run_ids = self.store.create_step_runs(run_id, &specs).await?;
+        // The previous run's cache candidates are read (on the reader
+        // connection) while this run's step runs are written.
+        let previous = async {
+            if options.no_cache {
+                return Ok(HashMap::new());
+            }
+            self.store
+                .previous_run_candidates(&manifest.name, run_id, self.options.trust_imported)
+                .await
+        };
+        let (step_run_ids, previous) = tokio::join!(self.store.create_step_runs(run_id, &specs), previous);
+        let (step_run_ids, previous) = (step_run_ids?, previous?);
         (options.on_event)(Event::RunStarted {
             run_id: run_id.to_string(),
             number,
@@ -296,10 +313,13 @@ impl Executor {
             cancel: options.cancel.clone(),
             no_cache: options.no_cache,
             trust_imported: self.options.trust_imported,
+            secrets: self.options.secrets.clone(),
             on_event: options.on_event.clone(),
             sandboxes: SandboxPool::new(self.options.work_dir.join(std::process::id().to_string()).join(run_id)),
             components: Components::new(self.archived.clone()),
             ledger: Ledger::new(self.store.clone()),
+            previous,
+            dispatchers: self.options.dispatchers.clone(),
         });
         let max_parallel = manifest
             .max_parallel
@@ -572,7 +592,7 @@ pub(crate) fn pid_alive(pid: i64) -> bool {
 }
 
 /// This machine's name, as recorded with runs and verifications.
-pub(crate) fn hostname() -> String {
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_string())

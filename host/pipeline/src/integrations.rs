@@ -5,6 +5,7 @@
 //! run goes.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 use serde_json::Value;
@@ -25,15 +26,70 @@ pub struct Plugins {
     /// Configuration on top of each installed plugin's own (a stack's), by
     /// plugin name.
     pub overrides: BTreeMap<String, serde_json::Map<String, Value>>,
+    /// Where `${secret:NAME}` in a configuration value is resolved.
+    pub secrets: Option<weft_secrets::Secrets>,
+    /// Every secret value handed to a plugin, masked in what is recorded
+    /// of its calls.
+    handed: Arc<Mutex<Vec<zeroize::Zeroizing<String>>>>,
 }
 
 impl Plugins {
-    fn config(&self, plugin: &InstalledPlugin, extra: Option<&serde_json::Map<String, Value>>) -> String {
+    /// The installed plugins of `home`, run on `host`, with a stack's
+    /// configuration `overrides` and the `secrets` their configuration
+    /// may refer to.
+    pub fn new(
+        host: PluginHost,
+        home: PluginHome,
+        overrides: BTreeMap<String, serde_json::Map<String, Value>>,
+        secrets: Option<weft_secrets::Secrets>,
+    ) -> Self {
+        Self {
+            host,
+            home,
+            overrides,
+            secrets,
+            handed: Arc::default(),
+        }
+    }
+
+    /// The configuration a call gets, as JSON, its secrets resolved (the
+    /// values are remembered, to mask them in what the call reports).
+    fn config(
+        &self,
+        plugin: &InstalledPlugin,
+        extra: Option<&serde_json::Map<String, Value>>,
+    ) -> Result<String, String> {
         let mut merged = self.overrides.get(&plugin.name).cloned().unwrap_or_default();
         for (k, v) in extra.into_iter().flatten() {
             merged.insert(k.clone(), v.clone());
         }
-        plugin.config_with(Some(&merged))
+        let text = plugin.config_with(Some(&merged));
+        if !text.contains(weft_secrets::REFERENCE_START) {
+            return Ok(text);
+        }
+        let secrets = self.secrets.as_ref().ok_or_else(|| {
+            format!(
+                "the configuration of {} refers to a secret, and no secrets are available here",
+                plugin.name
+            )
+        })?;
+        let resolved = secrets
+            .resolve_json(&text)
+            .map_err(|e| format!("the configuration of {}: {e}", plugin.name))?;
+        self.handed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(resolved.values);
+        Ok(resolved.text.to_string())
+    }
+
+    /// `text` with every secret handed to a plugin masked.
+    fn mask(&self, text: &str) -> String {
+        let handed = self.handed.lock().unwrap_or_else(|p| p.into_inner());
+        if handed.is_empty() {
+            return text.to_string();
+        }
+        weft_secrets::mask(text, &handed)
     }
 }
 
@@ -167,12 +223,14 @@ async fn run_gate(
             media_type: row.media_type.clone(),
             data: data.to_vec(),
         };
-        let config = plugins.config(&plugin, Some(&gate.config));
+        let config = plugins
+            .config(&plugin, Some(&gate.config))
+            .map_err(ExecError::Plugins)?;
         plugins
             .host
             .validate(&plugin, &config, &artifact)
             .await
-            .map_err(|e| ExecError::Plugins(e.to_string()))?
+            .map_err(|e| ExecError::Plugins(plugins.mask(&e.to_string())))?
     };
     let (outcome, message, blocked) = match &report.result {
         Ok(v) if v.passed => ("passed", v.report.clone(), None),
@@ -187,7 +245,17 @@ async fn run_gate(
             Some(format!("gate {} could not check {target}: {e}", gate.plugin)),
         ),
     };
-    let call = record(store, run_id, &plugin.name, &purpose, outcome, Some(message), &report).await;
+    let call = record(
+        plugins,
+        store,
+        run_id,
+        &plugin.name,
+        &purpose,
+        outcome,
+        Some(message),
+        &report,
+    )
+    .await;
     Ok((call, blocked))
 }
 
@@ -250,17 +318,17 @@ async fn after_run(
     }
     for (name, purpose, event) in calls {
         let call = match plugins.home.get(&name) {
-            Ok(plugin) => {
-                let config = plugins.config(&plugin, None);
-                plugins
+            Ok(plugin) => match plugins.config(&plugin, None) {
+                Ok(config) => plugins
                     .host
                     .notify(&plugin, &config, &event)
                     .await
-                    .map_err(|e| e.to_string())
-            }
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e.to_string()),
         };
-        on_call(&finish(store, &run.run_id, &name, &purpose, call).await);
+        on_call(&finish(plugins, store, &run.run_id, &name, &purpose, call).await);
     }
 
     if manifest.publish.is_empty() {
@@ -307,22 +375,23 @@ async fn after_run(
     };
     for name in &manifest.publish {
         let call = match plugins.home.get(name) {
-            Ok(plugin) => {
-                let config = plugins.config(&plugin, None);
-                plugins
+            Ok(plugin) => match plugins.config(&plugin, None) {
+                Ok(config) => plugins
                     .host
                     .publish(&plugin, &config, &tracked)
                     .await
-                    .map_err(|e| e.to_string())
-            }
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e.to_string()),
         };
-        on_call(&finish(store, &run.run_id, name, "publish", call).await);
+        on_call(&finish(plugins, store, &run.run_id, name, "publish", call).await);
     }
 }
 
 /// Records a hook or publish call; what was recorded.
 async fn finish(
+    plugins: &Plugins,
     store: &Store,
     run_id: &str,
     plugin: &str,
@@ -338,10 +407,13 @@ async fn finish(
         Ok(()) => ("ok", None),
         Err(e) => ("failed", Some(e.clone())),
     };
-    record(store, run_id, plugin, purpose, outcome, message, &report).await
+    record(plugins, store, run_id, plugin, purpose, outcome, message, &report).await
 }
 
+/// Records a plugin call, every secret handed to a plugin masked.
+#[allow(clippy::too_many_arguments)]
 async fn record<T>(
+    plugins: &Plugins,
     store: &Store,
     run_id: &str,
     plugin: &str,
@@ -354,8 +426,8 @@ async fn record<T>(
         plugin: plugin.to_string(),
         purpose: purpose.to_string(),
         outcome: outcome.to_string(),
-        message,
-        refused: report.refused.clone(),
+        message: message.map(|m| plugins.mask(&m)),
+        refused: report.refused.iter().map(|r| plugins.mask(r)).collect(),
         duration_ms: report.duration.as_millis() as i64,
         at: weft_store::now_ms(),
     };

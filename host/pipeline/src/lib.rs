@@ -28,15 +28,18 @@ mod ledger;
 mod manifest;
 mod models;
 mod recorder;
+pub mod registered;
+mod resources;
 mod runner;
 mod sandbox;
 pub mod scheduler;
 mod verify;
+mod worker;
 
 pub use build::{build_steps, BuildError, STEP_WIT};
 pub use cache_key::{canonical_json, SpecInput, SpecLimits, SpecOutput, StepSpec};
 pub use error::ExecError;
-pub use executor::{Event, Executor, ExecutorOptions, RunOptions, RunOutcome, StepOutcomeSummary};
+pub use executor::{hostname, Event, Executor, ExecutorOptions, RunOptions, RunOutcome, StepOutcomeSummary};
 pub use hooks::{HookContext, RunHook};
 pub use integrations::{check as check_plugins, PluginHooks, Plugins};
 pub use manifest::{
@@ -44,4 +47,6 @@ pub use manifest::{
     StepLimits,
 };
 pub use models::{register_model, ModelRegistration};
+pub use resources::Resources;
 pub use verify::{StepVerification, Verifier, SKIPPED as VERIFY_SKIPPED};
+pub use worker::{Dispatcher, Dispatchers, StepJob, Worker, WorkerOutcome, WORKER_TAG};

@@ -41,6 +41,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use weft_runtime::Limits;
 
+use crate::resources::Resources;
+
 /// A manifest that is wrong, with the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -163,6 +165,13 @@ struct RawStep {
     on_failure: Vec<String>,
     #[serde(default)]
     on_success: Vec<String>,
+    /// Where this step runs, when not where the rest of the run does (a
+    /// step operator: e.g. `slurm` for the training step only).
+    #[serde(default)]
+    orchestrator: Option<String>,
+    /// What the orchestrator gives the step (Slurm: cores, memory, ...).
+    #[serde(default)]
+    resources: Resources,
 }
 
 fn yes() -> bool {
@@ -269,6 +278,10 @@ pub struct Step {
     pub env: Vec<(String, String)>,
     /// Alerters told of this step's outcome.
     pub hooks: Hooks,
+    /// The orchestrator this step runs on, if not the stack's.
+    pub orchestrator: Option<String>,
+    /// What an orchestrator that hands the step out gives it.
+    pub resources: Resources,
 }
 
 /// Alerter plugins to tell of an outcome (by installed plugin name).
@@ -840,6 +853,14 @@ fn convert_step(name: &str, raw: &RawStep, root: &Path) -> Result<Step, Manifest
         }
         env.push((name.clone(), value.clone()));
     }
+    if let Err((field, message)) = raw.resources.validate() {
+        return Err(invalid(key(&format!("resources.{field}")), message));
+    }
+    if let Some(orchestrator) = &raw.orchestrator {
+        if !valid_name(orchestrator) {
+            return Err(invalid(key("orchestrator"), "an orchestrator's name, e.g. slurm"));
+        }
+    }
     Ok(Step {
         name: name.to_string(),
         component,
@@ -856,6 +877,8 @@ fn convert_step(name: &str, raw: &RawStep, root: &Path) -> Result<Step, Manifest
             on_failure: plugin_names(&key("on_failure"), &raw.on_failure)?,
             on_success: plugin_names(&key("on_success"), &raw.on_success)?,
         },
+        orchestrator: raw.orchestrator.clone(),
+        resources: raw.resources.clone(),
     })
 }
 

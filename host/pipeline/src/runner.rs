@@ -12,14 +12,15 @@ use bytes::Bytes;
 
 use weft_artifacts::{ArtifactKind, ArtifactStore};
 use weft_runtime::{Cancel, LoadedStep, Runtime, SandboxDirs, StepCall, StepFailure, TrackerEvent};
-use weft_store::{new_id, status, CacheHit, NewArtifact, StepRunRecord, Store};
+use weft_store::{new_id, status, ArtifactLink, CacheHit, NewArtifact, StepRunRecord, Store};
 
 use crate::cache_key::{SpecInput, SpecLimits, SpecOutput, StepSpec};
 use crate::executor::Event;
 use crate::ledger::Ledger;
-use crate::manifest::Step;
+use crate::manifest::{Retry, Step};
 use crate::recorder::{self, Keep, Output};
 use crate::sandbox::SandboxPool;
+use crate::worker::{run_dispatched, Dispatchers, Prepared};
 use crate::ExecError;
 
 /// An artifact as the scheduler passes it between steps.
@@ -63,11 +64,19 @@ pub(crate) struct RunContext {
     pub no_cache: bool,
     /// Imported step runs may serve cache hits unverified.
     pub trust_imported: bool,
+    /// Where the secrets a step's `env` refers to are resolved.
+    pub secrets: Option<weft_secrets::Secrets>,
     pub on_event: Arc<dyn Fn(Event) + Send + Sync>,
     pub sandboxes: SandboxPool,
     pub components: Components,
     /// What the step runs did, written behind them (see [`Ledger`]).
     pub ledger: Arc<Ledger>,
+    /// The cache candidates of the pipeline's previous run, by cache key
+    /// (see [`Store::previous_run_candidates`]): a rerun's hits need no
+    /// query each.
+    pub previous: HashMap<String, (String, Vec<ArtifactLink>)>,
+    /// Where steps that are not cache hits execute, if not here.
+    pub dispatchers: Dispatchers,
 }
 
 /// Component files, read once per run and archived once per process.
@@ -211,11 +220,29 @@ async fn try_run_step(
     let input_ids: Vec<(String, String)> = inputs.iter().map(|(slot, r)| (slot.clone(), r.id.clone())).collect();
 
     if step.cache && !ctx.no_cache && !step.nondeterministic {
-        if let Some(hit) =
-            serve_from_cache(ctx, step, step_run_id, &spec, &key, &spec_json, &input_ids, started).await?
-        {
+        let lookup = Lookup {
+            step,
+            step_run_id,
+            spec: &spec,
+            key: &key,
+            spec_json: &spec_json,
+            input_ids: &input_ids,
+            started,
+        };
+        if let Some(hit) = serve_from_cache(ctx, &lookup).await? {
             return Ok(hit);
         }
+    }
+
+    if let Some(dispatcher) = ctx.dispatchers.for_step(step)? {
+        let prepared = Prepared {
+            digest: &digest,
+            key: &key,
+            spec_json: &spec_json,
+            determinism: determinism_name(&spec),
+            input_ids: &input_ids,
+        };
+        return run_dispatched(ctx, dispatcher.as_ref(), step, step_run_id, prepared, started).await;
     }
 
     (ctx.on_event)(Event::StepStarted {
@@ -344,143 +371,250 @@ async fn execute(
         });
     }
 
-    let mut logs = String::new();
-    let mut attempts = 0u32;
+    let mut retrying = Retrying::new(&step.retry, step.nondeterministic, &ctx.cancel);
     loop {
-        attempts += 1;
-        let last = match ctx.sandboxes.take() {
-            Ok(dirs) => {
-                let a = attempt(
-                    &ctx.artifacts,
-                    &loaded,
-                    &dirs,
-                    &step.name,
-                    spec,
-                    key,
-                    &ctx.cancel,
-                    Keep::Store,
-                )
-                .await;
-                ctx.sandboxes.give(dirs);
-                a
-            }
-            Err(e) => Attempt::failed(StepFailure::Host(format!(
-                "weft could not create a sandbox directory: {e}"
-            ))),
-        };
-        if attempts > 1 {
-            logs.push_str(&format!("--- attempt {attempts} ---\n"));
-        }
-        logs.push_str(&last.logs);
-        let Err(failure) = &last.result else {
+        let last = attempt_in(
+            &ctx.sandboxes,
+            &ctx.artifacts,
+            &loaded,
+            &step.name,
+            spec,
+            key,
+            &ctx.cancel,
+            ctx.secrets.as_ref(),
+        )
+        .await;
+        let Some(wait) = retrying.after(&last) else {
+            let (logs, attempts) = retrying.finish();
             return Ok(Executed::Ran { last, logs, attempts });
         };
-        if attempts > step.retry.max || ctx.cancel.is_cancelled() {
-            return Ok(Executed::Ran { last, logs, attempts });
+        if let Err(failure) = &last.result {
+            (ctx.on_event)(Event::StepRetrying {
+                step: step.name.clone(),
+                attempt: retrying.attempts(),
+                error: failure.to_string(),
+                wait,
+            });
         }
-        if !failure.may_change_on_retry(step.nondeterministic) {
-            logs.push_str(
-                "[weft: not retried: this failure would happen again (a step with virtual time and randomness \
-                 is retried only after a timeout or a failure of weft itself; traps, panics, memory limits and \
-                 invalid params are never retried)]\n",
-            );
-            return Ok(Executed::Ran { last, logs, attempts });
-        }
-        let wait = step.retry.backoff * 2u32.saturating_pow(attempts - 1);
-        (ctx.on_event)(Event::StepRetrying {
-            step: step.name.clone(),
-            attempt: attempts,
-            error: failure.to_string(),
-            wait,
-        });
-        let deadline = Instant::now() + wait;
-        while Instant::now() < deadline && !ctx.cancel.is_cancelled() {
-            tokio::time::sleep(Duration::from_millis(20).min(deadline.saturating_duration_since(Instant::now()))).await;
-        }
-        if ctx.cancel.is_cancelled() {
+        if !retrying.wait(wait).await {
+            let (logs, attempts) = retrying.finish();
             return Ok(Executed::Ran { last, logs, attempts });
         }
     }
 }
 
-/// Serves a step from an earlier step run with the same cache key whose
-/// outputs are all still stored, recording it (queued, see
-/// [`PendingHits`]) as a step run of this run with outputs of its own: new
-/// versions under its names, the same bytes.
+/// A step's retry policy at work: gathers every attempt's logs and says
+/// whether another attempt follows. The executor and workers share it.
+pub(crate) struct Retrying<'a> {
+    retry: &'a Retry,
+    nondeterministic: bool,
+    cancel: &'a Cancel,
+    logs: String,
+    attempts: u32,
+}
+
+impl<'a> Retrying<'a> {
+    pub(crate) fn new(retry: &'a Retry, nondeterministic: bool, cancel: &'a Cancel) -> Self {
+        Self {
+            retry,
+            nondeterministic,
+            cancel,
+            logs: String::new(),
+            attempts: 0,
+        }
+    }
+
+    /// Takes the attempt that just ended: how long to wait before the
+    /// next, or `None` when it was the last (it succeeded, the policy is
+    /// spent, the run is cancelled, or the failure would happen again).
+    pub(crate) fn after(&mut self, last: &Attempt) -> Option<Duration> {
+        self.attempts += 1;
+        if self.attempts > 1 {
+            self.logs.push_str(&format!("--- attempt {} ---\n", self.attempts));
+        }
+        self.logs.push_str(&last.logs);
+        let Err(failure) = &last.result else {
+            return None;
+        };
+        if self.attempts > self.retry.max || self.cancel.is_cancelled() {
+            return None;
+        }
+        if !failure.may_change_on_retry(self.nondeterministic) {
+            self.logs.push_str(
+                "[weft: not retried: this failure would happen again (a step with virtual time and randomness \
+                 is retried only after a timeout or a failure of weft itself; traps, panics, memory limits and \
+                 invalid params are never retried)]\n",
+            );
+            return None;
+        }
+        Some(backoff(self.retry, self.attempts))
+    }
+
+    /// How many attempts ended so far.
+    pub(crate) fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Waits `wait` before the next attempt; `false` if the run was
+    /// cancelled meanwhile.
+    pub(crate) async fn wait(&self, wait: Duration) -> bool {
+        sleep_unless_cancelled(self.cancel, wait).await
+    }
+
+    /// Every attempt's logs, and how many attempts there were.
+    pub(crate) fn finish(self) -> (String, u32) {
+        (self.logs, self.attempts)
+    }
+}
+
+/// The wait before retry number `retry` (from 1): the policy's backoff,
+/// doubled each time.
+pub(crate) fn backoff(policy: &Retry, retry: u32) -> Duration {
+    policy.backoff * 2u32.saturating_pow(retry.saturating_sub(1))
+}
+
+/// Sleeps `wait`, or less if `cancel` is set meanwhile; `false` if it was.
+pub(crate) async fn sleep_unless_cancelled(cancel: &Cancel, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline && !cancel.is_cancelled() {
+        tokio::time::sleep(Duration::from_millis(20).min(deadline.saturating_duration_since(Instant::now()))).await;
+    }
+    !cancel.is_cancelled()
+}
+
+/// One [`attempt`] in sandbox directories taken from `sandboxes` (and
+/// given back).
 #[allow(clippy::too_many_arguments)]
-async fn serve_from_cache(
-    ctx: &RunContext,
-    step: &Step,
-    step_run_id: &str,
+pub(crate) async fn attempt_in(
+    sandboxes: &SandboxPool,
+    artifacts: &ArtifactStore,
+    loaded: &LoadedStep,
+    step: &str,
     spec: &StepSpec,
     key: &str,
-    spec_json: &str,
-    input_ids: &[(String, String)],
-    started: Instant,
-) -> Result<Option<StepResult>, ExecError> {
-    for (original, links) in ctx.store.cache_candidates(key, ctx.trust_imported).await? {
-        let mut outputs: Vec<(String, String, NewArtifact)> = Vec::with_capacity(spec.outputs.len());
-        let mut resolved = Vec::with_capacity(spec.outputs.len());
-        for declared in &spec.outputs {
-            let Some(link) = links.iter().find(|l| l.slot == declared.name) else {
-                break;
-            };
-            let a = &link.artifact;
-            let kind = ArtifactKind::parse(&a.kind).unwrap_or(ArtifactKind::File);
-            // A hit whose bytes are gone is a miss.
-            if !ctx.artifacts.contains(&a.digest, kind).await.unwrap_or(false) {
-                break;
-            }
-            let id = new_id();
-            resolved.push((
-                declared.name.clone(),
-                Resolved {
-                    id: id.clone(),
-                    digest: a.digest.clone(),
-                    kind,
-                },
-            ));
-            outputs.push((
-                declared.name.clone(),
-                id,
-                NewArtifact {
-                    name: format!("{}/{}.{}", ctx.pipeline, step.name, declared.name),
-                    digest: a.digest.clone(),
-                    kind: a.kind.clone(),
-                    media_type: a.media_type.clone(),
-                    size: a.size,
-                    source_uri: None,
-                },
-            ));
+    cancel: &Cancel,
+    secrets: Option<&weft_secrets::Secrets>,
+) -> Attempt {
+    match sandboxes.take() {
+        Ok(dirs) => {
+            let a = attempt(artifacts, loaded, &dirs, step, spec, key, cancel, Keep::Store, secrets).await;
+            sandboxes.give(dirs);
+            a
         }
-        if outputs.len() != spec.outputs.len() {
+        Err(e) => Attempt::failed(StepFailure::Host(format!(
+            "weft could not create a sandbox directory: {e}"
+        ))),
+    }
+}
+
+/// A step run looking for a cache hit.
+struct Lookup<'a> {
+    step: &'a Step,
+    step_run_id: &'a str,
+    spec: &'a StepSpec,
+    key: &'a str,
+    spec_json: &'a str,
+    input_ids: &'a [(String, String)],
+    started: Instant,
+}
+
+/// Serves a step from an earlier step run with the same cache key whose
+/// outputs are all still stored, recording it (queued, see [`Ledger`]) as
+/// a step run of this run with outputs of its own: new versions under its
+/// names, the same bytes. The previous run's candidate is tried first,
+/// without a query; then the store's.
+async fn serve_from_cache(ctx: &RunContext, lookup: &Lookup<'_>) -> Result<Option<StepResult>, ExecError> {
+    let previous = ctx.previous.get(lookup.key);
+    if let Some((original, links)) = previous {
+        if let Some(result) = serve_from(ctx, lookup, original, links).await? {
+            return Ok(Some(result));
+        }
+    }
+    for (original, links) in ctx.store.cache_candidates(lookup.key, ctx.trust_imported).await? {
+        if previous.is_some_and(|(tried, _)| *tried == original) {
             continue;
         }
-        let full = ctx.ledger.push_hit(CacheHit {
-            step_run_id: step_run_id.to_string(),
-            run_id: ctx.run_id.clone(),
-            step_name: step.name.clone(),
-            params: crate::canonical_json(&step.params),
-            original: original.clone(),
-            component_digest: spec.component.clone(),
-            cache_key: key.to_string(),
-            sandbox: spec_json.to_string(),
-            determinism: determinism_name(spec).to_string(),
-            inputs: input_ids.to_vec(),
-            outputs,
-        });
-        if full {
-            ctx.ledger.flush().await?;
+        if let Some(result) = serve_from(ctx, lookup, &original, &links).await? {
+            return Ok(Some(result));
         }
-        return Ok(Some(StepResult {
-            status: status::CACHED.into(),
-            duration: started.elapsed(),
-            error: None,
-            outputs: resolved,
-            cached_from: Some(original),
-        }));
     }
     Ok(None)
+}
+
+/// Serves a step from one candidate step run (`original`, with its output
+/// `links`), or `None` when it lacks a declared output or its bytes.
+async fn serve_from(
+    ctx: &RunContext,
+    lookup: &Lookup<'_>,
+    original: &str,
+    links: &[ArtifactLink],
+) -> Result<Option<StepResult>, ExecError> {
+    let Lookup {
+        step,
+        step_run_id,
+        spec,
+        key,
+        spec_json,
+        input_ids,
+        started,
+    } = *lookup;
+    let mut outputs: Vec<(String, String, NewArtifact)> = Vec::with_capacity(spec.outputs.len());
+    let mut resolved = Vec::with_capacity(spec.outputs.len());
+    for declared in &spec.outputs {
+        let Some(link) = links.iter().find(|l| l.slot == declared.name) else {
+            return Ok(None);
+        };
+        let a = &link.artifact;
+        let kind = ArtifactKind::parse(&a.kind).unwrap_or(ArtifactKind::File);
+        // A hit whose bytes are gone is a miss.
+        if !ctx.artifacts.contains(&a.digest, kind).await.unwrap_or(false) {
+            return Ok(None);
+        }
+        let id = new_id();
+        resolved.push((
+            declared.name.clone(),
+            Resolved {
+                id: id.clone(),
+                digest: a.digest.clone(),
+                kind,
+            },
+        ));
+        outputs.push((
+            declared.name.clone(),
+            id,
+            NewArtifact {
+                name: format!("{}/{}.{}", ctx.pipeline, step.name, declared.name),
+                digest: a.digest.clone(),
+                kind: a.kind.clone(),
+                media_type: a.media_type.clone(),
+                size: a.size,
+                source_uri: None,
+            },
+        ));
+    }
+    let full = ctx.ledger.push_hit(CacheHit {
+        step_run_id: step_run_id.to_string(),
+        run_id: ctx.run_id.clone(),
+        step_name: step.name.clone(),
+        params: crate::canonical_json(&step.params),
+        original: original.to_string(),
+        component_digest: spec.component.clone(),
+        cache_key: key.to_string(),
+        sandbox: spec_json.to_string(),
+        determinism: determinism_name(spec).to_string(),
+        inputs: input_ids.to_vec(),
+        outputs,
+    });
+    if full {
+        ctx.ledger.flush().await?;
+    }
+    Ok(Some(StepResult {
+        status: status::CACHED.into(),
+        duration: started.elapsed(),
+        error: None,
+        outputs: resolved,
+        cached_from: Some(original.to_string()),
+    }))
 }
 
 /// One execution of a step in a sandbox.
@@ -492,7 +626,7 @@ pub(crate) struct Attempt {
 }
 
 impl Attempt {
-    fn failed(failure: StepFailure) -> Self {
+    pub(crate) fn failed(failure: StepFailure) -> Self {
         Self {
             result: Err(failure),
             events: Vec::new(),
@@ -500,6 +634,29 @@ impl Attempt {
             logs: String::new(),
         }
     }
+}
+
+/// A step's environment with every `${secret:NAME}` resolved, and the
+/// values used (to mask them in its logs).
+#[allow(clippy::type_complexity)]
+fn granted_env(
+    env: &[(String, String)],
+    secrets: Option<&weft_secrets::Secrets>,
+) -> Result<(Vec<(String, String)>, Vec<zeroize::Zeroizing<String>>), String> {
+    let mut granted = Vec::with_capacity(env.len());
+    let mut values = Vec::new();
+    for (name, value) in env {
+        if !value.contains(weft_secrets::REFERENCE_START) {
+            granted.push((name.clone(), value.clone()));
+            continue;
+        }
+        let secrets =
+            secrets.ok_or_else(|| format!("env {name} refers to a secret, and no secrets are available here"))?;
+        let resolved = secrets.resolve(value).map_err(|e| format!("env {name}: {e}"))?;
+        granted.push((name.clone(), resolved.text.to_string()));
+        values.extend(resolved.values);
+    }
+    Ok((granted, values))
 }
 
 /// One execution: stage the inputs `spec` names from the artifact store
@@ -516,7 +673,14 @@ pub(crate) async fn attempt(
     key: &str,
     cancel: &Cancel,
     keep: Keep,
+    secrets: Option<&weft_secrets::Secrets>,
 ) -> Attempt {
+    // The environment as granted, its secrets resolved: the spec (and so
+    // the cache key and the record) keeps the references, never values.
+    let (env, values) = match granted_env(&spec.env, secrets) {
+        Ok(granted) => granted,
+        Err(e) => return Attempt::failed(StepFailure::Host(e)),
+    };
     for input in &spec.inputs {
         if let Err(e) = artifacts
             .materialize(&input.digest, input.kind, &dirs.inputs.join(&input.name))
@@ -536,11 +700,16 @@ pub(crate) async fn attempt(
         dirs,
         limits: &limits,
         cancel,
-        env: &spec.env,
+        env: &env,
         determinism: spec.determinism(key),
     };
     let outcome = loaded.run(&call).await;
-    let mut logs = outcome.logs;
+    // What the step printed never shows a secret it was given.
+    let mut logs = if values.is_empty() {
+        outcome.logs
+    } else {
+        weft_secrets::mask(&outcome.logs, &values)
+    };
     if let Err(failure) = outcome.result {
         return Attempt {
             result: Err(failure),

@@ -37,6 +37,7 @@ pub struct Verifier {
     store: Store,
     artifacts: ArtifactStore,
     sandboxes: SandboxPool,
+    secrets: Option<weft_secrets::Secrets>,
 }
 
 impl Verifier {
@@ -48,7 +49,14 @@ impl Verifier {
             store,
             artifacts,
             sandboxes: SandboxPool::new(root),
+            secrets: None,
         }
+    }
+
+    /// Resolves the secrets a step's `env` refers to from `secrets`.
+    pub fn with_secrets(mut self, secrets: Option<weft_secrets::Secrets>) -> Self {
+        self.secrets = secrets;
+        self
     }
 
     /// Verifies the step runs of run `run_key` (id, prefix or `latest`),
@@ -234,6 +242,7 @@ impl Verifier {
             &key,
             cancel,
             Keep::Hash,
+            self.secrets.as_ref(),
         )
         .await;
         self.sandboxes.give(dirs);

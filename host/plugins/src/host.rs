@@ -117,7 +117,13 @@ impl WasiHttpHooks for HttpGate {
         if !granted {
             let authority = uri.authority().map(|a| a.to_string()).unwrap_or_default();
             let line = format!("{} {uri}: {authority} is not granted", request.method());
-            tracing::warn!("plugin request refused: {line}");
+            // The log names the host only: a URL's path or query may hold
+            // a secret from the plugin's configuration (the refusal itself
+            // is recorded with the call, masked).
+            tracing::warn!(
+                "plugin request refused: {} to {authority} is not granted",
+                request.method()
+            );
             self.refused.lock().unwrap_or_else(|p| p.into_inner()).push(line);
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }

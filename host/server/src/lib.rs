@@ -9,6 +9,8 @@
 //!   params and metrics, metric histories, step logs, artifacts with their
 //!   content and lineage), described by the OpenAPI document at
 //!   `/api/v1/openapi.json`, generated from the handlers themselves;
+//! - triggered and scheduled runs of registered pipelines
+//!   (`POST /api/v1/pipelines/{name}/runs`, `/api/v1/schedules`);
 //! - `/api/v1/sync`, where `weft run --server URL` sends its runs;
 //! - the MLflow REST API under `/api/2.0/mlflow` (tracking, registry,
 //!   logged models, traces; the trace endpoints under `/api/3.0/mlflow`
@@ -30,6 +32,7 @@ mod native;
 mod requests;
 mod security;
 mod sync;
+mod triggers;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -58,6 +61,9 @@ pub struct AppState {
     pub token: Option<Arc<str>>,
     /// Allowed hosts and origins, and whether reads need the token.
     pub security: Arc<Security>,
+    /// What starts runs of registered pipelines (`POST
+    /// /api/v1/pipelines/{name}/runs`); none: the endpoint answers 501.
+    pub launcher: Option<Arc<dyn weft_triggers::Launcher>>,
 }
 
 /// The whole application.
@@ -69,7 +75,7 @@ pub fn router(state: AppState) -> Router {
             "/version",
             get(|| async { Json(serde_json::json!({ "name": "weft", "version": env!("CARGO_PKG_VERSION") })) }),
         )
-        .nest("/api/v1", native::routes())
+        .nest("/api/v1", native::routes().merge(triggers::routes()))
         .nest(
             "/api/2.0/mlflow",
             mlflow::routes()

@@ -38,7 +38,14 @@ use crate::{ApiError, AppState};
         artifact_lineage,
         list_models,
         get_model,
-        get_tracked_run
+        get_tracked_run,
+        crate::triggers::start_run,
+        crate::triggers::list_schedules,
+        crate::triggers::create_schedule,
+        crate::triggers::get_schedule,
+        crate::triggers::pause_schedule,
+        crate::triggers::resume_schedule,
+        crate::triggers::delete_schedule
     ),
     components(schemas(
         PipelineList,
@@ -52,6 +59,13 @@ use crate::{ApiError, AppState};
         ModelList,
         ModelDetail,
         TrackedRunDetail,
+        crate::triggers::StartRun,
+        crate::triggers::StartedRun,
+        crate::triggers::CreateSchedule,
+        crate::triggers::ScheduleDetail,
+        crate::triggers::ScheduleList,
+        weft_store::Schedule,
+        weft_store::Firing,
         ErrorBody
     ))
 )]
@@ -80,7 +94,7 @@ pub(crate) fn routes() -> Router<AppState> {
 
 /// The body of every error.
 #[derive(Serialize, ToSchema)]
-struct ErrorBody {
+pub(crate) struct ErrorBody {
     error_code: String,
     message: String,
 }

@@ -117,7 +117,11 @@ fn glob(pattern: &str, text: &str) -> bool {
 /// Whether a path is one of the JSON APIs (not the artifact proxy or the
 /// blob upload of sync, which take raw bytes).
 fn json_api(path: &str) -> bool {
-    path.starts_with("/api/2.0/mlflow/") || path.starts_with("/ajax-api/2.0/mlflow/") || path == "/api/v1/sync/runs"
+    path.starts_with("/api/2.0/mlflow/")
+        || path.starts_with("/ajax-api/2.0/mlflow/")
+        || path == "/api/v1/sync/runs"
+        || path == "/api/v1/schedules"
+        || (path.starts_with("/api/v1/pipelines/") && path.ends_with("/runs"))
 }
 
 /// POST endpoints of the MLflow API that only read.

@@ -9,7 +9,9 @@
 //! database.
 
 mod datasets;
+mod dispatch;
 mod experiments;
+mod fresh;
 mod logged_models;
 mod metric_series;
 mod pipeline_runs;
@@ -20,6 +22,7 @@ mod registry;
 mod registry_search;
 mod run_artifacts;
 mod run_list;
+mod schedules;
 pub mod search;
 mod sql;
 mod store;
@@ -29,6 +32,7 @@ mod tracking;
 mod verifications;
 
 pub use datasets::DatasetInput;
+pub use dispatch::Claim;
 pub use experiments::{Experiment, ViewType};
 pub use logged_models::{model_status, LoggedModel, ModelMetric, NewLoggedModel};
 pub use metric_series::{MetricSeries, MetricSummary};
@@ -37,6 +41,7 @@ pub use plugin_calls::PluginCall;
 pub use registry::{validate_alias, validate_model_name, ModelVersion, RegisteredModel};
 pub use run_artifacts::ArtifactEntry;
 pub use run_list::{RunPage, RunQuery, RunSort, RunSummary};
+pub use schedules::{firing, Firing, NewSchedule, PipelineDefinition, Schedule};
 pub use sql::Backend;
 pub use store::{CacheHit, LedgerWrite, NewArtifact, StepRunRecord, Store};
 pub use sync::RunExport;

@@ -1,5 +1,6 @@
 //! The store and its queries.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -169,6 +170,17 @@ pub(crate) const OWN_TAGS: &str = "key NOT LIKE 'mlflow.%' AND key NOT LIKE 'wef
 
 pub(crate) const RUN_COLUMNS: &str = "r.id, p.name AS pipeline, r.number, r.status, r.started_at, r.ended_at, r.error";
 pub(crate) const STEP_RUN_COLUMNS: &str = "id, run_id, step_name, status, params, started_at, ended_at, component_digest, cache_key, cached_from, attempts, error, determinism, origin";
+/// Which succeeded step runs `o` may serve a cache hit (`trusted`: the
+/// placeholder of whether imported ones are trusted unverified): none that
+/// a verification found to differ, and an imported one only once a
+/// verification here matched.
+fn candidate_rules(trusted: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM verifications v WHERE v.step_run_id = o.id AND v.outcome = 'mismatch') \
+         AND (o.origin = 'local' OR {trusted} \
+              OR EXISTS (SELECT 1 FROM verifications v WHERE v.step_run_id = o.id AND v.outcome = 'match'))"
+    )
+}
 const ARTIFACT_COLUMNS: &str = "a.id, a.name, a.version, a.digest, a.kind, a.media_type, a.size, a.producer_step_run_id, a.source_uri, a.created_at";
 
 impl Store {
@@ -187,6 +199,11 @@ impl Store {
         let path = url.strip_prefix("sqlite://").unwrap_or(url);
         if path.is_empty() || path.contains(['?', '#']) {
             return Err(StoreError::BadUrl(url.to_string()));
+        }
+        // A new database starts as the saved result of the migrations;
+        // if that cannot be written, the migrations below make it.
+        if let Err(e) = crate::fresh::create(std::path::Path::new(path)) {
+            tracing::debug!("new database {path} not created from the saved schema: {e}");
         }
         let options = format!("sqlite://{path}?mode=rwc")
             .parse::<AnyConnectOptions>()?
@@ -544,10 +561,22 @@ impl Store {
         record: &StepRunRecord,
     ) -> Result<Vec<(String, String)>, StoreError> {
         let mut tx = self.begin_write().await?;
-        let outputs = self.complete_in(&mut tx, run_id, id, record).await?;
-        write_runs(&mut tx, self.backend, run_id, RunScope::Steps(&[id.to_string()])).await?;
-        write_logged(&mut tx, self.backend, id, record).await?;
+        let outputs = self.complete_step_run_in(&mut tx, run_id, id, record).await?;
         tx.commit().await?;
+        Ok(outputs)
+    }
+
+    /// The writes of [`Store::complete_step_run`], in `tx`.
+    pub(crate) async fn complete_step_run_in(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        run_id: &str,
+        id: &str,
+        record: &StepRunRecord,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let outputs = self.complete_in(tx, run_id, id, record).await?;
+        write_runs(tx, self.backend, run_id, RunScope::Steps(&[id.to_string()])).await?;
+        write_logged(tx, self.backend, id, record).await?;
         Ok(outputs)
     }
 
@@ -754,6 +783,53 @@ impl Store {
         Ok(())
     }
 
+    /// The cache candidates a rerun most likely needs, in one query: the
+    /// step runs that produced the outputs of `pipeline`'s latest run
+    /// other than `current` (each step run, or its original when it was a
+    /// cache hit), keyed by cache key, under the rules of
+    /// [`Store::cache_candidates`]. A run asks for this once at its start,
+    /// and a step whose key is here needs no query of its own.
+    pub async fn previous_run_candidates(
+        &self,
+        pipeline: &str,
+        current: &str,
+        trust_imported: bool,
+    ) -> Result<HashMap<String, (String, Vec<ArtifactLink>)>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            cache_key: String,
+            candidate: String,
+            #[sqlx(flatten)]
+            link: ArtifactLink,
+        }
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "SELECT o.cache_key, o.id AS candidate, l.name AS slot, {ARTIFACT_COLUMNS} FROM step_runs s \
+             JOIN step_runs o ON o.id = COALESCE(s.cached_from, s.id) \
+             JOIN step_run_outputs l ON l.step_run_id = o.id JOIN artifacts a ON a.id = l.artifact_id \
+             WHERE s.run_id = (SELECT r.id FROM runs r JOIN pipelines p ON p.id = r.pipeline_id \
+                               WHERE p.name = $1 AND r.id <> $2 ORDER BY r.number DESC LIMIT 1) \
+               AND o.status = $3 AND o.cache_key IS NOT NULL \
+               AND {} \
+             ORDER BY o.id, l.name",
+            candidate_rules("$4")
+        ))
+        .bind(pipeline)
+        .bind(current)
+        .bind(status::SUCCEEDED)
+        .bind(trust_imported)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut candidates: HashMap<String, (String, Vec<ArtifactLink>)> = HashMap::new();
+        for row in rows {
+            candidates
+                .entry(row.cache_key)
+                .or_insert_with(|| (row.candidate, Vec::new()))
+                .1
+                .push(row.link);
+        }
+        Ok(candidates)
+    }
+
     /// Step runs that executed successfully with this cache key and may
     /// serve it, newest first, each with its output artifacts. A step run
     /// that a verification found to differ never serves; an imported one
@@ -774,13 +850,11 @@ impl Store {
         }
         let rows: Vec<Row> = sqlx::query_as(&format!(
             "SELECT c.id AS candidate, l.name AS slot, {ARTIFACT_COLUMNS} FROM \
-             (SELECT s.id, s.ended_at FROM step_runs s WHERE s.cache_key = $1 AND s.status = $2 \
-                AND NOT EXISTS (SELECT 1 FROM verifications v WHERE v.step_run_id = s.id AND v.outcome = 'mismatch') \
-                AND (s.origin = 'local' OR $3 \
-                     OR EXISTS (SELECT 1 FROM verifications v WHERE v.step_run_id = s.id AND v.outcome = 'match')) \
-              ORDER BY s.ended_at DESC LIMIT 5) c \
+             (SELECT o.id, o.ended_at FROM step_runs o WHERE o.cache_key = $1 AND o.status = $2 AND {} \
+              ORDER BY o.ended_at DESC LIMIT 5) c \
              JOIN step_run_outputs l ON l.step_run_id = c.id JOIN artifacts a ON a.id = l.artifact_id \
-             ORDER BY c.ended_at DESC, c.id, l.name"
+             ORDER BY c.ended_at DESC, c.id, l.name",
+            candidate_rules("$3")
         ))
         .bind(cache_key)
         .bind(status::SUCCEEDED)
@@ -1207,7 +1281,11 @@ async fn write_logged(
 }
 
 /// Writes the tracking run of one step run (and its run) in `tx`.
-async fn write_step_tracking_run(tx: &mut Transaction<'_, Any>, backend: Backend, id: &str) -> Result<(), StoreError> {
+pub(crate) async fn write_step_tracking_run(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    id: &str,
+) -> Result<(), StoreError> {
     let run_id: String = sqlx::query_scalar("SELECT run_id FROM step_runs WHERE id = $1")
         .bind(id)
         .fetch_one(&mut **tx)
@@ -1241,7 +1319,7 @@ async fn insert_artifact(
 }
 
 /// Records the inputs a step run read, in one statement.
-async fn link_inputs(
+pub(crate) async fn link_inputs(
     tx: &mut Transaction<'_, Any>,
     backend: Backend,
     step_run_id: &str,

@@ -131,7 +131,7 @@ async fn lineage_cache_and_recovery(store: &Store) {
     // run2's process is dead: recovery marks it crashed; runs of pid 1
     // (alive) stay.
     let recovered = store.recover_crashed("host", |pid| pid == 1).await.unwrap();
-    assert_eq!(recovered, [run2.id.clone()]);
+    assert_eq!(recovered, std::slice::from_ref(&run2.id));
     assert_eq!(store.run(&run2.id).await.unwrap().status, status::CRASHED);
     assert_eq!(store.run(&run.id).await.unwrap().status, status::RUNNING);
 
@@ -154,6 +154,20 @@ async fn imported_step_runs_serve_the_cache_only_once_verified_and_a_mismatch_ne
     }
 }
 
+/// How many step runs may serve the cache key `key`, by the per-key
+/// lookup; the lookup of the previous run's candidates must agree on
+/// whether one may (a rerun asks that one first).
+async fn serving(store: &Store, trusted: bool) -> usize {
+    let by_key = store.cache_candidates("key", trusted).await.unwrap();
+    let previous = store.previous_run_candidates("p", "", trusted).await.unwrap();
+    assert_eq!(
+        by_key.first().map(|(id, _)| id),
+        previous.get("key").map(|(id, _)| id),
+        "both lookups serve the same step run"
+    );
+    by_key.len()
+}
+
 async fn imported_trust(local: &Store, remote: &Store) {
     // A run made elsewhere...
     let pipeline = remote.ensure_pipeline("p").await.unwrap();
@@ -174,11 +188,7 @@ async fn imported_trust(local: &Store, remote: &Store) {
     };
     remote.complete_step_run(&run.id, &ids[0], &record).await.unwrap();
     remote.finish_run(&run.id, status::SUCCEEDED, None).await.unwrap();
-    assert_eq!(
-        remote.cache_candidates("key", false).await.unwrap().len(),
-        1,
-        "trusted where it ran"
-    );
+    assert_eq!(serving(remote, false).await, 1, "trusted where it ran");
 
     // ... imported here: recorded as imported, with its sandbox.
     let export = remote.export_run(&run.id).await.unwrap();
@@ -189,25 +199,14 @@ async fn imported_trust(local: &Store, remote: &Store) {
         local.step_run_sandbox(&ids[0]).await.unwrap().as_deref(),
         Some("{\"spec\":1}")
     );
-    assert!(
-        local.cache_candidates("key", false).await.unwrap().is_empty(),
-        "not trusted unverified"
-    );
-    assert_eq!(
-        local.cache_candidates("key", true).await.unwrap().len(),
-        1,
-        "unless the stack trusts imports"
-    );
+    assert!(serving(local, false).await == 0, "not trusted unverified");
+    assert_eq!(serving(local, true).await, 1, "unless the stack trusts imports");
 
     local
         .record_verification(&ids[0], verification::MATCH, None, &[], "here")
         .await
         .unwrap();
-    assert_eq!(
-        local.cache_candidates("key", false).await.unwrap().len(),
-        1,
-        "trusted once verified"
-    );
+    assert_eq!(serving(local, false).await, 1, "trusted once verified");
     let recorded = local.verifications(&run.id).await.unwrap();
     assert_eq!(recorded.len(), 1);
     assert_eq!(
@@ -224,8 +223,8 @@ async fn imported_trust(local: &Store, remote: &Store) {
         .record_verification(&ids[0], verification::MISMATCH, Some("out differs"), &[], "here")
         .await
         .unwrap();
-    assert!(local.cache_candidates("key", false).await.unwrap().is_empty());
-    assert!(local.cache_candidates("key", true).await.unwrap().is_empty());
+    assert!(serving(local, false).await == 0);
+    assert!(serving(local, true).await == 0);
     assert!(local.check_integrity().await.unwrap().is_empty());
 }
 

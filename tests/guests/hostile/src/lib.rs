@@ -52,6 +52,18 @@ fn hostile(params: Params) -> weft_sdk::Result<()> {
             Ok(value) => weft_sdk::write_output("out", value),
             Err(e) => bail!("read env var PATH: {e}"),
         },
+        // Not an attack: a step granted TOKEN (a secret) prints it, which
+        // weft must mask in its logs, and writes it reversed, which shows
+        // it arrived without writing it.
+        "granted-env" => match std::env::var("TOKEN") {
+            Ok(token) => {
+                println!("the token is {token}");
+                eprintln!("token={token}");
+                let reversed: String = token.chars().rev().collect();
+                weft_sdk::write_output("out", format!("{reversed} {}", token.len()))
+            }
+            Err(e) => bail!("read env var TOKEN: {e}"),
+        },
         "list-env" => {
             let vars: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
             if vars.is_empty() {

@@ -1,0 +1,174 @@
+//! Step runs handed to a worker (`weft step exec`): the dispatching
+//! process prepares a step run (its sandbox spec, its inputs), a worker
+//! claims it, executes it and records how it ended. A step run is claimed
+//! by one conditional update, so a duplicate or late worker finds it taken
+//! or finished and changes nothing.
+
+use crate::store::{link_inputs, write_step_tracking_run};
+use crate::{new_id, now_ms, status, StepRunRecord, Store, StoreError};
+
+/// What a worker found when it tried to claim a step run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// It is this worker's to execute: it was pending and prepared. The
+    /// token its record must present (see
+    /// [`Store::finish_claimed_step_run`]).
+    Claimed(String),
+    /// Another worker took it, or it ended already (its status).
+    Taken(String),
+    /// It was never prepared for a worker (no sandbox spec recorded).
+    NotPrepared,
+}
+
+impl Store {
+    /// Records what a worker needs to execute step run `id` — its
+    /// component's digest, its sandbox spec and the spec's hash, its
+    /// determinism, the artifacts it reads (`(input name, artifact id)`) —
+    /// keeping it pending. Fails if it is not pending.
+    pub async fn prepare_step_run(
+        &self,
+        id: &str,
+        component_digest: &str,
+        cache_key: &str,
+        sandbox: &str,
+        determinism: &str,
+        inputs: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let updated = sqlx::query(
+            "UPDATE step_runs SET component_digest = $1, cache_key = $2, sandbox = $3, determinism = $4 \
+             WHERE id = $5 AND status = $6 AND sandbox IS NULL",
+        )
+        .bind(component_digest)
+        .bind(cache_key)
+        .bind(sandbox)
+        .bind(determinism)
+        .bind(id)
+        .bind(status::PENDING)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated != 1 {
+            return Err(StoreError::InvalidState(format!(
+                "step run {id} cannot be prepared for a worker: it is not a pending step run that was never prepared"
+            )));
+        }
+        link_inputs(&mut tx, self.backend, id, inputs).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Takes prepared step run `id` for this worker: pending becomes
+    /// running, once. See [`Claim`].
+    pub async fn claim_step_run(&self, id: &str) -> Result<Claim, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let token = new_id();
+        let updated = sqlx::query(
+            "UPDATE step_runs SET status = $1, started_at = $2, claim = $3 \
+             WHERE id = $4 AND status = $5 AND sandbox IS NOT NULL",
+        )
+        .bind(status::RUNNING)
+        .bind(now_ms())
+        .bind(&token)
+        .bind(id)
+        .bind(status::PENDING)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 1 {
+            write_step_tracking_run(&mut tx, self.backend, id).await?;
+            tx.commit().await?;
+            return Ok(Claim::Claimed(token));
+        }
+        tx.rollback().await?;
+        let step_run = self.step_run(id).await?;
+        if step_run.status == status::PENDING {
+            return Ok(Claim::NotPrepared);
+        }
+        Ok(Claim::Taken(step_run.status))
+    }
+
+    /// Records how a claimed step run ended, if it is still this worker's
+    /// (`claim`, the token of [`Claim::Claimed`]): still running under the
+    /// same claim, not taken back or closed meanwhile. Returns whether it
+    /// was recorded. The inputs were linked when it was prepared:
+    /// `record.inputs` stays empty.
+    pub async fn finish_claimed_step_run(
+        &self,
+        run_id: &str,
+        id: &str,
+        claim: &str,
+        record: &StepRunRecord,
+    ) -> Result<bool, StoreError> {
+        self.finish_dispatched(run_id, id, Some(claim), record).await
+    }
+
+    /// Records the end of a dispatched step run that no worker recorded
+    /// (its worker was lost, or never started): only if it is still
+    /// pending or running, and so that its worker, if it is alive after
+    /// all, can no longer record. Returns whether it was recorded.
+    pub async fn close_dispatched_step_run(
+        &self,
+        run_id: &str,
+        id: &str,
+        record: &StepRunRecord,
+    ) -> Result<bool, StoreError> {
+        self.finish_dispatched(run_id, id, None, record).await
+    }
+
+    /// Takes a dispatched step run back from a worker that was lost
+    /// (its job killed or failed before recording): pending again, its
+    /// claim void, ready to be handed out again. Returns whether it was
+    /// still unfinished.
+    pub async fn release_step_run(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let updated = sqlx::query(
+            "UPDATE step_runs SET status = $1, claim = NULL, started_at = NULL \
+             WHERE id = $2 AND status IN ($1, $3) AND sandbox IS NOT NULL",
+        )
+        .bind(status::PENDING)
+        .bind(id)
+        .bind(status::RUNNING)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(updated == 1)
+    }
+
+    async fn finish_dispatched(
+        &self,
+        run_id: &str,
+        id: &str,
+        claim: Option<&str>,
+        record: &StepRunRecord,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let current: Option<(String, Option<String>)> =
+            sqlx::query_as("SELECT status, claim FROM step_runs WHERE id = $1 AND run_id = $2")
+                .bind(id)
+                .bind(run_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let current_status = current.as_ref().map(|(s, _)| s.as_str());
+        let ours = match claim {
+            Some(claim) => {
+                current_status == Some(status::RUNNING)
+                    && current.as_ref().and_then(|(_, c)| c.as_deref()) == Some(claim)
+            }
+            None => matches!(current_status, Some(status::PENDING | status::RUNNING)),
+        };
+        if !ours {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("UPDATE step_runs SET claim = NULL WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        debug_assert!(record.inputs.is_empty(), "linked when prepared");
+        self.complete_step_run_in(&mut tx, run_id, id, record).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
