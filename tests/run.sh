@@ -4,8 +4,9 @@
 # `weft` binary) and the official mlflow client against `weft server`, on
 # SQLite and on PostgreSQL. Installs what it needs: the wasm32-wasip2 Rust
 # target the guest components build for, a Python venv with the mlflow
-# client, Debian's PostgreSQL server and moto's S3-compatible server (both
-# started privately for the run), and
+# client, Debian's PostgreSQL server, moto's S3-compatible server and
+# Debian's Slurm (slurmctld, slurmd, munge: all started privately for the
+# run), and
 # Node.js, clang and wasi-libc, Chromium and playwright-core when missing (the Python and JavaScript guest toolchains are set
 # up by `weft build` itself, under target/guest-toolchains).
 set -euo pipefail
@@ -63,6 +64,9 @@ unset WEFT_STACK
 source tests/postgres.sh
 # A private S3-compatible server: the stack tests keep artifacts on it.
 source tests/s3.sh
+# A private single-node Slurm cluster: the orchestrator tests submit their
+# steps to it as batch jobs.
+source tests/slurm.sh
 
 # A test that cannot run here says so in this file (one line: the test and
 # why); it is counted as skipped, not passed. pytest reports its own skips.
@@ -71,7 +75,7 @@ export WEFT_SKIP_LOG="$(mktemp)"
 # Release mode: the same build as the demo, and Cranelift compiles guest
 # components fast only when optimised itself.
 log="$(mktemp)"
-trap 'rm -f "$log" "$WEFT_SKIP_LOG"; rm -rf "$WEFT_HOME"; stop_postgres; stop_s3' EXIT
+trap 'rm -f "$log" "$WEFT_SKIP_LOG"; rm -rf "$WEFT_HOME"; stop_postgres; stop_s3; stop_slurm' EXIT
 status=0
 cargo test --release --workspace --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 

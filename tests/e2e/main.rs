@@ -21,5 +21,6 @@ mod sandbox;
 mod schedules;
 mod secrets;
 mod server;
+mod slurm;
 mod stacks;
 mod workers;

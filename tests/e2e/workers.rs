@@ -36,7 +36,7 @@ async fn open(state: &Path) -> Store {
 }
 
 /// step -> (status, [(output, digest)]) of the latest run.
-async fn outcome(store: &Store) -> BTreeMap<String, (String, Vec<(String, String)>)> {
+pub(crate) async fn outcome(store: &Store) -> BTreeMap<String, (String, Vec<(String, String)>)> {
     let run = store.run("latest").await.unwrap();
     let mut steps = BTreeMap::new();
     for s in store.step_runs(&run.id).await.unwrap() {
@@ -147,7 +147,7 @@ async fn a_process_stack_runs_each_step_in_a_worker_with_the_results_of_a_local_
 }
 
 /// The names of the steps that produced the artifacts of a lineage tree.
-fn producers_in(node: &serde_json::Value, into: &mut BTreeSet<String>) {
+pub(crate) fn producers_in(node: &serde_json::Value, into: &mut BTreeSet<String>) {
     if let Some(step) = node["producer"]["step_name"].as_str() {
         into.insert(step.to_string());
     }

@@ -331,7 +331,8 @@ pub(crate) async fn run_dispatched(
         let record = StepRunRecord {
             status: ended.into(),
             error: Some(error),
-            attempts: i64::from(lost) + 1,
+            // The store adds the lost workers' attempts.
+            attempts: 1,
             ..Default::default()
         };
         ctx.store

@@ -118,12 +118,13 @@ impl Store {
 
     /// Takes a dispatched step run back from a worker that was lost
     /// (its job killed or failed before recording): pending again, its
-    /// claim void, ready to be handed out again. Returns whether it was
-    /// still unfinished.
+    /// claim void, ready to be handed out again; the lost attempt is
+    /// counted in its attempts when it ends. Returns whether it was still
+    /// unfinished.
     pub async fn release_step_run(&self, id: &str) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
         let updated = sqlx::query(
-            "UPDATE step_runs SET status = $1, claim = NULL, started_at = NULL \
+            "UPDATE step_runs SET status = $1, claim = NULL, started_at = NULL, attempts = attempts + 1 \
              WHERE id = $2 AND status IN ($1, $3) AND sandbox IS NOT NULL",
         )
         .bind(status::PENDING)
@@ -144,17 +145,17 @@ impl Store {
         record: &StepRunRecord,
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
-        let current: Option<(String, Option<String>)> =
-            sqlx::query_as("SELECT status, claim FROM step_runs WHERE id = $1 AND run_id = $2")
+        let current: Option<(String, Option<String>, i64)> =
+            sqlx::query_as("SELECT status, claim, attempts FROM step_runs WHERE id = $1 AND run_id = $2")
                 .bind(id)
                 .bind(run_id)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let current_status = current.as_ref().map(|(s, _)| s.as_str());
+        let current_status = current.as_ref().map(|(s, _, _)| s.as_str());
         let ours = match claim {
             Some(claim) => {
                 current_status == Some(status::RUNNING)
-                    && current.as_ref().and_then(|(_, c)| c.as_deref()) == Some(claim)
+                    && current.as_ref().and_then(|(_, c, _)| c.as_deref()) == Some(claim)
             }
             None => matches!(current_status, Some(status::PENDING | status::RUNNING)),
         };
@@ -168,6 +169,15 @@ impl Store {
             .await?;
         debug_assert!(record.inputs.is_empty(), "linked when prepared");
         self.complete_step_run_in(&mut tx, run_id, id, record).await?;
+        // The attempts of the workers lost before this one count too.
+        let lost = current.map_or(0, |(_, _, lost)| lost);
+        if lost > 0 {
+            sqlx::query("UPDATE step_runs SET attempts = attempts + $1 WHERE id = $2")
+                .bind(lost)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(true)
     }

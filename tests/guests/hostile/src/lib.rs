@@ -99,6 +99,15 @@ fn hostile(params: Params) -> weft_sdk::Result<()> {
             std::thread::sleep(std::time::Duration::from_millis(params.steps));
             weft_sdk::write_output("out", "rested")
         }
+        "spin" => {
+            // Not an attack: `steps` iterations of busy work, then
+            // succeeds; real time passes where virtual time would not.
+            let mut x: u64 = 0;
+            for i in 0..params.steps {
+                x = std::hint::black_box(x.wrapping_add(i));
+            }
+            weft_sdk::write_output("out", format!("spun {} times", params.steps))
+        }
         "membomb" => {
             let mut hoard: Vec<Vec<u8>> = Vec::new();
             loop {

@@ -1,0 +1,416 @@
+//! The `slurm` orchestrator on a real single-node Slurm cluster (Debian's
+//! slurmctld, slurmd and munge, started by tests/slurm.sh, which exports
+//! SLURM_CONF): each step that is not a cache hit is one batch job running
+//! `weft step exec`; killed jobs are retried by the step's policy; Ctrl-C
+//! cancels every job; one step can go to Slurm while the rest run locally.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use weft_store::Store;
+
+use crate::harness::*;
+use crate::iris::iris_copy;
+use crate::workers::{outcome, producers_in};
+
+/// The cluster's configuration, or a skip saying why there is none.
+fn cluster() -> Option<String> {
+    match std::env::var("SLURM_CONF") {
+        Ok(conf) => Some(conf),
+        Err(_) => {
+            skip("SLURM_CONF is not set (tests/run.sh starts a Slurm cluster and sets it)");
+            None
+        }
+    }
+}
+
+/// The job logs a run wrote (`<state>/slurm/<step run>-<job>.log`):
+/// (step run id, job id) pairs.
+fn jobs(state: &Path) -> Vec<(String, u64)> {
+    let Ok(entries) = std::fs::read_dir(state.join("slurm")) else {
+        return Vec::new();
+    };
+    let mut jobs: Vec<(String, u64)> = entries
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter_map(|name| {
+            let stem = name.strip_suffix(".log")?;
+            let (step_run, job) = stem.rsplit_once('-')?;
+            Some((step_run.to_string(), job.parse().ok()?))
+        })
+        .collect();
+    jobs.sort_by_key(|(_, job)| *job);
+    jobs
+}
+
+/// An iris project reusing the components built in the repository.
+fn iris_project() -> Project {
+    build_iris();
+    let project = Project { dir: iris_copy() };
+    std::os::unix::fs::symlink(repo_root().join("examples/iris/target"), project.path().join("target")).unwrap();
+    project
+}
+
+fn unique() -> String {
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+#[tokio::test]
+async fn iris_on_a_slurm_stack_with_postgres_and_s3_matches_the_local_stack() {
+    let Some(_) = cluster() else { return };
+    let (Ok(s3), Ok(pg)) = (std::env::var("WEFT_TEST_S3"), std::env::var("WEFT_TEST_POSTGRES")) else {
+        skip("WEFT_TEST_S3 and WEFT_TEST_POSTGRES are not set (tests/run.sh starts both servers)");
+        return;
+    };
+    let local = iris_project();
+    assert_eq!(run_json(&local.weft(&["run", "--json"]), 0)["executed"], 4);
+
+    // The team's stack: PostgreSQL, a bucket, and Slurm, which the jobs
+    // reach the same way the submitting process does.
+    let unique = unique();
+    let bucket = format!("weft-slurm-{unique}");
+    let created = ureq::put(&format!("{s3}/{bucket}")).call();
+    assert!(created.is_ok(), "creating bucket {bucket}: {created:?}");
+    let db = format!("{}/weft_slurm_{unique}", pg.trim_end_matches('/'));
+    let hpc = iris_project();
+    let out = hpc.weft(&[
+        "stack",
+        "create",
+        "hpc",
+        "--db",
+        &db,
+        "--artifacts",
+        &format!("s3://{bucket}/iris"),
+        "--orchestrator",
+        "slurm",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let first = run_json(&hpc.weft(&["run", "--json", "--stack", "hpc"]), 0);
+    assert_eq!((first["executed"].as_u64(), first["cached"].as_u64()), (Some(4), Some(0)));
+
+    // One job per step, and the same statuses and bytes as the local run.
+    let submitted = jobs(&hpc.state());
+    assert_eq!(submitted.len(), 4, "{submitted:?}");
+    let local_store = Store::open(&format!("sqlite://{}", local.state().join("weft.db").display()))
+        .await
+        .unwrap();
+    let store = Store::open(&db).await.unwrap();
+    let expected = outcome(&local_store).await;
+    assert!(expected
+        .values()
+        .all(|(s, outputs)| s == "succeeded" && !outputs.is_empty()));
+    assert_eq!(outcome(&store).await, expected);
+    let run = store.run("latest").await.unwrap();
+    let step_runs: BTreeSet<String> = store
+        .step_runs(&run.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    let jobbed: BTreeSet<String> = submitted.iter().map(|(s, _)| s.clone()).collect();
+    assert_eq!(jobbed, step_runs, "each step run was one job");
+    assert!(!hpc.state().join("weft.db").exists(), "metadata went to PostgreSQL");
+
+    // A second run is all cache hits and submits nothing.
+    let again = run_json(&hpc.weft(&["run", "--json", "--stack", "hpc"]), 0);
+    assert_eq!((again["executed"].as_u64(), again["cached"].as_u64()), (Some(0), Some(4)));
+    assert_eq!(jobs(&hpc.state()), submitted, "no job for a cache hit");
+}
+
+/// Two independent steps of `iterations` of busy work each, then one
+/// reading both.
+fn fan_manifest(iterations: u64) -> String {
+    format!(
+        "[pipeline]\nname = \"fan\"\n[inputs]\nraw = {{ path = \"raw.txt\" }}\n\
+         [steps.left]\ncomponent = {h}\ninputs = {{ in = \"inputs.raw\" }}\noutputs = [\"out\"]\n\
+         params = {{ attack = \"spin\", steps = {iterations} }}\nresources = {{ cpus = 1 }}\n\
+         [steps.right]\ncomponent = {h}\ninputs = {{ in = \"inputs.raw\" }}\noutputs = [\"out\"]\n\
+         params = {{ attack = \"spin\", steps = {} }}\nresources = {{ cpus = 1 }}\n\
+         [steps.both]\ncomponent = {e}\ninputs = {{ in = \"left.out\", other = \"right.out\" }}\noutputs = [\"out\"]\n",
+        iterations + 1,
+        h = toml_path(&guest("hostile")),
+        e = toml_path(&guest("echo")),
+    )
+}
+
+fn slurm_stack(project: &Project) {
+    let out = project.weft(&["stack", "create", "hpc", "--orchestrator", "slurm"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn independent_steps_run_as_concurrent_jobs() {
+    let Some(_) = cluster() else { return };
+    let project = Project::new(&fan_manifest(600_000_000));
+    project.write("raw.txt", "data");
+    slurm_stack(&project);
+    let outcome = run_json(&project.weft(&["run", "--json", "--stack", "hpc"]), 0);
+    assert_eq!(outcome["executed"], 3);
+    assert_eq!(jobs(&project.state()).len(), 3);
+
+    let detail = project.run_detail("latest");
+    let span = |name: &str| {
+        let s = step(&detail, name);
+        (s["started_at"].as_i64().unwrap(), s["ended_at"].as_i64().unwrap())
+    };
+    let (left, right, both) = (span("left"), span("right"), span("both"));
+    assert!(
+        left.0 < right.1 && right.0 < left.1,
+        "left {left:?} and right {right:?} ran at the same time"
+    );
+    assert!(both.0 >= left.1.max(right.1), "both {both:?} waited for its inputs");
+}
+
+/// The id of step `name`'s step run in the latest run once it is running.
+fn running_step_run(project: &Project, name: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let out = project.weft(&["runs", "show", "latest", "--json"]);
+        if out.status.success() {
+            let detail: Value = serde_json::from_slice(&out.stdout).unwrap();
+            let found = detail["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|s| s["step_name"] == name);
+            if let Some(s) = found {
+                if s["status"] == "running" {
+                    return s["id"].as_str().unwrap().to_string();
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "step {name} never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The pid of the worker (`weft step exec`) of step run `id`, once it
+/// runs and is not `not`.
+fn worker_of(id: &str, not: Option<u32>) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let out = Command::new("pgrep").args(["-f", &format!("step exec {id}")]).output().unwrap();
+        let pids: Vec<u32> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .filter(|pid| Some(*pid) != not)
+            .collect();
+        if let Some(&pid) = pids.first() {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "no worker for step run {id}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn retry_manifest(iterations: u64) -> String {
+    format!(
+        "[pipeline]\nname = \"doom\"\n[inputs]\nraw = {{ path = \"raw.txt\" }}\n\
+         [steps.a]\ncomponent = {e}\ninputs = {{ in = \"inputs.raw\" }}\noutputs = [\"out\"]\n\
+         [steps.doomed]\ncomponent = {h}\ninputs = {{ in = \"a.out\" }}\noutputs = [\"out\"]\n\
+         params = {{ attack = \"spin\", steps = {iterations} }}\nretry = {{ max = 1, backoff = \"100ms\" }}\n\
+         [steps.last]\ncomponent = {e}\ninputs = {{ in = \"doomed.out\" }}\noutputs = [\"out\"]\n",
+        h = toml_path(&guest("hostile")),
+        e = toml_path(&guest("echo")),
+    )
+}
+
+#[test]
+fn a_killed_job_is_retried_by_policy_and_its_reason_recorded_when_retries_run_out() {
+    let Some(_) = cluster() else { return };
+    let project = Project::new(&retry_manifest(4_000_000_000));
+    project.write("raw.txt", "data");
+    slurm_stack(&project);
+
+    // kill -9 of the worker mid-step: its job fails, the step's policy
+    // (one retry) submits it again, and the second job finishes it.
+    let child = project
+        .command(&["run", "--json", "--stack", "hpc"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let doomed = running_step_run(&project, "doomed");
+    let worker = worker_of(&doomed, None);
+    assert!(Command::new("kill").args(["-9", &worker.to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let outcome = run_json(&out, 0);
+    assert_eq!(statuses(&outcome)["doomed"], "succeeded", "{}", stderr(&out));
+    let detail = project.run_detail("latest");
+    assert_eq!(step(&detail, "doomed")["attempts"], 2, "the lost attempt counts");
+    let doomed_jobs = |project: &Project, id: &str| {
+        jobs(&project.state())
+            .into_iter()
+            .filter(|(s, _)| s == id)
+            .map(|(_, job)| job)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(doomed_jobs(&project, &doomed).len(), 2, "a second job ran the step");
+
+    // Retries run out: the first job's worker killed, the second job
+    // cancelled with scancel. The step fails with the reason, and the
+    // step after it is skipped.
+    let child = project
+        .command(&["run", "--json", "--stack", "hpc", "-p", "doomed.steps=4000000001"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let doomed = running_step_run(&project, "doomed");
+    let worker = worker_of(&doomed, None);
+    assert!(Command::new("kill").args(["-9", &worker.to_string()]).status().unwrap().success());
+    let _second = worker_of(&doomed, Some(worker));
+    let job = *doomed_jobs(&project, &doomed).last().unwrap();
+    let cancelled = Command::new("scancel").arg(job.to_string()).output().unwrap();
+    assert!(cancelled.status.success(), "{}", stderr(&cancelled));
+    let out = child.wait_with_output().unwrap();
+    let outcome = run_json(&out, 1);
+    assert_eq!(statuses(&outcome)["doomed"], "failed");
+    assert_eq!(statuses(&outcome)["last"], "skipped");
+    assert_eq!(statuses(&outcome)["a"], "succeeded");
+    let detail = project.run_detail("latest");
+    let doomed_step = step(&detail, "doomed");
+    assert_eq!(doomed_step["attempts"], 2);
+    let error = doomed_step["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("Slurm job {job} ended CANCELLED")) && error.contains("lost 2 times"),
+        "{error}"
+    );
+}
+
+/// The Slurm jobs named `names` that are pending, running or ending:
+/// (job id, name, state).
+fn live_jobs(names: &str) -> Vec<(String, String, String)> {
+    let out = Command::new("squeue")
+        .args(["-h", "-n", names, "-t", "PD,R,CG,S,CF", "-o", "%i %j %T"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace().map(String::from);
+            Some((words.next()?, words.next()?, words.next()?))
+        })
+        .collect()
+}
+
+#[test]
+fn ctrl_c_of_the_run_cancels_every_pending_and_running_job() {
+    let Some(_) = cluster() else { return };
+    // `stuck` runs until cancelled; `held` waits an hour to start.
+    let manifest = format!(
+        "[pipeline]\nname = \"stop\"\n[inputs]\nraw = {{ path = \"raw.txt\" }}\n\
+         [steps.stuck]\ncomponent = {h}\ninputs = {{ in = \"inputs.raw\" }}\noutputs = [\"out\"]\n\
+         params = {{ attack = \"loop\" }}\n\
+         [steps.held]\ncomponent = {h}\ninputs = {{ in = \"inputs.raw\" }}\noutputs = [\"out\"]\n\
+         params = {{ attack = \"none\" }}\nresources = {{ sbatch = [\"--begin=now+3600\"] }}\n\
+         [steps.after]\ncomponent = {e}\ninputs = {{ in = \"stuck.out\" }}\noutputs = [\"out\"]\n",
+        h = toml_path(&guest("hostile")),
+        e = toml_path(&guest("echo")),
+    );
+    let project = Project::new(&manifest);
+    project.write("raw.txt", "data");
+    slurm_stack(&project);
+    let mut child = project
+        .command(&["run", "--stack", "hpc"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Both jobs submitted, one running (its worker in the guest), one pending.
+    let stuck = running_step_run(&project, "stuck");
+    worker_of(&stuck, None);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let live = loop {
+        let live = live_jobs("weft-stuck,weft-held");
+        let states: BTreeSet<(String, String)> = live.iter().map(|(_, n, s)| (n.clone(), s.clone())).collect();
+        if states.contains(&("weft-stuck".into(), "RUNNING".into()))
+            && states.contains(&("weft-held".into(), "PENDING".into()))
+        {
+            break live;
+        }
+        assert!(Instant::now() < deadline, "jobs never running and pending: {live:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(300));
+
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(130));
+    let ids: Vec<&str> = live.iter().map(|(id, _, _)| id.as_str()).collect();
+    let left = live_jobs("weft-stuck,weft-held");
+    assert!(
+        left.iter().all(|(id, _, _)| !ids.contains(&id.as_str())),
+        "jobs outlived the run: {left:?}"
+    );
+    let detail = project.run_detail("latest");
+    assert_eq!(detail["run"]["status"], "cancelled");
+    for name in ["stuck", "held", "after"] {
+        assert_eq!(step(&detail, name)["status"], "cancelled", "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_step_operator_sends_one_step_to_slurm_and_the_rest_run_locally() {
+    let Some(_) = cluster() else { return };
+    let local = iris_project();
+    assert_eq!(run_json(&local.weft(&["run", "--json"]), 0)["executed"], 4);
+
+    // The default stack (SQLite, local files, local orchestrator); only
+    // `train` names Slurm, with its resources.
+    let mixed = iris_project();
+    let manifest = std::fs::read_to_string(mixed.path().join("weft.toml")).unwrap();
+    let manifest = manifest.replace(
+        "retry = { max = 1, backoff = \"1s\" }\n",
+        "retry = { max = 1, backoff = \"1s\" }\norchestrator = \"slurm\"\n\
+         resources = { cpus = 1, memory = \"512M\", time = \"10:00\" }\n",
+    );
+    assert!(manifest.contains("orchestrator = \"slurm\""));
+    mixed.write("weft.toml", &manifest);
+    let outcome = run_json(&mixed.weft(&["run", "--json"]), 0);
+    assert_eq!(outcome["executed"], 4);
+
+    let open = |state: &Path| {
+        let url = format!("sqlite://{}", state.join("weft.db").display());
+        async move { Store::open(&url).await.unwrap() }
+    };
+    let store = open(&mixed.state()).await;
+    assert_eq!(
+        outcome(&store).await,
+        outcome(&open(&local.state()).await).await,
+        "the same statuses and bytes as the local run"
+    );
+    // Exactly one job: train's.
+    let run = store.run("latest").await.unwrap();
+    let step_runs = store.step_runs(&run.id).await.unwrap();
+    let train = step_runs.iter().find(|s| s.step_name == "train").unwrap();
+    let submitted = jobs(&mixed.state());
+    assert_eq!(submitted.len(), 1, "{submitted:?}");
+    assert_eq!(submitted[0].0, train.id);
+    for s in &step_runs {
+        let tracked = store.tracked_run(&s.id).await.unwrap();
+        let worker = tracked.tags.iter().any(|(k, _)| k == weft_pipeline::WORKER_TAG);
+        assert_eq!(worker, s.step_name == "train", "{} ran where it should", s.step_name);
+    }
+    // Lineage runs through the Slurm step as through the local ones.
+    let out = mixed.weft(&["lineage", "iris/evaluate.report", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lineage: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut producers = BTreeSet::new();
+    producers_in(&lineage, &mut producers);
+    assert_eq!(
+        producers,
+        ["evaluate", "load", "split", "train"].map(String::from).into(),
+        "{lineage}"
+    );
+}
