@@ -153,8 +153,8 @@ async fn independent_steps_run_as_concurrent_jobs() {
     let project = Project::new(&fan_manifest(600_000_000));
     project.write("raw.txt", "data");
     slurm_stack(&project);
-    let outcome = run_json(&project.weft(&["run", "--json", "--stack", "hpc"]), 0);
-    assert_eq!(outcome["executed"], 3);
+    let ran = run_json(&project.weft(&["run", "--json", "--stack", "hpc"]), 0);
+    assert_eq!(ran["executed"], 3);
     assert_eq!(jobs(&project.state()).len(), 3);
 
     let detail = project.run_detail("latest");
@@ -276,7 +276,7 @@ fn a_killed_job_is_retried_by_policy_and_its_reason_recorded_when_retries_run_ou
     let outcome = run_json(&out, 1);
     assert_eq!(statuses(&outcome)["doomed"], "failed");
     assert_eq!(statuses(&outcome)["last"], "skipped");
-    assert_eq!(statuses(&outcome)["a"], "succeeded");
+    assert_eq!(statuses(&outcome)["a"], "cached");
     let detail = project.run_detail("latest");
     let doomed_step = step(&detail, "doomed");
     assert_eq!(doomed_step["attempts"], 2);
@@ -356,7 +356,7 @@ fn ctrl_c_of_the_run_cancels_every_pending_and_running_job() {
     let detail = project.run_detail("latest");
     assert_eq!(detail["run"]["status"], "cancelled");
     for name in ["stuck", "held", "after"] {
-        assert_eq!(step(&detail, name)["status"], "cancelled", "{name}");
+        assert_eq!(step(&detail, name)["status"], "cancelled", "{name}: {}", step(&detail, name));
     }
 }
 
@@ -377,8 +377,8 @@ async fn a_step_operator_sends_one_step_to_slurm_and_the_rest_run_locally() {
     );
     assert!(manifest.contains("orchestrator = \"slurm\""));
     mixed.write("weft.toml", &manifest);
-    let outcome = run_json(&mixed.weft(&["run", "--json"]), 0);
-    assert_eq!(outcome["executed"], 4);
+    let ran = run_json(&mixed.weft(&["run", "--json"]), 0);
+    assert_eq!(ran["executed"], 4);
 
     let open = |state: &Path| {
         let url = format!("sqlite://{}", state.join("weft.db").display());

@@ -43,8 +43,12 @@ pub(crate) struct StepResult {
 
 impl StepResult {
     fn failed(error: String, started: Instant) -> Self {
+        Self::ended(status::FAILED, error, started)
+    }
+
+    fn ended(status: &str, error: String, started: Instant) -> Self {
         Self {
-            status: status::FAILED.into(),
+            status: status.into(),
             duration: started.elapsed(),
             error: Some(error),
             outputs: Vec::new(),
@@ -192,15 +196,21 @@ pub(crate) async fn run_step(
     match try_run_step(ctx, step, step_run_id, inputs, started).await {
         Ok(result) => result,
         Err(error) => {
-            let message = format!("weft could not run this step: {error}");
+            // Interrupted while it was being set up (its compiler process
+            // got the Ctrl-C too): cancelled, not failed.
+            let (ended, message) = if ctx.cancel.is_cancelled() {
+                (status::CANCELLED, StepFailure::Cancelled.to_string())
+            } else {
+                (status::FAILED, format!("weft could not run this step: {error}"))
+            };
             let record = StepRunRecord {
-                status: status::FAILED.into(),
+                status: ended.into(),
                 error: Some(message.clone()),
                 ..Default::default()
             };
             let _ = ctx.ledger.flush().await;
             let _ = ctx.store.complete_step_run(&ctx.run_id, step_run_id, &record).await;
-            StepResult::failed(message, started)
+            StepResult::ended(ended, message, started)
         }
     }
 }

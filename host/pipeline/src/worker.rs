@@ -146,6 +146,14 @@ impl Worker {
         };
         let mut record = match self.run(&step_run, retry, cancel).await {
             Ok(record) => record,
+            // Interrupted while it was being set up (the signal reached
+            // its compiler process too): cancelled, not failed.
+            Err(_) if cancel.is_cancelled() => StepRunRecord {
+                status: status::CANCELLED.into(),
+                error: Some(StepFailure::Cancelled.to_string()),
+                attempts: 1,
+                ..Default::default()
+            },
             Err(e) => StepRunRecord {
                 status: status::FAILED.into(),
                 error: Some(format!("weft could not run this step: {e}")),
