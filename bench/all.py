@@ -12,6 +12,9 @@ own virtualenv). Runs, on this machine, in one go:
                           a fan-out of 50; first run, cached rerun, one change
      bench/hermetic.py    weft: what determinism costs a step, `weft verify`
                           of the iris run against executing it
+     bench/orchestrators.py  weft: 100 independent steps on the local, process
+                          and Slurm orchestrators (a private single-node
+                          cluster), against Slurm alone
   2. bench/tracking.py    weft server vs mlflow server, one client script
   3. bench/languages.py   per-step cost by step language
   4. memory               from 1 and 2: server RSS idle and under load,
@@ -122,6 +125,10 @@ def main():
         attempt("languages", sys.executable, "bench/languages.py", "--runs", 2 if q else 5, "--steps", 5 if q else 20,
                 "--json", OUT / "languages.json"),
         attempt("hermetic", sys.executable, "bench/hermetic.py", "--repeat", 3 if q else 7, "--json", OUT / "hermetic.json"),
+        # On a private single-node Slurm cluster, started and stopped here.
+        attempt("orchestrators", "bash", "-c",
+                'source tests/slurm.sh && trap stop_slurm EXIT && "$0" bench/orchestrators.py "$@"',
+                sys.executable, "--repeat", 1 if q else 3, "--json", OUT / "orchestrators.json"),
     ] if p]
     crit_args = ["cargo", "bench", "-p", "weft-bench", "--bench", "hot_paths", "--"]
     if q:
@@ -240,6 +247,31 @@ def write(problems, quick):
             "",
             "Through the client, its own Python work (building each batch, parsing each page) sets a floor "
             "no server can remove; the raw column is what each server takes.",
+            "",
+        ]
+
+    orch = load("orchestrators")
+    if orch:
+        n, w = orch["steps"], orch["weft_wall_s"]
+        lines += [
+            f"## Orchestrators: {n} independent trivial steps (weft)",
+            "",
+            "`weft run --no-cache` of one run, median seconds; Slurm is a private single-node cluster "
+            "on this machine (`tests/slurm.sh`), each step one batch job running `weft step exec`.",
+            "",
+            "| orchestrator | wall time | per step |",
+            "|---|---|---|",
+        ]
+        for name in ("local", "process", "slurm"):
+            lines.append(f"| {name} | {w[name]:.2f} s | {w[name] / n * 1000:.1f} ms |")
+        lines += [
+            f"| Slurm alone: {n} × `sbatch --wrap=true`, submitted to last job's end | {orch['slurm_alone_wall_s']:.2f} s | "
+            f"{orch['slurm_alone_wall_s'] / n * 1000:.1f} ms |",
+            "",
+            f"- `sbatch` submissions: {orch['sbatch_per_s']:.0f} per second; weft's Slurm runs end to end: "
+            f"{orch['weft_slurm_jobs_per_s']:.1f} jobs per second.",
+            f"- What weft adds on top of Slurm's own job start: {orch['weft_overhead_per_step_ms']:.0f} ms per step "
+            "(the worker process: opening the stores, claiming, loading the compiled component, recording).",
             "",
         ]
 
