@@ -86,11 +86,13 @@ WEFT_BIN="$PWD/target/release/weft" "$venv/bin/python" -m pytest -q -rs tests/ml
 # cargo prints one summary per test binary, pytest one line; close with
 # the totals. A Rust test that skipped itself passed for cargo: move it.
 read -r passed failed pytest_skipped < <(awk '
-    /^test result:/ || /^[0-9]+ (passed|failed|skipped)/ {
+    /^test result:/ || /^[0-9]+ (passed|failed|skipped|errors?)/ {
         for (i = 2; i <= NF; i++) {
             word = $i; gsub(/[,;]/, "", word)
             if (word == "passed") p += $(i - 1)
             if (word == "failed") f += $(i - 1)
+            # pytest: a test whose fixture broke is an error, not a pass.
+            if ((word == "error" || word == "errors") && $1 !~ /^test/) f += $(i - 1)
             if (word == "skipped" && $1 !~ /^test/) s += $(i - 1)
         }
     }

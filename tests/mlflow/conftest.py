@@ -104,9 +104,11 @@ def mlflow_reference(tmp_path_factory):
     deadline = time.monotonic() + 120
     while True:
         try:
-            if requests.get(url + "/health", timeout=2).ok:
+            if requests.get(url + "/health", timeout=5).ok:
                 break
-        except requests.ConnectionError:
+        # Not listening yet, or listening but still starting (its first
+        # answer can take seconds on a loaded machine): ask again.
+        except (requests.ConnectionError, requests.Timeout):
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
