@@ -126,20 +126,24 @@ async fn iris_on_a_slurm_stack_with_postgres_and_s3_matches_the_local_stack() {
     assert_eq!(jobs(&hpc.state()), submitted, "no job for a cache hit");
 }
 
-/// Two independent steps of `iterations` of busy work each, then one
-/// reading both.
+/// Three independent steps of `iterations` of busy work each (more than
+/// the 2 cores of CI: a run on Slurm is not bound by this machine's
+/// cores), then one reading them all.
 fn fan_manifest(iterations: u64) -> String {
-    format!(
-        "[pipeline]\nname = \"fan\"\n[inputs]\nraw = {{ path = \"raw.txt\" }}\n\
-         [steps.left]\ncomponent = {h}\ninputs = {{ in = \"inputs.raw\" }}\noutputs = [\"out\"]\n\
-         params = {{ attack = \"spin\", steps = {iterations} }}\nresources = {{ cpus = 1 }}\n\
-         [steps.right]\ncomponent = {h}\ninputs = {{ in = \"inputs.raw\" }}\noutputs = [\"out\"]\n\
-         params = {{ attack = \"spin\", steps = {} }}\nresources = {{ cpus = 1 }}\n\
-         [steps.both]\ncomponent = {e}\ninputs = {{ in = \"left.out\", other = \"right.out\" }}\noutputs = [\"out\"]\n",
-        iterations + 1,
-        h = toml_path(&guest("hostile")),
+    let mut manifest = "[pipeline]\nname = \"fan\"\n[inputs]\nraw = { path = \"raw.txt\" }\n".to_string();
+    for (i, name) in ["left", "middle", "right"].iter().enumerate() {
+        manifest += &format!(
+            "[steps.{name}]\ncomponent = {h}\ninputs = {{ in = \"inputs.raw\" }}\noutputs = [\"out\"]\n\
+             params = {{ attack = \"spin\", steps = {} }}\nresources = {{ cpus = 1 }}\n",
+            iterations + i as u64,
+            h = toml_path(&guest("hostile")),
+        );
+    }
+    manifest += &format!(
+        "[steps.all]\ncomponent = {e}\ninputs = {{ in = \"left.out\", b = \"middle.out\", c = \"right.out\" }}\noutputs = [\"out\"]\n",
         e = toml_path(&guest("echo")),
-    )
+    );
+    manifest
 }
 
 fn slurm_stack(project: &Project) {
@@ -154,20 +158,20 @@ async fn independent_steps_run_as_concurrent_jobs() {
     project.write("raw.txt", "data");
     slurm_stack(&project);
     let ran = run_json(&project.weft(&["run", "--json", "--stack", "hpc"]), 0);
-    assert_eq!(ran["executed"], 3);
-    assert_eq!(jobs(&project.state()).len(), 3);
+    assert_eq!(ran["executed"], 4);
+    assert_eq!(jobs(&project.state()).len(), 4);
 
     let detail = project.run_detail("latest");
     let span = |name: &str| {
         let s = step(&detail, name);
         (s["started_at"].as_i64().unwrap(), s["ended_at"].as_i64().unwrap())
     };
-    let (left, right, both) = (span("left"), span("right"), span("both"));
-    assert!(
-        left.0 < right.1 && right.0 < left.1,
-        "left {left:?} and right {right:?} ran at the same time"
-    );
-    assert!(both.0 >= left.1.max(right.1), "both {both:?} waited for its inputs");
+    let spans = ["left", "middle", "right"].map(span);
+    let last_start = spans.iter().map(|s| s.0).max().unwrap();
+    let first_end = spans.iter().map(|s| s.1).min().unwrap();
+    assert!(last_start < first_end, "the three ran at the same time: {spans:?}");
+    let all = span("all");
+    assert!(all.0 >= spans.iter().map(|s| s.1).max().unwrap(), "all {all:?} waited for its inputs");
 }
 
 /// The id of step `name`'s step run in the latest run once it is running.

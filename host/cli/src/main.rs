@@ -77,7 +77,7 @@ enum Command {
         /// Override a param: -p step.key=value (the value keeps the param's type).
         #[arg(short = 'p', long = "param", value_name = "STEP.KEY=VALUE")]
         params: Vec<String>,
-        /// Most steps running at once (default: number of cores).
+        /// Most steps running at once (default: number of cores; 256 on a slurm stack).
         #[arg(long)]
         max_parallel: Option<usize>,
         /// Print the outcome as JSON on stdout.

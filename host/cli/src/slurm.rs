@@ -198,6 +198,12 @@ impl Dispatcher for SlurmDispatcher {
     ) -> Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>> {
         Box::pin(self.run_job(job, cancel))
     }
+
+    /// Jobs run on the cluster's nodes, not this machine's cores; each
+    /// costs the run one follower polling `scontrol`.
+    fn default_parallel(&self) -> Option<usize> {
+        Some(256)
+    }
 }
 
 #[cfg(test)]

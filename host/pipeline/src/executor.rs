@@ -101,7 +101,8 @@ impl Default for RunOptions {
 pub struct ExecutorOptions {
     /// Where sandboxes are staged (removed after each step run).
     pub work_dir: PathBuf,
-    /// Most steps running at once; default: the number of cores.
+    /// Most steps running at once; default: the number of cores, or what
+    /// the stack's orchestrator says ([`crate::Dispatcher::default_parallel`]).
     pub max_parallel: Option<usize>,
     /// Let step runs imported through the sync API serve cache hits before
     /// a verification here matched them (a stack setting; off by default).
@@ -321,10 +322,20 @@ impl Executor {
             previous,
             dispatchers: self.options.dispatchers.clone(),
         });
+        // Steps executed on this machine share its cores; a cluster's
+        // jobs do not, so a run on one follows many at once.
+        let default_parallel = || {
+            self.options
+                .dispatchers
+                .default
+                .as_ref()
+                .and_then(|d| d.default_parallel())
+                .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+        };
         let max_parallel = manifest
             .max_parallel
             .or(self.options.max_parallel)
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+            .unwrap_or_else(default_parallel)
             .max(1);
         let mut summaries: Vec<Option<StepOutcomeSummary>> = vec![None; steps.len()];
         let finish = |summaries: &mut Vec<Option<StepOutcomeSummary>>, i: usize, result: &StepResult| {

@@ -81,6 +81,13 @@ pub trait Dispatcher: Send + Sync + std::fmt::Debug {
         job: &'a StepJob,
         cancel: &'a Cancel,
     ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
+    /// How many steps a run hands it at once when neither the manifest
+    /// nor the command line says: `None`, as many as this machine has
+    /// cores (its workers share them); a cluster's jobs do not.
+    fn default_parallel(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// The tag of a step run that a worker executed: which one
