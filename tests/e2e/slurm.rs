@@ -94,7 +94,10 @@ async fn iris_on_a_slurm_stack_with_postgres_and_s3_matches_the_local_stack() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let first = run_json(&hpc.weft(&["run", "--json", "--stack", "hpc"]), 0);
-    assert_eq!((first["executed"].as_u64(), first["cached"].as_u64()), (Some(4), Some(0)));
+    assert_eq!(
+        (first["executed"].as_u64(), first["cached"].as_u64()),
+        (Some(4), Some(0))
+    );
 
     // One job per step, and the same statuses and bytes as the local run.
     let submitted = jobs(&hpc.state());
@@ -122,7 +125,10 @@ async fn iris_on_a_slurm_stack_with_postgres_and_s3_matches_the_local_stack() {
 
     // A second run is all cache hits and submits nothing.
     let again = run_json(&hpc.weft(&["run", "--json", "--stack", "hpc"]), 0);
-    assert_eq!((again["executed"].as_u64(), again["cached"].as_u64()), (Some(0), Some(4)));
+    assert_eq!(
+        (again["executed"].as_u64(), again["cached"].as_u64()),
+        (Some(0), Some(4))
+    );
     assert_eq!(jobs(&hpc.state()), submitted, "no job for a cache hit");
 }
 
@@ -171,7 +177,10 @@ async fn independent_steps_run_as_concurrent_jobs() {
     let first_end = spans.iter().map(|s| s.1).min().unwrap();
     assert!(last_start < first_end, "the three ran at the same time: {spans:?}");
     let all = span("all");
-    assert!(all.0 >= spans.iter().map(|s| s.1).max().unwrap(), "all {all:?} waited for its inputs");
+    assert!(
+        all.0 >= spans.iter().map(|s| s.1).max().unwrap(),
+        "all {all:?} waited for its inputs"
+    );
 }
 
 /// The id of step `name`'s step run in the latest run once it is running.
@@ -202,7 +211,10 @@ fn running_step_run(project: &Project, name: &str) -> String {
 fn worker_of(id: &str, not: Option<u32>) -> u32 {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let out = Command::new("pgrep").args(["-f", &format!("step exec {id}")]).output().unwrap();
+        let out = Command::new("pgrep")
+            .args(["-f", &format!("step exec {id}")])
+            .output()
+            .unwrap();
         let pids: Vec<u32> = String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| l.trim().parse().ok())
@@ -245,7 +257,11 @@ fn a_killed_job_is_retried_by_policy_and_its_reason_recorded_when_retries_run_ou
         .unwrap();
     let doomed = running_step_run(&project, "doomed");
     let worker = worker_of(&doomed, None);
-    assert!(Command::new("kill").args(["-9", &worker.to_string()]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-9", &worker.to_string()])
+        .status()
+        .unwrap()
+        .success());
     let out = child.wait_with_output().unwrap();
     let outcome = run_json(&out, 0);
     assert_eq!(statuses(&outcome)["doomed"], "succeeded", "{}", stderr(&out));
@@ -271,7 +287,11 @@ fn a_killed_job_is_retried_by_policy_and_its_reason_recorded_when_retries_run_ou
         .unwrap();
     let doomed = running_step_run(&project, "doomed");
     let worker = worker_of(&doomed, None);
-    assert!(Command::new("kill").args(["-9", &worker.to_string()]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-9", &worker.to_string()])
+        .status()
+        .unwrap()
+        .success());
     let _second = worker_of(&doomed, Some(worker));
     let job = *doomed_jobs(&project, &doomed).last().unwrap();
     let cancelled = Command::new("scancel").arg(job.to_string()).output().unwrap();
@@ -348,7 +368,11 @@ fn ctrl_c_of_the_run_cancels_every_pending_and_running_job() {
     };
     std::thread::sleep(Duration::from_millis(300));
 
-    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
     let exit = child.wait().unwrap();
     assert_eq!(exit.code(), Some(130));
     let ids: Vec<&str> = live.iter().map(|(id, _, _)| id.as_str()).collect();
@@ -360,7 +384,12 @@ fn ctrl_c_of_the_run_cancels_every_pending_and_running_job() {
     let detail = project.run_detail("latest");
     assert_eq!(detail["run"]["status"], "cancelled");
     for name in ["stuck", "held", "after"] {
-        assert_eq!(step(&detail, name)["status"], "cancelled", "{name}: {}", step(&detail, name));
+        assert_eq!(
+            step(&detail, name)["status"],
+            "cancelled",
+            "{name}: {}",
+            step(&detail, name)
+        );
     }
 }
 
