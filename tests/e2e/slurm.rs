@@ -228,6 +228,22 @@ fn worker_of(id: &str, not: Option<u32>) -> u32 {
     }
 }
 
+/// Starts `weft ARGS`, waits for step `doomed` to run in a job and kills
+/// its worker with SIGKILL: the run, the step run's id, the killed pid.
+fn run_and_kill_doomed(project: &Project, args: &[&str]) -> (std::process::Child, String, u32) {
+    let child = project
+        .command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let doomed = running_step_run(project, "doomed");
+    let worker = worker_of(&doomed, None);
+    let killed = Command::new("kill").args(["-9", &worker.to_string()]).status().unwrap();
+    assert!(killed.success());
+    (child, doomed, worker)
+}
+
 fn retry_manifest(iterations: u64) -> String {
     format!(
         "[pipeline]\nname = \"doom\"\n[inputs]\nraw = {{ path = \"raw.txt\" }}\n\
@@ -249,19 +265,7 @@ fn a_killed_job_is_retried_by_policy_and_its_reason_recorded_when_retries_run_ou
 
     // kill -9 of the worker mid-step: its job fails, the step's policy
     // (one retry) submits it again, and the second job finishes it.
-    let child = project
-        .command(&["run", "--json", "--stack", "hpc"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let doomed = running_step_run(&project, "doomed");
-    let worker = worker_of(&doomed, None);
-    assert!(Command::new("kill")
-        .args(["-9", &worker.to_string()])
-        .status()
-        .unwrap()
-        .success());
+    let (child, doomed, _) = run_and_kill_doomed(&project, &["run", "--json", "--stack", "hpc"]);
     let out = child.wait_with_output().unwrap();
     let outcome = run_json(&out, 0);
     assert_eq!(statuses(&outcome)["doomed"], "succeeded", "{}", stderr(&out));
@@ -279,19 +283,10 @@ fn a_killed_job_is_retried_by_policy_and_its_reason_recorded_when_retries_run_ou
     // Retries run out: the first job's worker killed, the second job
     // cancelled with scancel. The step fails with the reason, and the
     // step after it is skipped.
-    let child = project
-        .command(&["run", "--json", "--stack", "hpc", "-p", "doomed.steps=4000000001"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let doomed = running_step_run(&project, "doomed");
-    let worker = worker_of(&doomed, None);
-    assert!(Command::new("kill")
-        .args(["-9", &worker.to_string()])
-        .status()
-        .unwrap()
-        .success());
+    let (child, doomed, worker) = run_and_kill_doomed(
+        &project,
+        &["run", "--json", "--stack", "hpc", "-p", "doomed.steps=4000000001"],
+    );
     let _second = worker_of(&doomed, Some(worker));
     let job = *doomed_jobs(&project, &doomed).last().unwrap();
     let cancelled = Command::new("scancel").arg(job.to_string()).output().unwrap();
