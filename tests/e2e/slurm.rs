@@ -442,3 +442,61 @@ async fn a_step_operator_sends_one_step_to_slurm_and_the_rest_run_locally() {
         "{lineage}"
     );
 }
+
+#[test]
+fn a_detached_run_returns_at_once_and_finishes_on_the_cluster() {
+    let Some(_) = cluster() else { return };
+    let project = Project::new(&fan_manifest(600_000_000));
+    project.write("raw.txt", "data");
+    // Only a Slurm stack can take the run away from this process.
+    let refused = project.weft(&["run", "--detach"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("--orchestrator slurm"),
+        "{}",
+        stderr(&refused)
+    );
+    slurm_stack(&project);
+
+    let out = project.weft(&["run", "--detach", "--json", "--stack", "hpc"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let submitted: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let job = submitted["slurm_job"].as_str().unwrap().to_string();
+    assert_eq!(submitted["pipeline"], "fan");
+    // Back before the run could have ended: its job is still Slurm's.
+    let live = Command::new("squeue")
+        .args(["-h", "-j", &job, "-t", "PD,R,CF", "-o", "%i"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&live.stdout).trim(),
+        job,
+        "the run's job is live"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let live = Command::new("squeue")
+            .args(["-h", "-j", &job, "-t", "PD,R,CG,CF", "-o", "%i"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&live.stdout).trim().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the detached run's job never ended");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let detail = project.run_detail("latest");
+    assert_eq!(detail["run"]["status"], "succeeded", "{detail}");
+    let statuses: BTreeSet<String> = detail["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(statuses, ["succeeded".to_string()].into());
+    // The run's job, and one job per step that it submitted.
+    let step_jobs = jobs(&project.state()).into_iter().filter(|(s, _)| s != "run").count();
+    assert_eq!(step_jobs, 4);
+    assert!(project.state().join(format!("slurm/run-{job}.log")).exists());
+}

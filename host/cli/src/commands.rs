@@ -100,9 +100,19 @@ pub async fn dispatch(mut cli: Cli) -> CliResult<u8> {
             params,
             max_parallel,
             json,
+            detach,
             server,
             token,
         } => {
+            if detach {
+                let args = DetachArgs {
+                    no_cache,
+                    params: &params,
+                    max_parallel,
+                    json,
+                };
+                return detach_run(cli.manifest.as_deref(), cli.state_dir.as_deref(), &cli.stack, args).await;
+            }
             let remote = match server {
                 Some(url) => Some(crate::remote::Remote::connect(&url, token).await?),
                 None => None,
@@ -465,6 +475,75 @@ struct RunArgs<'a> {
     max_parallel: Option<usize>,
     json: bool,
     remote: Option<Remote>,
+}
+
+/// What `weft run --detach` was asked.
+struct DetachArgs<'a> {
+    no_cache: bool,
+    params: &'a [String],
+    max_parallel: Option<usize>,
+    json: bool,
+}
+
+/// `weft run --detach`: checks the manifest and the params here, then
+/// submits `weft run` itself as a Slurm job on the same stack and state
+/// and returns; that job hands each step to Slurm as a foreground run does.
+async fn detach_run(
+    manifest: Option<&Path>,
+    state: Option<&Path>,
+    stack: &Stack,
+    args: DetachArgs<'_>,
+) -> CliResult<u8> {
+    if stack.orchestrator.as_deref() != Some(crate::slurm::SLURM) {
+        return Err(CliError::usage(
+            "--detach needs a stack whose orchestrator is slurm, where the run can go on without this process \
+             (weft stack create NAME --orchestrator slurm; weft run --stack NAME --detach)",
+        ));
+    }
+    let (path, mut manifest) = load_manifest(manifest)?;
+    let overrides: Vec<ParamOverride> = args
+        .params
+        .iter()
+        .map(|p| p.parse().map_err(|e| CliError::usage(format!("-p {p}: {e}"))))
+        .collect::<Result<_, _>>()?;
+    manifest
+        .apply_overrides(&overrides)
+        .map_err(|e| CliError::usage(format!("invalid param: {e}")))?;
+    manifest
+        .check_files()
+        .map_err(|e| CliError::usage(format!("invalid manifest: {e}")))?;
+    if args.max_parallel == Some(0) {
+        return Err(CliError::usage("--max-parallel must be at least 1"));
+    }
+    let path = std::path::absolute(&path).map_err(|e| CliError::usage(format!("{}: {e}", path.display())))?;
+    let state = state_dir(state, Some(&path))?;
+    let worker = crate::worker::WorkerCommand::new(&state, stack)?;
+    let mut run_args: Vec<std::ffi::OsString> = vec!["--manifest".into(), path.into()];
+    if args.no_cache {
+        run_args.push("--no-cache".into());
+    }
+    for param in args.params {
+        run_args.extend(["-p".into(), param.into()]);
+    }
+    if let Some(n) = args.max_parallel {
+        run_args.extend(["--max-parallel".into(), n.to_string().into()]);
+    }
+    let (job, log) = crate::slurm::submit_run(&worker, &state, &manifest.name, &run_args)
+        .await
+        .map_err(|e| CliError::usage(format!("cannot submit the run: {e}")))?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "pipeline": manifest.name, "slurm_job": job, "log": log })
+        );
+    } else {
+        eprintln!(
+            "submitted the run of {} as Slurm job {job} (its output: {}); follow it with `weft runs show latest`",
+            manifest.name,
+            log.display()
+        );
+    }
+    Ok(exit::OK)
 }
 
 async fn run(manifest: Option<&Path>, state: Option<&Path>, stack: &Stack, args: RunArgs<'_>) -> CliResult<u8> {

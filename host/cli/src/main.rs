@@ -83,6 +83,10 @@ enum Command {
         /// Print the outcome as JSON on stdout.
         #[arg(long)]
         json: bool,
+        /// Submit the run itself as a Slurm job and return at once (a stack
+        /// whose orchestrator is slurm): the run goes on on the cluster.
+        #[arg(long, conflicts_with = "server")]
+        detach: bool,
         /// Also send the run, as it goes, to this `weft server` (http://HOST:PORT).
         #[arg(long, value_name = "URL", env = "WEFT_SERVER")]
         server: Option<String>,

@@ -6,6 +6,7 @@
 //! cluster), and the weft executable at the same path
 //! (`WEFT_WORKER_EXE` names another).
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::Duration;
@@ -76,6 +77,65 @@ async fn slurm(program: &str, args: &[String], env: &[(&'static str, String)]) -
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Submits `worker.exe ARGS` as one batch job named `name` with `flags`,
+/// its output in `logs/<log>` (`%j`: the job id): the job's id.
+async fn sbatch(
+    worker: &WorkerCommand,
+    logs: &Path,
+    log: &str,
+    name: &str,
+    command: &[OsString],
+    flags: Vec<String>,
+) -> Result<String, String> {
+    std::fs::create_dir_all(logs).map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
+    let mut script = format!("exec {}", sh_quote(&worker.exe.to_string_lossy()));
+    for arg in command {
+        script.push(' ');
+        script.push_str(&sh_quote(&arg.to_string_lossy()));
+    }
+    let mut args = vec![
+        "--parsable".to_string(),
+        format!("--job-name={name}"),
+        format!("--output={}", logs.join(log).display()),
+    ];
+    args.extend(flags);
+    args.push(format!("--wrap={script}"));
+    let stdout = slurm("sbatch", &args, &worker.env).await?;
+    // `--parsable` prints `ID` or `ID;CLUSTER`.
+    let id = stdout.trim().split(';').next().unwrap_or_default().to_string();
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("sbatch printed no job id: {stdout:?}"));
+    }
+    Ok(id)
+}
+
+/// Submits the run itself as a batch job (`weft run --detach`): the job
+/// runs `weft run RUN_ARGS` on the same stack and state, which hands each
+/// step to Slurm as a run in the foreground does, and the submitting
+/// process returns at once. Its id and its log.
+pub async fn submit_run(
+    worker: &WorkerCommand,
+    state: &Path,
+    pipeline: &str,
+    run_args: &[OsString],
+) -> Result<(String, PathBuf), String> {
+    let logs = state.join("slurm");
+    let mut command = worker.args.clone();
+    command.push("run".into());
+    command.extend(run_args.iter().cloned());
+    let id = sbatch(
+        worker,
+        &logs,
+        "run-%j.log",
+        &format!("weft-run-{pipeline}"),
+        &command,
+        Vec::new(),
+    )
+    .await?;
+    let log = logs.join(format!("run-{id}.log"));
+    Ok((id, log))
+}
+
 impl SlurmDispatcher {
     pub fn new(worker: WorkerCommand, state: &Path) -> Self {
         Self {
@@ -84,28 +144,18 @@ impl SlurmDispatcher {
         }
     }
 
-    /// `sbatch` for `job`: its id.
+    /// `sbatch` for `job`: its id and its log.
     async fn submit(&self, job: &StepJob) -> Result<(String, PathBuf), String> {
-        std::fs::create_dir_all(&self.logs).map_err(|e| format!("cannot create {}: {e}", self.logs.display()))?;
-        let log = self.logs.join(format!("{}-%j.log", job.step_run_id));
-        let mut script = format!("exec {}", sh_quote(&self.worker.exe.to_string_lossy()));
-        for arg in self.worker.args_for(job) {
-            script.push(' ');
-            script.push_str(&sh_quote(&arg.to_string_lossy()));
-        }
-        let mut args = vec![
-            "--parsable".to_string(),
-            format!("--job-name=weft-{}", job.step),
-            format!("--output={}", log.display()),
-        ];
-        args.extend(job.resources.sbatch_args());
-        args.push(format!("--wrap={script}"));
-        let stdout = slurm("sbatch", &args, &self.worker.env).await?;
-        // `--parsable` prints `ID` or `ID;CLUSTER`.
-        let id = stdout.trim().split(';').next().unwrap_or_default().to_string();
-        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("sbatch printed no job id: {stdout:?}"));
-        }
+        let command = self.worker.args_for(job);
+        let id = sbatch(
+            &self.worker,
+            &self.logs,
+            &format!("{}-%j.log", job.step_run_id),
+            &format!("weft-{}", job.step),
+            &command,
+            job.resources.sbatch_args(),
+        )
+        .await?;
         let log = self.logs.join(format!("{}-{id}.log", job.step_run_id));
         Ok((id, log))
     }
