@@ -477,6 +477,30 @@ struct RunArgs<'a> {
     remote: Option<Remote>,
 }
 
+/// The manifest of a run with its `-p` overrides applied, checked (its
+/// files exist, `--max-parallel` is at least 1).
+fn load_run_manifest(
+    manifest: Option<&Path>,
+    params: &[String],
+    max_parallel: Option<usize>,
+) -> CliResult<(std::path::PathBuf, Manifest)> {
+    let (path, mut manifest) = load_manifest(manifest)?;
+    let overrides: Vec<ParamOverride> = params
+        .iter()
+        .map(|p| p.parse().map_err(|e| CliError::usage(format!("-p {p}: {e}"))))
+        .collect::<Result<_, _>>()?;
+    manifest
+        .apply_overrides(&overrides)
+        .map_err(|e| CliError::usage(format!("invalid param: {e}")))?;
+    manifest
+        .check_files()
+        .map_err(|e| CliError::usage(format!("invalid manifest: {e}")))?;
+    if max_parallel == Some(0) {
+        return Err(CliError::usage("--max-parallel must be at least 1"));
+    }
+    Ok((path, manifest))
+}
+
 /// What `weft run --detach` was asked.
 struct DetachArgs<'a> {
     no_cache: bool,
@@ -500,21 +524,7 @@ async fn detach_run(
              (weft stack create NAME --orchestrator slurm; weft run --stack NAME --detach)",
         ));
     }
-    let (path, mut manifest) = load_manifest(manifest)?;
-    let overrides: Vec<ParamOverride> = args
-        .params
-        .iter()
-        .map(|p| p.parse().map_err(|e| CliError::usage(format!("-p {p}: {e}"))))
-        .collect::<Result<_, _>>()?;
-    manifest
-        .apply_overrides(&overrides)
-        .map_err(|e| CliError::usage(format!("invalid param: {e}")))?;
-    manifest
-        .check_files()
-        .map_err(|e| CliError::usage(format!("invalid manifest: {e}")))?;
-    if args.max_parallel == Some(0) {
-        return Err(CliError::usage("--max-parallel must be at least 1"));
-    }
+    let (path, manifest) = load_run_manifest(manifest, args.params, args.max_parallel)?;
     let path = std::path::absolute(&path).map_err(|e| CliError::usage(format!("{}: {e}", path.display())))?;
     let state = state_dir(state, Some(&path))?;
     let worker = crate::worker::WorkerCommand::new(&state, stack)?;
@@ -554,20 +564,7 @@ async fn run(manifest: Option<&Path>, state: Option<&Path>, stack: &Stack, args:
         json,
         remote,
     } = args;
-    let (path, mut manifest) = load_manifest(manifest)?;
-    let overrides: Vec<ParamOverride> = params
-        .iter()
-        .map(|p| p.parse().map_err(|e| CliError::usage(format!("-p {p}: {e}"))))
-        .collect::<Result<_, _>>()?;
-    manifest
-        .apply_overrides(&overrides)
-        .map_err(|e| CliError::usage(format!("invalid param: {e}")))?;
-    manifest
-        .check_files()
-        .map_err(|e| CliError::usage(format!("invalid manifest: {e}")))?;
-    if max_parallel == Some(0) {
-        return Err(CliError::usage("--max-parallel must be at least 1"));
-    }
+    let (path, manifest) = load_run_manifest(manifest, params, max_parallel)?;
 
     let state = state_dir(state, Some(&path))?;
     let runtime = open_runtime(&state)?;
