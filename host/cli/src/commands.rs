@@ -74,6 +74,7 @@ pub async fn dispatch(mut cli: Cli) -> CliResult<u8> {
                 db,
                 artifacts,
                 orchestrator,
+                kubernetes,
                 plugin_config,
                 trust_imports,
             } => crate::stacks::create(crate::stacks::CreateArgs {
@@ -83,6 +84,7 @@ pub async fn dispatch(mut cli: Cli) -> CliResult<u8> {
                 orchestrator,
                 plugin_config: &plugin_config,
                 trust_imports,
+                kubernetes: kubernetes.settings(),
             }),
             StackCommand::List => crate::stacks::list(),
             StackCommand::Use { name } => crate::stacks::use_stack(name.as_deref()),
@@ -293,13 +295,30 @@ fn load_manifest(explicit: Option<&Path>) -> CliResult<(std::path::PathBuf, Mani
 }
 
 /// A cancellation flag that Ctrl-C (SIGINT) sets.
+/// Set by Ctrl-C (SIGINT) or SIGTERM: what Slurm's `scancel` and a
+/// Kubernetes pod's deletion send.
 pub(crate) fn cancelled_by_ctrl_c() -> Cancel {
     let cancel = Cancel::default();
     let set = cancel.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            set.cancel();
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        let interrupt = async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate => {}
         }
+        set.cancel();
     });
     cancel
 }

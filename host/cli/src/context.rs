@@ -147,6 +147,16 @@ pub struct Stack {
     /// Where the steps of a run execute (a stack setting; none: `local`).
     #[arg(skip)]
     pub orchestrator: Option<String>,
+    /// How steps run on Kubernetes (a stack setting).
+    #[arg(skip)]
+    pub kubernetes: Option<crate::kubernetes::KubernetesSettings>,
+    /// The metadata store URL as written, `${secret:NAME}` unresolved:
+    /// what workers elsewhere resolve themselves.
+    #[arg(skip)]
+    pub written_db: Option<String>,
+    /// The artifact store URL as written.
+    #[arg(skip)]
+    pub written_artifacts: Option<String>,
     /// Metadata store: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB (default: weft.db in the state directory).
     #[arg(
         long = "db",

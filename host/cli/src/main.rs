@@ -2,6 +2,7 @@
 
 mod commands;
 mod context;
+mod kubernetes;
 mod models;
 mod new;
 mod plugins;
@@ -308,6 +309,44 @@ enum SecretCommand {
     Delete { name: String },
 }
 
+/// A stack's Kubernetes settings, for the `kubernetes` orchestrator or
+/// the steps that name it.
+#[derive(clap::Args)]
+struct KubernetesFlags {
+    /// Kubernetes: the image the pods run, holding the weft executable on
+    /// its PATH (e.g. registry.example.com/weft:0.1).
+    #[arg(long = "k8s-image", value_name = "IMAGE")]
+    image: Option<String>,
+    /// Kubernetes: the namespace of the Jobs (a step's resources may name another).
+    #[arg(long = "k8s-namespace", value_name = "NAMESPACE", requires = "image")]
+    namespace: Option<String>,
+    /// Kubernetes: the service account the pods run as.
+    #[arg(long = "k8s-service-account", value_name = "NAME", requires = "image")]
+    service_account: Option<String>,
+    /// Kubernetes: a Secret whose keys become the worker's environment
+    /// (WEFT_SECRET_<NAME> for each ${secret:NAME} in the stack's URLs,
+    /// AWS_* for the artifact store).
+    #[arg(long = "k8s-env-secret", value_name = "SECRET", requires = "image")]
+    env_secret: Option<String>,
+    /// Kubernetes: the kubeconfig context (default: the current one, or
+    /// the pod's own service account inside a cluster).
+    #[arg(long = "k8s-context", value_name = "CONTEXT", requires = "image")]
+    context: Option<String>,
+}
+
+impl KubernetesFlags {
+    fn settings(self) -> Option<kubernetes::KubernetesSettings> {
+        let image = self.image?;
+        Some(kubernetes::KubernetesSettings {
+            image,
+            namespace: self.namespace.unwrap_or_else(|| "default".into()),
+            service_account: self.service_account,
+            env_secret: self.env_secret,
+            context: self.context,
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum StackCommand {
     /// Create a stack.
@@ -321,10 +360,12 @@ enum StackCommand {
         artifacts: Option<String>,
         /// Where the steps of a run execute: `local` (in the run's
         /// process), `process` (each step that is not a cache hit in a
-        /// `weft step exec` worker process of its own) or `slurm` (a
-        /// batch job each).
+        /// `weft step exec` worker process of its own), `slurm` (a batch
+        /// job each) or `kubernetes` (a Job each; see --k8s-image).
         #[arg(long, default_value = "local")]
         orchestrator: String,
+        #[command(flatten)]
+        kubernetes: KubernetesFlags,
         /// Plugin configuration: PLUGIN.KEY=VALUE.
         #[arg(long = "plugin-config", value_name = "PLUGIN.KEY=VALUE")]
         plugin_config: Vec<String>,

@@ -14,9 +14,15 @@ use serde_json::{Map, Value};
 
 use crate::context::{redact, weft_home, CliError, CliResult, Stack};
 use crate::exit;
+use crate::kubernetes::KubernetesSettings;
 
 /// The orchestrators weft has.
-const ORCHESTRATORS: [&str; 3] = ["local", crate::worker::PROCESS, crate::slurm::SLURM];
+const ORCHESTRATORS: [&str; 4] = [
+    "local",
+    crate::worker::PROCESS,
+    crate::slurm::SLURM,
+    crate::kubernetes::KUBERNETES,
+];
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,6 +54,10 @@ pub struct Profile {
     /// them).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub trust_imports: bool,
+    /// Where and how steps run on Kubernetes (the `kubernetes`
+    /// orchestrator, or steps that name it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubernetesSettings>,
 }
 
 fn local() -> String {
@@ -86,6 +96,8 @@ fn valid_stack_name(name: &str) -> bool {
 /// `--db`/`--artifacts` given explicitly on top.
 pub fn resolve(stack: &Stack) -> CliResult<Stack> {
     let mut resolved = with_profile(stack)?;
+    resolved.written_db = resolved.db.clone();
+    resolved.written_artifacts = resolved.artifacts.clone();
     if let Some(db) = &resolved.db {
         resolved.db = Some(crate::secrets::resolve(db, "the metadata store URL")?);
     }
@@ -113,6 +125,8 @@ fn with_profile(stack: &Stack) -> CliResult<Stack> {
         plugin_config: profile.plugins.clone(),
         trust_imports: profile.trust_imports,
         orchestrator: Some(profile.orchestrator.clone()),
+        kubernetes: profile.kubernetes.clone(),
+        ..Stack::default()
     })
 }
 
@@ -123,6 +137,7 @@ pub struct CreateArgs<'a> {
     pub orchestrator: String,
     pub plugin_config: &'a [String],
     pub trust_imports: bool,
+    pub kubernetes: Option<KubernetesSettings>,
 }
 
 pub fn create(args: CreateArgs<'_>) -> CliResult<u8> {
@@ -163,6 +178,23 @@ pub fn create(args: CreateArgs<'_>) -> CliResult<u8> {
             ORCHESTRATORS.join(", ")
         )));
     }
+    match &args.kubernetes {
+        Some(settings) => {
+            crate::kubernetes::KubernetesDispatcher::new(
+                settings.clone(),
+                args.db.as_deref(),
+                args.artifacts.as_deref(),
+            )
+            .map_err(CliError::usage)?;
+        }
+        None if args.orchestrator == crate::kubernetes::KUBERNETES => {
+            return Err(CliError::usage(
+                "--orchestrator kubernetes: name the image the pods run with --k8s-image \
+                 (see the README's Kubernetes guide)",
+            ))
+        }
+        None => {}
+    }
     let mut plugins: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     for entry in args.plugin_config {
         let (target, value) = entry
@@ -189,6 +221,7 @@ pub fn create(args: CreateArgs<'_>) -> CliResult<u8> {
             orchestrator: args.orchestrator,
             plugins,
             trust_imports: args.trust_imports,
+            kubernetes: args.kubernetes,
         },
     );
     save(&file)?;
@@ -200,7 +233,7 @@ pub fn create(args: CreateArgs<'_>) -> CliResult<u8> {
 }
 
 /// The password part of a URL's user information, if it has one.
-fn url_password(url: &str) -> Option<&str> {
+pub(crate) fn url_password(url: &str) -> Option<&str> {
     let scheme = url.find("://")? + 3;
     let at = url.rfind('@').filter(|at| *at > scheme)?;
     url[scheme..at].split_once(':').map(|(_, password)| password)
@@ -261,6 +294,7 @@ pub fn show(name: Option<&str>) -> CliResult<u8> {
         "orchestrator": p.orchestrator,
         "plugins": p.plugins,
         "trust_imports": p.trust_imports,
+        "kubernetes": p.kubernetes,
     });
     println!("{}", serde_json::to_string_pretty(&shown).unwrap_or_default());
     Ok(exit::OK)

@@ -69,8 +69,23 @@ pub fn dispatchers(state: &Path, stack: &Stack) -> CliResult<Dispatchers> {
         crate::slurm::SLURM.into(),
         Arc::new(crate::slurm::SlurmDispatcher::new(worker, state)),
     );
+    if let Some(settings) = &stack.kubernetes {
+        let dispatcher = crate::kubernetes::KubernetesDispatcher::new(
+            settings.clone(),
+            stack.written_db.as_deref(),
+            stack.written_artifacts.as_deref(),
+        )
+        .map_err(|e| CliError::usage(format!("the stack's Kubernetes settings: {e}")))?;
+        named.insert(crate::kubernetes::KUBERNETES.into(), Arc::new(dispatcher));
+    }
     let default = match stack.orchestrator.as_deref() {
         None | Some("local") => None,
+        Some(crate::kubernetes::KUBERNETES) if stack.kubernetes.is_none() => {
+            return Err(CliError::usage(
+                "the stack's orchestrator is kubernetes but it has no Kubernetes settings: \
+                 create it again with --k8s-image (see the README's Kubernetes guide)",
+            ))
+        }
         Some(name) => Some(named.get(name).cloned().ok_or_else(|| {
             CliError::usage(format!(
                 "the stack's orchestrator '{name}' is not one weft has (local, {})",
