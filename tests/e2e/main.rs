@@ -7,10 +7,12 @@
 mod cache;
 mod concurrency;
 mod dashboard;
+mod fake_kubernetes;
 mod faults;
 mod harness;
 mod hermetic;
 mod iris;
+mod kubernetes;
 mod limits;
 mod manifests;
 mod plugins;

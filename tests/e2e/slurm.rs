@@ -46,14 +46,14 @@ fn jobs(state: &Path) -> Vec<(String, u64)> {
 }
 
 /// An iris project reusing the components built in the repository.
-fn iris_project() -> Project {
+pub(crate) fn iris_project() -> Project {
     build_iris();
     let project = Project { dir: iris_copy() };
     std::os::unix::fs::symlink(repo_root().join("examples/iris/target"), project.path().join("target")).unwrap();
     project
 }
 
-fn unique() -> String {
+pub(crate) fn unique() -> String {
     format!(
         "{:x}",
         std::time::SystemTime::now()
@@ -184,7 +184,7 @@ async fn independent_steps_run_as_concurrent_jobs() {
 }
 
 /// The id of step `name`'s step run in the latest run once it is running.
-fn running_step_run(project: &Project, name: &str) -> String {
+pub(crate) fn running_step_run(project: &Project, name: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let out = project.weft(&["runs", "show", "latest", "--json"]);
