@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::rbac::v1::Role;
 use weft_store::Store;
 
 use crate::fake_kubernetes::{FakeKubernetes, JobEvent};
@@ -73,6 +74,45 @@ fn step_of(job: &Job) -> String {
 
 fn step_run_of(job: &Job) -> String {
     job.metadata.labels.as_ref().unwrap()["weft.dev/step-run"].clone()
+}
+
+/// Checks that the Role of the deployment guide (examples/kubernetes/rbac.yaml)
+/// allows every request the cluster received.
+fn allowed_by_the_documented_role(fake: &FakeKubernetes) {
+    let text = std::fs::read_to_string(repo_root().join("examples/kubernetes/rbac.yaml")).unwrap();
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_str_multiple(&text).unwrap();
+    let role: Role = documents
+        .into_iter()
+        .find(|d| d["kind"] == "Role")
+        .map(|d| serde_json::from_value(d).unwrap())
+        .expect("rbac.yaml has a Role");
+    let rules = role.rules.unwrap_or_default();
+    for seen in fake.cluster.requests() {
+        let parts: Vec<&str> = seen.path.trim_matches('/').split('/').collect();
+        let (group, rest) = match parts.as_slice() {
+            ["apis", group, _version, rest @ ..] => (*group, rest),
+            ["api", _version, rest @ ..] => ("", rest),
+            _ => panic!("{seen:?}"),
+        };
+        let (resource, named) = match rest {
+            ["namespaces", _, resource] => (*resource, false),
+            ["namespaces", _, resource, _] => (*resource, true),
+            _ => panic!("{seen:?}"),
+        };
+        let verb = match (seen.method.as_str(), named) {
+            ("POST", false) => "create",
+            ("GET", false) if seen.query.contains("watch=true") => "watch",
+            ("GET", false) => "list",
+            ("GET", true) => "get",
+            ("DELETE", true) => "delete",
+            _ => panic!("{seen:?}"),
+        };
+        let allowed = rules.iter().any(|rule| {
+            let has = |list: &Option<Vec<String>>, item: &str| list.iter().flatten().any(|x| x == item);
+            has(&rule.api_groups, group) && has(&rule.resources, resource) && rule.verbs.iter().any(|v| v == verb)
+        });
+        assert!(allowed, "the documented Role does not allow {verb} {group}/{resource} ({seen:?})");
+    }
 }
 
 /// The version at which Job `name` completed.
@@ -205,6 +245,7 @@ async fn iris_on_kubernetes_is_one_job_per_step_in_dependency_order_with_the_ste
     assert_eq!((again["executed"].as_u64(), again["cached"].as_u64()), (Some(0), Some(4)));
     assert_eq!(cluster.created().len(), 4, "no Job for a cache hit");
     assert_eq!(cluster.problems(), Vec::<String>::new());
+    allowed_by_the_documented_role(&fake);
 }
 
 /// `a` reads a secret the pods get from the cluster's Secret; `doomed`
@@ -290,6 +331,7 @@ fn a_killed_pod_is_retried_by_policy_and_its_reason_recorded_when_retries_run_ou
     );
     assert_eq!(jobs_of(&fake, &doomed), 2);
     assert_eq!(fake.cluster.problems(), Vec::<String>::new());
+    allowed_by_the_documented_role(&fake);
 }
 
 #[test]
@@ -365,6 +407,7 @@ fn ctrl_c_of_the_run_deletes_every_pending_and_running_job() {
         assert_eq!(step(&detail, name)["status"], "cancelled", "{name}: {}", step(&detail, name));
     }
     assert_eq!(fake.cluster.problems(), Vec::<String>::new());
+    allowed_by_the_documented_role(&fake);
 }
 
 /// `--orchestrator kubernetes` needs an image and stores a pod reaches.
