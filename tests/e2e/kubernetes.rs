@@ -31,7 +31,7 @@ fn start_cluster(held: &[&str]) -> FakeKubernetes {
     )
 }
 
-/// Creates stack `k8s` on the fake cluster: SQLite and files the fake
+/// Creates stack `k8s` on the fake cluster, the project's default,: SQLite and files the fake
 /// kubelet's pods reach (a real cluster's pods reach PostgreSQL and S3).
 fn kubernetes_stack(project: &Project) {
     let db = format!("sqlite://{}", project.path().join("cluster.db").display());
@@ -57,6 +57,9 @@ fn kubernetes_stack(project: &Project) {
         "--k8s-context",
         "fake",
     ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // `weft runs show` and the like read the stack's database too.
+    let out = project.weft(&["stack", "use", "k8s"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
