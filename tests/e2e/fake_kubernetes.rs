@@ -26,9 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
-use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodSpec, PodStatus,
-};
+use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodSpec, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
@@ -127,7 +125,10 @@ impl FakeKubernetes {
             runtime.block_on(async move {
                 let app = Router::new()
                     .route("/apis/batch/v1/namespaces/{ns}/jobs", get(watch_jobs).post(create_job))
-                    .route("/apis/batch/v1/namespaces/{ns}/jobs/{name}", get(read_job).delete(delete_job))
+                    .route(
+                        "/apis/batch/v1/namespaces/{ns}/jobs/{name}",
+                        get(read_job).delete(delete_job),
+                    )
                     .route("/api/v1/namespaces/{ns}/pods", get(list_pods))
                     .fallback(unexpected)
                     .layer(axum::middleware::from_fn_with_state(served.clone(), checked))
@@ -207,7 +208,11 @@ impl Cluster {
             .pods
             .values()
             .filter(|pod| {
-                pod.metadata.labels.as_ref().and_then(|l| l.get("weft.dev/step-run")).map(String::as_str)
+                pod.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("weft.dev/step-run"))
+                    .map(String::as_str)
                     == Some(step_run)
             })
             .filter_map(|pod| {
@@ -228,7 +233,11 @@ impl Cluster {
             assert!(std::time::Instant::now() < deadline, "no pod runs step run {step_run}");
             std::thread::sleep(Duration::from_millis(20));
         };
-        self.inner.lock().unwrap().kill_reason.insert((ns, name), reason.to_string());
+        self.inner
+            .lock()
+            .unwrap()
+            .kill_reason
+            .insert((ns, name), reason.to_string());
         // SAFETY: kill(2) on a child process of this test.
         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
         pid
@@ -311,7 +320,10 @@ fn check_job(job: &Job, namespace: &str) -> Vec<String> {
         }
     };
     let meta = &job.metadata;
-    need(meta.name.is_none() && meta.generate_name.is_some(), "named by generateName");
+    need(
+        meta.name.is_none() && meta.generate_name.is_some(),
+        "named by generateName",
+    );
     let prefix = meta.generate_name.clone().unwrap_or_default();
     need(
         prefix.len() <= 58
@@ -321,7 +333,10 @@ fn check_job(job: &Job, namespace: &str) -> Vec<String> {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
         "a DNS-1123 name prefix",
     );
-    need(meta.namespace.as_deref() == Some(namespace), "its namespace is the path's");
+    need(
+        meta.namespace.as_deref() == Some(namespace),
+        "its namespace is the path's",
+    );
     let labels = meta.labels.clone().unwrap_or_default();
     need(
         labels.get("app.kubernetes.io/managed-by").map(String::as_str) == Some("weft"),
@@ -333,20 +348,32 @@ fn check_job(job: &Job, namespace: &str) -> Vec<String> {
         return problems;
     };
     need(spec.backoff_limit == Some(0), "backoffLimit 0 (weft retries)");
-    need(spec.template.metadata.as_ref().and_then(|m| m.labels.clone()) == Some(labels), "pods carry its labels");
+    need(
+        spec.template.metadata.as_ref().and_then(|m| m.labels.clone()) == Some(labels),
+        "pods carry its labels",
+    );
     let Some(pod) = &spec.template.spec else {
         need(false, "has a pod template");
         return problems;
     };
     need(pod.restart_policy.as_deref() == Some("Never"), "restartPolicy Never");
-    need(pod.automount_service_account_token == Some(false), "no API token in the pod");
+    need(
+        pod.automount_service_account_token == Some(false),
+        "no API token in the pod",
+    );
     need(pod.containers.len() == 1, "one container");
     let Some(container) = pod.containers.first() else {
         return problems;
     };
-    need(container.command.as_deref() == Some(&["weft".to_string()][..]), "command weft");
+    need(
+        container.command.as_deref() == Some(&["weft".to_string()][..]),
+        "command weft",
+    );
     let args = container.args.clone().unwrap_or_default();
-    need(args.len() >= 5 && args[2] == "step" && args[3] == "exec", "args step exec ID");
+    need(
+        args.len() >= 5 && args[2] == "step" && args[3] == "exec",
+        "args step exec ID",
+    );
     let work = container.working_dir.clone().unwrap_or_default();
     let mounted = container
         .volume_mounts
@@ -366,16 +393,15 @@ fn check_job(job: &Job, namespace: &str) -> Vec<String> {
         "no privilege escalation, a read-only root",
     );
     for var in container.env.iter().flatten() {
-        need(var.value_from.is_none(), "plain environment values (secrets come by envFrom)");
+        need(
+            var.value_from.is_none(),
+            "plain environment values (secrets come by envFrom)",
+        );
     }
     problems
 }
 
-async fn create_job(
-    State(cluster): State<Arc<Cluster>>,
-    Path(ns): Path<String>,
-    body: Bytes,
-) -> Response {
+async fn create_job(State(cluster): State<Arc<Cluster>>, Path(ns): Path<String>, body: Bytes) -> Response {
     // The body must be a batch/v1 Job (k8s-openapi checks apiVersion and kind).
     let mut job: Job = match serde_json::from_slice(&body) {
         Ok(job) => job,
@@ -420,7 +446,11 @@ async fn create_job(
 async fn read_job(State(cluster): State<Arc<Cluster>>, Path((ns, name)): Path<(String, String)>) -> Response {
     match cluster.inner.lock().unwrap().jobs.get(&(ns, name.clone())) {
         Some(job) => axum::Json(job.clone()).into_response(),
-        None => status(StatusCode::NOT_FOUND, "NotFound", &format!("jobs.batch \"{name}\" not found")),
+        None => status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("jobs.batch \"{name}\" not found"),
+        ),
     }
 }
 
@@ -518,13 +548,17 @@ async fn delete_job(
     let mut inner = cluster.inner.lock().unwrap();
     inner.deletions.push((ns.clone(), name.clone(), policy.clone()));
     if policy != "Foreground" {
-        inner
-            .problems
-            .push(format!("DELETE {ns}/{name} with propagationPolicy {policy:?}, not Foreground"));
+        inner.problems.push(format!(
+            "DELETE {ns}/{name} with propagationPolicy {policy:?}, not Foreground"
+        ));
     }
     let key = (ns.clone(), name.clone());
     let Some(job) = inner.jobs.get_mut(&key) else {
-        return status(StatusCode::NOT_FOUND, "NotFound", &format!("jobs.batch \"{name}\" not found"));
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("jobs.batch \"{name}\" not found"),
+        );
     };
     job.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::now()));
     job.metadata.finalizers = Some(vec!["foregroundDeletion".into()]);
@@ -573,7 +607,12 @@ async fn list_pods(
         .iter()
         .filter(|((pod_ns, _), pod)| {
             *pod_ns == ns
-                && pod.metadata.labels.as_ref().and_then(|l| l.get("batch.kubernetes.io/job-name")) == Some(&job.to_string())
+                && pod
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("batch.kubernetes.io/job-name"))
+                    == Some(&job.to_string())
         })
         .map(|(_, pod)| pod)
         .collect();
@@ -675,7 +714,9 @@ async fn kubelet(cluster: Arc<Cluster>, ns: String, name: String) {
         cluster.changed(&mut inner, &ns, &name, "MODIFIED");
     }
     let exit = child.wait().await.unwrap();
-    let code = exit.code().unwrap_or(128 + std::os::unix::process::ExitStatusExt::signal(&exit).unwrap_or(0));
+    let code = exit
+        .code()
+        .unwrap_or(128 + std::os::unix::process::ExitStatusExt::signal(&exit).unwrap_or(0));
     let said = std::fs::read_to_string(&log).unwrap_or_default();
     let mut inner = cluster.inner.lock().unwrap();
     let key = (ns.clone(), name.clone());
@@ -732,14 +773,30 @@ async fn kubelet(cluster: Arc<Cluster>, ns: String, name: String) {
         if code == 0 {
             status.succeeded = Some(1);
             status.conditions = Some(vec![
-                condition("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods"),
-                condition("Complete", "CompletionsReached", "Reached expected number of succeeded pods"),
+                condition(
+                    "SuccessCriteriaMet",
+                    "CompletionsReached",
+                    "Reached expected number of succeeded pods",
+                ),
+                condition(
+                    "Complete",
+                    "CompletionsReached",
+                    "Reached expected number of succeeded pods",
+                ),
             ]);
         } else {
             status.failed = Some(1);
             status.conditions = Some(vec![
-                condition("FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit"),
-                condition("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit"),
+                condition(
+                    "FailureTarget",
+                    "BackoffLimitExceeded",
+                    "Job has reached the specified backoff limit",
+                ),
+                condition(
+                    "Failed",
+                    "BackoffLimitExceeded",
+                    "Job has reached the specified backoff limit",
+                ),
             ]);
         }
         job.status = Some(status);

@@ -114,7 +114,10 @@ fn allowed_by_the_documented_role(fake: &FakeKubernetes) {
             let has = |list: &Option<Vec<String>>, item: &str| list.iter().flatten().any(|x| x == item);
             has(&rule.api_groups, group) && has(&rule.resources, resource) && rule.verbs.iter().any(|v| v == verb)
         });
-        assert!(allowed, "the documented Role does not allow {verb} {group}/{resource} ({seen:?})");
+        assert!(
+            allowed,
+            "the documented Role does not allow {verb} {group}/{resource} ({seen:?})"
+        );
     }
 }
 
@@ -159,7 +162,11 @@ async fn iris_on_kubernetes_is_one_job_per_step_in_dependency_order_with_the_ste
         .unwrap();
     assert_eq!(run_json(&out, 0)["executed"], 4);
     let cluster = &fake.cluster;
-    assert_eq!(cluster.problems(), Vec::<String>::new(), "every request was as it should be");
+    assert_eq!(
+        cluster.problems(),
+        Vec::<String>::new(),
+        "every request was as it should be"
+    );
 
     // One Job per step run, each created once its inputs' Jobs completed.
     let created = cluster.created();
@@ -200,21 +207,34 @@ async fn iris_on_kubernetes_is_one_job_per_step_in_dependency_order_with_the_ste
     assert_eq!(pod.node_selector.as_ref().unwrap()["weft.dev/pool"], "gpu");
     let toleration = &pod.tolerations.as_ref().unwrap()[0];
     assert_eq!(
-        (toleration.key.as_deref(), toleration.operator.as_deref(), toleration.effect.as_deref()),
+        (
+            toleration.key.as_deref(),
+            toleration.operator.as_deref(),
+            toleration.effect.as_deref()
+        ),
         (Some("nvidia.com/gpu"), Some("Exists"), Some("NoSchedule"))
     );
     let resources = pod.containers[0].resources.as_ref().unwrap();
     for amounts in [resources.requests.as_ref().unwrap(), resources.limits.as_ref().unwrap()] {
         let amounts: BTreeMap<&str, &str> = amounts.iter().map(|(k, v)| (k.as_str(), v.0.as_str())).collect();
-        assert_eq!(amounts, [("cpu", "2"), ("memory", "1Gi"), ("nvidia.com/gpu", "1")].into());
+        assert_eq!(
+            amounts,
+            [("cpu", "2"), ("memory", "1Gi"), ("nvidia.com/gpu", "1")].into()
+        );
     }
-    assert_eq!(pod.containers[0].image.as_deref(), Some("registry.example.com/weft:test"));
+    assert_eq!(
+        pod.containers[0].image.as_deref(),
+        Some("registry.example.com/weft:test")
+    );
     for step in ["load", "split", "evaluate"] {
         let job = by_step[step];
         assert_eq!(job.metadata.namespace.as_deref(), Some("ml"), "{step}");
         let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
         assert_eq!(pod.service_account_name.as_deref(), Some("weft-worker"), "{step}");
-        assert!(pod.containers[0].resources.is_none() && pod.node_selector.is_none(), "{step}");
+        assert!(
+            pod.containers[0].resources.is_none() && pod.node_selector.is_none(),
+            "{step}"
+        );
     }
 
     // The same statuses and bytes as the local run; each Job ran its step run.
@@ -245,7 +265,10 @@ async fn iris_on_kubernetes_is_one_job_per_step_in_dependency_order_with_the_ste
         .output()
         .unwrap();
     let again = run_json(&out, 0);
-    assert_eq!((again["executed"].as_u64(), again["cached"].as_u64()), (Some(0), Some(4)));
+    assert_eq!(
+        (again["executed"].as_u64(), again["cached"].as_u64()),
+        (Some(0), Some(4))
+    );
     assert_eq!(cluster.created().len(), 4, "no Job for a cache hit");
     assert_eq!(cluster.problems(), Vec::<String>::new());
     allowed_by_the_documented_role(&fake);
@@ -299,7 +322,10 @@ fn a_killed_pod_is_retried_by_policy_and_its_reason_recorded_when_retries_run_ou
     let reversed: String = VALUE.chars().rev().collect();
     assert_eq!(stdout(&out), format!("{reversed} {}", VALUE.len()), "{}", stderr(&out));
     let sent = serde_json::to_string(&fake.cluster.created()).unwrap();
-    assert!(sent.contains("weft-env") && !sent.contains(VALUE), "the Jobs name the Secret, never its value");
+    assert!(
+        sent.contains("weft-env") && !sent.contains(VALUE),
+        "the Jobs name the Secret, never its value"
+    );
 
     // Retries run out: both pods killed. The step fails with the reason,
     // and the step after it is skipped.
@@ -329,7 +355,9 @@ fn a_killed_pod_is_retried_by_policy_and_its_reason_recorded_when_retries_run_ou
     assert_eq!(failed["attempts"], 2);
     let error = failed["error"].as_str().unwrap();
     assert!(
-        error.contains("lost 2 times") && error.contains("failed (BackoffLimitExceeded") && error.contains("ended OOMKilled (exit code 137)"),
+        error.contains("lost 2 times")
+            && error.contains("failed (BackoffLimitExceeded")
+            && error.contains("ended OOMKilled (exit code 137)"),
         "{error}"
     );
     assert_eq!(jobs_of(&fake, &doomed), 2);
@@ -407,7 +435,12 @@ fn ctrl_c_of_the_run_deletes_every_pending_and_running_job() {
     let detail = project.run_detail("latest");
     assert_eq!(detail["run"]["status"], "cancelled");
     for name in ["stuck", "held", "after"] {
-        assert_eq!(step(&detail, name)["status"], "cancelled", "{name}: {}", step(&detail, name));
+        assert_eq!(
+            step(&detail, name)["status"],
+            "cancelled",
+            "{name}: {}",
+            step(&detail, name)
+        );
     }
     assert_eq!(fake.cluster.problems(), Vec::<String>::new());
     allowed_by_the_documented_role(&fake);
@@ -430,7 +463,11 @@ fn a_kubernetes_stack_is_refused_without_an_image_or_with_the_projects_own_store
         "weft:1",
     ]);
     assert_eq!(no_stores.status.code(), Some(2));
-    assert!(stderr(&no_stores).contains("--db postgres://"), "{}", stderr(&no_stores));
+    assert!(
+        stderr(&no_stores).contains("--db postgres://"),
+        "{}",
+        stderr(&no_stores)
+    );
     let bad_namespace = project.weft(&[
         "stack",
         "create",
@@ -445,5 +482,9 @@ fn a_kubernetes_stack_is_refused_without_an_image_or_with_the_projects_own_store
         "Not_A_Namespace",
     ]);
     assert_eq!(bad_namespace.status.code(), Some(2));
-    assert!(stderr(&bad_namespace).contains("--k8s-namespace"), "{}", stderr(&bad_namespace));
+    assert!(
+        stderr(&bad_namespace).contains("--k8s-namespace"),
+        "{}",
+        stderr(&bad_namespace)
+    );
 }
