@@ -84,6 +84,9 @@ pub struct Cluster {
     changes: broadcast::Sender<JobEvent>,
 }
 
+/// A Secret of the cluster: namespace, name, and its keys and values.
+pub type Secret<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
 /// The test's handle: the cluster, and the thread serving it.
 pub struct FakeKubernetes {
     pub cluster: Arc<Cluster>,
@@ -94,7 +97,7 @@ impl FakeKubernetes {
     /// Starts the API server on a free port of 127.0.0.1, in a thread of
     /// its own. Pods run `weft` as the executable `weft`; `secrets` are
     /// the cluster's Secrets; the pods of `held` steps never start.
-    pub fn start(weft: PathBuf, secrets: &[(&str, &str, &[(&str, &str)])], held: &[&str]) -> Self {
+    pub fn start(weft: PathBuf, secrets: &[Secret<'_>], held: &[&str]) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -219,7 +222,7 @@ impl Cluster {
                 let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
                 Some(statuses.first()?.state.as_ref()?.terminated.as_ref()?.exit_code)
             })
-            .last()
+            .next_back()
     }
 
     /// Kills the running pod of `step_run` with SIGKILL, reported as
@@ -701,7 +704,6 @@ async fn kubelet(cluster: Arc<Cluster>, ns: String, name: String) {
                     phase: Some("Running".into()),
                     ..Default::default()
                 }),
-                ..Default::default()
             },
         );
         if let Some(job) = inner.jobs.get_mut(&(ns.clone(), name.clone())) {

@@ -365,7 +365,7 @@ enum StackCommand {
         #[arg(long, default_value = "local")]
         orchestrator: String,
         #[command(flatten)]
-        kubernetes: KubernetesFlags,
+        kubernetes: Box<KubernetesFlags>,
         /// Plugin configuration: PLUGIN.KEY=VALUE.
         #[arg(long = "plugin-config", value_name = "PLUGIN.KEY=VALUE")]
         plugin_config: Vec<String>,

@@ -197,7 +197,7 @@ impl SlurmDispatcher {
                     if cancel.is_cancelled() {
                         match interrupted {
                             None if pending => {
-                                slurm("scancel", &[id.clone()], &[]).await?;
+                                slurm("scancel", std::slice::from_ref(&id), &[]).await?;
                                 interrupted = Some(tokio::time::Instant::now());
                             }
                             // The worker records the cancellation.
@@ -206,7 +206,7 @@ impl SlurmDispatcher {
                                 interrupted = Some(tokio::time::Instant::now());
                             }
                             Some(at) if at.elapsed() > CANCEL_GRACE => {
-                                slurm("scancel", &[id.clone()], &[]).await?;
+                                slurm("scancel", std::slice::from_ref(&id), &[]).await?;
                             }
                             Some(_) => {}
                         }
