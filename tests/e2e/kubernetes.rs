@@ -410,8 +410,8 @@ fn ctrl_c_of_the_run_deletes_every_pending_and_running_job() {
     let exit = child.wait().unwrap();
     assert_eq!(exit.code(), Some(130));
 
-    // Both Jobs deleted (foreground), none left; the running pod's
-    // worker took SIGTERM as a cancellation and ended on its own.
+    // Both Jobs deleted (foreground), none left, the running pod's worker
+    // ended by SIGTERM; the run recorded every step cancelled.
     let mut deleted: Vec<(String, String)> = fake
         .cluster
         .deletions()
@@ -429,8 +429,8 @@ fn ctrl_c_of_the_run_deletes_every_pending_and_running_job() {
     assert_eq!(fake.cluster.live_jobs(), Vec::<(String, String)>::new());
     assert_eq!(
         fake.cluster.pod_exit(&stuck),
-        Some(130),
-        "the worker recorded its cancellation and exited, before any SIGKILL"
+        Some(128 + libc::SIGTERM),
+        "the pod's deletion ended the worker, before any SIGKILL"
     );
     let detail = project.run_detail("latest");
     assert_eq!(detail["run"]["status"], "cancelled");

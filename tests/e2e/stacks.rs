@@ -119,8 +119,13 @@ fn stacks_are_validated_listed_switched_and_deleted() {
         "the password is not echoed: {}",
         stderr(&bad)
     );
-    let bad = project.weft(&["stack", "create", "x", "--orchestrator", "kubernetes"]);
-    assert!(stderr(&bad).contains("weft has local"), "{}", stderr(&bad));
+    let bad = project.weft(&["stack", "create", "x", "--orchestrator", "nomad"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("weft has local, process, slurm, kubernetes"),
+        "{}",
+        stderr(&bad)
+    );
 
     assert!(project
         .weft(&[

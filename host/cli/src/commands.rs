@@ -295,30 +295,17 @@ fn load_manifest(explicit: Option<&Path>) -> CliResult<(std::path::PathBuf, Mani
 }
 
 /// A cancellation flag that Ctrl-C (SIGINT) sets.
-/// Set by Ctrl-C (SIGINT) or SIGTERM: what Slurm's `scancel` and a
-/// Kubernetes pod's deletion send.
+/// Set by Ctrl-C (SIGINT), which the orchestrators send to cancel a step.
+/// Not by SIGTERM: Slurm's `scancel`, a time limit, a preempted job or an
+/// evicted pod end the worker with it, and the run then treats the step's
+/// worker as lost (retried by the step's policy) unless it is cancelling.
 pub(crate) fn cancelled_by_ctrl_c() -> Cancel {
     let cancel = Cancel::default();
     let set = cancel.clone();
     tokio::spawn(async move {
-        let terminate = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut signal) => {
-                    signal.recv().await;
-                }
-                Err(_) => std::future::pending().await,
-            }
-        };
-        let interrupt = async {
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate => {}
+        if tokio::signal::ctrl_c().await.is_ok() {
+            set.cancel();
         }
-        set.cancel();
     });
     cancel
 }

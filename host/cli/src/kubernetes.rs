@@ -447,8 +447,8 @@ impl KubernetesDispatcher {
             };
             loop {
                 if cancel.is_cancelled() && deleted.is_none() {
-                    // The pod gets SIGTERM: the worker records the
-                    // cancellation, and the Job goes once the pod has.
+                    // The pod gets SIGTERM; the Job goes once the pod
+                    // has, and the run records the step cancelled.
                     let foreground = DeleteParams {
                         propagation_policy: Some(PropagationPolicy::Foreground),
                         ..Default::default()
