@@ -1,15 +1,17 @@
 //! The `slurm` orchestrator: each step that is not a cache hit becomes one
 //! batch job (`sbatch`) running `weft step exec` with the step's
-//! resources; the run follows it (`scontrol show job`) and cancels it
+//! resources; the run follows its jobs (one `squeue` for all of them, at
+//! most four times a second, however many there are) and cancels them
 //! (`scancel`). The job needs what the run's stack names to be reachable
 //! from the compute node (PostgreSQL and S3-compatible storage for a real
 //! cluster), and the weft executable at the same path
 //! (`WEFT_WORKER_EXE` names another).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::process::Command;
 use weft_pipeline::{Dispatcher, StepJob};
@@ -20,7 +22,7 @@ use crate::worker::{WorkerCommand, CANCEL_GRACE};
 /// The orchestrator's name in a stack and in `[steps.X] orchestrator`.
 pub const SLURM: &str = "slurm";
 
-/// How often a job's state is read.
+/// How often the jobs' states are read.
 const POLL: Duration = Duration::from_millis(250);
 
 /// Submits one batch job per step and follows it.
@@ -29,27 +31,70 @@ pub struct SlurmDispatcher {
     worker: WorkerCommand,
     /// Where the jobs' output goes (`<state>/slurm`).
     logs: PathBuf,
+    board: Board,
 }
 
-/// A job's state as `scontrol` reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct JobState {
-    state: String,
-    exit_code: String,
-    reason: String,
+/// The states of the jobs a run follows, read for all of them at once: a
+/// run with 256 jobs asks the controller as often as a run with one.
+#[derive(Debug, Default)]
+struct Board {
+    followed: std::sync::Mutex<BTreeSet<String>>,
+    /// When it was read, which jobs it asked about, and their states.
+    seen: tokio::sync::Mutex<Option<(Instant, BTreeSet<String>, BTreeMap<String, String>)>>,
 }
 
-impl JobState {
-    fn is_pending(&self) -> bool {
-        self.state == "PENDING" || self.state == "CONFIGURING" || self.state == "REQUEUED"
+impl Board {
+    fn follow(&self, id: &str) {
+        self.followed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string());
     }
 
-    fn is_over(&self) -> bool {
-        !matches!(
-            self.state.as_str(),
-            "PENDING" | "CONFIGURING" | "RUNNING" | "COMPLETING" | "REQUEUED" | "RESIZING" | "SUSPENDED" | "STAGE_OUT"
-        )
+    fn unfollow(&self, id: &str) {
+        self.followed.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
     }
+
+    /// Job `id`'s state (`RUNNING`, `COMPLETED`, …); `None` when Slurm no
+    /// longer knows it. Reads every followed job's with one `squeue` when
+    /// the last reading is older than [`POLL`] or did not ask about `id`.
+    async fn state(&self, id: &str) -> Result<Option<String>, String> {
+        let mut seen = self.seen.lock().await;
+        let fresh = seen
+            .as_ref()
+            .is_some_and(|(at, asked, _)| at.elapsed() < POLL && asked.contains(id));
+        if !fresh {
+            let mut asked = self.followed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            asked.insert(id.to_string());
+            let list = asked.iter().cloned().collect::<Vec<_>>().join(",");
+            let args = ["-h", "-t", "all", "-j", &list, "-o", "%i|%T"].map(String::from);
+            let states = match slurm("squeue", &args, &[]).await {
+                Ok(text) => text
+                    .lines()
+                    .filter_map(|line| {
+                        let (job, state) = line.trim().split_once('|')?;
+                        Some((job.to_string(), state.to_string()))
+                    })
+                    .collect(),
+                // None of them is known any more.
+                Err(e) if e.contains("Invalid job id") => BTreeMap::new(),
+                Err(e) => return Err(e),
+            };
+            *seen = Some((Instant::now(), asked, states));
+        }
+        Ok(seen.as_ref().and_then(|(_, _, states)| states.get(id).cloned()))
+    }
+}
+
+fn is_pending(state: &str) -> bool {
+    matches!(state, "PENDING" | "CONFIGURING" | "REQUEUED")
+}
+
+fn is_over(state: &str) -> bool {
+    !matches!(
+        state,
+        "PENDING" | "CONFIGURING" | "RUNNING" | "COMPLETING" | "REQUEUED" | "RESIZING" | "SUSPENDED" | "STAGE_OUT"
+    )
 }
 
 /// A word safe in a POSIX shell command line.
@@ -141,6 +186,7 @@ impl SlurmDispatcher {
         Self {
             worker,
             logs: state.join("slurm"),
+            board: Board::default(),
         }
     }
 
@@ -160,74 +206,33 @@ impl SlurmDispatcher {
         Ok((id, log))
     }
 
-    /// The job's state; `None` when Slurm no longer knows it.
-    async fn state(id: &str) -> Result<Option<JobState>, String> {
+    /// Why job `id` ended as it did, from the controller's record:
+    /// `(exit code, reason)`, empty when it is forgotten.
+    async fn details(id: &str) -> (String, String) {
         let args = ["show", "job", "-o", id].map(String::from);
-        let text = match slurm("scontrol", &args, &[]).await {
-            Ok(text) => text,
-            Err(e) if e.contains("Invalid job id") => return Ok(None),
-            Err(e) => return Err(e),
-        };
+        let text = slurm("scontrol", &args, &[]).await.unwrap_or_default();
         let field = |name: &str| {
             text.split_whitespace()
                 .find_map(|w| w.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
-                .unwrap_or_default()
+                .unwrap_or("?")
                 .to_string()
         };
-        Ok(Some(JobState {
-            state: field("JobState"),
-            exit_code: field("ExitCode"),
-            reason: field("Reason"),
-        }))
+        (field("ExitCode"), field("Reason"))
     }
 
     async fn run_job(&self, job: &StepJob, cancel: &Cancel) -> Result<(), String> {
         let (id, log) = self.submit(job).await?;
-        let mut interrupted: Option<tokio::time::Instant> = None;
-        let mut last: Option<JobState> = None;
-        loop {
-            match Self::state(&id).await {
-                Ok(Some(state)) => {
-                    let over = state.is_over();
-                    let pending = state.is_pending();
-                    last = Some(state);
-                    if over {
-                        break;
-                    }
-                    if cancel.is_cancelled() {
-                        match interrupted {
-                            None if pending => {
-                                slurm("scancel", std::slice::from_ref(&id), &[]).await?;
-                                interrupted = Some(tokio::time::Instant::now());
-                            }
-                            // The worker records the cancellation.
-                            None => {
-                                slurm("scancel", &["--signal=INT".into(), "--full".into(), id.clone()], &[]).await?;
-                                interrupted = Some(tokio::time::Instant::now());
-                            }
-                            Some(at) if at.elapsed() > CANCEL_GRACE => {
-                                slurm("scancel", std::slice::from_ref(&id), &[]).await?;
-                            }
-                            Some(_) => {}
-                        }
-                    }
-                }
-                // Forgotten by the controller: it ended a while ago.
-                Ok(None) => break,
-                Err(e) => return Err(e),
-            }
-            tokio::time::sleep(POLL).await;
-        }
-        match last {
-            Some(state) if state.state == "COMPLETED" => Ok(()),
+        self.board.follow(&id);
+        let ended = self.follow(&id, cancel).await;
+        self.board.unfollow(&id);
+        match ended? {
+            Some(state) if state == "COMPLETED" => Ok(()),
             Some(state) => {
+                let (exit_code, reason) = Self::details(&id).await;
                 let said = std::fs::read_to_string(&log).unwrap_or_default();
                 let tail = said.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
                 Err(format!(
-                    "Slurm job {id} ended {} (exit code {}, reason {}){}",
-                    state.state,
-                    state.exit_code,
-                    state.reason,
+                    "Slurm job {id} ended {state} (exit code {exit_code}, reason {reason}){}",
                     if tail.is_empty() {
                         String::new()
                     } else {
@@ -236,6 +241,43 @@ impl SlurmDispatcher {
                 ))
             }
             None => Err(format!("Slurm job {id} ended unseen")),
+        }
+    }
+
+    /// Follows job `id` until it ends, cancelling it when `cancel` is set:
+    /// its last state seen.
+    async fn follow(&self, id: &str, cancel: &Cancel) -> Result<Option<String>, String> {
+        let mut interrupted: Option<tokio::time::Instant> = None;
+        let mut last: Option<String> = None;
+        let id = id.to_string();
+        loop {
+            // None: forgotten by the controller; it ended a while ago.
+            let Some(state) = self.board.state(&id).await? else {
+                return Ok(last);
+            };
+            let (over, pending) = (is_over(&state), is_pending(&state));
+            last = Some(state);
+            if over {
+                return Ok(last);
+            }
+            if cancel.is_cancelled() {
+                match interrupted {
+                    None if pending => {
+                        slurm("scancel", std::slice::from_ref(&id), &[]).await?;
+                        interrupted = Some(tokio::time::Instant::now());
+                    }
+                    // The worker records the cancellation.
+                    None => {
+                        slurm("scancel", &["--signal=INT".into(), "--full".into(), id.clone()], &[]).await?;
+                        interrupted = Some(tokio::time::Instant::now());
+                    }
+                    Some(at) if at.elapsed() > CANCEL_GRACE => {
+                        slurm("scancel", std::slice::from_ref(&id), &[]).await?;
+                    }
+                    Some(_) => {}
+                }
+            }
+            tokio::time::sleep(POLL).await;
         }
     }
 }
