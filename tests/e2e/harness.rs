@@ -249,3 +249,18 @@ pub fn step<'a>(detail: &'a Value, name: &str) -> &'a Value {
 pub fn toml_path(path: &Path) -> String {
     format!("{:?}", path.display().to_string())
 }
+
+/// Asserts that the latest run of `project` and each of `steps` were
+/// cancelled.
+pub fn assert_cancelled(project: &Project, steps: &[&str]) {
+    let detail = project.run_detail("latest");
+    assert_eq!(detail["run"]["status"], "cancelled");
+    for name in steps {
+        assert_eq!(
+            step(&detail, name)["status"],
+            "cancelled",
+            "{name}: {}",
+            step(&detail, name)
+        );
+    }
+}

@@ -432,16 +432,7 @@ fn ctrl_c_of_the_run_deletes_every_pending_and_running_job() {
         Some(128 + libc::SIGTERM),
         "the pod's deletion ended the worker, before any SIGKILL"
     );
-    let detail = project.run_detail("latest");
-    assert_eq!(detail["run"]["status"], "cancelled");
-    for name in ["stuck", "held", "after"] {
-        assert_eq!(
-            step(&detail, name)["status"],
-            "cancelled",
-            "{name}: {}",
-            step(&detail, name)
-        );
-    }
+    assert_cancelled(&project, &["stuck", "held", "after"]);
     assert_eq!(fake.cluster.problems(), Vec::<String>::new());
     allowed_by_the_documented_role(&fake);
 }

@@ -376,16 +376,7 @@ fn ctrl_c_of_the_run_cancels_every_pending_and_running_job() {
         left.iter().all(|(id, _, _)| !ids.contains(&id.as_str())),
         "jobs outlived the run: {left:?}"
     );
-    let detail = project.run_detail("latest");
-    assert_eq!(detail["run"]["status"], "cancelled");
-    for name in ["stuck", "held", "after"] {
-        assert_eq!(
-            step(&detail, name)["status"],
-            "cancelled",
-            "{name}: {}",
-            step(&detail, name)
-        );
-    }
+    assert_cancelled(&project, &["stuck", "held", "after"]);
 }
 
 #[tokio::test]

@@ -27,7 +27,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, ListParams, PostParams, PropagationPolicy, WatchEvent, WatchParams};
 use serde::{Deserialize, Serialize};
-use weft_pipeline::{Dispatcher, StepJob};
+use weft_pipeline::{is_dns_label, is_dns_subdomain, Dispatcher, StepJob};
 use weft_runtime::Cancel;
 
 use crate::worker::CANCEL_GRACE;
@@ -87,22 +87,6 @@ pub struct KubernetesSettings {
 
 fn default_namespace() -> String {
     "default".into()
-}
-
-/// A DNS-1123 label (namespaces, Secret names' parts).
-fn is_dns_label(value: &str) -> bool {
-    !value.is_empty()
-        && value.len() <= 63
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !value.starts_with('-')
-        && !value.ends_with('-')
-}
-
-/// A DNS-1123 subdomain (service accounts, Secrets).
-fn is_dns_subdomain(value: &str) -> bool {
-    value.len() <= 253 && value.split('.').all(is_dns_label)
 }
 
 impl KubernetesSettings {

@@ -291,8 +291,8 @@ impl Dispatcher for SlurmDispatcher {
         Box::pin(self.run_job(job, cancel))
     }
 
-    /// Jobs run on the cluster's nodes, not this machine's cores; each
-    /// costs the run one follower polling `scontrol`.
+    /// Jobs run on the cluster's nodes, not this machine's cores; the run
+    /// reads all their states with one `squeue`.
     fn default_parallel(&self) -> Option<usize> {
         Some(256)
     }

@@ -47,6 +47,6 @@ pub use manifest::{
     StepLimits,
 };
 pub use models::{register_model, ModelRegistration};
-pub use resources::{Resources, Toleration};
+pub use resources::{is_dns_label, is_dns_subdomain, Resources, Toleration};
 pub use verify::{StepVerification, Verifier, SKIPPED as VERIFY_SKIPPED};
 pub use worker::{Dispatcher, Dispatchers, StepJob, Worker, WorkerOutcome, WORKER_TAG};

@@ -86,8 +86,9 @@ const RESERVED_FLAGS: [&str; 8] = [
     "--dependency",
 ];
 
-/// A DNS-1123 label: a namespace's name.
-fn is_dns_label(value: &str) -> bool {
+/// A DNS-1123 label (a Kubernetes namespace's name): 1 to 63 lowercase
+/// letters, digits and `-`, not at either end.
+pub fn is_dns_label(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= 63
         && value
@@ -97,8 +98,9 @@ fn is_dns_label(value: &str) -> bool {
         && !value.ends_with('-')
 }
 
-/// A DNS-1123 subdomain: a service account's name.
-fn is_dns_subdomain(value: &str) -> bool {
+/// A DNS-1123 subdomain (a Kubernetes service account's or Secret's
+/// name): DNS-1123 labels joined by `.`, at most 253 characters.
+pub fn is_dns_subdomain(value: &str) -> bool {
     value.len() <= 253 && value.split('.').all(is_dns_label)
 }
 
