@@ -439,7 +439,7 @@ fn ctrl_c_of_the_run_deletes_every_pending_and_running_job() {
 
 /// `--orchestrator kubernetes` needs an image and stores a pod reaches.
 #[test]
-fn a_kubernetes_stack_is_refused_without_an_image_or_with_the_projects_own_stores() {
+fn kubernetes_without_an_image_stores_or_settings_is_refused_with_what_to_do() {
     let project = Project::new("[pipeline]\nname = \"p\"\n");
     let no_image = project.weft(&["stack", "create", "k", "--orchestrator", "kubernetes"]);
     assert_eq!(no_image.status.code(), Some(2));
@@ -478,4 +478,23 @@ fn a_kubernetes_stack_is_refused_without_an_image_or_with_the_projects_own_store
         "{}",
         stderr(&bad_namespace)
     );
+
+    // A step that names kubernetes on a stack without its settings is
+    // refused before anything runs.
+    let operator = Project::new(&format!(
+        "[pipeline]\nname = \"op\"\n[inputs]\nraw = {{ path = \"raw.txt\" }}\n\
+         [steps.a]\ncomponent = {e}\ninputs = {{ in = \"inputs.raw\" }}\noutputs = [\"out\"]\n\
+         orchestrator = \"kubernetes\"\n",
+        e = toml_path(&guest("echo")),
+    ));
+    operator.write("raw.txt", "data");
+    let refused = operator.weft(&["run"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("step 'a' runs on orchestrator 'kubernetes'")
+            && stderr(&refused).contains("--k8s-image"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!operator.state().join("weft.db").exists(), "nothing ran");
 }

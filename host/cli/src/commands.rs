@@ -582,6 +582,7 @@ async fn run(manifest: Option<&Path>, state: Option<&Path>, stack: &Stack, args:
         .iter()
         .find(|s| s.inputs.iter().all(|(_, src)| matches!(src, InputSource::External(_))));
     let dispatchers = crate::worker::dispatchers(&state, stack)?;
+    crate::worker::check_step_orchestrators(&dispatchers, &manifest)?;
     // Handed to workers, no step loads here.
     let first = first.filter(|_| dispatchers.default.is_none());
     runtime.start_in_background(first.map(|s| s.component.clone()));

@@ -96,6 +96,30 @@ pub fn dispatchers(state: &Path, stack: &Stack) -> CliResult<Dispatchers> {
     Ok(Dispatchers { default, named })
 }
 
+/// Refuses, before anything runs, a step that names an orchestrator the
+/// run does not have (`kubernetes` on a stack without its settings).
+pub fn check_step_orchestrators(dispatchers: &Dispatchers, manifest: &weft_pipeline::Manifest) -> CliResult<()> {
+    for step in &manifest.steps {
+        let Some(name) = step.orchestrator.as_deref() else {
+            continue;
+        };
+        if name == "local" || dispatchers.named.contains_key(name) {
+            continue;
+        }
+        let hint = if name == crate::kubernetes::KUBERNETES {
+            ": create the stack with --k8s-image (see the README's Kubernetes guide)"
+        } else {
+            ""
+        };
+        return Err(CliError::usage(format!(
+            "step '{}' runs on orchestrator '{name}', which this stack does not have (it has local, {}){hint}",
+            step.name,
+            dispatchers.named.keys().cloned().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(())
+}
+
 /// The command line of a worker for this run's state and stack.
 #[derive(Debug, Clone)]
 pub struct WorkerCommand {
