@@ -105,6 +105,24 @@ struct ScheduleRow {
     created_at: i64,
 }
 
+impl ScheduleRow {
+    /// The schedule, with `last`, its latest firing if it was read.
+    fn into_schedule(self, last: Option<Firing>) -> Schedule {
+        Schedule {
+            params: serde_json::from_str(&self.params).unwrap_or(serde_json::Value::Null),
+            id: self.id,
+            name: self.name,
+            pipeline: self.pipeline,
+            cron: self.cron,
+            missed: self.missed,
+            paused: self.paused != 0,
+            next_due_at: self.next_due_at,
+            created_at: self.created_at,
+            last,
+        }
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct FiringRow {
     id: String,
@@ -266,18 +284,7 @@ impl Store {
 
     async fn with_last(&self, row: ScheduleRow) -> Result<Schedule, StoreError> {
         let last = self.firings(&row.id, 1).await?.into_iter().next();
-        Ok(Schedule {
-            params: serde_json::from_str(&row.params).unwrap_or(serde_json::Value::Null),
-            id: row.id,
-            name: row.name,
-            pipeline: row.pipeline,
-            cron: row.cron,
-            missed: row.missed,
-            paused: row.paused != 0,
-            next_due_at: row.next_due_at,
-            created_at: row.created_at,
-            last,
-        })
+        Ok(row.into_schedule(last))
     }
 
     /// Schedules that are not paused and due at `now` (ms).
@@ -288,21 +295,7 @@ impl Store {
         .bind(now)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| Schedule {
-                params: serde_json::from_str(&row.params).unwrap_or(serde_json::Value::Null),
-                id: row.id,
-                name: row.name,
-                pipeline: row.pipeline,
-                cron: row.cron,
-                missed: row.missed,
-                paused: row.paused != 0,
-                next_due_at: row.next_due_at,
-                created_at: row.created_at,
-                last: None,
-            })
-            .collect())
+        Ok(rows.into_iter().map(|row| row.into_schedule(None)).collect())
     }
 
     /// The earliest due time of the schedules that are not paused.
