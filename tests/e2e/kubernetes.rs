@@ -16,7 +16,7 @@ use weft_store::Store;
 use crate::fake_kubernetes::{FakeKubernetes, JobEvent};
 use crate::harness::*;
 use crate::slurm::{iris_project, running_step_run};
-use crate::workers::outcome;
+use crate::workers::{assert_iris_lineage, outcome};
 
 /// The value of the secret the pods get from the cluster's Secret.
 const VALUE: &str = "k8s-tok-4d9-VERY-secret";
@@ -249,6 +249,7 @@ async fn iris_on_kubernetes_is_one_job_per_step_in_dependency_order_with_the_ste
     for s in store.step_runs(&run.id).await.unwrap() {
         assert_eq!(step_run_of(by_step[s.step_name.as_str()]), s.id, "{}", s.step_name);
     }
+    assert_iris_lineage(&project.weft(&["lineage", "iris/evaluate.report", "--json"]));
     assert!(cluster.deletions().is_empty(), "nothing was cancelled");
     // Nothing but creating and watching the Jobs: no polling, no listing.
     for seen in cluster.requests() {

@@ -14,7 +14,7 @@ use weft_store::Store;
 
 use crate::harness::*;
 use crate::iris::iris_copy;
-use crate::workers::{outcome, producers_in};
+use crate::workers::{assert_iris_lineage, outcome};
 
 /// The cluster's configuration, or a skip saying why there is none.
 fn cluster() -> Option<String> {
@@ -422,16 +422,7 @@ async fn a_step_operator_sends_one_step_to_slurm_and_the_rest_run_locally() {
         assert_eq!(worker, s.step_name == "train", "{} ran where it should", s.step_name);
     }
     // Lineage runs through the Slurm step as through the local ones.
-    let out = mixed.weft(&["lineage", "iris/evaluate.report", "--json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let lineage: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut producers = BTreeSet::new();
-    producers_in(&lineage, &mut producers);
-    assert_eq!(
-        producers,
-        ["evaluate", "load", "split", "train"].map(String::from).into(),
-        "{lineage}"
-    );
+    assert_iris_lineage(&mixed.weft(&["lineage", "iris/evaluate.report", "--json"]));
 }
 
 #[test]

@@ -100,15 +100,7 @@ async fn a_process_stack_runs_each_step_in_a_worker_with_the_results_of_a_local_
         home.path(),
         &["lineage", "iris/evaluate.report", "--json"],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let lineage: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut producers = BTreeSet::new();
-    producers_in(&lineage, &mut producers);
-    assert_eq!(
-        producers,
-        ["evaluate", "load", "split", "train"].map(String::from).into(),
-        "{lineage}"
-    );
+    assert_iris_lineage(&out);
 
     // A second run is all cache hits: no step is handed out.
     let out = iris_weft(workers.path(), home.path(), &["run", "--json", "--stack", "workers"]);
@@ -146,8 +138,22 @@ async fn a_process_stack_runs_each_step_in_a_worker_with_the_results_of_a_local_
     assert!(stderr(&out).contains("no step run"), "{}", stderr(&out));
 }
 
+/// Asserts that `weft lineage iris/evaluate.report --json` answered, and
+/// that the report descends from every step of iris.
+pub(crate) fn assert_iris_lineage(out: &std::process::Output) {
+    assert!(out.status.success(), "{}", stderr(out));
+    let lineage: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut producers = BTreeSet::new();
+    producers_in(&lineage, &mut producers);
+    assert_eq!(
+        producers,
+        ["evaluate", "load", "split", "train"].map(String::from).into(),
+        "{lineage}"
+    );
+}
+
 /// The names of the steps that produced the artifacts of a lineage tree.
-pub(crate) fn producers_in(node: &serde_json::Value, into: &mut BTreeSet<String>) {
+fn producers_in(node: &serde_json::Value, into: &mut BTreeSet<String>) {
     if let Some(step) = node["producer"]["step_name"].as_str() {
         into.insert(step.to_string());
     }
