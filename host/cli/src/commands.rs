@@ -294,8 +294,7 @@ fn load_manifest(explicit: Option<&Path>) -> CliResult<(std::path::PathBuf, Mani
     Ok((path, manifest))
 }
 
-/// A cancellation flag that Ctrl-C (SIGINT) sets.
-/// Set by Ctrl-C (SIGINT), which the orchestrators send to cancel a step.
+/// A cancellation flag set by Ctrl-C (SIGINT), which the orchestrators send to cancel a step.
 /// Not by SIGTERM: Slurm's `scancel`, a time limit, a preempted job or an
 /// evicted pod end the worker with it, and the run then treats the step's
 /// worker as lost (retried by the step's policy) unless it is cancelling.

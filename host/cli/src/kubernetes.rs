@@ -85,7 +85,7 @@ pub struct KubernetesSettings {
     pub context: Option<String>,
 }
 
-fn default_namespace() -> String {
+pub(crate) fn default_namespace() -> String {
     "default".into()
 }
 
@@ -235,45 +235,31 @@ impl KubernetesDispatcher {
         .into();
         let annotations: BTreeMap<String, String> = [(STEP_ANNOTATION.to_string(), job.step.clone())].into();
 
-        let mut requests = BTreeMap::new();
-        let mut limits = BTreeMap::new();
+        // Requests equal limits: the pod gets what the step asked for,
+        // as a Slurm allocation does.
+        let mut amounts = BTreeMap::new();
         if let Some(cpus) = resources.cpus {
-            requests.insert("cpu".to_string(), quantity(cpus.to_string()));
-            limits.insert("cpu".to_string(), quantity(cpus.to_string()));
+            amounts.insert("cpu".to_string(), quantity(cpus.to_string()));
         }
         if let Some(memory) = resources.kubernetes_memory() {
-            requests.insert("memory".to_string(), quantity(&memory));
-            limits.insert("memory".to_string(), quantity(memory));
+            amounts.insert("memory".to_string(), quantity(memory));
         }
         for (name, amount) in &resources.limits {
-            requests.insert(name.clone(), quantity(amount));
-            limits.insert(name.clone(), quantity(amount));
+            amounts.insert(name.clone(), quantity(amount));
         }
 
-        let mut env = vec![
-            EnvVar {
-                name: "WEFT_DB".into(),
-                value: Some(self.db.clone()),
-                ..Default::default()
-            },
-            EnvVar {
-                name: "WEFT_ARTIFACTS".into(),
-                value: Some(self.artifacts.clone()),
-                ..Default::default()
-            },
+        let var = |name: &str, value: &str| EnvVar {
+            name: name.into(),
+            value: Some(value.into()),
+            ..Default::default()
+        };
+        let env = vec![
+            var("WEFT_DB", &self.db),
+            var("WEFT_ARTIFACTS", &self.artifacts),
             // Everything the worker writes stays on the emptyDir.
-            EnvVar {
-                name: "HOME".into(),
-                value: Some(WORK_DIR.into()),
-                ..Default::default()
-            },
-            EnvVar {
-                name: "TMPDIR".into(),
-                value: Some(WORK_DIR.into()),
-                ..Default::default()
-            },
+            var("HOME", WORK_DIR),
+            var("TMPDIR", WORK_DIR),
         ];
-        env.sort_by(|a, b| a.name.cmp(&b.name));
         let args = [
             "--state-dir",
             "state",
@@ -304,9 +290,9 @@ impl KubernetesDispatcher {
                     ..Default::default()
                 }]
             }),
-            resources: (!requests.is_empty()).then(|| ResourceRequirements {
-                requests: Some(requests),
-                limits: Some(limits),
+            resources: (!amounts.is_empty()).then(|| ResourceRequirements {
+                requests: Some(amounts.clone()),
+                limits: Some(amounts),
                 ..Default::default()
             }),
             volume_mounts: Some(vec![VolumeMount {
@@ -418,92 +404,89 @@ impl KubernetesDispatcher {
             let params = WatchParams::default()
                 .fields(&format!("metadata.name={name}"))
                 .timeout(WATCH_SECONDS);
-            let mut events = match jobs.watch(&params, &version).await {
-                Ok(events) => events.boxed(),
-                Err(e) => {
-                    failures += 1;
-                    if failures >= WATCH_FAILURES {
-                        return Err(format!("lost sight of Kubernetes Job {namespace}/{name}: {e}"));
-                    }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            loop {
-                if cancel.is_cancelled() && deleted.is_none() {
-                    // The pod gets SIGTERM; the Job goes once the pod
-                    // has, and the run records the step cancelled.
-                    let foreground = DeleteParams {
-                        propagation_policy: Some(PropagationPolicy::Foreground),
-                        ..Default::default()
-                    };
-                    match jobs.delete(&name, &foreground).await {
-                        Ok(_) => {}
-                        Err(kube::Error::Api(e)) if e.code == 404 => return Err("cancelled".into()),
-                        Err(e) => return Err(format!("deleting Kubernetes Job {namespace}/{name}: {e}")),
-                    }
-                    deleted = Some(tokio::time::Instant::now());
-                }
-                if deleted.is_some_and(|at| at.elapsed() > 3 * CANCEL_GRACE) {
-                    return Err(format!(
-                        "cancelled; Kubernetes Job {namespace}/{name} is still being deleted"
-                    ));
-                }
-                let event = tokio::select! {
-                    event = events.try_next() => event,
-                    _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
+            // What broke the watch (the API server unreachable): it is
+            // made again, up to WATCH_FAILURES times in a row.
+            let broken: kube::Error = 'events: {
+                let mut events = match jobs.watch(&params, &version).await {
+                    Ok(events) => events.boxed(),
+                    Err(e) => break 'events e,
                 };
-                match event {
-                    Ok(Some(WatchEvent::Added(job) | WatchEvent::Modified(job))) => {
-                        failures = 0;
-                        if let Some(v) = &job.metadata.resource_version {
-                            version = v.clone();
+                loop {
+                    if cancel.is_cancelled() && deleted.is_none() {
+                        // The pod gets SIGTERM; the Job goes once the pod
+                        // has, and the run records the step cancelled.
+                        let foreground = DeleteParams {
+                            propagation_policy: Some(PropagationPolicy::Foreground),
+                            ..Default::default()
+                        };
+                        match jobs.delete(&name, &foreground).await {
+                            Ok(_) => {}
+                            Err(kube::Error::Api(e)) if e.code == 404 => return Err("cancelled".into()),
+                            Err(e) => return Err(format!("deleting Kubernetes Job {namespace}/{name}: {e}")),
                         }
-                        latest = job;
-                        if ended(&latest).is_some() {
+                        deleted = Some(tokio::time::Instant::now());
+                    }
+                    if deleted.is_some_and(|at| at.elapsed() > 3 * CANCEL_GRACE) {
+                        return Err(format!(
+                            "cancelled; Kubernetes Job {namespace}/{name} is still being deleted"
+                        ));
+                    }
+                    let event = tokio::select! {
+                        event = events.try_next() => event,
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                    };
+                    match event {
+                        Ok(Some(WatchEvent::Added(job) | WatchEvent::Modified(job))) => {
+                            failures = 0;
+                            if let Some(v) = &job.metadata.resource_version {
+                                version = v.clone();
+                            }
+                            latest = job;
+                            if ended(&latest).is_some() {
+                                continue 'watching;
+                            }
+                        }
+                        Ok(Some(WatchEvent::Deleted(_))) => {
+                            return Err(match deleted {
+                                Some(_) => "cancelled".into(),
+                                None => format!("Kubernetes Job {namespace}/{name} was deleted by someone else"),
+                            });
+                        }
+                        Ok(Some(WatchEvent::Bookmark(mark))) => version = mark.metadata.resource_version,
+                        // Too old a version (410 Gone): read the Job afresh.
+                        Ok(Some(WatchEvent::Error(status))) if status.code == 410 => {
+                            match jobs.get_opt(&name).await {
+                                Ok(Some(job)) => {
+                                    version = job.metadata.resource_version.clone().unwrap_or_else(|| "0".into());
+                                    latest = job;
+                                }
+                                Ok(None) if deleted.is_some() => return Err("cancelled".into()),
+                                Ok(None) => {
+                                    return Err(format!(
+                                        "Kubernetes Job {namespace}/{name} was deleted by someone else"
+                                    ))
+                                }
+                                Err(e) => return Err(format!("reading Kubernetes Job {namespace}/{name}: {e}")),
+                            }
                             continue 'watching;
                         }
-                    }
-                    Ok(Some(WatchEvent::Deleted(_))) => {
-                        return Err(match deleted {
-                            Some(_) => "cancelled".into(),
-                            None => format!("Kubernetes Job {namespace}/{name} was deleted by someone else"),
-                        });
-                    }
-                    Ok(Some(WatchEvent::Bookmark(mark))) => version = mark.metadata.resource_version,
-                    // Too old a version (410 Gone): read the Job afresh.
-                    Ok(Some(WatchEvent::Error(status))) if status.code == 410 => {
-                        match jobs.get_opt(&name).await {
-                            Ok(Some(job)) => {
-                                version = job.metadata.resource_version.clone().unwrap_or_else(|| "0".into());
-                                latest = job;
-                            }
-                            Ok(None) if deleted.is_some() => return Err("cancelled".into()),
-                            Ok(None) => {
-                                return Err(format!("Kubernetes Job {namespace}/{name} was deleted by someone else"))
-                            }
-                            Err(e) => return Err(format!("reading Kubernetes Job {namespace}/{name}: {e}")),
+                        Ok(Some(WatchEvent::Error(status))) => {
+                            return Err(format!(
+                                "watching Kubernetes Job {namespace}/{name}: {}",
+                                status.message
+                            ))
                         }
-                        continue 'watching;
-                    }
-                    Ok(Some(WatchEvent::Error(status))) => {
-                        return Err(format!(
-                            "watching Kubernetes Job {namespace}/{name}: {}",
-                            status.message
-                        ))
-                    }
-                    // The watch timed out: watch again from where it was.
-                    Ok(None) => continue 'watching,
-                    Err(e) => {
-                        failures += 1;
-                        if failures >= WATCH_FAILURES {
-                            return Err(format!("lost sight of Kubernetes Job {namespace}/{name}: {e}"));
-                        }
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue 'watching;
+                        // The watch timed out: watch again from where it was.
+                        Ok(None) => continue 'watching,
+                        Err(e) => break 'events e,
                     }
                 }
+            };
+            failures += 1;
+            if failures >= WATCH_FAILURES {
+                return Err(format!("lost sight of Kubernetes Job {namespace}/{name}: {broken}"));
             }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 

@@ -339,7 +339,7 @@ impl KubernetesFlags {
         let image = self.image?;
         Some(kubernetes::KubernetesSettings {
             image,
-            namespace: self.namespace.unwrap_or_else(|| "default".into()),
+            namespace: self.namespace.unwrap_or_else(kubernetes::default_namespace),
             service_account: self.service_account,
             env_secret: self.env_secret,
             context: self.context,

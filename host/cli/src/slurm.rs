@@ -207,7 +207,7 @@ impl SlurmDispatcher {
     }
 
     /// Why job `id` ended as it did, from the controller's record:
-    /// `(exit code, reason)`, empty when it is forgotten.
+    /// `(exit code, reason)`, each `?` when it is forgotten.
     async fn details(id: &str) -> (String, String) {
         let args = ["show", "job", "-o", id].map(String::from);
         let text = slurm("scontrol", &args, &[]).await.unwrap_or_default();
