@@ -39,8 +39,15 @@ pub struct SlurmDispatcher {
 #[derive(Debug, Default)]
 struct Board {
     followed: std::sync::Mutex<BTreeSet<String>>,
-    /// When it was read, which jobs it asked about, and their states.
-    seen: tokio::sync::Mutex<Option<(Instant, BTreeSet<String>, BTreeMap<String, String>)>>,
+    seen: tokio::sync::Mutex<Option<Reading>>,
+}
+
+/// One `squeue`: when, which jobs it asked about, and their states.
+#[derive(Debug)]
+struct Reading {
+    at: Instant,
+    asked: BTreeSet<String>,
+    states: BTreeMap<String, String>,
 }
 
 impl Board {
@@ -62,7 +69,7 @@ impl Board {
         let mut seen = self.seen.lock().await;
         let fresh = seen
             .as_ref()
-            .is_some_and(|(at, asked, _)| at.elapsed() < POLL && asked.contains(id));
+            .is_some_and(|r| r.at.elapsed() < POLL && r.asked.contains(id));
         if !fresh {
             let mut asked = self.followed.lock().unwrap_or_else(|e| e.into_inner()).clone();
             asked.insert(id.to_string());
@@ -80,9 +87,13 @@ impl Board {
                 Err(e) if e.contains("Invalid job id") => BTreeMap::new(),
                 Err(e) => return Err(e),
             };
-            *seen = Some((Instant::now(), asked, states));
+            *seen = Some(Reading {
+                at: Instant::now(),
+                asked,
+                states,
+            });
         }
-        Ok(seen.as_ref().and_then(|(_, _, states)| states.get(id).cloned()))
+        Ok(seen.as_ref().and_then(|r| r.states.get(id).cloned()))
     }
 }
 
