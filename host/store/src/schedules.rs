@@ -72,7 +72,8 @@ pub struct Firing {
     pub fired_at: i64,
     /// `fired`, `caught-up`, `skipped` or `failed`.
     pub outcome: String,
-    /// The run it started.
+    /// The run it started; empty for a moment after a `fired` or
+    /// `caught-up` entry is recorded, while that run is being started.
     pub run_id: Option<String>,
     /// For `skipped`: how many due times were passed over.
     pub missed: i64,
