@@ -4,6 +4,7 @@
 //! Guest components (tests/guests and examples/iris) are built once per test
 //! process, with cargo, for wasm32-wasip2.
 
+mod bundle;
 mod cache;
 mod concurrency;
 mod dashboard;

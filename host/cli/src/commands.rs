@@ -97,7 +97,13 @@ pub async fn dispatch(mut cli: Cli) -> CliResult<u8> {
             crate::new::new_step(&manifest, &name, lang, dir.as_deref())
         }
         Command::Build { steps } => build(cli.manifest.as_deref(), cli.state_dir.as_deref(), &steps).await,
+        Command::Bundle {
+            output,
+            with_data,
+            json,
+        } => bundle(cli.manifest.as_deref(), output.as_deref(), with_data, json),
         Command::Run {
+            bundle,
             no_cache,
             params,
             max_parallel,
@@ -119,11 +125,17 @@ pub async fn dispatch(mut cli: Cli) -> CliResult<u8> {
                 Some(url) => Some(crate::remote::Remote::connect(&url, token).await?),
                 None => None,
             };
+            if bundle.is_some() && cli.manifest.is_some() {
+                return Err(CliError::usage(
+                    "give either a bundle or --manifest, not both: a bundle holds its manifest",
+                ));
+            }
             run(
                 cli.manifest.as_deref(),
                 cli.state_dir.as_deref(),
                 &cli.stack,
                 RunArgs {
+                    bundle: bundle.as_deref(),
                     no_cache,
                     params: &params,
                     max_parallel,
@@ -475,6 +487,8 @@ async fn build(manifest: Option<&Path>, state: Option<&Path>, steps: &[String]) 
 
 /// What `weft run` was asked, beyond where the stores are.
 struct RunArgs<'a> {
+    /// A bundle to run instead of the manifest.
+    bundle: Option<&'a Path>,
     no_cache: bool,
     params: &'a [String],
     max_parallel: Option<usize>,
@@ -489,7 +503,12 @@ fn load_run_manifest(
     params: &[String],
     max_parallel: Option<usize>,
 ) -> CliResult<(std::path::PathBuf, Manifest)> {
-    let (path, mut manifest) = load_manifest(manifest)?;
+    let (path, manifest) = load_manifest(manifest)?;
+    Ok((path, prepare_manifest(manifest, params, max_parallel)?))
+}
+
+/// `manifest` with its `-p` overrides applied, checked.
+fn prepare_manifest(mut manifest: Manifest, params: &[String], max_parallel: Option<usize>) -> CliResult<Manifest> {
     let overrides: Vec<ParamOverride> = params
         .iter()
         .map(|p| p.parse().map_err(|e| CliError::usage(format!("-p {p}: {e}"))))
@@ -503,7 +522,78 @@ fn load_run_manifest(
     if max_parallel == Some(0) {
         return Err(CliError::usage("--max-parallel must be at least 1"));
     }
-    Ok((path, manifest))
+    Ok(manifest)
+}
+
+/// `weft bundle`: writes the pipeline of the manifest into one file.
+fn bundle(manifest: Option<&Path>, output: Option<&Path>, with_data: bool, json: bool) -> CliResult<u8> {
+    let path = find_manifest(manifest)?;
+    let out = match output {
+        Some(out) => out.to_owned(),
+        None => {
+            let manifest = Manifest::load(&path).map_err(|e| CliError::usage(format!("invalid manifest: {e}")))?;
+            std::path::PathBuf::from(format!("{}.weft", manifest.name))
+        }
+    };
+    let written = weft_pipeline::bundle::write(&path, &out, with_data).map_err(|e| match e {
+        weft_pipeline::bundle::BundleError::Manifest(m) => CliError::usage(format!("cannot bundle: {m}")),
+        other => CliError::usage(format!("cannot bundle: {other}")),
+    })?;
+    let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    let header = &written.header;
+    eprintln!(
+        "bundled pipeline '{}' into {} ({}): {} component{}, {} input file{}, digest {}",
+        header.pipeline,
+        out.display(),
+        bytesize::ByteSize::b(size).display().si(),
+        header.pins.components.len(),
+        if header.pins.components.len() == 1 { "" } else { "s" },
+        header.pins.inputs.len(),
+        if header.pins.inputs.len() == 1 { "" } else { "s" },
+        written.digest
+    );
+    if json {
+        print_json(&json!({
+            "path": out,
+            "digest": written.digest,
+            "pipeline": header.pipeline,
+            "bytes": size,
+            "components": header.pins.components,
+            "inputs": header.pins.inputs.iter().map(|(k, v)| (k.clone(), v.digest.clone())).collect::<std::collections::BTreeMap<_, _>>(),
+        }))?;
+    }
+    Ok(exit::OK)
+}
+
+/// Opens the bundle `file` for a run whose state is in `state`: checks it
+/// whole, places its blobs in a directory under `state` that lives as
+/// long as the returned guard, and gives its manifest with the `-p`
+/// overrides applied. External inputs it does not hold are read from
+/// this directory.
+fn open_bundle(
+    file: &Path,
+    state: &Path,
+    params: &[String],
+    max_parallel: Option<usize>,
+) -> CliResult<(tempfile::TempDir, Manifest)> {
+    let parent = state.join("bundles");
+    std::fs::create_dir_all(&parent)
+        .map_err(|e| CliError::usage(format!("cannot create {}: {e}", parent.display())))?;
+    let dir = tempfile::Builder::new()
+        .prefix("open-")
+        .tempdir_in(&parent)
+        .map_err(|e| CliError::usage(format!("cannot create a directory in {}: {e}", parent.display())))?;
+    let root = std::env::current_dir().map_err(|e| CliError::usage(format!("no current directory: {e}")))?;
+    let (bundle, manifest) =
+        weft_pipeline::bundle::open(file, dir.path(), &root).map_err(|e| CliError::usage(e.to_string()))?;
+    eprintln!(
+        "bundle {} of pipeline '{}' (digest {}, written by weft {})",
+        file.display(),
+        bundle.header.pipeline,
+        bundle.digest,
+        bundle.header.weft
+    );
+    Ok((dir, prepare_manifest(manifest, params, max_parallel)?))
 }
 
 /// What `weft run --detach` was asked.
@@ -563,15 +653,25 @@ async fn detach_run(
 
 async fn run(manifest: Option<&Path>, state: Option<&Path>, stack: &Stack, args: RunArgs<'_>) -> CliResult<u8> {
     let RunArgs {
+        bundle,
         no_cache,
         params,
         max_parallel,
         json,
         remote,
     } = args;
-    let (path, manifest) = load_run_manifest(manifest, params, max_parallel)?;
-
-    let state = state_dir(state, Some(&path))?;
+    // A bundle's files stay where it was opened until the run ends.
+    let (state, manifest, _opened) = match bundle {
+        Some(file) => {
+            let state = state.map(Path::to_owned).unwrap_or_else(|| ".weft".into());
+            let (opened, manifest) = open_bundle(file, &state, params, max_parallel)?;
+            (state, manifest, Some(opened))
+        }
+        None => {
+            let (path, manifest) = load_run_manifest(manifest, params, max_parallel)?;
+            (state_dir(state, Some(&path))?, manifest, None)
+        }
+    };
     let runtime = open_runtime(&state)?;
     // The engine starts, and the compiled component of the step that runs
     // first (the first that reads no other step's output) loads, while the

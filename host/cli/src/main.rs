@@ -70,8 +70,25 @@ enum Command {
         /// Only these steps.
         steps: Vec<String>,
     },
-    /// Run the pipeline.
+    /// Write the pipeline, its built components and (with --with-data) its
+    /// input files into one file that `weft run FILE.weft` runs anywhere.
+    Bundle {
+        /// The file to write (default: PIPELINE.weft in this directory).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Also bundle the external input files ([inputs]).
+        #[arg(long)]
+        with_data: bool,
+        /// Print what was written as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the pipeline, or the pipeline of a bundle (`weft run FILE.weft`).
     Run {
+        /// A bundle written by `weft bundle` (instead of the manifest). Its
+        /// state goes to .weft in this directory unless --state-dir says.
+        #[arg(value_name = "BUNDLE", conflicts_with = "detach")]
+        bundle: Option<PathBuf>,
         /// Execute every step, ignoring cached results.
         #[arg(long)]
         no_cache: bool,

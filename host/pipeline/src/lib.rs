@@ -19,6 +19,7 @@
 //! recorded spec and compares output digests.
 
 mod build;
+pub mod bundle;
 mod cache_key;
 mod error;
 mod executor;

@@ -190,7 +190,7 @@ pub fn overrides(params: &Value) -> Result<Vec<ParamOverride>, ExecError> {
 }
 
 /// One normal path component: no separator, no `..`, not empty.
-fn is_plain_name(name: &str) -> bool {
+pub(crate) fn is_plain_name(name: &str) -> bool {
     let mut parts = Path::new(name).components();
     matches!(parts.next(), Some(std::path::Component::Normal(_))) && parts.next().is_none() && !name.contains('\\')
 }

@@ -1,0 +1,375 @@
+//! Bundles: a pipeline in one file, to run where its sources, build
+//! outputs and toolchains are not (`weft bundle`, `weft run FILE.weft`).
+//!
+//! A bundle is a tar archive of exactly these entries, in this order:
+//! - `bundle.json`: the [`Header`]: the manifest's text, the component of
+//!   every step and (with `--with-data`) every external input, pinned by
+//!   digest, and the digest and size of every blob;
+//! - `blobs/<digest>`: each component and input file once, named by the
+//!   BLAKE3 digest of its bytes;
+//! - `bundle.digest`: the BLAKE3 digest of `bundle.json`'s bytes, which is
+//!   the bundle's digest. As the header names every blob by the digest of
+//!   its bytes, it covers the whole content.
+//!
+//! [`open`] checks all of it while it reads, before anything runs: any
+//! other entry, a blob whose bytes do not match its name or size, a
+//! missing or extra blob, a header that does not match `bundle.digest`, or
+//! a file cut short is refused with a [`BundleError`] that says which.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::registered::{is_plain_name, PinnedInput, Pins};
+use crate::Manifest;
+
+/// The format this weft writes and reads.
+pub const FORMAT: u32 = 1;
+
+/// The largest `bundle.json` read.
+const MAX_HEADER_BYTES: u64 = 16 << 20;
+
+const HEADER: &str = "bundle.json";
+const DIGEST: &str = "bundle.digest";
+const BLOBS: &str = "blobs/";
+
+/// What a bundle holds, as `bundle.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    /// The bundle format ([`FORMAT`]).
+    pub format: u32,
+    /// The weft version that wrote it.
+    pub weft: String,
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// The manifest (weft.toml) as written.
+    pub manifest: String,
+    /// Components by step; external inputs by name (only those bundled).
+    pub pins: Pins,
+    /// Every blob: digest → size in bytes.
+    pub blobs: BTreeMap<String, u64>,
+}
+
+/// A bundle written or opened.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    /// The bundle's digest (of its `bundle.json`).
+    pub digest: String,
+    pub header: Header,
+    /// Bytes of all blobs.
+    pub blob_bytes: u64,
+}
+
+/// Why a bundle could not be written or opened.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("{0}")]
+    Manifest(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid weft bundle: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BundleError {
+    let what = what.into();
+    move |source| BundleError::Io { what, source }
+}
+
+/// Writes the pipeline of the manifest at `manifest_path` to `out`: its
+/// manifest, its built components and, with `with_data`, its external
+/// input files. The components must be built (`weft build`).
+pub fn write(manifest_path: &Path, out: &Path, with_data: bool) -> Result<Bundle, BundleError> {
+    let text = std::fs::read_to_string(manifest_path).map_err(io(format!("reading {}", manifest_path.display())))?;
+    let manifest = Manifest::load(manifest_path).map_err(|e| BundleError::Manifest(e.to_string()))?;
+    manifest
+        .check_files()
+        .map_err(|e| BundleError::Manifest(e.to_string()))?;
+    // Blob digest → the file it is read from.
+    let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut blobs = BTreeMap::new();
+    let mut pins = Pins::default();
+    let mut add = |path: &Path, bytes: &[u8]| -> String {
+        let digest = blake3::hash(bytes).to_hex().to_string();
+        blobs.insert(digest.clone(), bytes.len() as u64);
+        files.entry(digest.clone()).or_insert_with(|| path.to_owned());
+        digest
+    };
+    for step in &manifest.steps {
+        let bytes = weft_runtime::read_component(&step.component).map_err(|e| BundleError::Manifest(e.to_string()))?;
+        let digest = add(&step.component, &bytes);
+        pins.components.insert(step.name.clone(), digest);
+    }
+    if with_data {
+        for input in &manifest.inputs {
+            if !input.path.is_file() {
+                return Err(BundleError::Manifest(format!(
+                    "inputs.{} ({}) is a directory: only file inputs can be bundled so far; \
+                     bundle without --with-data and give the directory beside the bundle",
+                    input.name,
+                    input.path.display()
+                )));
+            }
+            let bytes = std::fs::read(&input.path).map_err(io(format!("reading {}", input.path.display())))?;
+            let digest = add(&input.path, &bytes);
+            let file_name = input
+                .path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .filter(|n| is_plain_name(n))
+                .unwrap_or(&input.name)
+                .to_string();
+            pins.inputs.insert(
+                input.name.clone(),
+                PinnedInput {
+                    digest,
+                    kind: "file".into(),
+                    file_name,
+                },
+            );
+        }
+    }
+    let header = Header {
+        format: FORMAT,
+        weft: env!("CARGO_PKG_VERSION").to_string(),
+        pipeline: manifest.name.clone(),
+        manifest: text,
+        pins,
+        blobs,
+    };
+    let header_bytes = serde_json::to_vec_pretty(&header).map_err(|e| BundleError::Manifest(e.to_string()))?;
+    let digest = blake3::hash(&header_bytes).to_hex().to_string();
+
+    // Written aside, then renamed: `out` is a whole bundle or untouched.
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let aside = tempfile::NamedTempFile::new_in(&dir).map_err(io(format!("creating a file in {}", dir.display())))?;
+    {
+        let mut tar = tar::Builder::new(BufWriter::new(aside.as_file()));
+        tar.mode(tar::HeaderMode::Deterministic);
+        let mut append = |name: &str, size: u64, data: &mut dyn Read| {
+            let mut entry = tar::Header::new_ustar();
+            entry.set_size(size);
+            entry.set_mode(0o644);
+            entry.set_entry_type(tar::EntryType::Regular);
+            tar.append_data(&mut entry, name, data)
+                .map_err(io(format!("writing {}", out.display())))
+        };
+        append(HEADER, header_bytes.len() as u64, &mut header_bytes.as_slice())?;
+        for (blob, path) in &files {
+            let bytes = std::fs::read(path).map_err(io(format!("reading {}", path.display())))?;
+            if blake3::hash(&bytes).to_hex().as_str() != blob {
+                return Err(BundleError::Manifest(format!(
+                    "{} changed while it was being bundled; try again",
+                    path.display()
+                )));
+            }
+            append(&format!("{BLOBS}{blob}"), bytes.len() as u64, &mut bytes.as_slice())?;
+        }
+        append(DIGEST, digest.len() as u64, &mut digest.as_bytes())?;
+        let mut writer = tar.into_inner().map_err(io(format!("writing {}", out.display())))?;
+        writer.flush().map_err(io(format!("writing {}", out.display())))?;
+    }
+    // Readable by others like any file written here (not a temp file's 0600).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::Permissions::from_mode(0o644);
+        aside
+            .as_file()
+            .set_permissions(mode)
+            .map_err(io(format!("writing {}", out.display())))?;
+    }
+    aside
+        .as_file()
+        .sync_all()
+        .map_err(io(format!("writing {}", out.display())))?;
+    aside.persist(out).map_err(|e| BundleError::Io {
+        what: format!("writing {}", out.display()),
+        source: e.error,
+    })?;
+    let blob_bytes = header.blobs.values().sum();
+    Ok(Bundle {
+        digest,
+        header,
+        blob_bytes,
+    })
+}
+
+/// Reads and checks the bundle at `path`, placing its blobs under `dir`
+/// (created; it should be empty), and returns its manifest pointing at
+/// them. Relative paths in the manifest (the external inputs that are not
+/// bundled) are resolved against `root`.
+pub fn open(path: &Path, dir: &Path, root: &Path) -> Result<(Bundle, Manifest), BundleError> {
+    let invalid = |reason: String| BundleError::Invalid {
+        path: path.to_owned(),
+        reason,
+    };
+    let file = File::open(path).map_err(io(format!("opening {}", path.display())))?;
+    let blobs_dir = dir.join("blobs");
+    std::fs::create_dir_all(&blobs_dir).map_err(io(format!("creating {}", blobs_dir.display())))?;
+
+    let mut archive = tar::Archive::new(BufReader::new(file));
+    let entries = archive
+        .entries()
+        .map_err(|e| invalid(format!("not a tar archive ({e})")))?;
+    let mut header: Option<(Header, String)> = None;
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut stated_digest: Option<String> = None;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| invalid(format!("cut short or damaged ({e})")))?;
+        let name = entry
+            .path()
+            .ok()
+            .and_then(|p| p.to_str().map(str::to_string))
+            .ok_or_else(|| invalid("an entry's name is not UTF-8".into()))?;
+        if entry.header().entry_type() != tar::EntryType::Regular {
+            return Err(invalid(format!("entry {name} is not a regular file")));
+        }
+        if stated_digest.is_some() {
+            return Err(invalid(format!("entry {name} after {DIGEST}")));
+        }
+        let size = entry.size();
+        match (&header, name.as_str()) {
+            (None, HEADER) => {
+                if size > MAX_HEADER_BYTES {
+                    return Err(invalid(format!("{HEADER} is larger than {MAX_HEADER_BYTES} bytes")));
+                }
+                let mut bytes = Vec::with_capacity(size as usize);
+                entry
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| invalid(format!("cut short or damaged ({e})")))?;
+                let digest = blake3::hash(&bytes).to_hex().to_string();
+                let parsed: Header =
+                    serde_json::from_slice(&bytes).map_err(|e| invalid(format!("{HEADER} does not parse: {e}")))?;
+                if parsed.format != FORMAT {
+                    return Err(invalid(format!(
+                        "format {} (this weft reads format {FORMAT}; the bundle was written by weft {})",
+                        parsed.format, parsed.weft
+                    )));
+                }
+                if let Some(bad) = parsed.blobs.keys().find(|b| !is_digest(b)) {
+                    return Err(invalid(format!("{HEADER} lists a blob named {bad:?}, not a digest")));
+                }
+                header = Some((parsed, digest));
+            }
+            (None, _) => return Err(invalid(format!("the first entry is {name}, not {HEADER}"))),
+            (Some((h, _)), _) if name.starts_with(BLOBS) => {
+                let blob = &name[BLOBS.len()..];
+                let Some(&expected) = h.blobs.get(blob) else {
+                    return Err(invalid(format!("entry {name} is not listed in {HEADER}")));
+                };
+                if !seen.insert(blob.to_string()) {
+                    return Err(invalid(format!("entry {name} appears twice")));
+                }
+                if size != expected {
+                    return Err(invalid(format!("{name} holds {size} bytes, not the {expected} listed")));
+                }
+                let target = blobs_dir.join(blob);
+                let mut out = File::create(&target).map_err(io(format!("creating {}", target.display())))?;
+                let mut hasher = blake3::Hasher::new();
+                let mut buf = vec![0u8; 256 << 10];
+                let mut read = 0u64;
+                loop {
+                    let n = entry
+                        .read(&mut buf)
+                        .map_err(|e| invalid(format!("cut short or damaged ({e})")))?;
+                    if n == 0 {
+                        break;
+                    }
+                    read += n as u64;
+                    hasher.update(&buf[..n]);
+                    out.write_all(&buf[..n])
+                        .map_err(io(format!("writing {}", target.display())))?;
+                }
+                if read != expected {
+                    return Err(invalid(format!("{name} is cut short")));
+                }
+                if hasher.finalize().to_hex().as_str() != blob {
+                    return Err(invalid(format!("the bytes of {name} do not match their digest")));
+                }
+            }
+            (Some(_), DIGEST) => {
+                let mut text = String::new();
+                entry
+                    .take(128)
+                    .read_to_string(&mut text)
+                    .map_err(|e| invalid(format!("{DIGEST} is damaged ({e})")))?;
+                stated_digest = Some(text.trim().to_string());
+            }
+            (Some(_), _) => return Err(invalid(format!("unexpected entry {name}"))),
+        }
+    }
+    let Some((header, digest)) = header else {
+        return Err(invalid(format!("it is empty (no {HEADER})")));
+    };
+    match stated_digest {
+        None => return Err(invalid(format!("cut short: no {DIGEST} at its end"))),
+        Some(stated) if stated != digest => {
+            return Err(invalid(format!(
+                "{HEADER} does not match the digest the bundle states ({stated}): it was altered"
+            )))
+        }
+        Some(_) => {}
+    }
+    if let Some(missing) = header.blobs.keys().find(|b| !seen.contains(*b)) {
+        return Err(invalid(format!("blob {missing} listed in {HEADER} is missing")));
+    }
+
+    let broken = |what: String| invalid(format!("{HEADER}: {what}"));
+    let mut manifest = Manifest::parse(&header.manifest, root).map_err(|e| broken(e.to_string()))?;
+    let blob_path = |digest: &str| -> Result<PathBuf, BundleError> {
+        if !header.blobs.contains_key(digest) {
+            return Err(broken(format!("{digest} is pinned but not listed")));
+        }
+        Ok(blobs_dir.join(digest))
+    };
+    for step in &mut manifest.steps {
+        let digest = header
+            .pins
+            .components
+            .get(&step.name)
+            .ok_or_else(|| broken(format!("step '{}' has no component", step.name)))?;
+        step.component = blob_path(digest)?;
+        step.build = None;
+    }
+    for input in &mut manifest.inputs {
+        let Some(pin) = header.pins.inputs.get(&input.name) else {
+            continue; // not bundled: read beside the bundle, from `root`
+        };
+        if pin.kind != "file" || !is_plain_name(&pin.file_name) {
+            return Err(broken(format!("input '{}' is pinned as {:?}", input.name, pin)));
+        }
+        let parent = dir.join("inputs").join(&input.name);
+        std::fs::create_dir_all(&parent).map_err(io(format!("creating {}", parent.display())))?;
+        let target = parent.join(&pin.file_name);
+        let source = blob_path(&pin.digest)?;
+        if std::fs::hard_link(&source, &target).is_err() {
+            std::fs::copy(&source, &target).map_err(io(format!("creating {}", target.display())))?;
+        }
+        input.path = target;
+    }
+    let blob_bytes = header.blobs.values().sum();
+    Ok((
+        Bundle {
+            digest,
+            header,
+            blob_bytes,
+        },
+        manifest,
+    ))
+}
+
+/// A BLAKE3 digest as weft writes it: 64 lowercase hex digits.
+fn is_digest(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}

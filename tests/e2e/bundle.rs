@@ -1,0 +1,174 @@
+//! Bundles: `weft bundle` writes the iris pipeline into one file, and
+//! `weft run FILE.weft` runs it in an empty directory with no toolchain on
+//! `PATH` and no network, with the bytes of the run from the sources; a
+//! bundle altered or cut short is refused before anything runs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use weft_store::Store;
+
+use crate::harness::*;
+use crate::slurm::iris_project;
+use crate::workers::outcome;
+
+/// `weft ARGS` in `dir` with nothing of this machine's environment: `PATH`
+/// is an empty directory (no cargo, python or node), `HOME` is `dir`, and
+/// under `unshare -n` the process has no network but a loopback that is
+/// down. `None` (and a skip) where network namespaces are not allowed.
+fn isolated(dir: &Path, args: &[&str]) -> Option<Output> {
+    let probe = Command::new("unshare").args(["-n", "true"]).output();
+    if !probe.map(|o| o.status.success()).unwrap_or(false) {
+        skip("`unshare -n` is not permitted here (needs root or user namespaces)");
+        return None;
+    }
+    // Found on this process's PATH: the child's has nothing on it.
+    let unshare = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join("unshare"))
+        .find(|p| p.is_file())
+        .expect("unshare ran above");
+    let empty_path = dir.join(".no-tools");
+    std::fs::create_dir_all(&empty_path).unwrap();
+    let out = Command::new(unshare)
+        .arg("-n")
+        .arg(weft_bin())
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("HOME", dir)
+        .env("PATH", &empty_path)
+        .output()
+        .unwrap();
+    Some(out)
+}
+
+async fn open(dir: &Path) -> Store {
+    Store::open(&format!("sqlite://{}", dir.join(".weft/weft.db").display()))
+        .await
+        .unwrap()
+}
+
+fn flip(bytes: &[u8], at: usize) -> Vec<u8> {
+    let mut changed = bytes.to_vec();
+    changed[at] ^= 0x20;
+    changed
+}
+
+#[tokio::test]
+async fn a_bundle_runs_in_an_empty_directory_without_toolchains_or_network_and_tampering_is_refused() {
+    let source = iris_project();
+    assert_eq!(run_json(&source.weft(&["run", "--json"]), 0)["executed"], 4);
+    let bundles = tempfile::tempdir().unwrap();
+    let file = bundles.path().join("iris.weft");
+    let file_arg = file.to_str().unwrap();
+    let out = source.weft(&["bundle", "-o", file_arg, "--with-data", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let written: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(written["pipeline"], "iris");
+    assert_eq!(written["components"].as_object().unwrap().len(), 4, "{written}");
+    assert_eq!(written["inputs"].as_object().unwrap().len(), 1, "{written}");
+
+    // An empty directory, no toolchain, no network: the same bytes.
+    let empty = tempfile::tempdir().unwrap();
+    let Some(first) = isolated(empty.path(), &["run", file_arg, "--json"]) else {
+        return;
+    };
+    let first = run_json(&first, 0);
+    assert_eq!(
+        (first["executed"].as_u64(), first["cached"].as_u64()),
+        (Some(4), Some(0))
+    );
+    let expected = outcome(&open(source.path()).await).await;
+    assert!(expected.values().all(|(s, o)| s == "succeeded" && !o.is_empty()));
+    assert_eq!(outcome(&open(empty.path()).await).await, expected);
+    let opened = std::fs::read_dir(empty.path().join(".weft/bundles")).unwrap().count();
+    assert_eq!(opened, 0, "a bundle's files go when its run ends");
+
+    // Again: all cache hits; then a param changed as usual runs what it changes.
+    let again = run_json(&isolated(empty.path(), &["run", file_arg, "--json"]).unwrap(), 0);
+    assert_eq!(
+        (again["executed"].as_u64(), again["cached"].as_u64()),
+        (Some(0), Some(4))
+    );
+    let changed = isolated(empty.path(), &["run", file_arg, "--json", "-p", "train.epochs=20"]).unwrap();
+    let changed = run_json(&changed, 0);
+    assert_eq!(
+        statuses(&changed).into_iter().filter(|(_, s)| s == "succeeded").count(),
+        2,
+        "train and evaluate run again: {changed}"
+    );
+    assert_eq!(changed["cached"], 2, "{changed}");
+
+    // Its runs verify there too, from what the runs archived.
+    let verified = isolated(empty.path(), &["verify", "latest"]).unwrap();
+    assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
+    assert!(
+        stderr(&verified).contains("4 matched, 0 mismatched"),
+        "{}",
+        stderr(&verified)
+    );
+
+    // Altered or cut short: refused, and nothing is recorded.
+    let bytes = std::fs::read(&file).unwrap();
+    let component = std::fs::read(source.path().join("target/wasm32-wasip2/release/train.wasm")).unwrap();
+    let in_blob = find(&bytes, &component[..64]).expect("the component is in the bundle") + 4096;
+    let in_header = find(&bytes, b"\"pipeline\": \"iris\"").expect("the header names the pipeline") + 14;
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        (
+            "a byte of a component",
+            flip(&bytes, in_blob),
+            "do not match their digest",
+        ),
+        ("a byte of the header", flip(&bytes, in_header), "it was altered"),
+        ("cut in half", bytes[..bytes.len() / 2].to_vec(), "cut short"),
+        ("not a bundle", b"weft".repeat(300), "not a valid weft bundle"),
+    ];
+    for (what, content, says) in cases {
+        let bad = bundles.path().join("bad.weft");
+        std::fs::write(&bad, content).unwrap();
+        let fresh = tempfile::tempdir().unwrap();
+        let out = isolated(fresh.path(), &["run", bad.to_str().unwrap()]).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{what}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("not a valid weft bundle"),
+            "{what}: {}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains(says), "{what}: {}", stderr(&out));
+        assert!(
+            !fresh.path().join(".weft/weft.db").exists(),
+            "{what}: nothing is recorded"
+        );
+    }
+}
+
+#[test]
+fn a_bundle_without_its_data_reads_the_inputs_beside_it_and_says_when_they_are_missing() {
+    let source = iris_project();
+    let out = source.weft(&["bundle"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let file: PathBuf = source.path().join("iris.weft");
+    assert!(file.is_file(), "the default name is the pipeline's: {}", stderr(&out));
+    let file_arg = file.to_str().unwrap();
+
+    let empty = tempfile::tempdir().unwrap();
+    let Some(missing) = isolated(empty.path(), &["run", file_arg]) else {
+        return;
+    };
+    assert_eq!(missing.status.code(), Some(2), "{}", stderr(&missing));
+    assert!(stderr(&missing).contains("inputs.iris"), "{}", stderr(&missing));
+
+    std::fs::create_dir(empty.path().join("data")).unwrap();
+    std::fs::copy(source.path().join("data/iris.csv"), empty.path().join("data/iris.csv")).unwrap();
+    let ran = run_json(&isolated(empty.path(), &["run", file_arg, "--json"]).unwrap(), 0);
+    assert_eq!(ran["executed"], 4, "{ran}");
+
+    // A bundle is not a manifest: both at once is a mistake.
+    let both = source.weft(&["--manifest", "weft.toml", "run", file_arg]);
+    assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
+    assert!(stderr(&both).contains("not both"), "{}", stderr(&both));
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
