@@ -32,6 +32,13 @@ if ! [ -f /usr/include/wasm32-wasi/stdio.h ] || ! command -v clang >/dev/null 2>
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang lld wasi-libc libclang-rt-14-dev-wasm32 >/dev/null
 fi
 
+# openssl makes the Ed25519 keys the bundle-signing tests sign with.
+if ! command -v openssl >/dev/null 2>&1; then
+    echo "installing openssl (Debian package) for the bundle-signing tests" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+fi
+
 # Headless Chromium and playwright-core drive the dashboard tests
 # (tests/e2e/dashboard.rs runs tests/ui/dashboard.test.mjs).
 if ! [ -x /usr/bin/chromium ]; then

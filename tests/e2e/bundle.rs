@@ -172,3 +172,101 @@ fn a_bundle_without_its_data_reads_the_inputs_beside_it_and_says_when_they_are_m
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
+
+/// `openssl genpkey` and `openssl pkey -pubout`: a key pair in `dir`.
+fn key_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let key = dir.join(format!("{name}.key"));
+    let public = dir.join(format!("{name}.pub"));
+    let made = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(&key)
+        .status()
+        .expect("openssl (tests/run.sh installs it)");
+    assert!(made.success());
+    let made = Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&public)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    (key, public)
+}
+
+#[test]
+fn a_signed_bundle_runs_only_under_the_key_it_requires() {
+    let source = iris_project();
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = key_pair(keys.path(), "team");
+    let (_, other) = key_pair(keys.path(), "other");
+    let signed = keys.path().join("signed.weft");
+    let unsigned = keys.path().join("unsigned.weft");
+    let out = source.weft(&[
+        "bundle",
+        "--with-data",
+        "--json",
+        "-o",
+        signed.to_str().unwrap(),
+        "--sign",
+        key.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let written: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let signer = written["signed_by"].as_str().expect("signed").to_string();
+    let out = source.weft(&["bundle", "--with-data", "-o", unsigned.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let dir = tempfile::tempdir().unwrap();
+    let Some(ran) = isolated(
+        dir.path(),
+        &[
+            "run",
+            signed.to_str().unwrap(),
+            "--require-signature",
+            public.to_str().unwrap(),
+            "--json",
+        ],
+    ) else {
+        return;
+    };
+    assert_eq!(run_json(&ran, 0)["executed"], 4);
+    assert!(
+        stderr(&ran).contains(&format!("signed by {signer} (required)")),
+        "{}",
+        stderr(&ran)
+    );
+
+    // Its signature flipped, unsigned, or signed by another key: refused.
+    let bytes = std::fs::read(&signed).unwrap();
+    let at = find(&bytes, b"\"signature\": \"").unwrap() + 20;
+    let forged = keys.path().join("forged.weft");
+    let mut changed = bytes.clone();
+    changed[at] = if changed[at] == b'a' { b'b' } else { b'a' };
+    std::fs::write(&forged, changed).unwrap();
+    for (file, public, says) in [
+        (&forged, &public, "does not verify"),
+        (&forged, &other, "does not verify"),
+        (&unsigned, &public, "it is not signed"),
+        (&signed, &other, "not by the required key"),
+    ] {
+        let fresh = tempfile::tempdir().unwrap();
+        let out = isolated(
+            fresh.path(),
+            &[
+                "run",
+                file.to_str().unwrap(),
+                "--require-signature",
+                public.to_str().unwrap(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{says}: {}", stderr(&out));
+        assert!(!fresh.path().join(".weft/weft.db").exists());
+    }
+    // A key that is not one says how to make one.
+    let out = source.weft(&["bundle", "--sign", public.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("openssl genpkey"), "{}", stderr(&out));
+}

@@ -100,10 +100,18 @@ pub async fn dispatch(mut cli: Cli) -> CliResult<u8> {
         Command::Bundle {
             output,
             with_data,
+            sign,
             json,
-        } => bundle(cli.manifest.as_deref(), output.as_deref(), with_data, json),
+        } => bundle(
+            cli.manifest.as_deref(),
+            output.as_deref(),
+            with_data,
+            sign.as_deref(),
+            json,
+        ),
         Command::Run {
             bundle,
+            require_signature,
             no_cache,
             params,
             max_parallel,
@@ -135,7 +143,7 @@ pub async fn dispatch(mut cli: Cli) -> CliResult<u8> {
                 cli.state_dir.as_deref(),
                 &cli.stack,
                 RunArgs {
-                    bundle: bundle.as_deref(),
+                    bundle: bundle.as_deref().map(|file| (file, require_signature.as_deref())),
                     no_cache,
                     params: &params,
                     max_parallel,
@@ -487,8 +495,9 @@ async fn build(manifest: Option<&Path>, state: Option<&Path>, steps: &[String]) 
 
 /// What `weft run` was asked, beyond where the stores are.
 struct RunArgs<'a> {
-    /// A bundle to run instead of the manifest.
-    bundle: Option<&'a Path>,
+    /// A bundle to run instead of the manifest, and the key it must be
+    /// signed by.
+    bundle: Option<(&'a Path, Option<&'a Path>)>,
     no_cache: bool,
     params: &'a [String],
     max_parallel: Option<usize>,
@@ -526,7 +535,17 @@ fn prepare_manifest(mut manifest: Manifest, params: &[String], max_parallel: Opt
 }
 
 /// `weft bundle`: writes the pipeline of the manifest into one file.
-fn bundle(manifest: Option<&Path>, output: Option<&Path>, with_data: bool, json: bool) -> CliResult<u8> {
+fn bundle(
+    manifest: Option<&Path>,
+    output: Option<&Path>,
+    with_data: bool,
+    sign: Option<&Path>,
+    json: bool,
+) -> CliResult<u8> {
+    let key = sign
+        .map(weft_pipeline::bundle::SigningKey::load)
+        .transpose()
+        .map_err(|e| CliError::usage(format!("cannot sign: {e}")))?;
     let path = find_manifest(manifest)?;
     let out = match output {
         Some(out) => out.to_owned(),
@@ -535,10 +554,8 @@ fn bundle(manifest: Option<&Path>, output: Option<&Path>, with_data: bool, json:
             std::path::PathBuf::from(format!("{}.weft", manifest.name))
         }
     };
-    let written = weft_pipeline::bundle::write(&path, &out, with_data).map_err(|e| match e {
-        weft_pipeline::bundle::BundleError::Manifest(m) => CliError::usage(format!("cannot bundle: {m}")),
-        other => CliError::usage(format!("cannot bundle: {other}")),
-    })?;
+    let written = weft_pipeline::bundle::write(&path, &out, with_data, key.as_ref())
+        .map_err(|e| CliError::usage(format!("cannot bundle: {e}")))?;
     let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     let header = &written.header;
     eprintln!(
@@ -552,12 +569,16 @@ fn bundle(manifest: Option<&Path>, output: Option<&Path>, with_data: bool, json:
         if header.pins.inputs.len() == 1 { "" } else { "s" },
         written.digest
     );
+    if let Some(key) = &written.signed_by {
+        eprintln!("signed by {key}");
+    }
     if json {
         print_json(&json!({
             "path": out,
             "digest": written.digest,
             "pipeline": header.pipeline,
             "bytes": size,
+            "signed_by": written.signed_by,
             "components": header.pins.components,
             "inputs": header.pins.inputs.iter().map(|(k, v)| (k.clone(), v.digest.clone())).collect::<std::collections::BTreeMap<_, _>>(),
         }))?;
@@ -572,10 +593,15 @@ fn bundle(manifest: Option<&Path>, output: Option<&Path>, with_data: bool, json:
 /// this directory.
 fn open_bundle(
     file: &Path,
+    require: Option<&Path>,
     state: &Path,
     params: &[String],
     max_parallel: Option<usize>,
 ) -> CliResult<(tempfile::TempDir, Manifest)> {
+    let require = require
+        .map(weft_pipeline::bundle::PublicKey::load)
+        .transpose()
+        .map_err(|e| CliError::usage(format!("--require-signature: {e}")))?;
     let parent = state.join("bundles");
     std::fs::create_dir_all(&parent)
         .map_err(|e| CliError::usage(format!("cannot create {}: {e}", parent.display())))?;
@@ -584,8 +610,8 @@ fn open_bundle(
         .tempdir_in(&parent)
         .map_err(|e| CliError::usage(format!("cannot create a directory in {}: {e}", parent.display())))?;
     let root = std::env::current_dir().map_err(|e| CliError::usage(format!("no current directory: {e}")))?;
-    let (bundle, manifest) =
-        weft_pipeline::bundle::open(file, dir.path(), &root).map_err(|e| CliError::usage(e.to_string()))?;
+    let (bundle, manifest) = weft_pipeline::bundle::open(file, dir.path(), &root, require.as_ref())
+        .map_err(|e| CliError::usage(e.to_string()))?;
     eprintln!(
         "bundle {} of pipeline '{}' (digest {}, written by weft {})",
         file.display(),
@@ -593,6 +619,10 @@ fn open_bundle(
         bundle.digest,
         bundle.header.weft
     );
+    match &bundle.signed_by {
+        Some(key) => eprintln!("signed by {key}{}", if require.is_some() { " (required)" } else { "" }),
+        None => eprintln!("not signed"),
+    }
     Ok((dir, prepare_manifest(manifest, params, max_parallel)?))
 }
 
@@ -662,9 +692,9 @@ async fn run(manifest: Option<&Path>, state: Option<&Path>, stack: &Stack, args:
     } = args;
     // A bundle's files stay where it was opened until the run ends.
     let (state, manifest, _opened) = match bundle {
-        Some(file) => {
+        Some((file, require)) => {
             let state = state.map(Path::to_owned).unwrap_or_else(|| ".weft".into());
-            let (opened, manifest) = open_bundle(file, &state, params, max_parallel)?;
+            let (opened, manifest) = open_bundle(file, require, &state, params, max_parallel)?;
             (state, manifest, Some(opened))
         }
         None => {

@@ -79,6 +79,10 @@ enum Command {
         /// Also bundle the external input files ([inputs]).
         #[arg(long)]
         with_data: bool,
+        /// Sign the bundle with this Ed25519 private key (PEM; make one with
+        /// `openssl genpkey -algorithm ed25519 -out weft.key`).
+        #[arg(long, value_name = "KEY")]
+        sign: Option<PathBuf>,
         /// Print what was written as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -89,6 +93,10 @@ enum Command {
         /// state goes to .weft in this directory unless --state-dir says.
         #[arg(value_name = "BUNDLE", conflicts_with = "detach")]
         bundle: Option<PathBuf>,
+        /// Run a bundle only if it is signed by this Ed25519 public key
+        /// (PEM; `openssl pkey -in weft.key -pubout -out weft.pub`).
+        #[arg(long, value_name = "PUBKEY", env = "WEFT_REQUIRE_SIGNATURE")]
+        require_signature: Option<PathBuf>,
         /// Execute every step, ignoring cached results.
         #[arg(long)]
         no_cache: bool,

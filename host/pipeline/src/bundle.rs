@@ -9,7 +9,13 @@
 //!   BLAKE3 digest of its bytes;
 //! - `bundle.digest`: the BLAKE3 digest of `bundle.json`'s bytes, which is
 //!   the bundle's digest. As the header names every blob by the digest of
-//!   its bytes, it covers the whole content.
+//!   its bytes, it covers the whole content;
+//! - `bundle.sig`, when signed: an Ed25519 signature of that digest (its
+//!   64 hex digits) and the public key that made it, as JSON ([`Signature`]).
+//!
+//! Keys are the standard PEM files of OpenSSL and others:
+//! `openssl genpkey -algorithm ed25519 -out weft.key` makes a signing key,
+//! `openssl pkey -in weft.key -pubout -out weft.pub` its public key.
 //!
 //! [`open`] checks all of it while it reads, before anything runs: any
 //! other entry, a blob whose bytes do not match its name or size, a
@@ -34,6 +40,7 @@ const MAX_HEADER_BYTES: u64 = 16 << 20;
 
 const HEADER: &str = "bundle.json";
 const DIGEST: &str = "bundle.digest";
+const SIGNATURE: &str = "bundle.sig";
 const BLOBS: &str = "blobs/";
 
 /// What a bundle holds, as `bundle.json`.
@@ -62,6 +69,100 @@ pub struct Bundle {
     pub header: Header,
     /// Bytes of all blobs.
     pub blob_bytes: u64,
+    /// The public key (hex) whose signature of the digest verified.
+    pub signed_by: Option<String>,
+}
+
+/// `bundle.sig`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signature {
+    /// `ed25519`.
+    pub algorithm: String,
+    /// The signer's public key, 32 bytes in hex.
+    pub public_key: String,
+    /// The signature of the bundle's digest (its hex text), 64 bytes in hex.
+    pub signature: String,
+}
+
+/// An Ed25519 signing key, from a PEM `PRIVATE KEY` (PKCS#8) file.
+pub struct SigningKey(ring::signature::Ed25519KeyPair);
+
+/// An Ed25519 public key, from a PEM `PUBLIC KEY` file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKey([u8; 32]);
+
+/// The DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410), before
+/// the 32 bytes of the key.
+const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+
+fn pem_file(path: &Path, tag: &str, how: &str) -> Result<Vec<u8>, BundleError> {
+    let bad = |why: String| BundleError::Key {
+        path: path.to_owned(),
+        reason: format!("{why}; {how}"),
+    };
+    let text = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let pem = pem::parse(&text).map_err(|e| bad(format!("not a PEM file ({e})")))?;
+    if pem.tag() != tag {
+        return Err(bad(format!("a PEM {} where a {tag} was expected", pem.tag())));
+    }
+    Ok(pem.contents().to_vec())
+}
+
+impl SigningKey {
+    /// Reads an Ed25519 private key (PEM, PKCS#8).
+    pub fn load(path: &Path) -> Result<Self, BundleError> {
+        let how = "make one with `openssl genpkey -algorithm ed25519 -out weft.key`";
+        let der = pem_file(path, "PRIVATE KEY", how)?;
+        ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der)
+            .map(Self)
+            .map_err(|e| BundleError::Key {
+                path: path.to_owned(),
+                reason: format!("not an Ed25519 private key ({e}); {how}"),
+            })
+    }
+
+    fn public_hex(&self) -> String {
+        use ring::signature::KeyPair;
+        hex::encode(self.0.public_key().as_ref())
+    }
+}
+
+impl PublicKey {
+    /// Reads an Ed25519 public key (PEM, SubjectPublicKeyInfo).
+    pub fn load(path: &Path) -> Result<Self, BundleError> {
+        let how = "make it with `openssl pkey -in weft.key -pubout -out weft.pub`";
+        let der = pem_file(path, "PUBLIC KEY", how)?;
+        match der.strip_prefix(&ED25519_SPKI_PREFIX[..]) {
+            Some(key) if key.len() == 32 => {
+                let mut bytes = [0u8; 32];
+                bytes.copy_from_slice(key);
+                Ok(Self(bytes))
+            }
+            _ => Err(BundleError::Key {
+                path: path.to_owned(),
+                reason: format!("not an Ed25519 public key; {how}"),
+            }),
+        }
+    }
+
+    /// The key in hex, as bundles state it.
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+/// Checks `signature` of `digest`; gives the signer's key (hex).
+fn check_signature(signature: &Signature, digest: &str) -> Result<String, String> {
+    if signature.algorithm != "ed25519" {
+        return Err(format!("signed with {}, not ed25519", signature.algorithm));
+    }
+    let key = hex::decode(&signature.public_key).map_err(|_| "its public key is not hex".to_string())?;
+    let sig = hex::decode(&signature.signature).map_err(|_| "its signature is not hex".to_string())?;
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &key)
+        .verify(digest.as_bytes(), &sig)
+        .map_err(|_| "its signature does not verify: the bundle was altered after it was signed".to_string())?;
+    Ok(signature.public_key.clone())
 }
 
 /// Why a bundle could not be written or opened.
@@ -77,6 +178,8 @@ pub enum BundleError {
     },
     #[error("{path} is not a valid weft bundle: {reason}")]
     Invalid { path: PathBuf, reason: String },
+    #[error("key {path}: {reason}")]
+    Key { path: PathBuf, reason: String },
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BundleError {
@@ -86,8 +189,14 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BundleError {
 
 /// Writes the pipeline of the manifest at `manifest_path` to `out`: its
 /// manifest, its built components and, with `with_data`, its external
-/// input files. The components must be built (`weft build`).
-pub fn write(manifest_path: &Path, out: &Path, with_data: bool) -> Result<Bundle, BundleError> {
+/// input files, signed with `sign` if given. The components must be built
+/// (`weft build`).
+pub fn write(
+    manifest_path: &Path,
+    out: &Path,
+    with_data: bool,
+    sign: Option<&SigningKey>,
+) -> Result<Bundle, BundleError> {
     let text = std::fs::read_to_string(manifest_path).map_err(io(format!("reading {}", manifest_path.display())))?;
     let manifest = Manifest::load(manifest_path).map_err(|e| BundleError::Manifest(e.to_string()))?;
     manifest
@@ -177,6 +286,15 @@ pub fn write(manifest_path: &Path, out: &Path, with_data: bool) -> Result<Bundle
             append(&format!("{BLOBS}{blob}"), bytes.len() as u64, &mut bytes.as_slice())?;
         }
         append(DIGEST, digest.len() as u64, &mut digest.as_bytes())?;
+        if let Some(key) = sign {
+            let signature = Signature {
+                algorithm: "ed25519".into(),
+                public_key: key.public_hex(),
+                signature: hex::encode(key.0.sign(digest.as_bytes()).as_ref()),
+            };
+            let bytes = serde_json::to_vec_pretty(&signature).map_err(|e| BundleError::Manifest(e.to_string()))?;
+            append(SIGNATURE, bytes.len() as u64, &mut bytes.as_slice())?;
+        }
         let mut writer = tar.into_inner().map_err(io(format!("writing {}", out.display())))?;
         writer.flush().map_err(io(format!("writing {}", out.display())))?;
     }
@@ -202,14 +320,21 @@ pub fn write(manifest_path: &Path, out: &Path, with_data: bool) -> Result<Bundle
         digest,
         header,
         blob_bytes,
+        signed_by: sign.map(SigningKey::public_hex),
     })
 }
 
 /// Reads and checks the bundle at `path`, placing its blobs under `dir`
 /// (created; it should be empty), and returns its manifest pointing at
 /// them. Relative paths in the manifest (the external inputs that are not
-/// bundled) are resolved against `root`.
-pub fn open(path: &Path, dir: &Path, root: &Path) -> Result<(Bundle, Manifest), BundleError> {
+/// bundled) are resolved against `root`. With `require`, the bundle must
+/// be signed by that key; a signature is checked in any case.
+pub fn open(
+    path: &Path,
+    dir: &Path,
+    root: &Path,
+    require: Option<&PublicKey>,
+) -> Result<(Bundle, Manifest), BundleError> {
     let invalid = |reason: String| BundleError::Invalid {
         path: path.to_owned(),
         reason,
@@ -225,6 +350,7 @@ pub fn open(path: &Path, dir: &Path, root: &Path) -> Result<(Bundle, Manifest), 
     let mut header: Option<(Header, String)> = None;
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut stated_digest: Option<String> = None;
+    let mut signature: Option<Signature> = None;
     for entry in entries {
         let mut entry = entry.map_err(|e| invalid(format!("cut short or damaged ({e})")))?;
         let name = entry
@@ -235,10 +361,22 @@ pub fn open(path: &Path, dir: &Path, root: &Path) -> Result<(Bundle, Manifest), 
         if entry.header().entry_type() != tar::EntryType::Regular {
             return Err(invalid(format!("entry {name} is not a regular file")));
         }
-        if stated_digest.is_some() {
+        if signature.is_some() || (stated_digest.is_some() && name != SIGNATURE) {
             return Err(invalid(format!("entry {name} after {DIGEST}")));
         }
         let size = entry.size();
+        if stated_digest.is_some() {
+            // `bundle.sig`, the last entry.
+            let mut bytes = Vec::new();
+            entry
+                .take(4096)
+                .read_to_end(&mut bytes)
+                .map_err(|e| invalid(format!("{SIGNATURE} is damaged ({e})")))?;
+            let parsed: Signature =
+                serde_json::from_slice(&bytes).map_err(|e| invalid(format!("{SIGNATURE} does not parse: {e}")))?;
+            signature = Some(parsed);
+            continue;
+        }
         match (&header, name.as_str()) {
             (None, HEADER) => {
                 if size > MAX_HEADER_BYTES {
@@ -324,6 +462,27 @@ pub fn open(path: &Path, dir: &Path, root: &Path) -> Result<(Bundle, Manifest), 
     if let Some(missing) = header.blobs.keys().find(|b| !seen.contains(*b)) {
         return Err(invalid(format!("blob {missing} listed in {HEADER} is missing")));
     }
+    let signed_by = match &signature {
+        Some(signature) => Some(check_signature(signature, &digest).map_err(invalid)?),
+        None => None,
+    };
+    if let Some(required) = require {
+        match &signed_by {
+            None => {
+                return Err(invalid(format!(
+                    "it is not signed, and a signature by {} is required",
+                    required.hex()
+                )))
+            }
+            Some(key) if *key != required.hex() => {
+                return Err(invalid(format!(
+                    "it is signed by {key}, not by the required key {}",
+                    required.hex()
+                )))
+            }
+            Some(_) => {}
+        }
+    }
 
     let broken = |what: String| invalid(format!("{HEADER}: {what}"));
     let mut manifest = Manifest::parse(&header.manifest, root).map_err(|e| broken(e.to_string()))?;
@@ -364,6 +523,7 @@ pub fn open(path: &Path, dir: &Path, root: &Path) -> Result<(Bundle, Manifest), 
             digest,
             header,
             blob_bytes,
+            signed_by,
         },
         manifest,
     ))
