@@ -12,6 +12,8 @@ own virtualenv). Runs, on this machine, in one go:
                           a fan-out of 50; first run, cached rerun, one change
      bench/hermetic.py    weft: what determinism costs a step, `weft verify`
                           of the iris run against executing it
+     bench/bundle.py      weft: size of the iris bundle, writing it, the cold
+                          start of `weft run iris.weft` in an empty directory
      bench/orchestrators.py  weft: 100 independent steps on the local, process
                           and Slurm orchestrators (a private single-node
                           cluster), against Slurm alone
@@ -125,6 +127,7 @@ def main():
         attempt("languages", sys.executable, "bench/languages.py", "--runs", 2 if q else 5, "--steps", 5 if q else 20,
                 "--json", OUT / "languages.json"),
         attempt("hermetic", sys.executable, "bench/hermetic.py", "--repeat", 3 if q else 7, "--json", OUT / "hermetic.json"),
+        attempt("bundle", sys.executable, "bench/bundle.py", "--repeat", 2 if q else 5, "--json", OUT / "bundle.json"),
         # On a private single-node Slurm cluster, started and stopped here.
         attempt("orchestrators", "bash", "-c",
                 'source tests/slurm.sh && trap stop_slurm EXIT && "$0" bench/orchestrators.py "$@"',
@@ -247,6 +250,26 @@ def write(problems, quick):
             "",
             "Through the client, its own Python work (building each batch, parsing each page) sets a floor "
             "no server can remove; the raw column is what each server takes.",
+            "",
+        ]
+
+    bundle = load("bundle")
+    if bundle:
+        lines += [
+            "## Bundles: the iris pipeline in one file (weft)",
+            "",
+            "`weft bundle --with-data`, then `weft run iris.weft` in an empty directory; median of "
+            "runs, whole processes.",
+            "",
+            "| measure | value |",
+            "|---|---|",
+            f"| bundle size (with its data) | {bundle['bundle_bytes'] / 1e6:.2f} MB "
+            f"({bundle['component_bytes'] / 1e6:.2f} MB of components) |",
+            f"| writing it | {bundle['write_s'] * 1000:.0f} ms |",
+            f"| cold start: first run in an empty directory (check, compile 4 components, run) | "
+            f"{bundle['cold_s'] * 1000:.0f} ms |",
+            f"| second run (all cache hits) | {bundle['warm_s'] * 1000:.0f} ms |",
+            f"| from the sources, compiled, every step executing | {bundle['source_s'] * 1000:.0f} ms |",
             "",
         ]
 
