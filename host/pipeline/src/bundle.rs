@@ -202,19 +202,15 @@ pub fn write(
     manifest
         .check_files()
         .map_err(|e| BundleError::Manifest(e.to_string()))?;
-    // Blob digest → the file it is read from.
+    // Blob digest → the file it is read from; digest → size.
     let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut blobs = BTreeMap::new();
     let mut pins = Pins::default();
-    let mut add = |path: &Path, bytes: &[u8]| -> String {
-        let digest = blake3::hash(bytes).to_hex().to_string();
-        blobs.insert(digest.clone(), bytes.len() as u64);
-        files.entry(digest.clone()).or_insert_with(|| path.to_owned());
-        digest
-    };
     for step in &manifest.steps {
         let bytes = weft_runtime::read_component(&step.component).map_err(|e| BundleError::Manifest(e.to_string()))?;
-        let digest = add(&step.component, &bytes);
+        let digest = blake3::hash(&bytes).to_hex().to_string();
+        blobs.insert(digest.clone(), bytes.len() as u64);
+        files.entry(digest.clone()).or_insert_with(|| step.component.clone());
         pins.components.insert(step.name.clone(), digest);
     }
     if with_data {
@@ -227,8 +223,10 @@ pub fn write(
                     input.path.display()
                 )));
             }
-            let bytes = std::fs::read(&input.path).map_err(io(format!("reading {}", input.path.display())))?;
-            let digest = add(&input.path, &bytes);
+            // Data can be large: hashed as it streams, never held whole.
+            let (digest, size) = hash_file(&input.path)?;
+            blobs.insert(digest.clone(), size);
+            files.entry(digest.clone()).or_insert_with(|| input.path.clone());
             let file_name = input
                 .path
                 .file_name()
@@ -276,14 +274,18 @@ pub fn write(
         };
         append(HEADER, header_bytes.len() as u64, &mut header_bytes.as_slice())?;
         for (blob, path) in &files {
-            let bytes = std::fs::read(path).map_err(io(format!("reading {}", path.display())))?;
-            if blake3::hash(&bytes).to_hex().as_str() != blob {
+            let file = File::open(path).map_err(io(format!("reading {}", path.display())))?;
+            let mut reader = HashingReader {
+                inner: file.take(header.blobs[blob]),
+                hasher: blake3::Hasher::new(),
+            };
+            append(&format!("{BLOBS}{blob}"), header.blobs[blob], &mut reader)?;
+            if reader.hasher.finalize().to_hex().as_str() != blob {
                 return Err(BundleError::Manifest(format!(
                     "{} changed while it was being bundled; try again",
                     path.display()
                 )));
             }
-            append(&format!("{BLOBS}{blob}"), bytes.len() as u64, &mut bytes.as_slice())?;
         }
         append(DIGEST, digest.len() as u64, &mut digest.as_bytes())?;
         if let Some(key) = sign {
@@ -387,14 +389,18 @@ pub fn open(
                     .read_to_end(&mut bytes)
                     .map_err(|e| invalid(format!("cut short or damaged ({e})")))?;
                 let digest = blake3::hash(&bytes).to_hex().to_string();
-                let parsed: Header =
+                // The format first: a newer one may have fields this weft
+                // does not know.
+                let loose: serde_json::Value =
                     serde_json::from_slice(&bytes).map_err(|e| invalid(format!("{HEADER} does not parse: {e}")))?;
-                if parsed.format != FORMAT {
+                if loose["format"] != FORMAT {
                     return Err(invalid(format!(
                         "format {} (this weft reads format {FORMAT}; the bundle was written by weft {})",
-                        parsed.format, parsed.weft
+                        loose["format"], loose["weft"]
                     )));
                 }
+                let parsed: Header =
+                    serde_json::from_value(loose).map_err(|e| invalid(format!("{HEADER} does not parse: {e}")))?;
                 if let Some(bad) = parsed.blobs.keys().find(|b| !is_digest(b)) {
                     return Err(invalid(format!("{HEADER} lists a blob named {bad:?}, not a digest")));
                 }
@@ -529,7 +535,113 @@ pub fn open(
     ))
 }
 
+/// Hashes what it reads.
+struct HashingReader<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// The digest and size of a file, read in pieces.
+fn hash_file(path: &Path) -> Result<(String, u64), BundleError> {
+    let file = File::open(path).map_err(io(format!("reading {}", path.display())))?;
+    let mut hasher = blake3::Hasher::new();
+    hasher
+        .update_reader(BufReader::new(file))
+        .map_err(io(format!("reading {}", path.display())))?;
+    Ok((hasher.finalize().to_hex().to_string(), hasher.count()))
+}
+
 /// A BLAKE3 digest as weft writes it: 64 lowercase hex digits.
 fn is_digest(name: &str) -> bool {
     name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tar of `entries` (name, bytes), as a hostile bundle would be made.
+    fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (name, bytes) in entries {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::Regular);
+            tar.append_data(&mut header, name, *bytes).unwrap();
+        }
+        tar.into_inner().unwrap()
+    }
+
+    fn header_with_blob(name: &str, size: u64) -> Vec<u8> {
+        let header = serde_json::json!({
+            "format": FORMAT,
+            "weft": "0",
+            "pipeline": "p",
+            "manifest": "[pipeline]\nname = \"p\"\n",
+            "pins": {"components": {}, "inputs": {}},
+            "blobs": {name: size},
+        });
+        serde_json::to_vec(&header).unwrap()
+    }
+
+    fn open_bytes(bytes: &[u8]) -> (tempfile::TempDir, Result<(Bundle, Manifest), BundleError>) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("b.weft");
+        std::fs::write(&file, bytes).unwrap();
+        let out = dir.path().join("out");
+        let opened = open(&file, &out, dir.path(), None);
+        (dir, opened)
+    }
+
+    #[test]
+    fn a_blob_named_like_a_path_is_refused_before_anything_is_written() {
+        let header = header_with_blob("../../escaped", 3);
+        let digest = blake3::hash(&header).to_hex().to_string();
+        let bytes = tar_of(&[
+            (HEADER, &header),
+            // (tar itself will not write `..` in an entry's name; the
+            // header's list is what names the files)
+            ("blobs/escaped", b"abc"),
+            (DIGEST, digest.as_bytes()),
+        ]);
+        let (dir, opened) = open_bytes(&bytes);
+        let error = opened.err().expect("refused").to_string();
+        assert!(error.contains("not a digest"), "{error}");
+        assert!(!dir.path().join("escaped").exists());
+        assert!(!dir.path().parent().unwrap().join("escaped").exists());
+    }
+
+    #[test]
+    fn a_newer_format_is_named_and_entries_out_of_place_are_refused() {
+        let mut header: serde_json::Value = serde_json::from_slice(&header_with_blob(&"a".repeat(64), 1)).unwrap();
+        header["format"] = (FORMAT + 1).into();
+        header["new_field"] = true.into();
+        let header = serde_json::to_vec(&header).unwrap();
+        let (_dir, opened) = open_bytes(&tar_of(&[(HEADER, &header)]));
+        let error = opened.err().expect("refused").to_string();
+        assert!(error.contains(&format!("format {}", FORMAT + 1)), "{error}");
+
+        let (_dir, opened) = open_bytes(&tar_of(&[("blobs/x", b"x"), (HEADER, b"{}")]));
+        let error = opened.err().expect("refused").to_string();
+        assert!(error.contains("the first entry is blobs/x"), "{error}");
+
+        let header = header_with_blob(&"a".repeat(64), 1);
+        let digest = blake3::hash(&header).to_hex().to_string();
+        let (_dir, opened) = open_bytes(&tar_of(&[
+            (HEADER, &header),
+            (DIGEST, digest.as_bytes()),
+            ("extra", b"x"),
+        ]));
+        let error = opened.err().expect("refused").to_string();
+        assert!(error.contains("entry extra after bundle.digest"), "{error}");
+    }
 }
