@@ -270,8 +270,10 @@ def write(problems, quick):
             f"{bundle['cold_s'] * 1000:.0f} ms |",
             f"| second run (all cache hits) | {bundle['warm_s'] * 1000:.0f} ms |",
             f"| from the sources, compiled, every step executing | {bundle['source_s'] * 1000:.0f} ms |",
-            "",
         ]
+        for build, (size, stripped) in bundle.get("binaries", {}).items():
+            lines.append(f"| the `weft` binary, {build} | {stripped / 1e6:.0f} MB stripped ({size / 1e6:.0f} MB as built) |")
+        lines.append("")
 
     orch = load("orchestrators")
     if orch:

@@ -10,7 +10,9 @@
     bundle, compiles its four components, runs every step);
   - warm: the same directory again, every step a cache hit;
   - from the sources, for comparison: `weft run` in the project with its
-    components compiled, every step executing (`--no-cache`).
+    components compiled, every step executing (`--no-cache`);
+  - the `weft` binary: its size as built and stripped, and that of the
+    static musl build when target/x86_64-unknown-linux-musl holds one.
 """
 import argparse
 import json
@@ -34,6 +36,18 @@ def wall(*args, cwd):
     t = time.perf_counter()
     sh(*args, cwd=cwd)
     return time.perf_counter() - t
+
+
+def binaries(work):
+    """{build: (bytes, stripped bytes)} of the weft executables built."""
+    found = {}
+    for build, path in (("glibc", ROOT / "target/release/weft"),
+                        ("musl, static", ROOT / "target/x86_64-unknown-linux-musl/release/weft")):
+        if path.is_file():
+            stripped = work / "stripped"
+            sh("strip", "-o", stripped, path)
+            found[build] = (path.stat().st_size, stripped.stat().st_size)
+    return found
 
 
 def main():
@@ -72,6 +86,7 @@ def main():
             "warm_s": statistics.median(warms),
             "source_s": statistics.median(sources),
         }
+        result["binaries"] = binaries(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"bundle: {result['bundle_bytes'] / 1e6:.2f} MB ({result['component_bytes'] / 1e6:.2f} MB of components)")
@@ -79,6 +94,8 @@ def main():
     print(f"weft run iris.weft, empty directory (cold): {result['cold_s'] * 1000:.0f} ms")
     print(f"again (all cache hits): {result['warm_s'] * 1000:.0f} ms")
     print(f"from the sources, compiled, --no-cache: {result['source_s'] * 1000:.0f} ms")
+    for build, (size, stripped) in result["binaries"].items():
+        print(f"weft binary ({build}): {size / 1e6:.0f} MB, stripped {stripped / 1e6:.0f} MB")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(result, indent=2))
 
