@@ -1,10 +1,14 @@
 //! `weft run --server URL`: the run executes here and is recorded by a
 //! `weft server` with its own state, bytes and lineage included.
 
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
 use serde_json::Value;
 
 use crate::harness::*;
-use crate::server::{call, start};
+use crate::server::{call, start, start_at};
+use crate::slurm::iris_project;
 
 fn client() -> Project {
     let e = toml_path(&guest("echo"));
@@ -117,4 +121,135 @@ fn the_server_refuses_bytes_that_do_not_match_their_digest_and_writes_without_it
         2,
         "the run and the one it was cached from"
     );
+}
+
+/// What a run's record says that a server must show the same: params,
+/// metrics, and each step's status and output digests.
+fn essentials(detail: &Value) -> Value {
+    let steps: Vec<Value> = detail["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| serde_json::json!([s["step_name"], s["status"], s["cache_key"], s["component_digest"]]))
+        .collect();
+    serde_json::json!({
+        "params": detail["params"],
+        "metrics": detail["metrics"],
+        "steps": steps,
+        "status": detail["run"]["status"],
+    })
+}
+
+#[test]
+fn runs_made_while_the_server_is_away_are_queued_and_a_push_cut_by_kill_9_is_finished_by_the_next() {
+    let project = iris_project();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+
+    // Nobody answers: every run completes here and waits in the outbox.
+    let mut runs = Vec::new();
+    for epochs in [300, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140] {
+        let out = project.weft(&[
+            "run",
+            "--json",
+            "--server",
+            &url,
+            "-p",
+            &format!("train.epochs={epochs}"),
+        ]);
+        let run = run_json(&out, 0);
+        assert!(stderr(&out).contains("queued"), "{}", stderr(&out));
+        runs.push(run["run_id"].as_str().unwrap().to_string());
+    }
+    let outbox = project.state().join("outbox");
+    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), runs.len());
+
+    // The server comes up; a push is killed (SIGKILL) once it has sent
+    // its first run, then a second push finishes the job.
+    let host = Project::new("[pipeline]\nname = \"host\"\n");
+    let server = start_at(&host, port, &[]);
+    let listed = |server_base: &str| -> Vec<String> {
+        let (_, runs) = call(ureq::get(&format!("{server_base}/api/v1/runs?pipeline=iris&limit=100")));
+        runs["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut push = project
+        .command(&["push", &url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let began = Instant::now();
+    while listed(&server.base).is_empty() && began.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    push.kill().unwrap();
+    push.wait().unwrap();
+    let waiting = std::fs::read_dir(&outbox).unwrap().count();
+    assert!(
+        (1..runs.len()).contains(&waiting),
+        "the push was cut part way: {waiting} of {} runs still wait",
+        runs.len()
+    );
+
+    let out = project.weft(&["push", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pushed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(pushed["sent"].as_array().unwrap().len(), waiting, "{pushed}");
+    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 0);
+    let again = project.weft(&["push"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stderr(&again).contains("nothing to push"), "{}", stderr(&again));
+
+    // Every run once, as recorded here: params, metrics, steps.
+    let mut on_server = listed(&server.base);
+    on_server.sort();
+    let mut expected = runs.clone();
+    expected.sort();
+    assert_eq!(on_server, expected, "each run exactly once");
+    for id in &runs {
+        let (status, there) = call(ureq::get(&format!("{}/api/v1/runs/{id}", server.base)));
+        assert_eq!(status, 200);
+        let here = project.run_detail(id);
+        assert!(!here["metrics"].as_array().unwrap().is_empty(), "iris logs metrics");
+        assert_eq!(essentials(&there), essentials(&here), "run {id}");
+    }
+    // Bytes and lineage: the newest model and report, back to the data.
+    let (status, _) = call(ureq::get(&format!(
+        "{}/api/v1/artifacts/iris%2Ftrain.model/content",
+        server.base
+    )));
+    assert_eq!(status, 200);
+    let (_, lineage) = call(ureq::get(&format!(
+        "{}/api/v1/artifacts/iris%2Fevaluate.report/lineage",
+        server.base
+    )));
+    assert_eq!(lineage["producer"]["step_name"], "evaluate", "{lineage}");
+    // The MLflow view: a parent and four step runs per run, none twice.
+    let (_, experiment) = call(ureq::get(&format!(
+        "{}/api/2.0/mlflow/experiments/get-by-name?experiment_name=iris",
+        server.base
+    )));
+    let found: Value = ureq::post(&format!("{}/api/2.0/mlflow/runs/search", server.base))
+        .send_json(
+            serde_json::json!({ "experiment_ids": [experiment["experiment"]["experiment_id"]], "max_results": 1000 }),
+        )
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(found["runs"].as_array().unwrap().len(), runs.len() * 5);
+
+    // With the server there, a run goes live again and the outbox stays empty.
+    let out = project.weft(&["run", "--server", &url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("sent to {url}")), "{}", stderr(&out));
+    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 0);
 }

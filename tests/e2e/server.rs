@@ -29,7 +29,13 @@ impl Drop for Server {
 }
 
 pub(crate) fn start(project: &Project, extra: &[&str]) -> Server {
-    let mut args = vec!["server", "--port", "0"];
+    start_at(project, 0, extra)
+}
+
+/// A server on `port` (0: any free one).
+pub(crate) fn start_at(project: &Project, port: u16, extra: &[&str]) -> Server {
+    let port = port.to_string();
+    let mut args = vec!["server", "--port", &port];
     args.extend_from_slice(extra);
     let mut child = project
         .command(&args)

@@ -15,7 +15,7 @@ use weft_store::{status, LineageNode};
 
 use crate::context::{find_manifest, state_dir, CliError, CliResult, Stack, Stores};
 use crate::progress::{format_duration, Progress};
-use crate::remote::{Forwarder, Remote};
+use crate::remote::{Forwarder, Outbox, Reach, Remote};
 use crate::{
     exit, ArtifactsCommand, Cli, Command, ModelsCommand, NewCommand, Page, PipelineCommand, PluginCommand, RunsCommand,
     ScheduleCommand, SecretCommand, StackCommand, StepCommand,
@@ -130,7 +130,7 @@ pub async fn dispatch(mut cli: Cli) -> CliResult<u8> {
                 return detach_run(cli.manifest.as_deref(), cli.state_dir.as_deref(), &cli.stack, args).await;
             }
             let remote = match server {
-                Some(url) => Some(crate::remote::Remote::connect(&url, token).await?),
+                Some(url) => Some(Remote::connect(&url, token).await?),
                 None => None,
             };
             if bundle.is_some() && cli.manifest.is_some() {
@@ -152,6 +152,10 @@ pub async fn dispatch(mut cli: Cli) -> CliResult<u8> {
                 },
             )
             .await
+        }
+        Command::Push { server, token, json } => {
+            let state = state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?;
+            push(&state, &cli.stack, server, token, json).await
         }
         Command::Runs(command) => {
             let stores = Stores::open_existing(
@@ -502,7 +506,8 @@ struct RunArgs<'a> {
     params: &'a [String],
     max_parallel: Option<usize>,
     json: bool,
-    remote: Option<Remote>,
+    /// The server to send the run to, and whether it answered.
+    remote: Option<(Remote, Reach)>,
 }
 
 /// The manifest of a run with its `-p` overrides applied, checked (its
@@ -754,9 +759,21 @@ async fn run(manifest: Option<&Path>, state: Option<&Path>, stack: &Stack, args:
     hooks.push(Arc::new(ModelRegistration));
     let unregistered = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let progress = Arc::new(Progress::new(false));
-    let forwarder = remote
-        .as_ref()
-        .map(|remote| Forwarder::start(remote.clone(), stores.store.clone(), stores.artifacts.clone()));
+    let outbox = Outbox::new(&state);
+    let online = match &remote {
+        Some((remote, Reach::Online)) => Some(remote),
+        _ => None,
+    };
+    match &remote {
+        Some((remote, Reach::Online)) => send_queued(remote, &stores, &outbox).await,
+        Some((remote, Reach::Offline(why))) => eprintln!(
+            "{} cannot be reached ({why}): the run goes on here, and waits to be sent",
+            remote.url()
+        ),
+        None => {}
+    }
+    let forwarder =
+        online.map(|remote| Forwarder::start(remote.clone(), stores.store.clone(), stores.artifacts.clone()));
     let options = RunOptions {
         no_cache,
         cancel,
@@ -800,19 +817,41 @@ async fn run(manifest: Option<&Path>, state: Option<&Path>, stack: &Stack, args:
     }
     eprintln!("{summary}");
     eprintln!("run id {}", outcome.run_id);
-    if let Some(remote) = &remote {
-        remote
-            .send_run(&stores.store, &stores.artifacts, &outcome.run_id)
-            .await
-            .map_err(|e| CliError {
-                code: exit::RUN_FAILED,
-                message: format!(
-                    "the run finished here (run id {}) but could not be sent to {}: {e}",
-                    outcome.run_id,
+    if let Some((remote, reach)) = &remote {
+        let sent = match reach {
+            Reach::Online => remote.send_run(&stores.store, &stores.artifacts, &outcome.run_id).await,
+            Reach::Offline(why) => Err(why.clone()),
+        };
+        match sent {
+            Ok(()) => eprintln!("sent to {}", remote.url()),
+            Err(e) => {
+                outbox.queue(&outcome.run_id, remote.url(), &e).map_err(|q| CliError {
+                    code: exit::RUN_FAILED,
+                    message: format!(
+                        "the run finished here (run id {}) but could not be sent to {} ({e}) nor queued: {q}",
+                        outcome.run_id,
+                        remote.url()
+                    ),
+                })?;
+                if crate::remote::is_refusal(&e) {
+                    return Err(CliError {
+                        code: exit::RUN_FAILED,
+                        message: format!(
+                            "the run finished here (run id {}) but could not be sent to {}: {e}; \
+                             it is queued: `weft push {}` (with what the server needs) sends it",
+                            outcome.run_id,
+                            remote.url(),
+                            remote.url()
+                        ),
+                    });
+                }
+                eprintln!(
+                    "{} could not be reached ({e}): the run is recorded here and queued; \
+                     `weft push` sends it, and so does the next `weft run --server`",
                     remote.url()
-                ),
-            })?;
-        eprintln!("sent to {}", remote.url());
+                );
+            }
+        }
     }
     if json {
         print_json(&json!({
@@ -844,6 +883,97 @@ async fn run(manifest: Option<&Path>, state: Option<&Path>, stack: &Stack, args:
         status::SUCCEEDED => exit::OK,
         status::CANCELLED => exit::CANCELLED,
         _ => exit::RUN_FAILED,
+    })
+}
+
+/// Sends the runs queued for `remote` before a run starts; what still
+/// cannot be sent stays queued, with a warning.
+async fn send_queued(remote: &Remote, stores: &Stores, outbox: &Outbox) {
+    let queued = match outbox.list(Some(remote.url())) {
+        Ok(queued) if !queued.is_empty() => queued,
+        Ok(_) => return,
+        Err(e) => {
+            eprintln!("warning: the outbox: {e}");
+            return;
+        }
+    };
+    match crate::remote::push(remote, &stores.store, &stores.artifacts, outbox, &queued).await {
+        Ok(pushed) => {
+            if !pushed.sent.is_empty() {
+                eprintln!("sent {} queued run(s) to {}", pushed.sent.len(), remote.url());
+            }
+            if let Some((run, why)) = pushed.failed.first() {
+                eprintln!(
+                    "warning: {} queued run(s) still wait (run {run}: {why})",
+                    pushed.failed.len()
+                );
+            }
+        }
+        Err(e) => eprintln!("warning: the outbox: {e}"),
+    }
+}
+
+/// `weft push [URL]`: sends the queued runs.
+async fn push(state: &Path, stack: &Stack, server: Option<String>, token: Option<String>, json: bool) -> CliResult<u8> {
+    let outbox = Outbox::new(state);
+    let queued = outbox.list(None).map_err(CliError::usage)?;
+    if queued.is_empty() {
+        eprintln!(
+            "nothing to push: no run is waiting in {}",
+            state.join("outbox").display()
+        );
+        if json {
+            print_json(&crate::remote::Pushed::default())?;
+        }
+        return Ok(exit::OK);
+    }
+    let stores = Stores::open_existing(state, stack).await?;
+    // Each run to its own server, or all to the one given.
+    let mut by_server: std::collections::BTreeMap<String, Vec<crate::remote::Queued>> = Default::default();
+    for q in queued {
+        let to = server.clone().unwrap_or_else(|| q.server.clone());
+        by_server.entry(to).or_default().push(q);
+    }
+    let mut total = crate::remote::Pushed::default();
+    for (url, runs) in by_server {
+        let (remote, reach) = Remote::connect(&url, token.clone()).await?;
+        let pushed = match reach {
+            Reach::Offline(why) => crate::remote::Pushed {
+                failed: runs.iter().map(|q| (q.run_id.clone(), why.clone())).collect(),
+                ..Default::default()
+            },
+            Reach::Online => crate::remote::push(&remote, &stores.store, &stores.artifacts, &outbox, &runs)
+                .await
+                .map_err(CliError::usage)?,
+        };
+        for id in &pushed.sent {
+            match stores.store.run(id).await {
+                Ok(run) => eprintln!("sent run #{} of {} ({id}) to {url}", run.number, run.pipeline),
+                Err(_) => eprintln!("sent run {id} to {url}"),
+            }
+        }
+        for (id, why) in &pushed.failed {
+            eprintln!("not sent: run {id} to {url}: {why}");
+        }
+        total.sent.extend(pushed.sent);
+        total.failed.extend(pushed.failed);
+        total.blobs += pushed.blobs;
+        total.bytes += pushed.bytes;
+    }
+    eprintln!(
+        "sent {} run(s) with {} new blob(s) ({}); {} still queued",
+        total.sent.len(),
+        total.blobs,
+        bytesize::ByteSize::b(total.bytes).display().si(),
+        total.failed.len()
+    );
+    if json {
+        print_json(&total)?;
+    }
+    Ok(if total.failed.is_empty() {
+        exit::OK
+    } else {
+        exit::RUN_FAILED
     })
 }
 

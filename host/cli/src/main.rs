@@ -113,12 +113,26 @@ enum Command {
         /// whose orchestrator is slurm): the run goes on on the cluster.
         #[arg(long, conflicts_with = "server")]
         detach: bool,
-        /// Also send the run, as it goes, to this `weft server` (http://HOST:PORT).
+        /// Also send the run, as it goes, to this `weft server` (http://HOST:PORT);
+        /// when it cannot be reached, the run is queued for `weft push`.
         #[arg(long, value_name = "URL", env = "WEFT_SERVER")]
         server: Option<String>,
         /// The server's bearer token, when it requires one for writes.
         #[arg(long, env = "WEFT_SERVER_TOKEN", hide_env_values = true, requires = "server")]
         token: Option<String>,
+    },
+    /// Send the runs waiting in the outbox (made while the server was
+    /// away) to the server they were for, or all of them to URL.
+    Push {
+        /// The weft server (default: each run's own).
+        #[arg(value_name = "URL", env = "WEFT_SERVER")]
+        server: Option<String>,
+        /// The server's bearer token, when it requires one for writes.
+        #[arg(long, env = "WEFT_SERVER_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Print what was sent as JSON on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// List or show runs.
     #[command(subcommand)]

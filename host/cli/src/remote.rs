@@ -2,6 +2,14 @@
 //! `weft server` as it goes (when it starts, as steps finish, when it ends),
 //! so it shows there live with its artifacts, lineage and tracking runs.
 //!
+//! Offline first: a run never fails because the server is away. A run
+//! that could not be sent waits in the [`Outbox`] (a file per run under
+//! the state directory), and `weft push` or the next `weft run --server`
+//! sends it. Sending is idempotent (the server keeps a run by its id and
+//! bytes by their digest), so a push cut short at any point, even by
+//! `kill -9`, is finished by the next one with nothing lost or doubled:
+//! a run leaves the outbox only once the server has accepted it.
+//!
 //! Sending a run uploads the bytes of its artifacts and the components of
 //! its steps that the server lacks (each checked there against its digest),
 //! then the run as one document. Runs it
@@ -9,8 +17,12 @@
 //! sent first when the server does not have them.
 
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use weft_artifacts::{ArtifactKind, ArtifactStore};
 use weft_store::Store;
@@ -26,6 +38,25 @@ pub struct Remote {
     agent: ureq::Agent,
     /// Digests the server is known to hold.
     present: Arc<Mutex<HashSet<String>>>,
+    /// Blobs uploaded by this process, and their bytes.
+    uploaded: Arc<(AtomicU64, AtomicU64)>,
+}
+
+/// Whether a server answered [`Remote::connect`].
+pub enum Reach {
+    Online,
+    /// Why it could not be reached (connection refused, timeout, 5xx).
+    Offline(String),
+}
+
+/// Whether a failure to send is worth retrying later as it is (the
+/// server was away) or needs the user (the server refused: 4xx).
+pub(crate) fn is_refusal(error: &str) -> bool {
+    error
+        .split("HTTP ")
+        .nth(1)
+        .and_then(|rest| rest.get(..3))
+        .is_some_and(|code| code.starts_with('4'))
 }
 
 fn remote_error(message: impl std::fmt::Display) -> CliError {
@@ -51,8 +82,10 @@ fn describe(e: ureq::Error) -> String {
 }
 
 impl Remote {
-    /// Checks the URL and that a weft server answers there.
-    pub async fn connect(url: &str, token: Option<String>) -> CliResult<Self> {
+    /// Checks the URL and whether a weft server answers there: an
+    /// unreachable server is [`Reach::Offline`], something else answering
+    /// is an error.
+    pub async fn connect(url: &str, token: Option<String>) -> CliResult<(Self, Reach)> {
         let base = url.trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(remote_error(format!(
@@ -68,23 +101,31 @@ impl Remote {
             token,
             agent,
             present: Arc::default(),
+            uploaded: Arc::default(),
         };
         let probe = remote.clone();
-        let version = blocking(move || {
-            probe
-                .agent
-                .get(&format!("{}/version", probe.base))
-                .call()
-                .map_err(describe)?
-                .into_json::<serde_json::Value>()
-                .map_err(|e| e.to_string())
-        })
+        let answer = blocking(
+            move || match probe.agent.get(&format!("{}/version", probe.base)).call() {
+                Ok(response) => Ok(Ok(response.into_json::<serde_json::Value>().unwrap_or_default())),
+                Err(ureq::Error::Status(code, _)) if code < 500 => Ok(Ok(serde_json::Value::Null)),
+                Err(e) => Ok(Err(describe(e))),
+            },
+        )
         .await
-        .map_err(|e| remote_error(format!("no weft server answers at {url}: {e}")))?;
-        if version["name"] != "weft" {
-            return Err(remote_error(format!("{url} answers, but is not a weft server")));
+        .map_err(remote_error)?;
+        match answer {
+            Err(why) => Ok((remote, Reach::Offline(why))),
+            Ok(version) if version["name"] == "weft" => Ok((remote, Reach::Online)),
+            Ok(_) => Err(remote_error(format!("{url} answers, but is not a weft server"))),
         }
-        Ok(remote)
+    }
+
+    /// (blobs, bytes) uploaded so far.
+    pub fn uploaded(&self) -> (u64, u64) {
+        (
+            self.uploaded.0.load(Ordering::Relaxed),
+            self.uploaded.1.load(Ordering::Relaxed),
+        )
     }
 
     /// The server's address.
@@ -222,16 +263,21 @@ impl Remote {
             Some(file) => {
                 blocking(move || {
                     let reader = std::fs::File::open(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-                    remote.request("PUT", &path).send(reader).map(|_| ()).map_err(describe)
+                    let size = reader.metadata().map(|m| m.len()).unwrap_or(0);
+                    remote.request("PUT", &path).send(reader).map_err(describe)?;
+                    Ok(size)
                 })
                 .await
             }
             None => {
                 let bytes = artifacts.get_bytes(digest).await.map_err(|e| e.to_string())?;
-                self.put_bytes(path, bytes.to_vec()).await
+                let size = bytes.len() as u64;
+                self.put_bytes(path, bytes.to_vec()).await.map(|()| size)
             }
         };
-        result.map_err(|e| format!("uploading blob {digest}: {e}"))?;
+        let size = result.map_err(|e| format!("uploading blob {digest}: {e}"))?;
+        self.uploaded.0.fetch_add(1, Ordering::Relaxed);
+        self.uploaded.1.fetch_add(size, Ordering::Relaxed);
         if let Ok(mut present) = self.present.lock() {
             present.insert(digest.to_string());
         }
@@ -303,4 +349,151 @@ async fn send_or_warn(remote: &Remote, store: &Store, artifacts: &ArtifactStore,
             *warned = true;
         }
     }
+}
+
+/// Runs waiting to be sent to a server: one JSON file per run in
+/// `<state>/outbox`, written whole (aside, then renamed) and removed once
+/// the server has accepted the run.
+pub struct Outbox {
+    dir: PathBuf,
+}
+
+/// A run waiting in the [`Outbox`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Queued {
+    pub run_id: String,
+    /// The server it is for.
+    pub server: String,
+    /// When it was queued (ms since the epoch).
+    pub queued_at: i64,
+    /// The last reason it could not be sent.
+    pub error: String,
+}
+
+impl Outbox {
+    pub fn new(state: &Path) -> Self {
+        Self {
+            dir: state.join("outbox"),
+        }
+    }
+
+    /// A run id names a file here: letters, digits and dashes only.
+    fn path(&self, run_id: &str) -> Result<PathBuf, String> {
+        if run_id.is_empty() || !run_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(format!("'{run_id}' is not a run id"));
+        }
+        Ok(self.dir.join(format!("{run_id}.json")))
+    }
+
+    /// Queues `run_id` for `server` (again: the newest reason wins).
+    pub fn queue(&self, run_id: &str, server: &str, error: &str) -> Result<(), String> {
+        let path = self.path(run_id)?;
+        std::fs::create_dir_all(&self.dir).map_err(|e| format!("creating {}: {e}", self.dir.display()))?;
+        let entry = Queued {
+            run_id: run_id.to_string(),
+            server: server.to_string(),
+            queued_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
+            error: error.to_string(),
+        };
+        let bytes = serde_json::to_vec_pretty(&entry).map_err(|e| e.to_string())?;
+        let aside = tempfile::NamedTempFile::new_in(&self.dir)
+            .map_err(|e| format!("writing in {}: {e}", self.dir.display()))?;
+        std::fs::write(aside.path(), bytes).map_err(|e| format!("writing {}: {e}", aside.path().display()))?;
+        aside
+            .as_file()
+            .sync_all()
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        aside
+            .persist(&path)
+            .map_err(|e| format!("writing {}: {}", path.display(), e.error))?;
+        Ok(())
+    }
+
+    /// The queued runs (for `server`, or all), oldest first. An entry that
+    /// does not parse is reported, not dropped.
+    pub fn list(&self, server: Option<&str>) -> Result<Vec<Queued>, String> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(format!("reading {}: {e}", self.dir.display())),
+        };
+        let mut queued = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue; // a write cut short, or not ours
+            }
+            let text = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+            let q: Queued = serde_json::from_slice(&text)
+                .map_err(|e| format!("{} is damaged ({e}); remove it to go on", path.display()))?;
+            if server.is_none_or(|s| same_server(s, &q.server)) {
+                queued.push(q);
+            }
+        }
+        queued.sort_by(|a, b| (a.queued_at, &a.run_id).cmp(&(b.queued_at, &b.run_id)));
+        Ok(queued)
+    }
+
+    /// The run was accepted: it leaves the outbox.
+    pub fn done(&self, run_id: &str) -> Result<(), String> {
+        let path = self.path(run_id)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("removing {}: {e}", path.display())),
+        }
+    }
+}
+
+fn same_server(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+/// What [`push`] did.
+#[derive(Debug, Default, Serialize)]
+pub struct Pushed {
+    pub sent: Vec<String>,
+    /// (run id, why) of the runs still queued.
+    pub failed: Vec<(String, String)>,
+    pub blobs: u64,
+    pub bytes: u64,
+}
+
+/// Sends `queued` to `remote`, in order, each run leaving the outbox once
+/// accepted. Stops at the first failure that is not the server refusing
+/// one run (it is away: the rest would fail the same way).
+pub async fn push(
+    remote: &Remote,
+    store: &Store,
+    artifacts: &ArtifactStore,
+    outbox: &Outbox,
+    queued: &[Queued],
+) -> Result<Pushed, String> {
+    let mut pushed = Pushed::default();
+    for (i, q) in queued.iter().enumerate() {
+        match remote.send_run(store, artifacts, &q.run_id).await {
+            Ok(()) => {
+                outbox.done(&q.run_id)?;
+                pushed.sent.push(q.run_id.clone());
+            }
+            Err(e) => {
+                outbox.queue(&q.run_id, &q.server, &e)?;
+                let refused = is_refusal(&e);
+                pushed.failed.push((q.run_id.clone(), e));
+                if !refused {
+                    pushed.failed.extend(
+                        queued[i + 1..]
+                            .iter()
+                            .map(|r| (r.run_id.clone(), "not tried".to_string())),
+                    );
+                    break;
+                }
+            }
+        }
+    }
+    (pushed.blobs, pushed.bytes) = remote.uploaded();
+    Ok(pushed)
 }
