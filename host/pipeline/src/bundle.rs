@@ -614,7 +614,7 @@ mod tests {
             (DIGEST, digest.as_bytes()),
         ]);
         let (dir, opened) = open_bytes(&bytes);
-        let error = opened.err().expect("refused").to_string();
+        let error = opened.expect_err("refused").to_string();
         assert!(error.contains("not a digest"), "{error}");
         assert!(!dir.path().join("escaped").exists());
         assert!(!dir.path().parent().unwrap().join("escaped").exists());
@@ -627,11 +627,11 @@ mod tests {
         header["new_field"] = true.into();
         let header = serde_json::to_vec(&header).unwrap();
         let (_dir, opened) = open_bytes(&tar_of(&[(HEADER, &header)]));
-        let error = opened.err().expect("refused").to_string();
+        let error = opened.expect_err("refused").to_string();
         assert!(error.contains(&format!("format {}", FORMAT + 1)), "{error}");
 
         let (_dir, opened) = open_bytes(&tar_of(&[("blobs/x", b"x"), (HEADER, b"{}")]));
-        let error = opened.err().expect("refused").to_string();
+        let error = opened.expect_err("refused").to_string();
         assert!(error.contains("the first entry is blobs/x"), "{error}");
 
         let header = header_with_blob(&"a".repeat(64), 1);
@@ -641,7 +641,7 @@ mod tests {
             (DIGEST, digest.as_bytes()),
             ("extra", b"x"),
         ]));
-        let error = opened.err().expect("refused").to_string();
+        let error = opened.expect_err("refused").to_string();
         assert!(error.contains("entry extra after bundle.digest"), "{error}");
     }
 }
