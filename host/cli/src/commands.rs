@@ -129,15 +129,15 @@ pub async fn dispatch(mut cli: Cli) -> CliResult<u8> {
                 };
                 return detach_run(cli.manifest.as_deref(), cli.state_dir.as_deref(), &cli.stack, args).await;
             }
-            let remote = match server {
-                Some(url) => Some(Remote::connect(&url, token).await?),
-                None => None,
-            };
             if bundle.is_some() && cli.manifest.is_some() {
                 return Err(CliError::usage(
                     "give either a bundle or --manifest, not both: a bundle holds its manifest",
                 ));
             }
+            let remote = match server {
+                Some(url) => Some(Remote::connect(&url, token).await?),
+                None => None,
+            };
             run(
                 cli.manifest.as_deref(),
                 cli.state_dir.as_deref(),

@@ -67,8 +67,6 @@ pub struct Bundle {
     /// The bundle's digest (of its `bundle.json`).
     pub digest: String,
     pub header: Header,
-    /// Bytes of all blobs.
-    pub blob_bytes: u64,
     /// The public key (hex) whose signature of the digest verified.
     pub signed_by: Option<String>,
 }
@@ -317,11 +315,9 @@ pub fn write(
         what: format!("writing {}", out.display()),
         source: e.error,
     })?;
-    let blob_bytes = header.blobs.values().sum();
     Ok(Bundle {
         digest,
         header,
-        blob_bytes,
         signed_by: sign.map(SigningKey::public_hex),
     })
 }
@@ -523,12 +519,10 @@ pub fn open(
         }
         input.path = target;
     }
-    let blob_bytes = header.blobs.values().sum();
     Ok((
         Bundle {
             digest,
             header,
-            blob_bytes,
             signed_by,
         },
         manifest,
