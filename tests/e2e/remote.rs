@@ -110,6 +110,11 @@ fn the_server_refuses_bytes_that_do_not_match_their_digest_and_writes_without_it
     let out = project.weft(&["run", "--server", &server.base]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("could not be sent"), "{}", stderr(&out));
+    // The refusal itself, not a broken pipe from a blob upload it cut.
+    assert!(stderr(&out).contains("HTTP 401"), "{}", stderr(&out));
+    let out = project.weft(&["run", "--server", &server.base, "--token", "not-the-token-at-all"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("HTTP 403"), "{}", stderr(&out));
     let (_, runs) = call(ureq::get(&format!("{}/api/v1/runs", server.base)));
     assert_eq!(runs["runs"].as_array().unwrap().len(), 0);
 
@@ -118,8 +123,8 @@ fn the_server_refuses_bytes_that_do_not_match_their_digest_and_writes_without_it
     let (_, runs) = call(ureq::get(&format!("{}/api/v1/runs", server.base)));
     assert_eq!(
         runs["runs"].as_array().unwrap().len(),
-        2,
-        "the run and the one it was cached from"
+        3,
+        "the two runs refused and queued, sent first, then this one"
     );
 }
 

@@ -18,7 +18,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,6 +40,8 @@ pub struct Remote {
     present: Arc<Mutex<HashSet<String>>>,
     /// Blobs uploaded by this process, and their bytes.
     uploaded: Arc<(AtomicU64, AtomicU64)>,
+    /// Whether the server has said this client may write.
+    writable: Arc<AtomicBool>,
 }
 
 /// Whether a server answered [`Remote::connect`].
@@ -102,6 +104,7 @@ impl Remote {
             agent,
             present: Arc::default(),
             uploaded: Arc::default(),
+            writable: Arc::default(),
         };
         let probe = remote.clone();
         let answer = blocking(
@@ -144,6 +147,7 @@ impl Remote {
     /// Sends a run (and, first, the runs it depends on that the server
     /// lacks).
     pub async fn send_run(&self, store: &Store, artifacts: &ArtifactStore, run_id: &str) -> Result<(), String> {
+        self.check_writable().await?;
         let mut sent = HashSet::new();
         self.send_with_dependencies(store, artifacts, run_id.to_string(), &mut sent)
             .await
@@ -192,6 +196,32 @@ impl Remote {
             .await
             .map_err(|e| format!("sending run {run_id}: {e}"))
         })
+    }
+
+    /// Asks the server, with a request that carries no bytes, whether this
+    /// client may write. A server that refuses a write may answer before
+    /// it reads the body, and the client, still streaming a blob, then
+    /// sees a broken pipe instead of the refusal: asking first turns a
+    /// missing or wrong token into its 401 or 403 every time.
+    async fn check_writable(&self) -> Result<(), String> {
+        if self.writable.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let remote = self.clone();
+        blocking(move || {
+            match remote
+                .request("POST", "/api/v1/sync/access")
+                .set("Content-Type", "application/json")
+                .send_string("{}")
+            {
+                // A server older than this check takes writes as before.
+                Ok(_) | Err(ureq::Error::Status(404 | 405, _)) => Ok(()),
+                Err(e) => Err(describe(e)),
+            }
+        })
+        .await?;
+        self.writable.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     async fn has_run(&self, run_id: &str) -> Result<bool, String> {

@@ -120,6 +120,7 @@ fn json_api(path: &str) -> bool {
     path.starts_with("/api/2.0/mlflow/")
         || path.starts_with("/ajax-api/2.0/mlflow/")
         || path == "/api/v1/sync/runs"
+        || path == "/api/v1/sync/access"
         || path == "/api/v1/schedules"
         || (path.starts_with("/api/v1/pipelines/") && path.ends_with("/runs"))
 }

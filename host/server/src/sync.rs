@@ -1,6 +1,7 @@
 //! Receiving runs from `weft run --server URL`: content-addressed blobs and
 //! directory listings first (each checked against its digest), then the
-//! run as one document, imported in one transaction. Under `/api/v1/sync`.
+//! run as one document, imported in one transaction. Under `/api/v1/sync`;
+//! `POST /api/v1/sync/access` tells a client whether it may write.
 
 use std::io::Write;
 
@@ -26,6 +27,14 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/blobs/{digest}", put(put_blob).head(has_blob))
         .route("/trees/{digest}", put(put_tree).head(has_tree))
         .route("/runs", post(import_run))
+        .route("/access", post(access))
+}
+
+/// Answers a write that carries nothing, so a client learns whether its
+/// token lets it write before it streams any bytes (a refusal sent while
+/// a large upload is still going reaches the client as a broken pipe).
+async fn access() -> Json<Value> {
+    Json(json!({ "writes": true }))
 }
 
 fn digest(text: &str) -> Result<&str, ApiError> {
