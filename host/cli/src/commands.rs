@@ -197,8 +197,14 @@ pub async fn dispatch(mut cli: Cli) -> CliResult<u8> {
             )
             .await?;
             match command {
-                ModelsCommand::Register { artifact, name, alias } => {
-                    crate::models::register_command(&stores, &artifact, &name, alias.as_deref()).await
+                ModelsCommand::Register {
+                    artifact,
+                    name,
+                    alias,
+                    served_by,
+                } => {
+                    crate::models::register_command(&stores, &artifact, &name, alias.as_deref(), served_by.as_deref())
+                        .await
                 }
                 ModelsCommand::Alias { name, alias, version } => {
                     crate::models::alias_command(&stores, &name, &alias, version).await

@@ -464,6 +464,10 @@ enum ModelsCommand {
         /// Also point this alias at the new version.
         #[arg(long)]
         alias: Option<String>,
+        /// The model server component (`wit/inference`) that `weft serve`
+        /// runs for this version; archived with it.
+        #[arg(long, value_name = "WASM")]
+        served_by: Option<std::path::PathBuf>,
     },
     /// Point an alias (e.g. champion) at a version.
     Alias { name: String, alias: String, version: i64 },

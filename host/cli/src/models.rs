@@ -1,6 +1,8 @@
 //! `weft models`: the model registry from the command line, and the
 //! registration of pipeline outputs named under `[models]` in weft.toml.
 
+use std::path::Path;
+
 use serde_json::json;
 use weft_store::{ModelVersion, RegisteredModel};
 
@@ -9,9 +11,14 @@ use crate::exit;
 
 /// Registers an artifact as the next version of `name` (the same bytes as
 /// the newest version: that version).
-pub async fn register(stores: &Stores, artifact_key: &str, name: &str) -> CliResult<ModelVersion> {
+pub async fn register(
+    stores: &Stores,
+    artifact_key: &str,
+    name: &str,
+    served_by: Option<&Path>,
+) -> CliResult<ModelVersion> {
     weft_store::validate_model_name(name).map_err(CliError::usage)?;
-    weft_pipeline::register_model(&stores.store, &stores.artifacts, artifact_key, name)
+    weft_pipeline::register_model(&stores.store, &stores.artifacts, artifact_key, name, served_by)
         .await
         .map_err(|e| match e {
             weft_pipeline::ExecError::Store(e) => e.into(),
@@ -19,11 +26,17 @@ pub async fn register(stores: &Stores, artifact_key: &str, name: &str) -> CliRes
         })
 }
 
-pub async fn register_command(stores: &Stores, artifact: &str, name: &str, alias: Option<&str>) -> CliResult<u8> {
+pub async fn register_command(
+    stores: &Stores,
+    artifact: &str,
+    name: &str,
+    alias: Option<&str>,
+    served_by: Option<&Path>,
+) -> CliResult<u8> {
     if let Some(alias) = alias {
         weft_store::validate_alias(alias).map_err(CliError::usage)?;
     }
-    let version = register(stores, artifact, name).await?;
+    let version = register(stores, artifact, name, served_by).await?;
     if let Some(alias) = alias {
         stores.store.set_model_alias(name, alias, version.version).await?;
     }

@@ -211,6 +211,14 @@ pub fn write(
         files.entry(digest.clone()).or_insert_with(|| step.component.clone());
         pins.components.insert(step.name.clone(), digest);
     }
+    for model in &manifest.models {
+        let Some(path) = &model.served_by else { continue };
+        let bytes = weft_runtime::read_component(path).map_err(|e| BundleError::Manifest(e.to_string()))?;
+        let digest = blake3::hash(&bytes).to_hex().to_string();
+        blobs.insert(digest.clone(), bytes.len() as u64);
+        files.entry(digest.clone()).or_insert_with(|| path.clone());
+        pins.servers.insert(model.name.clone(), digest);
+    }
     if with_data {
         for input in &manifest.inputs {
             if !input.path.is_file() {
@@ -502,6 +510,17 @@ pub fn open(
             .ok_or_else(|| broken(format!("step '{}' has no component", step.name)))?;
         step.component = blob_path(digest)?;
         step.build = None;
+    }
+    for model in &mut manifest.models {
+        if model.served_by.is_none() {
+            continue;
+        }
+        let digest = header
+            .pins
+            .servers
+            .get(&model.name)
+            .ok_or_else(|| broken(format!("model '{}' has no server", model.name)))?;
+        model.served_by = Some(blob_path(digest)?);
     }
     for input in &mut manifest.inputs {
         let Some(pin) = header.pins.inputs.get(&input.name) else {

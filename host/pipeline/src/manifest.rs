@@ -79,9 +79,10 @@ struct RawManifest {
     inputs: BTreeMap<String, RawInput>,
     #[serde(default)]
     steps: BTreeMap<String, RawStep>,
-    /// Model name -> `step.output` registered after each successful run.
+    /// Model name -> `step.output` (or `{ output, served_by }`) registered
+    /// after each successful run.
     #[serde(default)]
-    models: BTreeMap<String, String>,
+    models: BTreeMap<String, toml::Value>,
     /// Plugins told of the run's outcome, and tracker sinks it goes to.
     #[serde(default)]
     hooks: RawHooks,
@@ -327,6 +328,19 @@ pub struct ExternalInput {
     pub media_type: Option<String>,
 }
 
+/// An output registered as a version of a model after each successful run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelOutput {
+    /// The registered model's name.
+    pub name: String,
+    pub step: String,
+    pub output: String,
+    /// The model server component (the `weft:inference` world) that
+    /// `weft serve` runs for this model's versions, if the manifest names
+    /// one.
+    pub served_by: Option<PathBuf>,
+}
+
 /// A validated pipeline manifest.
 #[derive(Debug, Clone)]
 pub struct Manifest {
@@ -338,9 +352,8 @@ pub struct Manifest {
     pub inputs: Vec<ExternalInput>,
     /// Steps in a topological order (every step after its upstreams).
     pub steps: Vec<Step>,
-    /// Outputs registered as model versions after a successful run:
-    /// (model name, step, output).
-    pub models: Vec<(String, String, String)>,
+    /// Outputs registered as model versions after a successful run.
+    pub models: Vec<ModelOutput>,
     /// Alerters told of the run's outcome.
     pub hooks: Hooks,
     /// Tracker-sink plugins each finished run is published to.
@@ -504,9 +517,10 @@ impl Manifest {
         }
 
         let mut models = Vec::new();
-        for (model, source) in &raw.models {
+        for (model, entry) in &raw.models {
             let key = format!("models.{model}");
             weft_store::validate_model_name(model).map_err(|m| invalid(&key, m))?;
+            let (source, served_by) = model_entry(&key, entry, root)?;
             let (step, output) = source
                 .split_once('.')
                 .ok_or_else(|| invalid(&key, format!("'{source}' must be 'step.output'")))?;
@@ -515,7 +529,12 @@ impl Manifest {
                 Some(s) if !s.outputs.iter().any(|o| o.name == output) => {
                     return Err(invalid(key, format!("step '{step}' has no output '{output}'")))
                 }
-                Some(_) => models.push((model.clone(), step.to_string(), output.to_string())),
+                Some(_) => models.push(ModelOutput {
+                    name: model.clone(),
+                    step: step.to_string(),
+                    output: output.to_string(),
+                    served_by,
+                }),
             }
         }
 
@@ -701,6 +720,37 @@ fn plugin_names(key: &str, names: &[String]) -> Result<Vec<String>, ManifestErro
         }
     }
     Ok(names.to_vec())
+}
+
+/// A `[models]` entry: `"step.output"`, or a table `{ output = "step.output",
+/// served_by = "path/to/server.wasm" }`.
+fn model_entry(key: &str, entry: &toml::Value, root: &Path) -> Result<(String, Option<PathBuf>), ManifestError> {
+    let shape = "give \"step.output\" or { output = \"step.output\", served_by = \"server.wasm\" }";
+    match entry {
+        toml::Value::String(source) => Ok((source.clone(), None)),
+        toml::Value::Table(table) => {
+            if let Some(unknown) = table.keys().find(|k| !matches!(k.as_str(), "output" | "served_by")) {
+                return Err(invalid(format!("{key}.{unknown}"), format!("unknown key: {shape}")));
+            }
+            let source = match table.get("output") {
+                Some(toml::Value::String(source)) => source.clone(),
+                Some(_) => return Err(invalid(format!("{key}.output"), "must be a string \"step.output\"")),
+                None => return Err(invalid(key, format!("'output' is missing: {shape}"))),
+            };
+            let served_by = match table.get("served_by") {
+                None => None,
+                Some(toml::Value::String(path)) if !path.trim().is_empty() => Some(root.join(path)),
+                Some(_) => {
+                    return Err(invalid(
+                        format!("{key}.served_by"),
+                        "must be the path of a model server component (a .wasm file)",
+                    ))
+                }
+            };
+            Ok((source, served_by))
+        }
+        _ => Err(invalid(key, shape)),
+    }
 }
 
 fn convert_step(name: &str, raw: &RawStep, root: &Path) -> Result<Step, ManifestError> {

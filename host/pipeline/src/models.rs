@@ -1,9 +1,15 @@
 //! Registering artifacts as model versions, and the hook that registers
 //! the outputs a manifest names under `[models]` after each successful run.
+//!
+//! A version may name the component that serves it (`weft serve`): the
+//! component is archived in the artifact store and its digest kept in the
+//! version's tag `weft.served_by` ([`weft_store::SERVED_BY_TAG`]).
+
+use std::path::Path;
 
 use futures::future::BoxFuture;
 use weft_artifacts::{ArtifactKind, ArtifactStore};
-use weft_store::{status, ModelVersion, Store};
+use weft_store::{status, ModelVersion, Store, SERVED_BY_TAG};
 
 use crate::executor::{Event, RunOutcome};
 use crate::hooks::{HookContext, RunHook};
@@ -12,14 +18,24 @@ use crate::ExecError;
 /// Registers an artifact (id, prefix, `name` or `name:version`) as the next
 /// version of model `name`, with its files (a directory artifact: each file
 /// under the model; a file: the artifact's last name segment). The same
-/// bytes as the newest version register as that version.
+/// bytes as the newest version register as that version. With `served_by`,
+/// that model server component is archived and named by the version.
 pub async fn register_model(
     store: &Store,
     artifacts: &ArtifactStore,
     artifact_key: &str,
     name: &str,
+    served_by: Option<&Path>,
 ) -> Result<ModelVersion, ExecError> {
     weft_store::validate_model_name(name).map_err(ExecError::Io)?;
+    // Read first: a missing server fails before anything is registered.
+    let server = match served_by {
+        Some(path) => Some(
+            weft_runtime::read_component(path)
+                .map_err(|e| ExecError::Io(format!("the model server of '{name}': {e}")))?,
+        ),
+        None => None,
+    };
     let artifact = store.artifact(artifact_key).await?;
     let files: Vec<(String, String, i64)> = match ArtifactKind::parse(&artifact.kind) {
         Some(ArtifactKind::Dir) => artifacts
@@ -35,7 +51,25 @@ pub async fn register_model(
             vec![(file, artifact.digest.clone(), artifact.size)]
         }
     };
-    Ok(store.register_artifact(&artifact.id, name, &files).await?)
+    let mut version = store.register_artifact(&artifact.id, name, &files).await?;
+    if let Some(bytes) = server {
+        let digest = weft_runtime::component_digest(&bytes);
+        if !artifacts.contains(&digest, ArtifactKind::File).await.unwrap_or(false) {
+            artifacts
+                .put_bytes(bytes.into())
+                .await
+                .map_err(|source| ExecError::Ingest {
+                    what: format!("the model server of '{name}'"),
+                    source,
+                })?;
+        }
+        store
+            .model_version_tag(name, version.version, SERVED_BY_TAG, Some(&digest))
+            .await?;
+        version.tags.retain(|(k, _)| k != SERVED_BY_TAG);
+        version.tags.push((SERVED_BY_TAG.to_string(), digest));
+    }
+    Ok(version)
 }
 
 /// Registers the outputs named under `[models]` after a successful run.
@@ -54,28 +88,29 @@ impl RunHook for ModelRegistration {
                     return;
                 }
             };
-            for (model, step, output) in &run.manifest.models {
-                let Some(step_run) = step_runs.iter().find(|s| &s.step_name == step) else {
+            for model in &run.manifest.models {
+                let Some(step_run) = step_runs.iter().find(|s| s.step_name == model.step) else {
                     continue;
                 };
                 let registered = async {
                     let outputs = run.store.step_run_outputs(&step_run.id).await?;
-                    let Some(link) = outputs.iter().find(|l| &l.slot == output) else {
+                    let Some(link) = outputs.iter().find(|l| l.slot == model.output) else {
                         return Ok(None);
                     };
-                    register_model(run.store, run.artifacts, &link.artifact.id, model)
+                    let served_by = model.served_by.as_deref();
+                    register_model(run.store, run.artifacts, &link.artifact.id, &model.name, served_by)
                         .await
                         .map(Some)
                 };
                 match registered.await {
                     Ok(Some(version)) => (run.on_event)(Event::ModelRegistered {
-                        model: model.clone(),
+                        model: model.name.clone(),
                         version: version.version,
-                        source: format!("{step}.{output}"),
+                        source: format!("{}.{}", model.step, model.output),
                     }),
                     Ok(None) => {}
                     Err(e) => (run.on_event)(Event::ModelNotRegistered {
-                        model: model.clone(),
+                        model: model.name.clone(),
                         error: e.to_string(),
                     }),
                 }

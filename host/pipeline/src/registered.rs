@@ -25,6 +25,9 @@ pub struct Pins {
     pub components: BTreeMap<String, String>,
     /// Input name → its stored bytes.
     pub inputs: BTreeMap<String, PinnedInput>,
+    /// Model name → the digest of the component serving it (`served_by`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub servers: BTreeMap<String, String>,
 }
 
 /// An external input as registered.
@@ -64,6 +67,21 @@ pub async fn register(
                 })?;
         }
         pins.components.insert(step.name.clone(), digest);
+    }
+    for model in &manifest.models {
+        let Some(path) = &model.served_by else { continue };
+        let bytes = weft_runtime::read_component(path).map_err(|e| ExecError::Io(e.to_string()))?;
+        let digest = weft_runtime::component_digest(&bytes);
+        if !artifacts.contains(&digest, ArtifactKind::File).await.unwrap_or(false) {
+            artifacts
+                .put_bytes(bytes.into())
+                .await
+                .map_err(|source| ExecError::Ingest {
+                    what: format!("the model server of '{}'", model.name),
+                    source,
+                })?;
+        }
+        pins.servers.insert(model.name.clone(), digest);
     }
     for input in &manifest.inputs {
         let stored = artifacts
@@ -132,6 +150,26 @@ pub async fn materialize(
         }
         step.component = path;
         step.build = None;
+    }
+    for model in &mut manifest.models {
+        if model.served_by.is_none() {
+            continue;
+        }
+        let digest = pins
+            .servers
+            .get(&model.name)
+            .ok_or_else(|| broken(format!("the server of model '{}' is not pinned", model.name)))?;
+        let path = components.join(format!("{digest}.wasm"));
+        if !path.exists() {
+            artifacts
+                .materialize(digest, ArtifactKind::File, &path)
+                .await
+                .map_err(|source| ExecError::Ingest {
+                    what: format!("the archived server of model '{}'", model.name),
+                    source,
+                })?;
+        }
+        model.served_by = Some(path);
     }
     for input in &mut manifest.inputs {
         let pin = pins

@@ -299,7 +299,13 @@ impl Runtime {
     /// own linker. CPU-bound: call it from a blocking context.
     pub fn component(&self, path: &Path) -> Result<Component, RuntimeError> {
         let bytes = read_component(path)?;
-        Ok(self.compile(path, &bytes, &component_digest(&bytes))?.0)
+        self.component_from_bytes(path, &bytes)
+    }
+
+    /// Like [`Runtime::component`], from bytes already in memory (an
+    /// archived component); `name` only names it in errors.
+    pub fn component_from_bytes(&self, name: &Path, bytes: &[u8]) -> Result<Component, RuntimeError> {
+        Ok(self.compile(name, bytes, &component_digest(bytes))?.0)
     }
 
     /// Compiles `bytes`, or loads them compiled from the sealed cache;

@@ -201,6 +201,17 @@ impl Guard {
         });
     }
 
+    /// Starts a new call on a store that is kept between calls (a served
+    /// model's instance): the deadline becomes `timeout` from now and the
+    /// last interruption is forgotten. The memory budget goes on counting
+    /// what the store already holds. Returns the call's watchdog.
+    pub fn rearm(&mut self, timeout: Duration) -> Watchdog {
+        self.deadline = Instant::now() + timeout;
+        self.timeout = timeout;
+        self.interrupted = None;
+        self.watchdog()
+    }
+
     /// The watchdog of this guard, to hold while the store is in use.
     pub fn watchdog(&self) -> Watchdog {
         Watchdog {

@@ -38,7 +38,7 @@ pub use logged_models::{model_status, LoggedModel, ModelMetric, NewLoggedModel};
 pub use metric_series::{MetricSeries, MetricSummary};
 pub use model::*;
 pub use plugin_calls::PluginCall;
-pub use registry::{validate_alias, validate_model_name, ModelVersion, RegisteredModel};
+pub use registry::{validate_alias, validate_model_name, ModelVersion, RegisteredModel, DIGEST_TAG, SERVED_BY_TAG};
 pub use run_artifacts::ArtifactEntry;
 pub use run_list::{RunPage, RunQuery, RunSort, RunSummary};
 pub use schedules::{firing, Firing, NewSchedule, PipelineDefinition, Schedule};

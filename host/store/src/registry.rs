@@ -43,6 +43,13 @@ pub struct RegisteredModel {
     pub latest_versions: Vec<ModelVersion>,
 }
 
+/// The model version tag naming (by digest) the component that serves the
+/// version: a model server archived in the artifact store.
+pub const SERVED_BY_TAG: &str = "weft.served_by";
+
+/// The model version tag holding the digest of the version's bytes.
+pub const DIGEST_TAG: &str = "weft.digest";
+
 /// An alias: letters, digits, '_' and '-', and not `latest` or `v<number>`
 /// (those name versions already).
 pub fn validate_alias(alias: &str) -> Result<(), String> {

@@ -19,6 +19,8 @@ struct Report {
     rows: usize,
     classes: Vec<ClassReport>,
     confusion: Vec<Vec<usize>>,
+    /// The predicted class of each test row, in order.
+    predictions: Vec<String>,
 }
 
 fn evaluate(_: NoParams) -> weft_sdk::Result<()> {
@@ -33,8 +35,11 @@ fn evaluate(_: NoParams) -> weft_sdk::Result<()> {
     }
     let k = model.classes.len();
     let mut confusion = vec![vec![0usize; k]; k];
+    let mut predictions = Vec::with_capacity(test.len());
     for (row, &y) in test.rows.iter().zip(&test.labels) {
-        confusion[y][model.predict(row)] += 1;
+        let predicted = model.predict(row);
+        confusion[y][predicted] += 1;
+        predictions.push(model.classes[predicted].clone());
     }
     let correct: usize = (0..k).map(|c| confusion[c][c]).sum();
     let accuracy = correct as f64 / test.len() as f64;
@@ -69,6 +74,7 @@ fn evaluate(_: NoParams) -> weft_sdk::Result<()> {
         rows: test.len(),
         classes,
         confusion,
+        predictions,
     };
     weft_sdk::log_metadata("report", &report)?;
     weft_sdk::write_output_json("report", &report)
