@@ -16,7 +16,7 @@ pub(crate) fn iris_copy() -> tempfile::TempDir {
     let status = Command::new("cp")
         .arg("-r")
         .args(
-            ["weft.toml", "Cargo.toml", "Cargo.lock", "data", "steps"]
+            ["weft.toml", "Cargo.toml", "Cargo.lock", "data", "steps", "serve"]
                 .iter()
                 .map(|p| src.join(p)),
         )
@@ -25,10 +25,16 @@ pub(crate) fn iris_copy() -> tempfile::TempDir {
         .unwrap();
     assert!(status.success());
     let cargo = dir.path().join("Cargo.toml");
-    let text = std::fs::read_to_string(&cargo).unwrap().replace(
-        "path = \"../../sdk/rust\"",
-        &format!("path = {}", toml_path(&repo_root().join("sdk/rust"))),
-    );
+    let text = std::fs::read_to_string(&cargo)
+        .unwrap()
+        .replace(
+            "path = \"../../sdk/rust\"",
+            &format!("path = {}", toml_path(&repo_root().join("sdk/rust"))),
+        )
+        .replace(
+            "path = \"../../sdk/rust-model\"",
+            &format!("path = {}", toml_path(&repo_root().join("sdk/rust-model"))),
+        );
     std::fs::write(&cargo, text).unwrap();
     dir
 }

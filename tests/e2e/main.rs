@@ -23,6 +23,7 @@ mod remote;
 mod sandbox;
 mod schedules;
 mod secrets;
+mod serve;
 mod server;
 mod slurm;
 mod stacks;

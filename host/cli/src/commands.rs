@@ -239,6 +239,38 @@ pub async fn dispatch(mut cli: Cli) -> CliResult<u8> {
             )
             .await
         }
+        Command::Serve {
+            model,
+            host,
+            port,
+            instances,
+            memory,
+            timeout,
+            poll,
+            max_request,
+            component,
+        } => {
+            let state = state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?;
+            let mut limits = weft_serving::PoolLimits {
+                memory_bytes: memory.as_u64(),
+                timeout: timeout.into(),
+                ..Default::default()
+            };
+            if let Some(n) = instances {
+                limits.instances = n;
+            }
+            crate::serve::serve(crate::serve::ServeArgs {
+                state: &state,
+                stack: &cli.stack,
+                model: &model,
+                addr: std::net::SocketAddr::new(host, port),
+                limits,
+                poll: poll.into(),
+                max_request_bytes: max_request.as_u64(),
+                component,
+            })
+            .await
+        }
         Command::Pipeline(PipelineCommand::Register) => {
             let stores = Stores::open(
                 &state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?,

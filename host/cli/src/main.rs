@@ -9,6 +9,7 @@ mod plugins;
 mod progress;
 mod remote;
 mod secrets;
+mod serve;
 mod slurm;
 mod stacks;
 mod triggers;
@@ -173,6 +174,40 @@ enum Command {
         /// ones, comma-separated, `*` wildcards.
         #[arg(long, value_delimiter = ',', env = "WEFT_SERVER_CORS_ALLOWED_ORIGINS")]
         cors_allowed_origins: Vec<String>,
+    },
+    /// Serve a registered model over HTTP through its sandboxed model
+    /// server: the MLflow scoring protocol on /invocations, and /predict,
+    /// /ping, /version, /model, /metrics. An alias is followed: when it
+    /// moves, the new version is loaded and swapped in.
+    Serve {
+        /// models:/NAME@ALIAS, models:/NAME/VERSION or models:/NAME/latest.
+        model: String,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        /// Port (0 picks a free one).
+        #[arg(long, default_value_t = 5001)]
+        port: u16,
+        /// Instances of the model server: requests answered at once
+        /// (default: one per CPU).
+        #[arg(long)]
+        instances: Option<usize>,
+        /// Memory one instance may hold, the model included (e.g. 512MiB).
+        #[arg(long, default_value = "512MiB")]
+        memory: bytesize::ByteSize,
+        /// Longest one request may compute (e.g. 10s, 500ms).
+        #[arg(long, default_value = "10s")]
+        timeout: humantime::Duration,
+        /// How often to look up the version an alias names.
+        #[arg(long, default_value = "1s")]
+        poll: humantime::Duration,
+        /// Largest request body.
+        #[arg(long, default_value = "64MiB")]
+        max_request: bytesize::ByteSize,
+        /// A model server component to use instead of the one the version
+        /// names.
+        #[arg(long, value_name = "WASM")]
+        component: Option<std::path::PathBuf>,
     },
     /// Stack integrations (alerters, tracker sinks, validators,
     /// materializers) as sandboxed WASM plugins.

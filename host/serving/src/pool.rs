@@ -92,6 +92,9 @@ struct Instance {
 
 /// Instances of one model server with one model loaded.
 pub struct Pool {
+    /// Held so that the runtime's epoch ticker, which enforces the time
+    /// limit, runs as long as the pool does.
+    _runtime: Runtime,
     pre: ModelPre<ModelState>,
     engine: Engine,
     model: Bytes,
@@ -125,6 +128,7 @@ impl Pool {
         let pre = ModelPre::new(pre).map_err(not_server)?;
         let instances = limits.instances.max(1);
         let pool = Pool {
+            _runtime: runtime.clone(),
             pre,
             engine,
             model,
