@@ -73,6 +73,21 @@ fn bad_manifests_name_the_problem() {
         &[],
         &["duplicate key", "a"],
     );
+    refused(
+        &format!("{g}[models]\nm = {{ output = \"b.out\", serve = \"s.wasm\" }}\n"),
+        &[],
+        &["models.m.serve", "unknown key"],
+    );
+    refused(
+        &format!("{g}[models]\nm = {{ served_by = \"s.wasm\" }}\n"),
+        &[],
+        &["models.m", "'output' is missing"],
+    );
+    refused(
+        &format!("{g}[models]\nm = {{ output = \"b.out\", served_by = 3 }}\n"),
+        &[],
+        &["models.m.served_by", "model server component"],
+    );
     let missing = g.replacen(&toml_path(&guest("echo")), "\"missing.wasm\"", 1);
     refused(&missing, &[], &["steps.a.component", "missing.wasm", "does not exist"]);
     refused(
