@@ -85,6 +85,8 @@ log="$(mktemp)"
 trap 'rm -f "$log" "$WEFT_SKIP_LOG"; rm -rf "$WEFT_HOME"; stop_postgres; stop_s3; stop_slurm' EXIT
 status=0
 cargo test --release --workspace --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
+# The model SDK is guest code outside the workspace; its unit tests run natively.
+cargo test --release --lib --manifest-path sdk/rust-model/Cargo.toml 2>&1 | tee -a "$log" || status=$?
 
 # The mlflow client suite and the API fuzzing (schemathesis) drive the
 # `weft` binary that cargo just built.
