@@ -195,7 +195,8 @@ fn iris_components_only() -> tempfile::TempDir {
     std::fs::copy(src.join("data/iris.csv"), dir.path().join("data/iris.csv")).unwrap();
     let release = dir.path().join("target/wasm32-wasip2/release");
     std::fs::create_dir_all(&release).unwrap();
-    for step in ["load", "split", "train", "evaluate"] {
+    // The four steps and the model server [models] names.
+    for step in ["load", "split", "train", "evaluate", "iris_serve"] {
         let name = format!("{step}.wasm");
         std::fs::copy(
             src.join("target/wasm32-wasip2/release").join(&name),
