@@ -53,16 +53,8 @@ pub async fn register_model(
     };
     let mut version = store.register_artifact(&artifact.id, name, &files).await?;
     if let Some(bytes) = server {
-        let digest = weft_runtime::component_digest(&bytes);
-        if !artifacts.contains(&digest, ArtifactKind::File).await.unwrap_or(false) {
-            artifacts
-                .put_bytes(bytes.into())
-                .await
-                .map_err(|source| ExecError::Ingest {
-                    what: format!("the model server of '{name}'"),
-                    source,
-                })?;
-        }
+        let digest =
+            crate::registered::archive_component(artifacts, bytes, || format!("the model server of '{name}'")).await?;
         store
             .model_version_tag(name, version.version, SERVED_BY_TAG, Some(&digest))
             .await?;

@@ -56,31 +56,13 @@ pub async fn register(
     let mut pins = Pins::default();
     for step in &manifest.steps {
         let bytes = weft_runtime::read_component(&step.component).map_err(|e| ExecError::Io(e.to_string()))?;
-        let digest = weft_runtime::component_digest(&bytes);
-        if !artifacts.contains(&digest, ArtifactKind::File).await.unwrap_or(false) {
-            artifacts
-                .put_bytes(bytes.into())
-                .await
-                .map_err(|source| ExecError::Ingest {
-                    what: format!("the component of step '{}'", step.name),
-                    source,
-                })?;
-        }
+        let digest = archive_component(artifacts, bytes, || format!("the component of step '{}'", step.name)).await?;
         pins.components.insert(step.name.clone(), digest);
     }
     for model in &manifest.models {
         let Some(path) = &model.served_by else { continue };
         let bytes = weft_runtime::read_component(path).map_err(|e| ExecError::Io(e.to_string()))?;
-        let digest = weft_runtime::component_digest(&bytes);
-        if !artifacts.contains(&digest, ArtifactKind::File).await.unwrap_or(false) {
-            artifacts
-                .put_bytes(bytes.into())
-                .await
-                .map_err(|source| ExecError::Ingest {
-                    what: format!("the model server of '{}'", model.name),
-                    source,
-                })?;
-        }
+        let digest = archive_component(artifacts, bytes, || format!("the model server of '{}'", model.name)).await?;
         pins.servers.insert(model.name.clone(), digest);
     }
     for input in &manifest.inputs {
@@ -108,6 +90,23 @@ pub async fn register(
     }
     let pins = serde_json::to_string(&pins).map_err(|e| ExecError::Io(e.to_string()))?;
     Ok(store.register_definition(&manifest.name, &text, &pins).await?)
+}
+
+/// Keeps a component's bytes in the artifact store (once: they are named by
+/// their digest) and returns that digest; `what` names it in errors.
+pub(crate) async fn archive_component(
+    artifacts: &ArtifactStore,
+    bytes: Vec<u8>,
+    what: impl FnOnce() -> String,
+) -> Result<String, ExecError> {
+    let digest = weft_runtime::component_digest(&bytes);
+    if !artifacts.contains(&digest, ArtifactKind::File).await.unwrap_or(false) {
+        artifacts
+            .put_bytes(bytes.into())
+            .await
+            .map_err(|source| ExecError::Ingest { what: what(), source })?;
+    }
+    Ok(digest)
 }
 
 /// Places the pinned components and inputs of `definition` under `dir`
