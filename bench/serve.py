@@ -71,12 +71,13 @@ def post(conn, body):
     return json.loads(data)
 
 
-def first_answer(port, proc, started, timeout=300):
+def first_answer(port, proc, started, log, timeout=300):
     """Seconds from `started` to the first prediction."""
     body = json.dumps(ROW)
     while time.perf_counter() - started < timeout:
         if proc.poll() is not None:
-            raise SystemExit(f"the server exited with {proc.returncode}")
+            tail = pathlib.Path(log).read_text(errors="replace")[-2000:]
+            raise SystemExit(f"the server exited with {proc.returncode}:\n{tail}")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             answer = post(conn, body)
@@ -119,11 +120,12 @@ def load(port, clients, seconds):
     return len(latencies) / elapsed, p(0.5), p(0.99)
 
 
-def measure(name, command, port, seconds, env=None):
+def measure(name, command, port, seconds, log):
     started = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     try:
-        startup, answer = first_answer(port, proc, started)
+        startup, answer = first_answer(port, proc, started, log)
         result = {"startup_s": startup, "prediction": answer["predictions"]}
         for clients in (1, 16):
             rps, p50, p99 = load(port, clients, seconds)
@@ -170,11 +172,12 @@ def main():
         port = free_port()
         weft = measure("weft serve", [str(WEFT), "--state-dir", str(state), "serve",
                                       "models:/iris-softmax@champion", "--port", str(port), "--instances", "2"],
-                       port, args.seconds)
+                       port, args.seconds, work / "weft-serve.log")
         port = free_port()
         mlflow_result = measure("mlflow models serve", [sys.executable, "-m", "mlflow", "models", "serve", "-m",
                                                         str(saved), "-p", str(port), "--env-manager", "local",
-                                                        "--workers", "2"], port, args.seconds)
+                                                        "--workers", "2"], port, args.seconds,
+                               work / "mlflow-serve.log")
         if weft["prediction"] != mlflow_result["prediction"]:
             raise SystemExit(f"the servers disagree: {weft['prediction']} vs {mlflow_result['prediction']}")
         out = {"mlflow_version": mlflow.__version__, "seconds": args.seconds, "weft": weft, "mlflow": mlflow_result}
