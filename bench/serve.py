@@ -18,6 +18,7 @@ Installs mlflow into target/bench-venv, as bench/tracking.py does.
 import argparse
 import http.client
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -122,8 +123,10 @@ def load(port, clients, seconds):
 
 def measure(name, command, port, seconds, log):
     started = time.perf_counter()
+    # mlflow starts `uvicorn` by name: the venv's bin must be on PATH.
+    env = dict(os.environ, PATH=f"{pathlib.Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
     with open(log, "wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         startup, answer = first_answer(port, proc, started, log)
         result = {"startup_s": startup, "prediction": answer["predictions"]}
