@@ -109,6 +109,24 @@ pub(crate) async fn archive_component(
     Ok(digest)
 }
 
+/// The archived component `digest` as `DIR/<digest>.wasm` (placed once);
+/// `what` names it in errors.
+async fn place_component(
+    artifacts: &ArtifactStore,
+    dir: &Path,
+    digest: &str,
+    what: impl FnOnce() -> String,
+) -> Result<std::path::PathBuf, ExecError> {
+    let path = dir.join(format!("{digest}.wasm"));
+    if !path.exists() {
+        artifacts
+            .materialize(digest, ArtifactKind::File, &path)
+            .await
+            .map_err(|source| ExecError::Ingest { what: what(), source })?;
+    }
+    Ok(path)
+}
+
 /// Places the pinned components and inputs of `definition` under `dir`
 /// (created; it should be empty) and returns its manifest pointing at them,
 /// with `params` (`{"step.param": value}`) applied.
@@ -137,17 +155,10 @@ pub async fn materialize(
             .components
             .get(&step.name)
             .ok_or_else(|| broken(format!("step '{}' has no pinned component", step.name)))?;
-        let path = components.join(format!("{digest}.wasm"));
-        if !path.exists() {
-            artifacts
-                .materialize(digest, ArtifactKind::File, &path)
-                .await
-                .map_err(|source| ExecError::Ingest {
-                    what: format!("the archived component of step '{}'", step.name),
-                    source,
-                })?;
-        }
-        step.component = path;
+        step.component = place_component(artifacts, &components, digest, || {
+            format!("the archived component of step '{}'", step.name)
+        })
+        .await?;
         step.build = None;
     }
     for model in &mut manifest.models {
@@ -158,16 +169,10 @@ pub async fn materialize(
             .servers
             .get(&model.name)
             .ok_or_else(|| broken(format!("the server of model '{}' is not pinned", model.name)))?;
-        let path = components.join(format!("{digest}.wasm"));
-        if !path.exists() {
-            artifacts
-                .materialize(digest, ArtifactKind::File, &path)
-                .await
-                .map_err(|source| ExecError::Ingest {
-                    what: format!("the archived server of model '{}'", model.name),
-                    source,
-                })?;
-        }
+        let path = place_component(artifacts, &components, digest, || {
+            format!("the archived server of model '{}'", model.name)
+        })
+        .await?;
         model.served_by = Some(path);
     }
     for input in &mut manifest.inputs {
