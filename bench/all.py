@@ -14,6 +14,7 @@ own virtualenv). Runs, on this machine, in one go:
                           of the iris run against executing it
      bench/bundle.py      weft: size of the iris bundle, writing it, the cold
                           start of `weft run iris.weft` in an empty directory
+     bench/serve.py       weft serve vs mlflow models serve on the iris model
      bench/orchestrators.py  weft: 100 independent steps on the local, process
                           and Slurm orchestrators (a private single-node
                           cluster), against Slurm alone
@@ -128,6 +129,7 @@ def main():
                 "--json", OUT / "languages.json"),
         attempt("hermetic", sys.executable, "bench/hermetic.py", "--repeat", 3 if q else 7, "--json", OUT / "hermetic.json"),
         attempt("bundle", sys.executable, "bench/bundle.py", "--repeat", 2 if q else 5, "--json", OUT / "bundle.json"),
+        attempt("serve", sys.executable, "bench/serve.py", "--seconds", 2 if q else 5, "--json", OUT / "serve.json"),
         # On a private single-node Slurm cluster, started and stopped here.
         attempt("orchestrators", "bash", "-c",
                 'source tests/slurm.sh && trap stop_slurm EXIT && "$0" bench/orchestrators.py "$@"',
@@ -274,6 +276,36 @@ def write(problems, quick):
         for build, (size, stripped) in bundle.get("binaries", {}).items():
             lines.append(f"| the `weft` binary, {build} | {stripped / 1e6:.0f} MB stripped ({size / 1e6:.0f} MB as built) |")
         lines.append("")
+
+    serve = load("serve")
+    if serve:
+        w, m = serve["weft"], serve["mlflow"]
+        lines += [
+            "## Serving the iris model: `weft serve` vs `mlflow models serve`",
+            "",
+            f"The same softmax regression: weft's sandboxed model server (`--instances 2`) and an MLflow "
+            f"{serve['mlflow_version']} pyfunc model doing the same with numpy (`--workers 2`, "
+            f"`--env-manager local`). One-row `dataframe_split` requests for {serve['seconds']:.0f} s per "
+            "client count, keep-alive connections.",
+            "",
+            "| measure | weft serve | mlflow models serve | mlflow / weft |",
+            "|---|---|---|---|",
+            f"| start-up to the first prediction | {w['startup_s']:.2f} s | {m['startup_s']:.2f} s | "
+            f"{m['startup_s'] / w['startup_s']:.0f}× |",
+        ]
+        for c in ("c1", "c16"):
+            n = c[1:]
+            lines += [
+                f"| requests/s, {n} client(s) | {w[c]['rps']:,.0f} | {m[c]['rps']:,.0f} | "
+                f"{m[c]['rps'] / w[c]['rps']:.2f}× |",
+                f"| p50 / p99 latency, {n} client(s) | {w[c]['p50_ms']:.2f} / {w[c]['p99_ms']:.2f} ms | "
+                f"{m[c]['p50_ms']:.2f} / {m[c]['p99_ms']:.2f} ms | |",
+            ]
+        lines += [
+            f"| resident memory after the load | {w['rss_mib']:.0f} MiB | {m['rss_mib']:.0f} MiB | "
+            f"{m['rss_mib'] / w['rss_mib']:.0f}× |",
+            "",
+        ]
 
     orch = load("orchestrators")
     if orch:

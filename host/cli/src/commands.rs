@@ -199,11 +199,17 @@ pub async fn dispatch(mut cli: Cli) -> CliResult<u8> {
             match command {
                 ModelsCommand::Register {
                     artifact,
+                    file,
                     name,
                     alias,
                     served_by,
                 } => {
-                    crate::models::register_command(&stores, &artifact, &name, alias.as_deref(), served_by.as_deref())
+                    let source = match (artifact, file) {
+                        (_, Some(path)) => crate::models::Source::File(path),
+                        (Some(key), None) => crate::models::Source::Artifact(key),
+                        (None, None) => return Err(CliError::usage("name an artifact or give --file PATH")),
+                    };
+                    crate::models::register_command(&stores, &source, &name, alias.as_deref(), served_by.as_deref())
                         .await
                 }
                 ModelsCommand::Alias { name, alias, version } => {

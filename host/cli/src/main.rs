@@ -489,10 +489,16 @@ struct Page {
 
 #[derive(Subcommand)]
 enum ModelsCommand {
-    /// Register an artifact as the next version of a model.
+    /// Register an artifact, or a model file made elsewhere (`--file`), as
+    /// the next version of a model.
     Register {
         /// Artifact id (or prefix), name (latest version) or name:version.
-        artifact: String,
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        artifact: Option<String>,
+        /// A model file trained outside weft (e.g. an ONNX export): stored
+        /// in the artifact store and registered by its digest.
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
         /// Model name (created if needed).
         #[arg(long)]
         name: String,

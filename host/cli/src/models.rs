@@ -1,7 +1,7 @@
 //! `weft models`: the model registry from the command line, and the
 //! registration of pipeline outputs named under `[models]` in weft.toml.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 use weft_store::{ModelVersion, RegisteredModel};
@@ -9,26 +9,37 @@ use weft_store::{ModelVersion, RegisteredModel};
 use crate::context::{CliError, CliResult, Stores};
 use crate::exit;
 
-/// Registers an artifact as the next version of `name` (the same bytes as
+/// What becomes a model version.
+pub enum Source {
+    /// An artifact: id (or prefix), name or name:version.
+    Artifact(String),
+    /// A model file made outside weft.
+    File(PathBuf),
+}
+
+/// Registers `source` as the next version of `name` (the same bytes as
 /// the newest version: that version).
 pub async fn register(
     stores: &Stores,
-    artifact_key: &str,
+    source: &Source,
     name: &str,
     served_by: Option<&Path>,
 ) -> CliResult<ModelVersion> {
     weft_store::validate_model_name(name).map_err(CliError::usage)?;
-    weft_pipeline::register_model(&stores.store, &stores.artifacts, artifact_key, name, served_by)
-        .await
-        .map_err(|e| match e {
-            weft_pipeline::ExecError::Store(e) => e.into(),
-            other => CliError::usage(other.to_string()),
-        })
+    let (store, artifacts) = (&stores.store, &stores.artifacts);
+    let registered = match source {
+        Source::Artifact(key) => weft_pipeline::register_model(store, artifacts, key, name, served_by).await,
+        Source::File(path) => weft_pipeline::register_model_file(store, artifacts, path, name, served_by).await,
+    };
+    registered.map_err(|e| match e {
+        weft_pipeline::ExecError::Store(e) => e.into(),
+        other => CliError::usage(other.to_string()),
+    })
 }
 
 pub async fn register_command(
     stores: &Stores,
-    artifact: &str,
+    source: &Source,
     name: &str,
     alias: Option<&str>,
     served_by: Option<&Path>,
@@ -36,14 +47,17 @@ pub async fn register_command(
     if let Some(alias) = alias {
         weft_store::validate_alias(alias).map_err(CliError::usage)?;
     }
-    let version = register(stores, artifact, name, served_by).await?;
+    let version = register(stores, source, name, served_by).await?;
     if let Some(alias) = alias {
         stores.store.set_model_alias(name, alias, version.version).await?;
     }
+    let from = match source {
+        Source::Artifact(key) => tag(&version, "weft.artifact").unwrap_or(key).to_string(),
+        Source::File(path) => path.display().to_string(),
+    };
     eprintln!(
-        "{name} version {} ← {}{}",
+        "{name} version {} ← {from}{}",
         version.version,
-        tag(&version, "weft.artifact").unwrap_or(artifact),
         alias.map(|a| format!(" (@{a})")).unwrap_or_default()
     );
     Ok(exit::OK)

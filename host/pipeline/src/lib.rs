@@ -47,7 +47,7 @@ pub use manifest::{
     valid_name, BuildSpec, Gate, Hooks, InputSource, Manifest, ManifestError, ModelOutput, OutputSpec, ParamOverride,
     Retry, Step, StepLimits,
 };
-pub use models::{register_model, ModelRegistration};
+pub use models::{register_model, register_model_file, ModelRegistration};
 pub use resources::{is_dns_label, is_dns_subdomain, Resources, Toleration};
 pub use verify::{StepVerification, Verifier, SKIPPED as VERIFY_SKIPPED};
 pub use worker::{Dispatcher, Dispatchers, StepJob, Worker, WorkerOutcome, WORKER_TAG};

@@ -28,14 +28,7 @@ pub async fn register_model(
     served_by: Option<&Path>,
 ) -> Result<ModelVersion, ExecError> {
     weft_store::validate_model_name(name).map_err(ExecError::Io)?;
-    // Read first: a missing server fails before anything is registered.
-    let server = match served_by {
-        Some(path) => Some(
-            weft_runtime::read_component(path)
-                .map_err(|e| ExecError::Io(format!("the model server of '{name}': {e}")))?,
-        ),
-        None => None,
-    };
+    let server = read_server(name, served_by)?;
     let artifact = store.artifact(artifact_key).await?;
     let files: Vec<(String, String, i64)> = match ArtifactKind::parse(&artifact.kind) {
         Some(ArtifactKind::Dir) => artifacts
@@ -51,12 +44,66 @@ pub async fn register_model(
             vec![(file, artifact.digest.clone(), artifact.size)]
         }
     };
-    let mut version = store.register_artifact(&artifact.id, name, &files).await?;
+    let version = store.register_artifact(&artifact.id, name, &files).await?;
+    attach_server(store, artifacts, version, server).await
+}
+
+/// Registers a file made outside weft (a model trained elsewhere, e.g. an
+/// ONNX export) as the next version of model `name`: its bytes are stored
+/// in the artifact store, and the version is tagged with their digest
+/// like any weft artifact. The same bytes as the newest version register
+/// as that version. With `served_by`, as in [`register_model`].
+pub async fn register_model_file(
+    store: &Store,
+    artifacts: &ArtifactStore,
+    path: &Path,
+    name: &str,
+    served_by: Option<&Path>,
+) -> Result<ModelVersion, ExecError> {
+    weft_store::validate_model_name(name).map_err(ExecError::Io)?;
+    let server = read_server(name, served_by)?;
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| ExecError::Io(format!("{} does not name a file", path.display())))?;
+    let stored = artifacts
+        .ingest(path, u64::MAX)
+        .await
+        .map_err(|e| ExecError::Io(format!("storing {}: {e}", path.display())))?;
+    if stored.kind != ArtifactKind::File {
+        return Err(ExecError::Io(format!(
+            "{} is a directory; register a model file (directory models cannot be served yet)",
+            path.display()
+        )));
+    }
+    let size = i64::try_from(stored.size).unwrap_or(i64::MAX);
+    let version = store.register_file(name, file_name, &stored.digest, size).await?;
+    attach_server(store, artifacts, version, server).await
+}
+
+/// Reads the model server component first: a missing one fails before
+/// anything is registered.
+fn read_server(name: &str, served_by: Option<&Path>) -> Result<Option<Vec<u8>>, ExecError> {
+    served_by
+        .map(|path| {
+            weft_runtime::read_component(path).map_err(|e| ExecError::Io(format!("the model server of '{name}': {e}")))
+        })
+        .transpose()
+}
+
+/// Archives the model server and names it in the version's tags.
+async fn attach_server(
+    store: &Store,
+    artifacts: &ArtifactStore,
+    mut version: ModelVersion,
+    server: Option<Vec<u8>>,
+) -> Result<ModelVersion, ExecError> {
     if let Some(bytes) = server {
+        let name = version.name.clone();
         let digest =
             crate::registered::archive_component(artifacts, bytes, || format!("the model server of '{name}'")).await?;
         store
-            .model_version_tag(name, version.version, SERVED_BY_TAG, Some(&digest))
+            .model_version_tag(&name, version.version, SERVED_BY_TAG, Some(&digest))
             .await?;
         version.tags.retain(|(k, _)| k != SERVED_BY_TAG);
         version.tags.push((SERVED_BY_TAG.to_string(), digest));

@@ -44,20 +44,22 @@ pub fn from_json(body: &[u8]) -> Result<Value, String> {
     }
     let field = present[0];
     let input = fields.remove(field).unwrap_or(Value::Null);
+    // `Value` sorts an object's keys; columns keep the client's order.
+    let order = key_order(body, field);
     let table = match field {
         "dataframe_split" => dataframe_split(input)?,
         "dataframe_records" => match input {
-            Value::Array(rows) => records(rows, field)?,
+            Value::Array(rows) => records(rows, field, &order)?,
             _ => return Err("dataframe_records must be a list of objects".into()),
         },
-        _ => tensor_input(input, field)?,
+        _ => tensor_input(input, field, &order)?,
     };
     let params = match fields.remove("params") {
         None | Some(Value::Null) => None,
         Some(Value::Object(p)) => Some(p),
         Some(_) => return Err("params must be an object".into()),
     };
-    Ok(into_value(table, params))
+    into_value(table, params)
 }
 
 /// A CSV scoring request (a header line, then rows) as the table form.
@@ -74,13 +76,13 @@ pub fn from_csv(body: &[u8]) -> Result<Value, String> {
         let record = record.map_err(|e| format!("CSV row {}: {e}", i + 1))?;
         data.push(Value::Array(record.iter().map(csv_value).collect()));
     }
-    Ok(into_value(
+    into_value(
         Table {
             columns: Some(columns),
             data,
         },
         None,
-    ))
+    )
 }
 
 /// A CSV field: a number when it reads as one, else its text.
@@ -102,14 +104,18 @@ fn one_field_message(keys: &[&str]) -> String {
     )
 }
 
-fn into_value(table: Table, params: Option<Map<String, Value>>) -> Value {
+/// The table form; a request without rows is refused, as MLflow does.
+fn into_value(table: Table, params: Option<Map<String, Value>>) -> Result<Value, String> {
+    if table.data.is_empty() {
+        return Err("the request holds no rows".into());
+    }
     let mut out = Map::new();
     out.insert("columns".into(), json!(table.columns));
     out.insert("data".into(), Value::Array(table.data));
     if let Some(params) = params {
         out.insert("params".into(), Value::Object(params));
     }
-    Value::Object(out)
+    Ok(Value::Object(out))
 }
 
 fn dataframe_split(input: Value) -> Result<Table, String> {
@@ -154,13 +160,21 @@ fn dataframe_split(input: Value) -> Result<Table, String> {
 
 /// Rows given as objects: the columns are every key, in the order first
 /// seen; a row without one has null there.
-fn records(rows: Vec<Value>, field: &str) -> Result<Table, String> {
+fn records(rows: Vec<Value>, field: &str, order: &KeyOrder) -> Result<Table, String> {
     let mut columns: Vec<String> = Vec::new();
     for (i, row) in rows.iter().enumerate() {
         let Value::Object(row) = row else {
             return Err(format!("{field} row {i} is not an object"));
         };
-        for key in row.keys() {
+        let sent = match order {
+            KeyOrder::Rows(rows) => rows.get(i).map(Vec::as_slice),
+            _ => None,
+        };
+        let keys: Box<dyn Iterator<Item = &String>> = match sent {
+            Some(keys) => Box::new(keys.iter()),
+            None => Box::new(row.keys()),
+        };
+        for key in keys {
             if !columns.contains(key) {
                 columns.push(key.clone());
             }
@@ -183,9 +197,9 @@ fn records(rows: Vec<Value>, field: &str) -> Result<Table, String> {
 
 /// `instances` or `inputs`: a list of rows (lists, objects or scalars), or
 /// an object of columns (each a list of the same length, or one value).
-fn tensor_input(input: Value, field: &str) -> Result<Table, String> {
+fn tensor_input(input: Value, field: &str, order: &KeyOrder) -> Result<Table, String> {
     match input {
-        Value::Array(rows) if rows.iter().all(Value::is_object) && !rows.is_empty() => records(rows, field),
+        Value::Array(rows) if rows.iter().all(Value::is_object) && !rows.is_empty() => records(rows, field, order),
         Value::Array(rows) => {
             let data = rows
                 .into_iter()
@@ -208,9 +222,13 @@ fn tensor_input(input: Value, field: &str) -> Result<Table, String> {
             if lengths.iter().any(|l| l.unwrap_or(1) != rows) {
                 return Err(format!("the columns of {field} differ in length"));
             }
-            let names: Vec<String> = columns.keys().cloned().collect();
+            let names: Vec<String> = match order {
+                KeyOrder::Object(keys) if keys.len() == columns.len() => keys.clone(),
+                _ => columns.keys().cloned().collect(),
+            };
+            let mut columns = columns;
             let mut data: Vec<Vec<Value>> = vec![Vec::with_capacity(names.len()); rows];
-            for value in columns.into_values() {
+            for value in names.iter().filter_map(|n| columns.remove(n)) {
                 match value {
                     Value::Array(values) => {
                         for (row, v) in data.iter_mut().zip(values) {
@@ -227,6 +245,111 @@ fn tensor_input(input: Value, field: &str) -> Result<Table, String> {
         }
         _ => Err(format!("{field} must be a list of rows or an object of columns")),
     }
+}
+
+/// The order in which the client sent the keys of the input field: of
+/// the object itself (an object of columns), or of each object in it (a
+/// list of records). serde_json's `Value` keeps keys sorted, and a data
+/// frame's columns follow the order they were sent in, as pandas does.
+#[derive(Debug, Default)]
+enum KeyOrder {
+    Object(Vec<String>),
+    Rows(Vec<Vec<String>>),
+    #[default]
+    None,
+}
+
+/// The key order of `field` in a request that parsed as JSON already.
+fn key_order(body: &[u8], field: &str) -> KeyOrder {
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    /// Keys of an object in order; of each element of a list with `nested`.
+    struct Keys {
+        field: Option<String>,
+        nested: bool,
+    }
+    impl<'de> DeserializeSeed<'de> for Keys {
+        type Value = KeyOrder;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<KeyOrder, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Keys {
+        type Value = KeyOrder;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KeyOrder, A::Error> {
+            let mut keys = Vec::new();
+            let mut found = KeyOrder::None;
+            while let Some(key) = map.next_key::<String>()? {
+                match &self.field {
+                    // The request: descend into the input field only.
+                    Some(field) if *field == key => {
+                        found = map.next_value_seed(Keys {
+                            field: None,
+                            nested: true,
+                        })?;
+                    }
+                    Some(_) => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                    None => {
+                        map.next_value::<IgnoredAny>()?;
+                        keys.push(key);
+                    }
+                }
+            }
+            Ok(if self.field.is_some() {
+                found
+            } else {
+                KeyOrder::Object(keys)
+            })
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<KeyOrder, A::Error> {
+            let mut rows = Vec::new();
+            while let Some(row) = seq.next_element_seed(Keys {
+                field: None,
+                nested: false,
+            })? {
+                rows.push(match row {
+                    KeyOrder::Object(keys) if self.nested => keys,
+                    _ => Vec::new(),
+                });
+            }
+            Ok(if self.nested {
+                KeyOrder::Rows(rows)
+            } else {
+                KeyOrder::None
+            })
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<KeyOrder, E> {
+            Ok(KeyOrder::None)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<KeyOrder, E> {
+            Ok(KeyOrder::None)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<KeyOrder, E> {
+            Ok(KeyOrder::None)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<KeyOrder, E> {
+            Ok(KeyOrder::None)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<KeyOrder, E> {
+            Ok(KeyOrder::None)
+        }
+        fn visit_unit<E>(self) -> Result<KeyOrder, E> {
+            Ok(KeyOrder::None)
+        }
+    }
+    let mut d = serde_json::Deserializer::from_slice(body);
+    Keys {
+        field: Some(field.to_string()),
+        nested: false,
+    }
+    .deserialize(&mut d)
+    .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -249,6 +372,19 @@ mod tests {
             assert_eq!(table(body), expected, "{body}");
         }
         assert_eq!(from_csv(b"a,b\n1,2\n3,4\n").unwrap(), expected);
+        // Columns in the order the client sent them, not sorted.
+        let reversed = json!({"columns": ["b", "a"], "data": [[2, 1], [4, 3]]});
+        for body in [
+            r#"{"dataframe_records": [{"b": 2, "a": 1}, {"b": 4, "a": 3}]}"#,
+            r#"{"instances": [{"b": 2, "a": 1}, {"a": 3, "b": 4}]}"#,
+            r#"{"inputs": {"b": [2, 4], "a": [1, 3]}}"#,
+        ] {
+            assert_eq!(table(body), reversed, "{body}");
+        }
+        assert_eq!(
+            table(r#"{"dataframe_records": [{"b": 2}, {"c": 5, "a": 1}]}"#),
+            json!({"columns": ["b", "c", "a"], "data": [[2, null, null], [null, 5, 1]]})
+        );
         assert_eq!(
             table(r#"{"inputs": [[1, 2], [3, 4]], "params": {"k": true}}"#),
             json!({"columns": null, "data": [[1, 2], [3, 4]], "params": {"k": true}})
@@ -273,9 +409,12 @@ mod tests {
             (r#"{"inputs": {"a": [1, 2], "b": [1]}}"#, "differ in length"),
             (r#"{"inputs": [[1]], "params": 3}"#, "params must be an object"),
             ("{", "not JSON"),
+            (r#"{"instances": []}"#, "no rows"),
+            (r#"{"dataframe_split": {"columns": ["a"], "data": []}}"#, "no rows"),
         ] {
             let error = from_json(body.as_bytes()).unwrap_err();
             assert!(error.contains(says), "{body}: {error}");
         }
+        assert!(from_csv(b"a,b\n").unwrap_err().contains("no rows"));
     }
 }

@@ -555,20 +555,8 @@ impl Store {
         files: &[(String, String, i64)],
     ) -> Result<ModelVersion, StoreError> {
         let artifact = self.artifact(artifact_key).await?;
-        if let Err(StoreError::NotFound { .. }) = self.registered_model(name).await {
-            match self.create_registered_model(name, "", &[]).await {
-                Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if let Some(latest) = self.registered_model(name).await?.latest_versions.first() {
-            if latest
-                .tags
-                .iter()
-                .any(|(k, v)| k == "weft.digest" && *v == artifact.digest)
-            {
-                return Ok(latest.clone());
-            }
+        if let Some(latest) = self.newest_version_of(name, &artifact.digest).await? {
+            return Ok(latest);
         }
         let root = format!("weft/{}", artifact.id);
         for (path, digest, size) in files {
@@ -597,5 +585,55 @@ impl Store {
         }
         self.create_model_version(name, &format!("mlflow-artifacts:/{root}"), run_id.as_deref(), "", &tags)
             .await
+    }
+
+    /// Registers a file made outside weft (a model trained elsewhere) as
+    /// the next version of model `name`, creating the model if needed. Its
+    /// bytes are already in the artifact store under `digest`; MLflow
+    /// clients see it as `file_name` under
+    /// `mlflow-artifacts:/weft/files/<digest>`. Registering the same bytes
+    /// as the newest version again returns that version.
+    pub async fn register_file(
+        &self,
+        name: &str,
+        file_name: &str,
+        digest: &str,
+        size: i64,
+    ) -> Result<ModelVersion, StoreError> {
+        if file_name.is_empty() || file_name == "." || file_name == ".." || file_name.contains(['/', '\\']) {
+            return Err(StoreError::Invalid(format!(
+                "'{file_name}' is not a file name (one path component)"
+            )));
+        }
+        if let Some(latest) = self.newest_version_of(name, digest).await? {
+            return Ok(latest);
+        }
+        let root = format!("weft/files/{digest}");
+        self.put_run_artifact(&format!("{root}/{file_name}"), digest, size)
+            .await?;
+        let tags = vec![
+            (DIGEST_TAG.to_string(), digest.to_string()),
+            ("weft.file".to_string(), file_name.to_string()),
+        ];
+        self.create_model_version(name, &format!("mlflow-artifacts:/{root}"), None, "", &tags)
+            .await
+    }
+
+    /// Creates model `name` if it does not exist, and returns its newest
+    /// version when that holds the bytes `digest` already.
+    async fn newest_version_of(&self, name: &str, digest: &str) -> Result<Option<ModelVersion>, StoreError> {
+        if let Err(StoreError::NotFound { .. }) = self.registered_model(name).await {
+            match self.create_registered_model(name, "", &[]).await {
+                Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self
+            .registered_model(name)
+            .await?
+            .latest_versions
+            .into_iter()
+            .next()
+            .filter(|latest| latest.tags.iter().any(|(k, v)| k == DIGEST_TAG && v == digest)))
     }
 }
