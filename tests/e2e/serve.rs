@@ -60,22 +60,7 @@ impl Serve {
 
     /// (status, model version header, JSON body) of a POST.
     fn post(&self, path: &str, content_type: &str, body: &str) -> (u16, Option<i64>, Value) {
-        let response = match ureq::post(&format!("{}{path}", self.base))
-            .set("Content-Type", content_type)
-            .send_string(body)
-        {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("request failed: {e}"),
-        };
-        let status = response.status();
-        let version = response.header("x-weft-model-version").and_then(|v| v.parse().ok());
-        let text = response.into_string().unwrap();
-        (
-            status,
-            version,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        post(&format!("{}{path}", self.base), content_type, body, None)
     }
 
     fn invoke(&self, body: &Value) -> (u16, Option<i64>, Value) {
@@ -89,6 +74,28 @@ impl Serve {
             Err(e) => panic!("request failed: {e}"),
         }
     }
+}
+
+/// (status, model version header, JSON body) of a POST, with a bearer
+/// token if given.
+fn post(url: &str, content_type: &str, body: &str, token: Option<&str>) -> (u16, Option<i64>, Value) {
+    let mut request = ureq::post(url).set("Content-Type", content_type);
+    if let Some(token) = token {
+        request = request.set("Authorization", &format!("Bearer {token}"));
+    }
+    let response = match request.send_string(body) {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("request failed: {e}"),
+    };
+    let status = response.status();
+    let version = response.header("x-weft-model-version").and_then(|v| v.parse().ok());
+    let text = response.into_string().unwrap();
+    (
+        status,
+        version,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 fn artifact_json(project: &Project, key: &str) -> Value {
@@ -280,6 +287,69 @@ fn iris_is_served_over_the_mlflow_protocol_and_an_alias_move_swaps_versions_unde
         "{metrics}"
     );
     assert!(metrics.contains("weft_serve_requests_total{code=\"200\"}"), "{metrics}");
+    drop(serve);
+
+    // `weft server --serve-models` answers the same on routes of its own,
+    // loading each model on its first request; with --max-models 1, asking
+    // for another unloads the first, which loads again when asked.
+    let token = "serve-models-token-0123";
+    let server = crate::server::start(&project, &["--serve-models", "--max-models", "1", "--token", token]);
+    let split = json!({"dataframe_split": {"columns": features, "data": rows2}}).to_string();
+    let at = |path: &str| format!("{}/serve/models/{path}", server.base);
+    let (status, _, answer) = post(
+        &at("iris-softmax@champion/invocations"),
+        "application/json",
+        &split,
+        None,
+    );
+    assert_eq!(status, 401, "asking a model runs code: it needs the token ({answer})");
+    for (path, version, predictions) in [
+        ("iris-softmax@champion/invocations", 2, &expected2),
+        ("iris-softmax/1/invocations", 1, &expected),
+        ("iris-softmax/latest/invocations", 2, &expected2),
+    ] {
+        let request = if version == 1 {
+            json!({"dataframe_split": {"columns": features, "data": rows}}).to_string()
+        } else {
+            split.clone()
+        };
+        let (status, got, answer) = post(&at(path), "application/json", &request, Some(token));
+        assert_eq!((status, got), (200, Some(version)), "{path}: {answer}");
+        assert_eq!(&answer["predictions"], predictions, "{path}");
+    }
+    let (status, _, answer) = post(&at("iris-softmax@champion/invocations"), "text/plain", "1", Some(token));
+    assert_eq!(
+        (status, answer["error_code"].as_str()),
+        (415, Some("BAD_REQUEST")),
+        "{answer}"
+    );
+    for (path, status, code) in [
+        ("no-such-model@champion/invocations", 404, "RESOURCE_DOES_NOT_EXIST"),
+        ("iris-softmax@no-such-alias/invocations", 404, "RESOURCE_DOES_NOT_EXIST"),
+        ("iris-softmax@champion/no-such-route", 404, "ENDPOINT_NOT_FOUND"),
+        ("iris-softmax/0x/invocations", 400, "INVALID_PARAMETER_VALUE"),
+    ] {
+        let (got, _, answer) = post(&at(path), "application/json", &split, Some(token));
+        assert_eq!(
+            (got, answer["error_code"].as_str()),
+            (status, Some(code)),
+            "{path}: {answer}"
+        );
+    }
+    drop(server);
+    // Without --serve-models there are no such routes.
+    let plain = crate::server::start(&project, &[]);
+    let (status, _, answer) = post(
+        &format!("{}/serve/models/iris-softmax@champion/invocations", plain.base),
+        "application/json",
+        &split,
+        None,
+    );
+    assert_eq!(
+        (status, answer["error_code"].as_str()),
+        (404, Some("ENDPOINT_NOT_FOUND")),
+        "{answer}"
+    );
 }
 
 #[test]

@@ -226,6 +226,8 @@ pub async fn dispatch(mut cli: Cli) -> CliResult<u8> {
             token_for_reads,
             allowed_hosts,
             cors_allowed_origins,
+            serve_models,
+            max_models,
         } => {
             let state = state_dir(cli.state_dir.as_deref(), cli.manifest.as_deref())?;
             let security = weft_server::Security {
@@ -242,6 +244,7 @@ pub async fn dispatch(mut cli: Cli) -> CliResult<u8> {
                 std::net::SocketAddr::new(host, port),
                 token,
                 security,
+                serve_models.then_some(max_models),
             )
             .await
         }
@@ -1382,9 +1385,25 @@ async fn server(
     addr: std::net::SocketAddr,
     token: Option<String>,
     security: weft_server::Security,
+    max_models: Option<usize>,
 ) -> CliResult<u8> {
     weft_server::check_bind(addr, token.as_deref()).map_err(CliError::usage)?;
     let stores = Stores::open(state, stack).await?;
+    let models = match max_models {
+        Some(0) => return Err(CliError::usage("--max-models must be at least 1")),
+        Some(max) => {
+            let sources = weft_serving::Sources {
+                runtime: open_runtime(state)?,
+                store: stores.store.clone(),
+                artifacts: stores.artifacts.clone(),
+                component: None,
+                limits: weft_serving::PoolLimits::default(),
+            };
+            let hub = weft_serving::Hub::new(sources, std::time::Duration::from_secs(1), 64 << 20, max);
+            Some(weft_serving::hub_router(hub))
+        }
+        None => None,
+    };
     let stores_url = stores.artifacts.url().to_string();
     let launcher = crate::triggers::ServerLauncher::new(state, stack, stores.clone())?;
     let ticker = weft_triggers::Ticker::new(
@@ -1402,6 +1421,7 @@ async fn server(
         token: token.map(Into::into),
         security: std::sync::Arc::new(security),
         launcher: Some(Arc::new(launcher.clone())),
+        models,
     });
     let listener = tokio::net::TcpListener::bind(addr)
         .await

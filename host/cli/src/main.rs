@@ -174,6 +174,16 @@ enum Command {
         /// ones, comma-separated, `*` wildcards.
         #[arg(long, value_delimiter = ',', env = "WEFT_SERVER_CORS_ALLOWED_ORIGINS")]
         cors_allowed_origins: Vec<String>,
+        /// Also answer registered models through their model servers, each
+        /// loaded on its first request: POST
+        /// /serve/models/NAME@ALIAS/invocations (or NAME/VERSION,
+        /// NAME/latest), as `weft serve` does.
+        #[arg(long)]
+        serve_models: bool,
+        /// With --serve-models: how many models stay loaded at once (the
+        /// least recently used is unloaded).
+        #[arg(long, default_value_t = 8, requires = "serve_models")]
+        max_models: usize,
     },
     /// Serve a registered model over HTTP through its sandboxed model
     /// server: the MLflow scoring protocol on /invocations, and /predict,

@@ -64,6 +64,9 @@ pub struct AppState {
     /// What starts runs of registered pipelines (`POST
     /// /api/v1/pipelines/{name}/runs`); none: the endpoint answers 501.
     pub launcher: Option<Arc<dyn weft_triggers::Launcher>>,
+    /// Registered models answered under `/serve/models/` (`weft server
+    /// --serve-models`, see weft-serving's `Hub`); none: not served.
+    pub models: Option<Router>,
 }
 
 /// The whole application.
@@ -97,9 +100,13 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/2.0/mlflow-artifacts", mlflow_artifacts::routes())
         .nest("/api/v1/sync", sync::routes())
         .layer(axum::extract::DefaultBodyLimit::max(sync::MAX_DOCUMENT_BYTES));
-    api.merge(artifacts)
-        .merge(weft_dashboard::routes())
-        .fallback(|| async { ApiError::not_found("ENDPOINT_NOT_FOUND", "no such endpoint") })
+    let mut app = api.merge(artifacts).merge(weft_dashboard::routes());
+    if let Some(models) = state.models.clone() {
+        // Their own body limit (the hub's), and the guard below: asking a
+        // model is a POST, so it needs the token when there is one.
+        app = app.nest_service("/serve/models", models);
+    }
+    app.fallback(|| async { ApiError::not_found("ENDPOINT_NOT_FOUND", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,

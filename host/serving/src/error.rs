@@ -15,6 +15,9 @@ pub enum ServeError {
          (or `weft models register --served-by`), or give one with --component"
     )]
     NoServer { name: String, version: i64 },
+    /// The model, alias or version is not registered.
+    #[error("{0}")]
+    NotFound(String),
     /// Reading the registry or the artifact store failed.
     #[error("{0}")]
     Registry(String),

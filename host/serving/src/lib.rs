@@ -10,6 +10,9 @@
 //! being served and swaps in another (when an alias moves) while requests
 //! already started finish on the old one.
 //!
+//! [`Hub`] serves many registered models, each loaded on first use
+//! (`weft server --serve-models`).
+//!
 //! Every instance runs sandboxed (no files, environment, sockets or name
 //! lookups) under a memory budget for all it holds and a time limit per
 //! call; a call that breaks either, or traps, fails alone and its instance
@@ -17,6 +20,7 @@
 
 mod error;
 mod http;
+mod hub;
 mod pool;
 mod reference;
 pub mod scoring;
@@ -24,6 +28,7 @@ mod serving;
 
 pub use error::ServeError;
 pub use http::router;
+pub use hub::{hub_router, Hub};
 pub use pool::{Pool, PoolLimits, Prediction};
 pub use reference::ModelRef;
 pub use serving::{Served, Serving, Sources};

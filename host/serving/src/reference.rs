@@ -71,12 +71,15 @@ impl ModelRef {
                         .latest_versions
                         .first()
                         .cloned()
-                        .ok_or_else(|| ServeError::Registry(format!("registered model '{name}' has no versions")))
+                        .ok_or_else(|| ServeError::NotFound(format!("registered model '{name}' has no versions")))
                 }
                 Err(e) => Err(e),
             },
         };
-        found.map_err(|e| ServeError::Registry(format!("{self}: {e}")))
+        found.map_err(|e| match e {
+            weft_store::StoreError::NotFound { .. } => ServeError::NotFound(format!("{self}: {e}")),
+            e => ServeError::Registry(format!("{self}: {e}")),
+        })
     }
 }
 
