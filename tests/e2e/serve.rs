@@ -421,6 +421,11 @@ fn a_request_over_its_memory_or_time_limit_fails_alone_and_the_server_keeps_serv
         (500, Some("INTERNAL_ERROR")),
         "{answer}"
     );
+    // The client is told why: the panic's message, from the server's stderr.
+    assert!(
+        answer["message"].as_str().unwrap().contains("asked to panic"),
+        "{answer}"
+    );
 
     // While one request spins to its deadline, the other instance answers.
     let spinning = {

@@ -31,6 +31,7 @@ pub use cache::CompiledCache;
 pub use compile::{compile_child_main, CompileBudget, Compiler, Shape, COMPILE_ARG};
 pub use determinism::{Determinism, VIRTUAL_EPOCH_SECONDS, VIRTUAL_SANDBOX, VIRTUAL_TICK};
 pub use error::RuntimeError;
+pub use logs::LogPipe;
 pub use runtime::{read_component, sandbox_wasi, LoadedStep, Runtime, RuntimeOptions, StepCall, MAX_COMPONENT_BYTES};
 pub use sandbox::{Cancel, Guard, Guarded, Interrupt, Limits, SandboxDirs, StepFailure, StepOutcome, Watchdog};
 pub use tracker::TrackerEvent;

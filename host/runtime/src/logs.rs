@@ -18,15 +18,17 @@ struct Buffer {
     dropped: u64,
 }
 
-/// A shared, capped log buffer. Clones write to the same buffer.
+/// A shared, capped log buffer for a guest's stdout or stderr. Clones
+/// write to the same buffer.
 #[derive(Debug, Clone)]
-pub(crate) struct LogPipe {
+pub struct LogPipe {
     capacity: usize,
     buffer: Arc<Mutex<Buffer>>,
 }
 
 impl LogPipe {
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// A pipe keeping the first `capacity` bytes written to it.
+    pub fn new(capacity: usize) -> Self {
         Self {
             capacity,
             buffer: Arc::default(),
@@ -44,8 +46,18 @@ impl LogPipe {
         buffer.dropped += (bytes.len() - take) as u64;
     }
 
+    /// Forgets what was written (a long-lived instance, between calls).
+    pub fn clear(&self) {
+        let mut buffer = match self.buffer.lock() {
+            Ok(buffer) => buffer,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        buffer.bytes.clear();
+        buffer.dropped = 0;
+    }
+
     /// The captured text, with a note when output was cut.
-    pub(crate) fn text(&self) -> String {
+    pub fn text(&self) -> String {
         let buffer = match self.buffer.lock() {
             Ok(buffer) => buffer,
             Err(poisoned) => poisoned.into_inner(),
@@ -122,5 +134,8 @@ mod tests {
             pipe.text(),
             "hello\n[weft: output truncated at 5 bytes; 6 more bytes dropped]\n"
         );
+        pipe.clear();
+        pipe.append(b"hi");
+        assert_eq!(pipe.text(), "hi");
     }
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use weft_runtime::{Cancel, Guard, Guarded, Runtime, RuntimeError};
+use weft_runtime::{Cancel, Guard, Guarded, LogPipe, Runtime, RuntimeError};
 
 use crate::ServeError;
 
@@ -88,7 +88,13 @@ impl bindings::weft::inference::types::Host for ModelState {}
 struct Instance {
     store: Store<ModelState>,
     model: Model,
+    /// What the server prints to stderr during one call (a panic's
+    /// message, say): told to the client when the call fails.
+    stderr: LogPipe,
 }
+
+/// Bytes of a model server's stderr kept per call.
+const STDERR_BYTES: usize = 4096;
 
 /// Instances of one model server with one model loaded.
 pub struct Pool {
@@ -158,8 +164,9 @@ impl Pool {
         table.set_max_capacity(MAX_RESOURCES);
         let guard = Guard::new(self.limits.memory_bytes, self.limits.load_timeout, Cancel::default());
         let watchdog = guard.watchdog();
+        let stderr = LogPipe::new(STDERR_BYTES);
         let state = ModelState {
-            wasi: weft_runtime::sandbox_wasi().build(),
+            wasi: weft_runtime::sandbox_wasi().stderr(stderr.clone()).build(),
             table,
             guard,
         };
@@ -173,9 +180,12 @@ impl Pool {
             })
             .await;
         match outcome {
-            Ok(Ok((model, Ok(())))) => Ok(Instance { store, model }),
+            Ok(Ok((model, Ok(())))) => {
+                stderr.clear();
+                Ok(Instance { store, model, stderr })
+            }
             Ok(Ok((_, Err(e)))) => Err(inference_error(e)),
-            Ok(Err(trap)) => Err(failure(trap, &store.data().guard, self.limits.load_timeout).to_string()),
+            Ok(Err(trap)) => Err(failure(trap, &store.data().guard, self.limits.load_timeout, &stderr).to_string()),
             Err(_) => Err(format!("loading took longer than {:?}", self.limits.load_timeout)),
         }
     }
@@ -197,6 +207,7 @@ impl Pool {
                 .await
                 .map_err(|m| ServeError::Failed(format!("a fresh instance could not load the model: {m}")))?,
         };
+        instance.stderr.clear();
         let watchdog = instance.store.data_mut().guard.rearm(self.limits.timeout);
         let outcome = watchdog
             .watch(instance.model.call_predict(&mut instance.store, body, media_type))
@@ -213,7 +224,12 @@ impl Pool {
                     Err(e) => Err(ServeError::Failed(inference_error(e))),
                 };
             }
-            Ok(Err(trap)) => failure(trap, &instance.store.data().guard, self.limits.timeout),
+            Ok(Err(trap)) => failure(
+                trap,
+                &instance.store.data().guard,
+                self.limits.timeout,
+                &instance.stderr,
+            ),
             Err(_) => ServeError::TimedOut(self.limits.timeout),
         };
         // The instance may be left mid-call: it is dropped, and the next
@@ -242,8 +258,10 @@ fn inference_error(e: InferenceError) -> String {
     }
 }
 
-/// What a trapped call means for the user.
-fn failure(trap: wasmtime::Error, guard: &Guard, timeout: Duration) -> ServeError {
+/// What a trapped call means for the user, with the end of what the
+/// server printed to stderr during the call (a Rust panic prints its
+/// message there before it traps).
+fn failure(trap: wasmtime::Error, guard: &Guard, timeout: Duration, stderr: &LogPipe) -> ServeError {
     if guard.interrupted().is_some() {
         return ServeError::TimedOut(timeout);
     }
@@ -255,5 +273,12 @@ fn failure(trap: wasmtime::Error, guard: &Guard, timeout: Duration) -> ServeErro
     }
     let root = trap.root_cause().to_string();
     let message = root.strip_prefix("wasm trap: ").unwrap_or(&root);
-    ServeError::Failed(message.lines().next().unwrap_or_default().to_string())
+    let mut message = message.lines().next().unwrap_or_default().to_string();
+    let printed = stderr.text();
+    let printed = printed.trim();
+    if !printed.is_empty() {
+        message.push_str("; it printed: ");
+        message.push_str(printed);
+    }
+    ServeError::Failed(message)
 }
