@@ -54,13 +54,15 @@ fi
 # The official mlflow client, for the tests of the MLflow-compatible API,
 # and the full mlflow package: its `mlflow server` is the reference the
 # differential tests (tests/mlflow/test_parity_*.py) compare weft with;
-# onnx and onnxruntime for the ONNX model server test (test_serving.py).
+# onnx, onnxruntime and skl2onnx for the ONNX model server tests
+# (test_serving.py).
 venv=target/pyenv
-if ! "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('mlflow') == '3.17.2'; assert m.version('onnxruntime') == '1.32.0'; import pytest, moto.server, schemathesis, onnx" 2>/dev/null; then
-    echo "creating $venv with mlflow, pytest, moto (an S3-compatible server), schemathesis, onnx and onnxruntime" >&2
+if ! "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('mlflow') == '3.17.2'; assert m.version('onnxruntime') == '1.32.0'; import pytest, moto.server, schemathesis, onnx, skl2onnx" 2>/dev/null; then
+    echo "creating $venv with mlflow, pytest, moto (an S3-compatible server), schemathesis, onnx, onnxruntime and skl2onnx" >&2
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "mlflow==3.17.2" "pytest==9.2.0" \
-        "moto[server]==5.1.17" "schemathesis==4.32.5" "onnx==1.23.2" "onnxruntime==1.32.0"
+        "moto[server]==5.1.17" "schemathesis==4.32.5" "onnx==1.23.2" "onnxruntime==1.32.0" \
+        "skl2onnx==1.20.0"
 fi
 
 # Plugins and stacks the tests install go to a fresh home, never the user's.

@@ -236,3 +236,56 @@ def test_invocations_accept_and_refuse_what_mlflow_models_serve_does(weft_serve,
     for route in ("/ping", "/health", "/version"):
         ours, theirs = requests.get(weft_serve + route), requests.get(mlflow_serve + route)
         assert ours.status_code == theirs.status_code == 200, route
+
+
+def test_models_converted_by_skl2onnx_are_served_from_weft_server_with_onnxruntime_outputs(onnx_server, tmp_path):
+    """Models as the standard converter writes them (a random forest as
+    `TreeEnsembleClassifier`, a logistic regression as `LinearClassifier`,
+    an unnamed batch dimension), served side by side by one `weft server
+    --serve-models`."""
+    import onnxruntime
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    test = np.arange(len(x)) % 5 == 0
+    env = {**os.environ, "WEFT_DIR": str(tmp_path / "state")}
+    env.pop("WEFT_DB", None)
+    paths = {}
+    for name, clf in [
+        ("forest", RandomForestClassifier(n_estimators=25, random_state=0)),
+        ("logistic", LogisticRegression(max_iter=1000)),
+    ]:
+        clf.fit(x[~test], y[~test])
+        model = to_onnx(clf, x[:1].astype(np.float32), options={id(clf): {"zipmap": False}},
+                        target_opset={"": 13, "ai.onnx.ml": 3})
+        paths[name] = tmp_path / f"{name}.onnx"
+        paths[name].write_bytes(model.SerializeToString())
+        registered = subprocess.run(
+            [BIN, "models", "register", "--file", str(paths[name]), "--name", name, "--served-by", str(onnx_server)],
+            env=env, capture_output=True, text=True,
+        )
+        assert registered.returncode == 0, registered.stderr
+    server = subprocess.Popen([BIN, "server", "--port", "0", "--serve-models"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        line = server.stderr.readline()
+        url = next((w for w in line.split() if w.startswith("http://")), None)
+        assert url, line
+        rows = x[test]
+        for name, path in paths.items():
+            session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            label, probabilities = session.run(["label", "probabilities"],
+                                               {session.get_inputs()[0].name: rows.astype(np.float32)})
+            assert (label == y[test]).mean() > 0.9, name
+            answer = requests.post(f"{url}/serve/models/{name}/latest/invocations",
+                                   json={"instances": rows.tolist()}, timeout=120)
+            assert answer.status_code == 200, (name, answer.text)
+            predictions = answer.json()["predictions"]
+            assert predictions["label"] == label.tolist(), name
+            np.testing.assert_allclose(predictions["probabilities"], probabilities, atol=1e-5, err_msg=name)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::{DimFact, Factoid, GenericFactoid, ShapeFactoid};
 use weft_model_sdk::{Error, Model, Result, Table};
 
 struct Onnx {
@@ -32,7 +33,7 @@ fn invalid_model(e: impl std::fmt::Display) -> Error {
 
 impl Model for Onnx {
     fn load(bytes: &[u8]) -> Result<Self> {
-        let model = tract_onnx::onnx()
+        let mut model = tract_onnx::onnx()
             .model_for_read(&mut Cursor::new(bytes))
             .map_err(|e| Error::InvalidModel(format!("not an ONNX model tract can read: {e:#}")))?;
         let inputs = model.input_outlets().map_err(invalid_model)?.len();
@@ -40,6 +41,17 @@ impl Model for Onnx {
             return Err(Error::InvalidModel(format!(
                 "this server takes models with one input tensor, and this one has {inputs}"
             )));
+        }
+        // An exporter may leave the batch unnamed (skl2onnx's `None`):
+        // it becomes a symbol, so that any number of rows fits.
+        let fact = model.input_fact(0).map_err(invalid_model)?.clone();
+        let mut dims: TVec<DimFact> = fact.shape.dims().cloned().collect();
+        if !fact.shape.is_open() && dims.len() == 2 && dims[0].concretize().is_none() {
+            dims[0] = GenericFactoid::Only(model.symbols.sym("batch").into());
+            let shape = ShapeFactoid::closed(dims);
+            model
+                .set_input_fact(0, InferenceFact { shape, ..fact })
+                .map_err(invalid_model)?;
         }
         // The names of the graph's outputs, before typing renames nodes.
         let outputs = model
