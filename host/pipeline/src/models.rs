@@ -66,15 +66,19 @@ pub async fn register_model_file(
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| ExecError::Io(format!("{} does not name a file", path.display())))?;
+    // Refused before anything is copied into the store.
+    if path.is_dir() {
+        return Err(ExecError::Io(format!(
+            "{} is a directory; register a model file (directory models cannot be served yet)",
+            path.display()
+        )));
+    }
     let stored = artifacts
         .ingest(path, u64::MAX)
         .await
         .map_err(|e| ExecError::Io(format!("storing {}: {e}", path.display())))?;
     if stored.kind != ArtifactKind::File {
-        return Err(ExecError::Io(format!(
-            "{} is a directory; register a model file (directory models cannot be served yet)",
-            path.display()
-        )));
+        return Err(ExecError::Io(format!("{} is not a file", path.display())));
     }
     let size = i64::try_from(stored.size).unwrap_or(i64::MAX);
     let version = store.register_file(name, file_name, &stored.digest, size).await?;

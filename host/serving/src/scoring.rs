@@ -44,8 +44,12 @@ pub fn from_json(body: &[u8]) -> Result<Value, String> {
     }
     let field = present[0];
     let input = fields.remove(field).unwrap_or(Value::Null);
-    // `Value` sorts an object's keys; columns keep the client's order.
-    let order = key_order(body, field);
+    // `Value` sorts an object's keys; columns keep the client's order
+    // (a split names its columns itself).
+    let order = match field {
+        "dataframe_split" => KeyOrder::None,
+        _ => key_order(body, field),
+    };
     let table = match field {
         "dataframe_split" => dataframe_split(input)?,
         "dataframe_records" => match input {
