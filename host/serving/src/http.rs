@@ -83,7 +83,8 @@ async fn ping() -> &'static str {
     "\n"
 }
 
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+/// An answer in MLflow's error shape (`{"error_code", "message"}`).
+pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error_code": code, "message": message.into() }))).into_response()
 }
 

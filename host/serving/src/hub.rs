@@ -18,14 +18,14 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::any;
-use axum::{Json, Router};
-use serde_json::json;
+use axum::Router;
 use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
+use crate::http::error;
 use crate::{ModelRef, ServeError, Served, Serving, Sources};
 
 /// The routes of one model that the hub passes requests on to.
@@ -149,10 +149,6 @@ impl Hub {
 /// The routes of `hub`, to mount under `/serve/models`.
 pub fn hub_router(hub: Arc<Hub>) -> Router {
     Router::new().route("/{*path}", any(dispatch)).with_state(hub)
-}
-
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error_code": code, "message": message.into() }))).into_response()
 }
 
 async fn dispatch(State(hub): State<Arc<Hub>>, Path(path): Path<String>, request: Request) -> Response {

@@ -180,10 +180,8 @@ impl Pool {
             })
             .await;
         match outcome {
-            Ok(Ok((model, Ok(())))) => {
-                stderr.clear();
-                Ok(Instance { store, model, stderr })
-            }
+            // What loading printed is cleared before the first call.
+            Ok(Ok((model, Ok(())))) => Ok(Instance { store, model, stderr }),
             Ok(Ok((_, Err(e)))) => Err(inference_error(e)),
             Ok(Err(trap)) => Err(failure(trap, &store.data().guard, self.limits.load_timeout, &stderr).to_string()),
             Err(_) => Err(format!("loading took longer than {:?}", self.limits.load_timeout)),
