@@ -13,7 +13,6 @@ import argparse
 import concurrent.futures
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,19 +20,18 @@ import uuid
 
 import requests
 
+# The helper that starts a server and reads its address, shared with the tests.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+import server_process  # noqa: E402
+
 
 def run_once(binary, postgres, writers, points, batch):
     db = f"{postgres.rstrip('/')}/weft_bench_{uuid.uuid4().hex}"
     with tempfile.TemporaryDirectory() as state:
         env = dict(os.environ, WEFT_DB=db)
-        proc = subprocess.Popen(
-            [binary, "--state-dir", state, "server", "--port", "0"],
-            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
-        )
+        server = server_process.start([binary, "--state-dir", state, "server", "--port", "0"], env=env)
         try:
-            line = proc.stderr.readline()
-            url = next(w for w in line.split() if w.startswith("http://"))
-            api = url + "/api/2.0/mlflow"
+            api = server.url + "/api/2.0/mlflow"
             s = requests.Session()
             exp = s.post(f"{api}/experiments/create", json={"name": "writers"}).json()["experiment_id"]
             runs = [s.post(f"{api}/runs/create", json={"experiment_id": exp}).json()["run"]["info"]["run_id"] for _ in range(writers)]
@@ -54,8 +52,7 @@ def run_once(binary, postgres, writers, points, batch):
             assert len(history["metrics"]) == points, len(history["metrics"])
             return wall
         finally:
-            proc.terminate()
-            proc.wait()
+            server.stop()
 
 
 def main():

@@ -1,8 +1,8 @@
 //! Shared helpers: building guests once, temporary projects, running weft.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::process::{Child, Command, Output};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::Value;
 
@@ -263,4 +263,36 @@ pub fn assert_cancelled(project: &Project, steps: &[&str]) {
             step(&detail, name)
         );
     }
+}
+
+/// Waits for a started `weft server` or `weft serve` (stderr piped) to
+/// announce its address (`… on http://…`) and returns that address, with what it
+/// prints afterwards, collected by a thread that keeps draining the pipe so
+/// the server never blocks on it. A log line can come before the address
+/// (sqlx warns about a slow statement on a busy machine), so every line up
+/// to it is read.
+pub fn listening(child: &mut Child) -> (String, Arc<Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader};
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr piped")).lines();
+    let mut before = Vec::new();
+    let base = loop {
+        match lines.next() {
+            Some(Ok(line)) if line.contains(" on http://") => {
+                match line.split_whitespace().find(|w| w.starts_with("http://")) {
+                    Some(base) => break base.to_string(),
+                    None => before.push(line),
+                }
+            }
+            Some(Ok(line)) => before.push(line),
+            _ => panic!("the server stopped before listening:\n{}", before.join("\n")),
+        }
+    };
+    let said = Arc::new(Mutex::new(Vec::new()));
+    let kept = said.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            kept.lock().unwrap().push(line);
+        }
+    });
+    (base, said)
 }

@@ -1,7 +1,6 @@
 //! `weft serve`: registered models answered over HTTP by their sandboxed
 //! model servers, through the MLflow scoring protocol.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,24 +36,7 @@ impl Serve {
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut before = Vec::new();
-        let base = loop {
-            match lines.next() {
-                Some(Ok(line)) => match line.split_whitespace().find(|w| w.starts_with("http://")) {
-                    Some(base) => break base.to_string(),
-                    None => before.push(line),
-                },
-                _ => panic!("weft serve stopped before listening: {}", before.join("\n")),
-            }
-        };
-        let said = Arc::new(Mutex::new(Vec::new()));
-        let kept = said.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                kept.lock().unwrap().push(line);
-            }
-        });
+        let (base, said) = listening(&mut child);
         Serve { child, base, said }
     }
 

@@ -1,6 +1,5 @@
 //! `weft server`: the native API over real HTTP, after a real run.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 
 use serde_json::Value;
@@ -43,15 +42,7 @@ pub(crate) fn start_at(project: &Project, port: u16, extra: &[&str]) -> Server {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
+    let (base, _) = listening(&mut child);
     Server { child, base }
 }
 

@@ -20,6 +20,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+import server_process
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 WEFT = os.environ.get("WEFT_BIN", str(ROOT / "target" / "release" / "weft"))
 TOKEN = "fuzz-token-0123456789"
@@ -42,15 +44,9 @@ def server(tmp_path_factory):
         env.pop(var, None)
     subprocess.run([WEFT, "run"], cwd=project, env=env, check=True, capture_output=True)
     subprocess.run([WEFT, "run", "-p", "train.epochs=50"], cwd=project, env=env, check=True, capture_output=True)
-    proc = subprocess.Popen(
-        [WEFT, "server", "--port", "0", "--token", TOKEN], cwd=project, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    line = proc.stderr.readline()
-    url = re.search(r"http://\S+", line).group(0)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    server = server_process.start([WEFT, "server", "--port", "0", "--token", TOKEN], cwd=project, env=env)
+    yield server.url
+    server.stop()
 
 
 def get(url):

@@ -11,6 +11,8 @@ import uuid
 
 import pytest
 
+import server_process
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
@@ -32,18 +34,11 @@ def weft_server(tmp_path, monkeypatch, request):
         monkeypatch.setenv("WEFT_DB", db)
     else:
         monkeypatch.delenv("WEFT_DB", raising=False)
-    proc = subprocess.Popen(
-        [binary, "--state-dir", str(tmp_path / "state"), "server", "--port", "0", *extra],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    line = proc.stderr.readline()
-    url = next((w for w in line.split() if w.startswith("http://")), None)
-    assert url, f"weft server did not start: {line!r}"
+    server = server_process.start([binary, "--state-dir", str(tmp_path / "state"), "server", "--port", "0", *extra])
+    url = server.url
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
     # Tests that measure the server read its /proc entry.
-    monkeypatch.setenv("WEFT_SERVER_PID", str(proc.pid))
+    monkeypatch.setenv("WEFT_SERVER_PID", str(server.proc.pid))
     # `weft` commands run by a test record into the same state.
     monkeypatch.setenv("WEFT_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("WEFT_BIN", binary)
@@ -58,8 +53,7 @@ def weft_server(tmp_path, monkeypatch, request):
     # Each test gets a fresh server: forget the previous test's experiment.
     mlflow.set_experiment(experiment_id="0")
     yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    server.stop()
 
 
 def pytest_configure(config):

@@ -7,6 +7,8 @@ import shutil
 import subprocess
 import urllib.request
 
+import server_process
+
 
 def pg_tool(name, *args):
     """Runs one of PostgreSQL's client programs (psql, pg_dump) and returns
@@ -19,19 +21,8 @@ def pg_tool(name, *args):
 
 def start_server(weft, state, env):
     """Starts `weft server` on `state`; (process, url)."""
-    proc = subprocess.Popen(
-        [str(weft), "--state-dir", str(state), "server", "--port", "0"],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    line = proc.stderr.readline()
-    url = next((w for w in line.split() if w.startswith("http://")), None)
-    if not url:
-        proc.kill()
-        raise RuntimeError(f"weft server did not start: {line!r}")
-    return proc, url
+    server = server_process.start([str(weft), "--state-dir", str(state), "server", "--port", "0"], env=env)
+    return server.proc, server.url
 
 
 def _get(url):

@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 import requests
 
+import server_process
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = os.environ.get("WEFT_BIN", str(ROOT / "target" / "release" / "weft"))
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -268,12 +270,9 @@ def test_models_converted_by_skl2onnx_are_served_from_weft_server_with_onnxrunti
             env=env, capture_output=True, text=True,
         )
         assert registered.returncode == 0, registered.stderr
-    server = subprocess.Popen([BIN, "server", "--port", "0", "--serve-models"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = server_process.start([BIN, "server", "--port", "0", "--serve-models"], env=env)
+    url = server.url
     try:
-        line = server.stderr.readline()
-        url = next((w for w in line.split() if w.startswith("http://")), None)
-        assert url, line
         rows = x[test]
         for name, path in paths.items():
             session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -287,5 +286,4 @@ def test_models_converted_by_skl2onnx_are_served_from_weft_server_with_onnxrunti
             assert predictions["label"] == label.tolist(), name
             np.testing.assert_allclose(predictions["probabilities"], probabilities, atol=1e-5, err_msg=name)
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        server.stop()
