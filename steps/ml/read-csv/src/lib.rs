@@ -1,0 +1,176 @@
+//! ml/read-csv: reads a CSV file into weft's table (see `ml-common`).
+//!
+//! Input `raw`; output `table`. Params:
+//! - `target`: the label column's name in the file, or its 0-based index
+//!   (default: the last column); it is called `target` in the table.
+//! - `header`: `"auto"` (default), `"names"` (the first line names the
+//!   columns), `"none"` (data from the first line) or `"sklearn"` (a first
+//!   line `n_samples,n_features,class names…`, as scikit-learn's bundled
+//!   data sets have). Unnamed columns become `f0`, `f1`, … .
+//!
+//! A label that is not a number becomes a class number (its rank among the
+//! distinct labels); the names are logged as the metadata `classes`.
+
+use std::collections::BTreeMap;
+
+use ml_common::{Table, DEFAULT_TARGET};
+use serde::Deserialize;
+use weft_sdk::Error;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    #[serde(default)]
+    target: Option<Target>,
+    #[serde(default = "auto")]
+    header: String,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Target {
+    Index(usize),
+    Name(String),
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+
+fn read_csv(params: Params) -> weft_sdk::Result<()> {
+    let text = weft_sdk::read_input_string("raw")?;
+    let mut records = Vec::new();
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    for (i, record) in csv.records().enumerate() {
+        let record = record.map_err(|e| Error::msg(format!("line {}: {e}", i + 1)))?;
+        if record.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        records.push(record.iter().map(|c| c.trim().to_string()).collect::<Vec<_>>());
+    }
+    if records.is_empty() {
+        return Err(Error::msg("the file holds no rows"));
+    }
+    let numeric = |row: &[String]| row.iter().all(|c| c.parse::<f64>().is_ok_and(f64::is_finite));
+    let width_of_data = records.get(1).map(|r| r.len()).unwrap_or(records[0].len());
+    // scikit-learn's first line: the number of rows, of features, then names.
+    let sklearn = |first: &[String]| {
+        first.len() >= 2
+            && first[0].parse::<usize>().ok() == Some(records.len() - 1)
+            && first[1].parse::<usize>().ok() == Some(width_of_data.saturating_sub(1))
+    };
+    let header = match params.header.as_str() {
+        "auto" if records.len() > 1 && sklearn(&records[0]) => "sklearn",
+        "auto" if !numeric(&records[0][..records[0].len().saturating_sub(1)]) => "names",
+        "auto" => "none",
+        h @ ("names" | "none" | "sklearn") => h,
+        other => {
+            return Err(Error::invalid_params(format!(
+                "header is \"auto\", \"names\", \"none\" or \"sklearn\", not {other:?}"
+            )))
+        }
+    };
+    let (mut names, data, class_names) = match header {
+        "names" => (records[0].clone(), &records[1..], None),
+        "sklearn" => {
+            let first = &records[0];
+            (
+                Vec::new(),
+                &records[1..],
+                (first.len() > 2).then(|| first[2..].to_vec()),
+            )
+        }
+        _ => (Vec::new(), &records[..], None),
+    };
+    let width = data.first().map(|r| r.len()).unwrap_or(names.len());
+    if names.is_empty() {
+        names = (0..width).map(|j| format!("f{j}")).collect();
+    }
+    if width < 2 {
+        return Err(Error::msg("a table needs at least one feature and a target column"));
+    }
+    let target = match &params.target {
+        None => width - 1,
+        Some(Target::Index(i)) if *i < width => *i,
+        Some(Target::Index(i)) => {
+            return Err(Error::invalid_params(format!(
+                "target column {i} is past the last ({})",
+                width - 1
+            )))
+        }
+        Some(Target::Name(name)) => names
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| Error::invalid_params(format!("no column '{name}' (the columns: {})", names.join(", "))))?,
+    };
+    // Labels that are not numbers become class numbers.
+    let labels_numeric = data
+        .iter()
+        .all(|r| r.get(target).is_some_and(|c| c.parse::<f64>().is_ok()));
+    let mut classes: BTreeMap<String, usize> = BTreeMap::new();
+    if !labels_numeric {
+        for r in data {
+            if let Some(c) = r.get(target) {
+                classes.insert(c.clone(), 0);
+            }
+        }
+        for (i, v) in classes.values_mut().enumerate() {
+            *v = i;
+        }
+    }
+    let mut out = String::new();
+    let mut columns: Vec<String> = names
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j != target)
+        .map(|(_, n)| n.clone())
+        .collect();
+    columns.push(DEFAULT_TARGET.to_string());
+    out.push_str(&csv_line(&columns));
+    for (i, r) in data.iter().enumerate() {
+        if r.len() != width {
+            return Err(Error::msg(format!(
+                "data row {} has {} fields, the first {width}",
+                i + 1,
+                r.len()
+            )));
+        }
+        let mut row: Vec<String> = r
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != target)
+            .map(|(_, c)| c.clone())
+            .collect();
+        row.push(match classes.get(&r[target]) {
+            Some(class) => class.to_string(),
+            None => r[target].clone(),
+        });
+        out.push_str(&csv_line(&row));
+    }
+    // Parse what was written: the same checks as every later step's.
+    let table = Table::from_reader(out.as_bytes())?;
+    if !classes.is_empty() {
+        weft_sdk::log_metadata("classes", &classes.keys().collect::<Vec<_>>())?;
+    } else if let Some(names) = class_names {
+        weft_sdk::log_metadata("classes", &names)?;
+    }
+    weft_sdk::log_metric("rows", table.rows.len() as f64);
+    weft_sdk::log_metric("features", (table.columns.len() - 1) as f64);
+    println!(
+        "read {} rows of {} features ({header} header)",
+        table.rows.len(),
+        table.columns.len() - 1
+    );
+    table.write("table")
+}
+
+fn csv_line(fields: &[String]) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record(fields);
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+weft_sdk::export_step!(read_csv);
