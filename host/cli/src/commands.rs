@@ -350,7 +350,47 @@ pub async fn dispatch(mut cli: Cli) -> CliResult<u8> {
             print!("{logs}");
             Ok(exit::OK)
         }
+        Command::Library { json } => library(json),
     }
+}
+
+/// `weft library`: the ready-made steps embedded in this binary.
+fn library(json: bool) -> CliResult<u8> {
+    let steps = weft_library::all();
+    if json {
+        let list: Vec<_> = steps
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "name": s.name,
+                    "summary": s.summary,
+                    "inputs": s.inputs,
+                    "outputs": s.outputs.iter().map(|(n, m)| serde_json::json!({"name": n, "media_type": m})).collect::<Vec<_>>(),
+                    "params": s.params,
+                    "digest": s.digest(),
+                })
+            })
+            .collect();
+        return print_json(&list);
+    }
+    for s in steps {
+        let outputs: Vec<_> = s.outputs.iter().map(|(n, _)| *n).collect();
+        println!("{:<24} {}", s.name, s.summary);
+        println!(
+            "{:<24} inputs: {}; outputs: {}",
+            "",
+            s.inputs.join(", "),
+            outputs.join(", ")
+        );
+        if !s.params.is_empty() {
+            println!("{:<24} params: {}", "", s.params.join("; "));
+        }
+        println!("{:<24} digest {}", "", &s.digest()[..16]);
+    }
+    println!(
+        "\nUse one in weft.toml: [steps.NAME] uses = \"ml/random-forest\" with inputs = {{ train = \"split.train\" }}"
+    );
+    Ok(exit::OK)
 }
 
 pub(crate) fn print_json(value: &impl serde::Serialize) -> CliResult<u8> {

@@ -261,6 +261,13 @@ enum Command {
         /// Step name.
         step: String,
     },
+    /// List weft's library of ready-made steps (use one in weft.toml with
+    /// `uses = "ml/random-forest"`): inputs, outputs, params and digest.
+    Library {
+        /// Print the list as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]

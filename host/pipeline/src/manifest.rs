@@ -32,6 +32,16 @@
 //!
 //! A Python, JavaScript or C step is built by `weft build` into
 //! `<folder>/build/step.wasm` unless `component` names another path.
+//!
+//! A step of weft's own library names it with `uses` and needs no
+//! component; its outputs are the library step's unless listed:
+//!
+//! ```toml
+//! [steps.forest]
+//! uses = "ml/random-forest"
+//! inputs = { train = "split.train" }
+//! params = { n_trees = 100, seed = 1 }
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -132,6 +142,9 @@ struct RawInput {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawStep {
+    /// A step of weft's library (`ml/random-forest`), instead of a component.
+    #[serde(default)]
+    uses: Option<String>,
     #[serde(default)]
     component: Option<PathBuf>,
     #[serde(default)]
@@ -753,11 +766,71 @@ fn model_entry(key: &str, entry: &toml::Value, root: &Path) -> Result<(String, O
     }
 }
 
+/// The library step `uses` names, checked against the rest of the step.
+fn library_step(key: &str, uses: &str, raw: &RawStep) -> Result<&'static weft_library::LibraryStep, ManifestError> {
+    let step = weft_library::get(uses).ok_or_else(|| {
+        let names: Vec<_> = weft_library::all().iter().map(|s| s.name).collect();
+        invalid(
+            key,
+            format!(
+                "weft's library has no step '{uses}' (it has: {}; see `weft library`)",
+                names.join(", ")
+            ),
+        )
+    })?;
+    if raw.component.is_some() || raw.build.is_some() || raw.python.is_some() || raw.js.is_some() || raw.c.is_some() {
+        return Err(invalid(
+            key,
+            "a step `uses` a library step or names its own component (`component`, `build`, `python`, `js`, `c`), not both",
+        ));
+    }
+    for input in step.inputs {
+        if !raw.inputs.contains_key(*input) {
+            return Err(invalid(
+                key,
+                format!(
+                    "{uses} reads the input{} {}: map each, e.g. inputs = {{ {input} = \"other_step.output\" }}",
+                    if step.inputs.len() > 1 { "s" } else { "" },
+                    step.inputs.join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(extra) = raw.inputs.keys().find(|i| !step.inputs.contains(&i.as_str())) {
+        return Err(invalid(
+            key,
+            format!("{uses} has no input '{extra}' (it reads: {})", step.inputs.join(", ")),
+        ));
+    }
+    Ok(step)
+}
+
 fn convert_step(name: &str, raw: &RawStep, root: &Path) -> Result<Step, ManifestError> {
     let key = |k: &str| format!("steps.{name}.{k}");
+    let library = raw
+        .uses
+        .as_deref()
+        .map(|uses| library_step(&key("uses"), uses, raw))
+        .transpose()?;
+    // A library step's outputs are its own unless the manifest lists them.
+    let library_outputs: Vec<RawOutput>;
+    let raw_outputs = match library {
+        Some(step) if raw.outputs.is_empty() => {
+            library_outputs = step
+                .outputs
+                .iter()
+                .map(|(name, media_type)| RawOutput::Full {
+                    name: name.to_string(),
+                    media_type: Some(media_type.to_string()),
+                })
+                .collect();
+            &library_outputs
+        }
+        _ => &raw.outputs,
+    };
     let mut outputs = Vec::new();
     let mut seen = BTreeSet::new();
-    for output in &raw.outputs {
+    for output in raw_outputs {
         let (name, media_type) = match output {
             RawOutput::Name(n) => (n.clone(), None),
             RawOutput::Full { name, media_type } => (name.clone(), media_type.clone()),
@@ -862,6 +935,14 @@ fn convert_step(name: &str, raw: &RawStep, root: &Path) -> Result<Step, Manifest
         }
     };
     let (component, build) = match (&raw.component, &raw.build, source) {
+        _ if library.is_some() => {
+            let step = library.expect("checked");
+            let dir = weft_library::default_dir().map_err(|e| invalid(key("uses"), e.to_string()))?;
+            let path = step
+                .materialize(&dir)
+                .map_err(|e| invalid(key("uses"), e.to_string()))?;
+            (path, None)
+        }
         (Some(component), build, None) => (root.join(component), build.clone().map(BuildSpec::Command)),
         (component, None, Some((dir, spec))) => {
             let component = component

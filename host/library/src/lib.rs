@@ -1,0 +1,196 @@
+//! weft's library of ready-made steps.
+//!
+//! The steps are Rust crates in `steps/` (on smartcore, a pure-Rust ML
+//! crate), built for wasm32-wasip2 by this crate's build script and
+//! embedded in the `weft` binary: a user with nothing but `weft` writes
+//!
+//! ```toml
+//! [steps.forest]
+//! uses = "ml/random-forest"
+//! inputs = { train = "split.train" }
+//! params = { n_trees = 100, seed = 1 }
+//! ```
+//!
+//! and gets a component pinned by digest like any other (the digest changes
+//! only when the step's code does). To run, a step's bytes are written once
+//! to the library directory ([`default_dir`]) under their digest.
+
+use std::path::{Path, PathBuf};
+
+/// One step of the library.
+#[derive(Debug)]
+pub struct LibraryStep {
+    /// What `uses` names, e.g. `ml/random-forest`.
+    pub name: &'static str,
+    /// One line on what it does.
+    pub summary: &'static str,
+    /// The inputs it reads.
+    pub inputs: &'static [&'static str],
+    /// The outputs it writes, with their media types.
+    pub outputs: &'static [(&'static str, &'static str)],
+    /// Its params, for `weft library`: `name=default: meaning`.
+    pub params: &'static [&'static str],
+    bytes: &'static [u8],
+}
+
+const CSV: &str = "text/csv";
+const JSON: &str = "application/json";
+
+macro_rules! component {
+    ($stem:literal) => {
+        include_bytes!(concat!(env!("OUT_DIR"), "/", $stem, ".wasm"))
+    };
+}
+
+static STEPS: &[LibraryStep] = &[
+    LibraryStep {
+        name: "ml/read-csv",
+        summary: "reads a CSV file into weft's table (numbers, a header line, the label column named target)",
+        inputs: &["raw"],
+        outputs: &[("table", CSV)],
+        params: &[
+            "target=<last column>: the label column's name or 0-based index",
+            "header=auto: names, none, sklearn (n_samples,n_features,class names) or auto",
+        ],
+        bytes: component!("ml_read_csv"),
+    },
+    LibraryStep {
+        name: "ml/split",
+        summary: "a stratified, seeded split into train and test",
+        inputs: &["table"],
+        outputs: &[("train", CSV), ("test", CSV)],
+        params: &["test_fraction=0.25", "seed=0", "target=target"],
+        bytes: component!("ml_split"),
+    },
+    LibraryStep {
+        name: "ml/standardize",
+        summary: "scales each feature to mean 0, deviation 1, fitted on train, applied to train and test",
+        inputs: &["train", "test"],
+        outputs: &[("train", CSV), ("test", CSV), ("scaling", JSON)],
+        params: &["target=target"],
+        bytes: component!("ml_standardize"),
+    },
+    LibraryStep {
+        name: "ml/logistic-regression",
+        summary: "logistic regression (binary or multinomial), standardized inside the model by default",
+        inputs: &["train"],
+        outputs: &[("model", JSON)],
+        params: &["alpha=0: L2 penalty", "standardize=true", "target=target"],
+        bytes: component!("ml_logistic_regression"),
+    },
+    LibraryStep {
+        name: "ml/random-forest",
+        summary: "a seeded random forest classifier",
+        inputs: &["train"],
+        outputs: &[("model", JSON)],
+        params: &[
+            "n_trees=100",
+            "max_depth=<none>",
+            "min_samples_leaf=1",
+            "min_samples_split=2",
+            "max_features=<sqrt of the features>",
+            "seed=0",
+            "target=target",
+        ],
+        bytes: component!("ml_random_forest"),
+    },
+    LibraryStep {
+        name: "ml/evaluate",
+        summary: "accuracy, ROC AUC, precision/recall/F1 per class and the confusion matrix of a model on test",
+        inputs: &["model", "test"],
+        outputs: &[("report", JSON), ("predictions", CSV)],
+        params: &[],
+        bytes: component!("ml_evaluate"),
+    },
+];
+
+/// Every step of the library.
+pub fn all() -> &'static [LibraryStep] {
+    STEPS
+}
+
+/// The step `name` names (`ml/random-forest`).
+pub fn get(name: &str) -> Option<&'static LibraryStep> {
+    STEPS.iter().find(|s| s.name == name)
+}
+
+/// Why a library step could not be made ready to run.
+#[derive(Debug, thiserror::Error)]
+pub enum LibraryError {
+    #[error("cannot write weft's library step {name} to {path}: {source}")]
+    Write {
+        name: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot tell where to keep weft's library steps: set WEFT_LIBRARY_DIR (or HOME)")]
+    NoDirectory,
+}
+
+impl LibraryStep {
+    /// The component's bytes.
+    pub fn bytes(&self) -> &'static [u8] {
+        self.bytes
+    }
+
+    /// The component's digest (blake3, hex), as a run records it.
+    pub fn digest(&self) -> String {
+        blake3::hash(self.bytes).to_hex().to_string()
+    }
+
+    /// The component as a file in `dir`, named by its digest, written
+    /// (atomically) if it is not there yet.
+    pub fn materialize(&self, dir: &Path) -> Result<PathBuf, LibraryError> {
+        let digest = self.digest();
+        let path = dir.join(format!("{}-{}.wasm", self.name.replace('/', "-"), &digest[..16]));
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == self.bytes.len() as u64) {
+            return Ok(path);
+        }
+        let failed = |source| LibraryError::Write {
+            name: self.name,
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(failed)?;
+        let mut file = tempfile::NamedTempFile::new_in(dir).map_err(failed)?;
+        std::io::Write::write_all(&mut file, self.bytes).map_err(failed)?;
+        file.persist(&path).map_err(|e| failed(e.error))?;
+        Ok(path)
+    }
+}
+
+/// Where library steps are written to run: `WEFT_LIBRARY_DIR`, else
+/// `$XDG_CACHE_HOME/weft/library`, else `~/.cache/weft/library` (a cache:
+/// deleting it costs one write per step at the next run).
+pub fn default_dir() -> Result<PathBuf, LibraryError> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = var("WEFT_LIBRARY_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(cache) = var("XDG_CACHE_HOME") {
+        return Ok(PathBuf::from(cache).join("weft/library"));
+    }
+    var("HOME")
+        .map(|home| PathBuf::from(home).join(".cache/weft/library"))
+        .ok_or(LibraryError::NoDirectory)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_step_is_a_component_and_is_written_once_under_its_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        for step in all() {
+            // The component model's preamble: a component, not a core module.
+            assert_eq!(&step.bytes()[..8], b"\0asm\x0d\0\x01\0", "{}", step.name);
+            let path = step.materialize(dir.path()).unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), step.bytes());
+            assert!(path.to_string_lossy().contains(&step.digest()[..16]));
+            assert_eq!(step.materialize(dir.path()).unwrap(), path);
+        }
+        assert!(get("ml/random-forest").is_some());
+        assert!(get("ml/nope").is_none());
+    }
+}
