@@ -90,6 +90,8 @@ status=0
 cargo test --release --workspace --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 # The model SDK is guest code outside the workspace; its unit tests run natively.
 cargo test --release --lib --manifest-path sdk/rust-model/Cargo.toml 2>&1 | tee -a "$log" || status=$?
+# So is the step library's shared code (tables, model files, metrics).
+cargo test --release --lib --manifest-path steps/Cargo.toml -p ml-common 2>&1 | tee -a "$log" || status=$?
 
 # The mlflow client suite and the API fuzzing (schemathesis) drive the
 # `weft` binary that cargo just built.

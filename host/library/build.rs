@@ -18,6 +18,7 @@ const COMPONENTS: &[&str] = &[
     "ml_logistic_regression",
     "ml_random_forest",
     "ml_evaluate",
+    "ml_choose",
 ];
 
 fn main() {

@@ -14,6 +14,7 @@ mod harness;
 mod hermetic;
 mod iris;
 mod kubernetes;
+mod library;
 mod limits;
 mod manifests;
 mod plugins;

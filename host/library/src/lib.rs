@@ -102,6 +102,14 @@ static STEPS: &[LibraryStep] = &[
         params: &[],
         bytes: component!("ml_evaluate"),
     },
+    LibraryStep {
+        name: "ml/choose",
+        summary: "keeps the better of two models by a metric of their ml/evaluate reports",
+        inputs: &["model_a", "report_a", "model_b", "report_b"],
+        outputs: &[("model", JSON), ("choice", JSON)],
+        params: &["metric=accuracy: or roc_auc"],
+        bytes: component!("ml_choose"),
+    },
 ];
 
 /// Every step of the library.

@@ -1,0 +1,234 @@
+//! weft's library of ready-made steps (`uses = "ml/…"`): the examples in
+//! examples/breast-cancer and examples/digits run from the `weft` binary
+//! alone, on real data, reach their accuracy, and repeat byte for byte.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+/// The example `name` copied into a fresh project, nothing else.
+fn example(name: &str) -> Project {
+    let source = repo_root().join("examples").join(name);
+    let project = Project::new(&std::fs::read_to_string(source.join("weft.toml")).unwrap());
+    std::fs::create_dir(project.path().join("data")).unwrap();
+    for file in std::fs::read_dir(source.join("data")).unwrap() {
+        let file = file.unwrap();
+        std::fs::copy(file.path(), project.path().join("data").join(file.file_name())).unwrap();
+    }
+    project
+}
+
+/// `weft ARGS` in `project` with only the binary: no PATH (no cargo,
+/// python or node), and a library directory of its own, so that every
+/// library step comes out of the binary.
+fn bare(project: &Project, args: &[&str]) -> Command {
+    let empty = project.path().join(".empty-path");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut cmd = project.command(args);
+    cmd.env("PATH", &empty)
+        .env("WEFT_LIBRARY_DIR", project.path().join(".library"))
+        .env_remove("WEFT_TOOLCHAINS");
+    cmd
+}
+
+/// step name -> metric key -> value, of a run.
+fn metrics(project: &Project, run: &str) -> BTreeMap<String, BTreeMap<String, f64>> {
+    let detail = project.run_detail(run);
+    let names: BTreeMap<&str, &str> = detail["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["id"].as_str().unwrap(), s["step_name"].as_str().unwrap()))
+        .collect();
+    let mut out: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    for m in detail["metrics"].as_array().unwrap() {
+        let step = names[m["step_run_id"].as_str().unwrap()];
+        out.entry(step.to_string())
+            .or_default()
+            .insert(m["key"].as_str().unwrap().to_string(), m["value"].as_f64().unwrap());
+    }
+    out
+}
+
+/// artifact name -> digest of each version, oldest first.
+fn digests(project: &Project) -> BTreeMap<String, Vec<String>> {
+    let out = project.weft(&["artifacts", "list", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut versions: BTreeMap<String, Vec<(i64, String)>> = BTreeMap::new();
+    for a in list.as_array().unwrap() {
+        versions
+            .entry(a["name"].as_str().unwrap().to_string())
+            .or_default()
+            .push((
+                a["version"].as_i64().unwrap(),
+                a["digest"].as_str().unwrap().to_string(),
+            ));
+    }
+    versions
+        .into_iter()
+        .map(|(name, mut v)| {
+            v.sort();
+            (name, v.into_iter().map(|(_, d)| d).collect())
+        })
+        .collect()
+}
+
+fn run(project: &Project, args: &[&str]) -> Value {
+    run_json(&bare(project, args).output().expect("run weft"), 0)
+}
+
+#[test]
+fn breast_cancer_from_library_steps_alone_reaches_its_accuracy_and_repeats_byte_for_byte() {
+    let project = example("breast-cancer");
+    let first = run(&project, &["run", "--json"]);
+    assert_eq!(first["executed"], 7, "{first}");
+    let m = metrics(&project, "latest");
+    let (forest, logistic) = (m["evaluate_forest"]["accuracy"], m["evaluate_logistic"]["accuracy"]);
+    assert!(forest >= 0.94, "random forest held-out accuracy {forest}");
+    assert!(logistic >= 0.95, "logistic regression held-out accuracy {logistic}");
+    assert!(m["evaluate_forest"]["roc_auc"] > 0.95, "{m:?}");
+    assert_eq!(m["choose"]["accuracy"], forest.max(logistic));
+    assert_eq!(m["split"]["test_rows"] + m["split"]["train_rows"], 569.0);
+
+    // The better model is the registered one, byte for byte.
+    let better = if logistic > forest { "logistic" } else { "forest" };
+    let model = project.weft(&["models", "show", "breast-cancer", "--json"]);
+    assert!(model.status.success(), "{}", stderr(&model));
+    let model: Value = serde_json::from_slice(&model.stdout).unwrap();
+    let tags = &model["versions"][0]["tags"];
+    assert!(
+        tags.as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t[0] == "weft.artifact" && t[1] == "breast-cancer/choose.model:1"),
+        "{model}"
+    );
+    let chosen = project.weft(&["artifacts", "get", "breast-cancer/choose.model"]);
+    let trained = project.weft(&["artifacts", "get", &format!("breast-cancer/{better}.model")]);
+    assert!(
+        chosen.status.success() && trained.status.success(),
+        "{}",
+        stderr(&chosen)
+    );
+    assert_eq!(chosen.stdout, trained.stdout);
+    let model: Value = serde_json::from_slice(&chosen.stdout).unwrap();
+    assert_eq!(model["format"], "weft-ml-model");
+    assert_eq!(model["features"].as_array().unwrap().len(), 30);
+
+    // A second run is all cache hits; a forced re-execution writes the same bytes.
+    let cached = run(&project, &["run", "--json"]);
+    assert_eq!(
+        (cached["executed"].as_i64(), cached["cached"].as_i64()),
+        (Some(0), Some(7))
+    );
+    let forced = run(&project, &["run", "--json", "--no-cache"]);
+    assert_eq!(forced["executed"], 7);
+    let digests = digests(&project);
+    assert!(digests.len() >= 11, "{digests:?}");
+    for (name, versions) in &digests {
+        assert!(
+            versions.iter().all(|d| d == &versions[0]),
+            "{name} changed between runs: {versions:?}"
+        );
+    }
+    // The library steps came out of the binary.
+    assert!(std::fs::read_dir(project.path().join(".library")).unwrap().count() >= 6);
+}
+
+#[test]
+fn digits_with_a_random_forest_reaches_95_percent_held_out() {
+    let project = example("digits");
+    let outcome = run(&project, &["run", "--json"]);
+    assert_eq!(outcome["status"], "succeeded", "{outcome}");
+    let m = metrics(&project, "latest");
+    assert_eq!(m["read"]["features"], 64.0);
+    let accuracy = m["evaluate"]["accuracy"];
+    assert!(accuracy >= 0.95, "digits held-out accuracy {accuracy}");
+    let report = project.weft(&["artifacts", "get", "digits/evaluate.report"]);
+    let report: Value = serde_json::from_slice(&report.stdout).unwrap();
+    let confusion = report["confusion"].as_array().unwrap();
+    assert_eq!(confusion.len(), 10);
+    let total: u64 = confusion
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(total as f64, m["split"]["test_rows"]);
+}
+
+#[test]
+fn a_library_step_that_is_unknown_or_miswired_is_refused_with_what_to_fix() {
+    let cases = [
+        (
+            "uses = \"ml/nope\"\ninputs = { raw = \"inputs.data\" }",
+            "has no step 'ml/nope'",
+        ),
+        (
+            "uses = \"ml/split\"\ninputs = { data = \"inputs.data\" }",
+            "ml/split reads the input table",
+        ),
+        (
+            "uses = \"ml/read-csv\"\ninputs = { raw = \"inputs.data\", extra = \"inputs.data\" }",
+            "has no input 'extra'",
+        ),
+        (
+            "uses = \"ml/read-csv\"\ncomponent = \"x.wasm\"\ninputs = { raw = \"inputs.data\" }",
+            "not both",
+        ),
+    ];
+    for (step, message) in cases {
+        let project = Project::new(&format!(
+            "[pipeline]\nname = \"bad\"\n[inputs]\ndata = {{ path = \"d.csv\" }}\n[steps.s]\n{step}\n"
+        ));
+        project.write("d.csv", "a,target\n1,0\n");
+        let out = project.weft(&["run"]);
+        assert_eq!(out.status.code(), Some(2), "{step}: {}", stderr(&out));
+        assert!(stderr(&out).contains(message), "{step}: {}", stderr(&out));
+    }
+    // A table the steps cannot read fails the step with the row at fault.
+    let project = Project::new(
+        "[pipeline]\nname = \"bad\"\n[inputs]\ndata = { path = \"d.csv\" }\n\
+         [steps.read]\nuses = \"ml/read-csv\"\ninputs = { raw = \"inputs.data\" }\nparams = { header = \"names\" }\n",
+    );
+    project.write("d.csv", "a,b,target\n1,2,0\n3,oops,1\n");
+    let outcome = run_json(&project.weft(&["run", "--json"]), 1);
+    let (status, error) = &errors(&outcome)["read"];
+    assert_eq!(status, "failed");
+    assert!(
+        error.contains("row 2, column 'b': 'oops' is not a finite number"),
+        "{error}"
+    );
+}
+
+#[test]
+fn weft_library_lists_every_step_with_its_digest() {
+    let project =
+        Project::new("[pipeline]\nname = \"x\"\n[steps.a]\nuses = \"ml/split\"\ninputs = { table = \"inputs.t\" }\n");
+    let out = project.weft(&["library", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    for name in [
+        "ml/read-csv",
+        "ml/split",
+        "ml/random-forest",
+        "ml/logistic-regression",
+        "ml/evaluate",
+    ] {
+        assert!(names.contains(&name), "{names:?}");
+    }
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["digest"].as_str().unwrap().len() == 64));
+}
