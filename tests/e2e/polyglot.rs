@@ -156,3 +156,45 @@ fn new_step_templates_build_and_run_in_every_language() {
         assert_eq!(stdout(&got), format!("HELLO FROM HELLO-{}\n", lang.to_uppercase()));
     }
 }
+
+#[test]
+fn a_python_step_bundles_its_pinned_pure_python_requirements_and_refuses_native_ones() {
+    let project = Project::new("[pipeline]\nname = \"pyreq\"\n[steps.tab]\npython = \"tab\"\noutputs = [\"out\"]\n");
+    let write = |path: &str, text: &str| {
+        let path = project.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write(
+        "tab/app.py",
+        "import weft_step as weft\nfrom tabulate import tabulate\n\n@weft.step\ndef main(params):\n    \
+         weft.write_output('out', tabulate([['iris', 150]], headers=['data', 'rows'], tablefmt='github'))\n",
+    );
+    write("tab/requirements.txt", "tabulate==0.9.0  # pure Python\n");
+    let built = project.weft(&["build"]);
+    assert!(built.status.success(), "{}", stderr(&built));
+    let lock = std::fs::read_to_string(project.path().join("tab/build/requirements.lock")).unwrap();
+    assert!(lock.starts_with("tabulate==0.9.0 sha256="), "{lock}");
+    run_json(&project.weft(&["run", "--json"]), 0);
+    let out = project.weft(&["artifacts", "get", "pyreq/tab.out"]);
+    assert_eq!(
+        stdout(&out),
+        "| data   |   rows |\n|--------|--------|\n| iris   |    150 |"
+    );
+
+    // A package with native code is refused at build time, by name.
+    write("tab/requirements.txt", "numpy==2.2.6\n");
+    let refused = project.weft(&["build"]);
+    assert!(!refused.status.success());
+    let message = stderr(&refused);
+    assert!(message.contains("numpy 2.2.6 has native extensions"), "{message}");
+    assert!(message.contains("pure-Python packages only"), "{message}");
+    // So is a requirement that is not pinned.
+    write("tab/requirements.txt", "tabulate>=0.9\n");
+    let refused = project.weft(&["build"]);
+    assert!(
+        stderr(&refused).contains("'tabulate>=0.9' is not pinned"),
+        "{}",
+        stderr(&refused)
+    );
+}

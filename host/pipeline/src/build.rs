@@ -91,7 +91,12 @@ pub fn build_steps(manifest: &Manifest, steps: &[String], toolchains: &Path) -> 
             }
             BuildSpec::Python(dir) => {
                 check_source(&step.name, dir, "app.py")?;
-                python_command(&python_toolchain(toolchains)?, dir, &step.component)
+                let toolchains = python_toolchain(toolchains)?;
+                let mut command = python_command(&toolchains, dir, &step.component);
+                if dir.join(REQUIREMENTS).is_file() {
+                    command.arg("-p").arg(dir.join(SITE_PACKAGES));
+                }
+                command
             }
             BuildSpec::Js(dir) => {
                 check_source(&step.name, dir, "app.js")?;
@@ -128,6 +133,11 @@ pub fn build_steps(manifest: &Manifest, steps: &[String], toolchains: &Path) -> 
                     step: step.name.clone(),
                     message: format!("cannot create {}: {e}", parent.display()),
                 })?;
+            }
+            if let BuildSpec::Python(dir) = spec {
+                if dir.join(REQUIREMENTS).is_file() {
+                    vendor_requirements(&step.name, toolchains, dir)?;
+                }
             }
             run(&step.name, command)?;
             if let BuildSpec::C(_) = spec {
@@ -306,6 +316,153 @@ fn python_toolchain(toolchains: &Path) -> Result<PathBuf, BuildError> {
     run("(toolchain)", install).map_err(|e| fail(e.to_string()))?;
     std::fs::write(&marker, COMPONENTIZE_PY).map_err(|e| fail(e.to_string()))?;
     Ok(toolchains.to_owned())
+}
+
+/// A Python step's pinned pure-Python dependencies.
+const REQUIREMENTS: &str = "requirements.txt";
+/// Where they are unpacked for componentize-py (below the step's folder).
+const SITE_PACKAGES: &str = "build/site-packages";
+/// What was bundled: `name==version sha256=…` per wheel.
+const REQUIREMENTS_LOCK: &str = "build/requirements.lock";
+
+/// Downloads the wheels a Python step's requirements.txt pins (pip, from
+/// the toolchain's virtualenv; `--no-deps`: the file lists every package,
+/// as a lock file does), refuses any that is not pure Python, unpacks them
+/// into `build/site-packages` and records each wheel's sha256 in
+/// `build/requirements.lock`. requirements.txt is a source file of the
+/// step: changing it rebuilds the component, whose digest covers the code
+/// it bundles.
+fn vendor_requirements(step: &str, toolchains: &Path, dir: &Path) -> Result<(), BuildError> {
+    let fail = |message: String| BuildError::Source {
+        step: step.to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(dir.join(REQUIREMENTS))
+        .map_err(|e| fail(format!("cannot read {REQUIREMENTS}: {e}")))?;
+    let pinned = pinned_requirements(&text).map_err(fail)?;
+    let wheels = dir.join("build/wheels");
+    let site = dir.join(SITE_PACKAGES);
+    for old in [&wheels, &site] {
+        if old.exists() {
+            std::fs::remove_dir_all(old).map_err(|e| fail(format!("cannot clear {}: {e}", old.display())))?;
+        }
+    }
+    std::fs::create_dir_all(&wheels).map_err(|e| fail(format!("cannot create {}: {e}", wheels.display())))?;
+    eprintln!(
+        "{step}: fetching {} pinned package(s) from {REQUIREMENTS}",
+        pinned.len()
+    );
+    let mut download = Command::new(toolchains.join("python/bin/pip"));
+    download
+        .args([
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-r",
+        ])
+        .arg(dir.join(REQUIREMENTS))
+        .arg("-d")
+        .arg(&wheels);
+    run(step, download).map_err(|e| {
+        fail(format!(
+            "{e}: pip could not fetch a wheel for every package of {REQUIREMENTS} (a step can use pure-Python \
+             packages published as wheels; one with only a source distribution cannot be checked, and is refused)"
+        ))
+    })?;
+    let mut lock = String::new();
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&wheels).map_err(|e| fail(e.to_string()))? {
+        let path = entry.map_err(|e| fail(e.to_string()))?.path();
+        let file = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (name, version, pure) = wheel_tags(&file).ok_or_else(|| fail(format!("{file} is not a wheel")))?;
+        if !pure {
+            return Err(fail(format!(
+                "{name} {version} has native extensions ({file}): a WebAssembly step runs pure-Python \
+                 packages only (wheels tagged none-any), since compiled extension modules cannot load in \
+                 the sandbox; remove it from {REQUIREMENTS} or use a pure-Python alternative"
+            )));
+        }
+        let bytes = std::fs::read(&path).map_err(|e| fail(e.to_string()))?;
+        let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+        names.push(format!("{name}=={version} sha256={}", hex::encode(digest.as_ref())));
+    }
+    names.sort();
+    for line in &names {
+        lock.push_str(line);
+        lock.push('\n');
+    }
+    // Unpack with the toolchain's own Python (a wheel is a zip file).
+    for entry in std::fs::read_dir(&wheels).map_err(|e| fail(e.to_string()))? {
+        let path = entry.map_err(|e| fail(e.to_string()))?.path();
+        let mut unzip = Command::new(toolchains.join("python/bin/python"));
+        unzip.args(["-m", "zipfile", "-e"]).arg(&path).arg(&site);
+        run(step, unzip)?;
+    }
+    std::fs::write(dir.join(REQUIREMENTS_LOCK), lock).map_err(|e| fail(e.to_string()))?;
+    eprintln!("{step}: bundling {}", names.join(", "));
+    Ok(())
+}
+
+/// The `name==version` lines of a requirements file (with any `--hash`
+/// options pip checks), or what is wrong with the first that is not pinned.
+fn pinned_requirements(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut pinned = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line
+            .split('#')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_end_matches('\\')
+            .trim();
+        if line.is_empty() || line.starts_with("--hash") {
+            continue;
+        }
+        let requirement = line.split_whitespace().next().unwrap_or("");
+        let pin = requirement.split_once("==").filter(|(name, version)| {
+            !name.is_empty()
+                && !version.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                && version
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.+!".contains(c))
+        });
+        match pin {
+            Some((name, version)) => pinned.push((name.to_string(), version.to_string())),
+            None => {
+                return Err(format!(
+                    "{REQUIREMENTS} line {}: '{line}' is not pinned; write each package as name==version \
+                     (every dependency too: the file is the step's lock)",
+                    i + 1
+                ))
+            }
+        }
+    }
+    if pinned.is_empty() {
+        return Err(format!("{REQUIREMENTS} names no package"));
+    }
+    Ok(pinned)
+}
+
+/// (name, version, pure Python?) from a wheel's file name
+/// (`name-version[-build]-python-abi-platform.whl`).
+fn wheel_tags(file: &str) -> Option<(String, String, bool)> {
+    let stem = file.strip_suffix(".whl")?;
+    let parts: Vec<&str> = stem.split('-').collect();
+    if parts.len() < 5 {
+        return None;
+    }
+    let (abi, platform) = (parts[parts.len() - 2], parts[parts.len() - 1]);
+    Some((
+        parts[0].to_string(),
+        parts[1].to_string(),
+        abi == "none" && platform == "any",
+    ))
 }
 
 fn python_command(toolchains: &Path, dir: &Path, component: &Path) -> Command {
@@ -535,4 +692,51 @@ fn componentize_core(step: &str, component: &Path) -> Result<(), BuildError> {
     std::fs::write(component, encoded).map_err(|e| fail(format!("cannot write {}: {e}", component.display())))?;
     let _ = std::fs::remove_file(&core);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requirements_must_be_pinned() {
+        let ok = "# deps\ntabulate==0.9.0\nsix==1.17.0 \\\n    --hash=sha256:abc\n\n";
+        assert_eq!(
+            pinned_requirements(ok).unwrap(),
+            [
+                ("tabulate".to_string(), "0.9.0".to_string()),
+                ("six".to_string(), "1.17.0".to_string())
+            ]
+        );
+        for bad in [
+            "requests>=2",
+            "requests",
+            "-e git+https://x",
+            "x==",
+            "==1",
+            "a==1; rm -rf /",
+        ] {
+            let e = pinned_requirements(bad).unwrap_err();
+            assert!(e.contains("not pinned"), "{bad}: {e}");
+        }
+        assert!(pinned_requirements("# nothing\n")
+            .unwrap_err()
+            .contains("names no package"));
+    }
+
+    #[test]
+    fn wheel_tags_tell_pure_python_from_native() {
+        assert_eq!(
+            wheel_tags("tabulate-0.9.0-py3-none-any.whl"),
+            Some(("tabulate".into(), "0.9.0".into(), true))
+        );
+        assert_eq!(
+            wheel_tags("six-1.17.0-py2.py3-none-any.whl"),
+            Some(("six".into(), "1.17.0".into(), true))
+        );
+        let numpy = "numpy-2.2.6-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl";
+        assert_eq!(wheel_tags(numpy), Some(("numpy".into(), "2.2.6".into(), false)));
+        assert_eq!(wheel_tags("x-1-1-py3-abi3-any.whl").map(|t| t.2), Some(false));
+        assert_eq!(wheel_tags("tabulate-0.9.0.tar.gz"), None);
+    }
 }
