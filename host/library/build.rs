@@ -19,6 +19,7 @@ const COMPONENTS: &[&str] = &[
     "ml_random_forest",
     "ml_evaluate",
     "ml_choose",
+    "ml_model_server",
 ];
 
 fn main() {
@@ -32,11 +33,25 @@ fn main() {
         "steps/Cargo.lock",
         "sdk/rust/src",
         "sdk/rust/Cargo.toml",
+        "sdk/rust-model/src",
+        "sdk/rust-model/Cargo.toml",
         "wit/step",
+        "wit/inference",
     ] {
         println!("cargo:rerun-if-changed={}", repo.join(watched).display());
     }
     let target_dir = steps.join("target");
+    // The model server builds on its own: in one build with the steps,
+    // cargo would unify ml-common's features and link the step SDK into it.
+    build(&steps, &target_dir, &["--workspace", "--exclude", "ml-model-server"]);
+    build(&steps, &target_dir, &["-p", "ml-model-server"]);
+    let built = target_dir.join("wasm32-wasip2/release");
+    for stem in COMPONENTS {
+        copy(&built.join(format!("{stem}.wasm")), &out.join(format!("{stem}.wasm")));
+    }
+}
+
+fn build(steps: &Path, target_dir: &Path, which: &[&str]) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
     build
@@ -49,7 +64,8 @@ fn main() {
             "--manifest-path",
         ])
         .arg(steps.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target_dir);
+        .args(which)
+        .env("CARGO_TARGET_DIR", target_dir);
     // The outer build's settings are for the host, not for guests.
     for var in [
         "CARGO_ENCODED_RUSTFLAGS",
@@ -69,10 +85,6 @@ fn main() {
             "building weft's step library (steps/) for wasm32-wasip2 failed (above); \
              if the target is missing: rustup target add wasm32-wasip2"
         );
-    }
-    let built = target_dir.join("wasm32-wasip2/release");
-    for stem in COMPONENTS {
-        copy(&built.join(format!("{stem}.wasm")), &out.join(format!("{stem}.wasm")));
     }
 }
 

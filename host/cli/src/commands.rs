@@ -209,6 +209,14 @@ pub async fn dispatch(mut cli: Cli) -> CliResult<u8> {
                         (Some(key), None) => crate::models::Source::Artifact(key),
                         (None, None) => return Err(CliError::usage("name an artifact or give --file PATH")),
                     };
+                    // A model server of weft's library, by name (ml/model-server).
+                    let served_by = match served_by.as_deref().and_then(|p| p.to_str()) {
+                        Some(name) if weft_library::model_server(name).is_some() => Some(
+                            weft_pipeline::library_model_server("--served-by", name)
+                                .map_err(|e| CliError::usage(e.to_string()))?,
+                        ),
+                        _ => served_by,
+                    };
                     crate::models::register_command(&stores, &source, &name, alias.as_deref(), served_by.as_deref())
                         .await
                 }
@@ -363,6 +371,10 @@ fn library(json: bool) -> CliResult<u8> {
             .map(|s| {
                 serde_json::json!({
                     "name": s.name,
+                    "kind": match s.kind {
+                        weft_library::Kind::Step => "step",
+                        weft_library::Kind::ModelServer => "model-server",
+                    },
                     "summary": s.summary,
                     "inputs": s.inputs,
                     "outputs": s.outputs.iter().map(|(n, m)| serde_json::json!({"name": n, "media_type": m})).collect::<Vec<_>>(),
@@ -375,7 +387,11 @@ fn library(json: bool) -> CliResult<u8> {
     }
     for s in steps {
         let outputs: Vec<_> = s.outputs.iter().map(|(n, _)| *n).collect();
-        println!("{:<24} {}", s.name, s.summary);
+        let kind = match s.kind {
+            weft_library::Kind::Step => "",
+            weft_library::Kind::ModelServer => " (a model server: served_by = \"…\")",
+        };
+        println!("{:<24} {}{kind}", s.name, s.summary);
         println!(
             "{:<24} inputs: {}; outputs: {}",
             "",

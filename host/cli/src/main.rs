@@ -523,7 +523,8 @@ enum ModelsCommand {
         #[arg(long)]
         alias: Option<String>,
         /// The model server component (`wit/inference`) that `weft serve`
-        /// runs for this version; archived with it.
+        /// runs for this version, or one of weft's library
+        /// (`ml/model-server`); archived with it.
         #[arg(long, value_name = "WASM")]
         served_by: Option<std::path::PathBuf>,
     },

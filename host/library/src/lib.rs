@@ -17,11 +17,13 @@
 
 use std::path::{Path, PathBuf};
 
-/// One step of the library.
+/// One component of the library.
 #[derive(Debug)]
 pub struct LibraryStep {
-    /// What `uses` names, e.g. `ml/random-forest`.
+    /// What `uses` (or `served_by`) names, e.g. `ml/random-forest`.
     pub name: &'static str,
+    /// A pipeline step, or a model server (the `weft:inference` world).
+    pub kind: Kind,
     /// One line on what it does.
     pub summary: &'static str,
     /// The inputs it reads.
@@ -31,6 +33,15 @@ pub struct LibraryStep {
     /// Its params, for `weft library`: `name=default: meaning`.
     pub params: &'static [&'static str],
     bytes: &'static [u8],
+}
+
+/// What a library component is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A step (`uses = "ml/split"`).
+    Step,
+    /// A model server (`served_by = "ml/model-server"`).
+    ModelServer,
 }
 
 const CSV: &str = "text/csv";
@@ -44,6 +55,7 @@ macro_rules! component {
 
 static STEPS: &[LibraryStep] = &[
     LibraryStep {
+        kind: Kind::Step,
         name: "ml/read-csv",
         summary: "reads a CSV file into weft's table (numbers, a header line, the label column named target)",
         inputs: &["raw"],
@@ -55,6 +67,7 @@ static STEPS: &[LibraryStep] = &[
         bytes: component!("ml_read_csv"),
     },
     LibraryStep {
+        kind: Kind::Step,
         name: "ml/split",
         summary: "a stratified, seeded split into train and test",
         inputs: &["table"],
@@ -63,6 +76,7 @@ static STEPS: &[LibraryStep] = &[
         bytes: component!("ml_split"),
     },
     LibraryStep {
+        kind: Kind::Step,
         name: "ml/standardize",
         summary: "scales each feature to mean 0, deviation 1, fitted on train, applied to train and test",
         inputs: &["train", "test"],
@@ -71,6 +85,7 @@ static STEPS: &[LibraryStep] = &[
         bytes: component!("ml_standardize"),
     },
     LibraryStep {
+        kind: Kind::Step,
         name: "ml/logistic-regression",
         summary: "logistic regression (binary or multinomial), standardized inside the model by default",
         inputs: &["train"],
@@ -79,6 +94,7 @@ static STEPS: &[LibraryStep] = &[
         bytes: component!("ml_logistic_regression"),
     },
     LibraryStep {
+        kind: Kind::Step,
         name: "ml/random-forest",
         summary: "a seeded random forest classifier",
         inputs: &["train"],
@@ -95,6 +111,7 @@ static STEPS: &[LibraryStep] = &[
         bytes: component!("ml_random_forest"),
     },
     LibraryStep {
+        kind: Kind::Step,
         name: "ml/evaluate",
         summary: "accuracy, ROC AUC, precision/recall/F1 per class and the confusion matrix of a model on test",
         inputs: &["model", "test"],
@@ -103,12 +120,22 @@ static STEPS: &[LibraryStep] = &[
         bytes: component!("ml_evaluate"),
     },
     LibraryStep {
+        kind: Kind::Step,
         name: "ml/choose",
         summary: "keeps the better of two models by a metric of their ml/evaluate reports",
         inputs: &["model_a", "report_a", "model_b", "report_b"],
         outputs: &[("model", JSON), ("choice", JSON)],
         params: &["metric=accuracy: or roc_auc"],
         bytes: component!("ml_choose"),
+    },
+    LibraryStep {
+        kind: Kind::ModelServer,
+        name: "ml/model-server",
+        summary: "serves a model of an ml/* training step: each row's class, or with {\"probabilities\": true} each class's probability",
+        inputs: &[],
+        outputs: &[],
+        params: &[],
+        bytes: component!("ml_model_server"),
     },
 ];
 
@@ -117,9 +144,14 @@ pub fn all() -> &'static [LibraryStep] {
     STEPS
 }
 
-/// The step `name` names (`ml/random-forest`).
+/// The library component `name` names (`ml/random-forest`).
 pub fn get(name: &str) -> Option<&'static LibraryStep> {
     STEPS.iter().find(|s| s.name == name)
+}
+
+/// The model server `name` names (`ml/model-server`), if it is one.
+pub fn model_server(name: &str) -> Option<&'static LibraryStep> {
+    get(name).filter(|s| s.kind == Kind::ModelServer)
 }
 
 /// Why a library step could not be made ready to run.

@@ -44,8 +44,8 @@ pub use executor::{hostname, Event, Executor, ExecutorOptions, RunOptions, RunOu
 pub use hooks::{HookContext, RunHook};
 pub use integrations::{check as check_plugins, PluginHooks, Plugins};
 pub use manifest::{
-    valid_name, BuildSpec, Gate, Hooks, InputSource, Manifest, ManifestError, ModelOutput, OutputSpec, ParamOverride,
-    Retry, Step, StepLimits,
+    library_model_server, valid_name, BuildSpec, Gate, Hooks, InputSource, Manifest, ManifestError, ModelOutput,
+    OutputSpec, ParamOverride, Retry, Step, StepLimits,
 };
 pub use models::{register_model, register_model_file, ModelRegistration};
 pub use resources::{is_dns_label, is_dns_subdomain, Resources, Toleration};

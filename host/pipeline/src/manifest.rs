@@ -752,6 +752,9 @@ fn model_entry(key: &str, entry: &toml::Value, root: &Path) -> Result<(String, O
             };
             let served_by = match table.get("served_by") {
                 None => None,
+                Some(toml::Value::String(name)) if weft_library::model_server(name).is_some() => {
+                    Some(library_model_server(&format!("{key}.served_by"), name)?)
+                }
                 Some(toml::Value::String(path)) if !path.trim().is_empty() => Some(root.join(path)),
                 Some(_) => {
                     return Err(invalid(
@@ -766,18 +769,32 @@ fn model_entry(key: &str, entry: &toml::Value, root: &Path) -> Result<(String, O
     }
 }
 
+/// The file of the library's model server `name` (`ml/model-server`).
+pub fn library_model_server(key: &str, name: &str) -> Result<PathBuf, ManifestError> {
+    let server = weft_library::model_server(name)
+        .ok_or_else(|| invalid(key, format!("weft's library has no model server '{name}'")))?;
+    let dir = weft_library::default_dir().map_err(|e| invalid(key, e.to_string()))?;
+    server.materialize(&dir).map_err(|e| invalid(key, e.to_string()))
+}
+
 /// The library step `uses` names, checked against the rest of the step.
 fn library_step(key: &str, uses: &str, raw: &RawStep) -> Result<&'static weft_library::LibraryStep, ManifestError> {
-    let step = weft_library::get(uses).ok_or_else(|| {
-        let names: Vec<_> = weft_library::all().iter().map(|s| s.name).collect();
-        invalid(
-            key,
-            format!(
-                "weft's library has no step '{uses}' (it has: {}; see `weft library`)",
-                names.join(", ")
-            ),
-        )
-    })?;
+    let step = weft_library::get(uses)
+        .filter(|s| s.kind == weft_library::Kind::Step)
+        .ok_or_else(|| {
+            let names: Vec<_> = weft_library::all()
+                .iter()
+                .filter(|s| s.kind == weft_library::Kind::Step)
+                .map(|s| s.name)
+                .collect();
+            invalid(
+                key,
+                format!(
+                    "weft's library has no step '{uses}' (it has: {}; see `weft library`)",
+                    names.join(", ")
+                ),
+            )
+        })?;
     if raw.component.is_some() || raw.build.is_some() || raw.python.is_some() || raw.js.is_some() || raw.c.is_some() {
         return Err(invalid(
             key,

@@ -11,7 +11,65 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use smartcore::linalg::basic::matrix::DenseMatrix;
-use weft_sdk::{Error, Result};
+
+/// What went wrong, for the step (or model server) to report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Error {
+    message: String,
+    invalid_params: bool,
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn msg(message: impl std::fmt::Display) -> Self {
+        Error {
+            message: message.to_string(),
+            invalid_params: false,
+        }
+    }
+
+    /// A param is wrong: the step fails as `invalid-params`, not retried.
+    pub fn invalid_params(message: impl std::fmt::Display) -> Self {
+        Error {
+            message: message.to_string(),
+            invalid_params: true,
+        }
+    }
+
+    pub fn context(self, context: impl std::fmt::Display) -> Self {
+        Error {
+            message: format!("{context}: {}", self.message),
+            ..self
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+#[cfg(feature = "step")]
+impl From<Error> for weft_sdk::Error {
+    fn from(e: Error) -> Self {
+        if e.invalid_params {
+            weft_sdk::Error::invalid_params(e.message)
+        } else {
+            weft_sdk::Error::msg(e.message)
+        }
+    }
+}
+
+#[cfg(feature = "step")]
+fn sdk(e: weft_sdk::Error) -> Error {
+    Error::msg(e.message())
+}
 
 /// The label column's name unless a step's `target` param names another.
 pub const DEFAULT_TARGET: &str = "target";
@@ -25,8 +83,9 @@ pub struct Table {
 
 impl Table {
     /// Reads input `name` as a table.
+    #[cfg(feature = "step")]
     pub fn read(name: &str) -> Result<Table> {
-        let file = weft_sdk::open_input(name)?;
+        let file = weft_sdk::open_input(name).map_err(sdk)?;
         Table::from_reader(file).map_err(|e| e.context(format!("input '{name}'")))
     }
 
@@ -49,8 +108,9 @@ impl Table {
     }
 
     /// Writes the table as output `name`.
+    #[cfg(feature = "step")]
     pub fn write(&self, name: &str) -> Result<()> {
-        let mut csv = csv::Writer::from_writer(weft_sdk::create_output(name)?);
+        let mut csv = csv::Writer::from_writer(weft_sdk::create_output(name).map_err(sdk)?);
         let failed = |e: csv::Error| Error::msg(format!("cannot write output '{name}': {e}"));
         csv.write_record(&self.columns).map_err(failed)?;
         for row in &self.rows {
@@ -229,8 +289,39 @@ impl Scaling {
 }
 
 impl ModelFile {
+    /// Parses a model file's bytes.
+    pub fn from_slice(bytes: &[u8]) -> Result<ModelFile> {
+        let model: ModelFile =
+            serde_json::from_slice(bytes).map_err(|e| Error::msg(format!("not a model of an ml/* step: {e}")))?;
+        if model.format != MODEL_FORMAT {
+            return Err(Error::msg(format!(
+                "not a model of an ml/* step (format '{}')",
+                model.format
+            )));
+        }
+        if model.classes.is_empty()
+            || model.features.is_empty()
+            || model
+                .scaling
+                .as_ref()
+                .is_some_and(|s| s.mean.len() != model.features.len() || s.std.len() != model.features.len())
+        {
+            return Err(Error::msg("the model's features, classes and scaling do not agree"));
+        }
+        Ok(model)
+    }
+
+    /// A row in the model's feature order, scaled as the model was trained.
+    pub fn scale(&self, row: Vec<f64>) -> Vec<f64> {
+        match &self.scaling {
+            Some(s) => s.apply(&row),
+            None => row,
+        }
+    }
+
+    #[cfg(feature = "step")]
     pub fn read(name: &str) -> Result<ModelFile> {
-        let model: ModelFile = weft_sdk::read_input_json(name)?;
+        let model: ModelFile = weft_sdk::read_input_json(name).map_err(sdk)?;
         if model.format != MODEL_FORMAT {
             return Err(Error::msg(format!(
                 "input '{name}' is not a model written by an ml/* step (format '{}')",
@@ -256,13 +347,7 @@ impl ModelFile {
         let rows = labelled
             .x
             .iter()
-            .map(|row| {
-                let row: Vec<f64> = order.iter().map(|&j| row[j]).collect();
-                match &self.scaling {
-                    Some(s) => s.apply(&row),
-                    None => row,
-                }
-            })
+            .map(|row| self.scale(order.iter().map(|&j| row[j]).collect()))
             .collect();
         Ok((rows, labelled.y))
     }

@@ -164,7 +164,7 @@ fn read_csv(params: Params) -> weft_sdk::Result<()> {
         table.rows.len(),
         table.columns.len() - 1
     );
-    table.write("table")
+    Ok(table.write("table")?)
 }
 
 fn csv_line(fields: &[String]) -> String {

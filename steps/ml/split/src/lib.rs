@@ -95,7 +95,7 @@ fn split(params: Params) -> weft_sdk::Result<()> {
         held.rows.len()
     );
     train.write("train")?;
-    held.write("test")
+    Ok(held.write("test")?)
 }
 
 weft_sdk::export_step!(split);
