@@ -232,3 +232,61 @@ fn weft_library_lists_every_step_with_its_digest() {
         .iter()
         .all(|s| s["digest"].as_str().unwrap().len() == 64));
 }
+
+#[test]
+fn the_registered_breast_cancer_model_is_served_with_the_predictions_of_its_evaluation() {
+    let project = example("breast-cancer");
+    run(&project, &["run", "--json"]);
+    let chosen: Value = serde_json::from_slice(
+        &project
+            .weft(&["artifacts", "get", "breast-cancer/choose.choice"])
+            .stdout,
+    )
+    .unwrap();
+    let evaluated = if chosen["chosen"] == "a" {
+        "evaluate_forest"
+    } else {
+        "evaluate_logistic"
+    };
+    let get = |name: &str| stdout(&project.weft(&["artifacts", "get", name]));
+    let test = get("breast-cancer/split.test");
+    let predictions = get(&format!("breast-cancer/{evaluated}.predictions"));
+
+    let mut child = bare(&project, &["serve", "models:/breast-cancer/latest", "--port", "0"])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (base, _) = listening(&mut child);
+    let mut lines = test.lines();
+    let columns: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    // Columns by name, in another order than the model's, the label included.
+    let mut order: Vec<usize> = (0..columns.len()).collect();
+    order.reverse();
+    let body = serde_json::json!({
+        "dataframe_split": {
+            "columns": order.iter().map(|&j| columns[j]).collect::<Vec<_>>(),
+            "data": rows.iter().map(|r| order.iter().map(|&j| r[j]).collect::<Vec<_>>()).collect::<Vec<_>>(),
+        },
+    });
+    let answer = ureq::post(&format!("{base}/invocations")).send_json(body);
+    let _ = child.kill();
+    let _ = child.wait();
+    let answer: Value = answer.expect("predictions").into_json().unwrap();
+    let served: Vec<f64> = answer["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let expected: Vec<f64> = predictions
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(served.len(), rows.len());
+    assert_eq!(served, expected);
+}
