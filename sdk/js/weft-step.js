@@ -97,6 +97,21 @@ export function writeOutput(name, data) {
   }
 }
 
+/** Writes objects as CSV output `name`: a header line (`fields`, else the
+ * first row's keys), then one line per row; a cell holding a comma, a quote
+ * or a line break is quoted. weft's table (see the README) is this with
+ * numbers in every cell. */
+export function writeCsv(name, rows, fields) {
+  const header = fields ?? (rows.length > 0 ? Object.keys(rows[0]) : []);
+  const cell = (v) => {
+    const text = v === undefined || v === null ? "" : String(v);
+    return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+  };
+  const lines = [header.map(cell).join(",")];
+  for (const row of rows) lines.push(header.map((h) => cell(row[h])).join(","));
+  writeOutput(name, lines.join("\n") + "\n");
+}
+
 export function writeJson(name, value) {
   writeOutput(name, JSON.stringify(value, null, 2) + "\n");
 }

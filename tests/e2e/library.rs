@@ -290,3 +290,56 @@ fn the_registered_breast_cancer_model_is_served_with_the_predictions_of_its_eval
     assert_eq!(served.len(), rows.len());
     assert_eq!(served, expected);
 }
+
+#[test]
+fn a_table_goes_from_library_steps_through_python_and_javascript_steps_and_back() {
+    let project = Project::new(
+        "[pipeline]\nname = \"tables\"\n[inputs]\ndata = { path = \"data.csv\", media_type = \"text/csv\" }\n\
+         [steps.read]\nuses = \"ml/read-csv\"\ninputs = { raw = \"inputs.data\" }\n\
+         [steps.py]\npython = \"py\"\ninputs = { table = \"read.table\" }\noutputs = [{ name = \"table\", media_type = \"text/csv\" }]\n\
+         [steps.js]\njs = \"js\"\ninputs = { table = \"py.table\" }\noutputs = [{ name = \"table\", media_type = \"text/csv\" }]\n\
+         [steps.split]\nuses = \"ml/split\"\ninputs = { table = \"js.table\" }\nparams = { seed = 3 }\n\
+         [steps.forest]\nuses = \"ml/random-forest\"\ninputs = { train = \"split.train\" }\nparams = { n_trees = 20, seed = 3 }\n\
+         [steps.evaluate]\nuses = \"ml/evaluate\"\ninputs = { model = \"forest.model\", test = \"split.test\" }\n",
+    );
+    std::fs::copy(
+        repo_root().join("examples/breast-cancer/data/breast_cancer.csv"),
+        project.path().join("data.csv"),
+    )
+    .unwrap();
+    let write = |path: &str, text: &str| {
+        let path = project.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    // Python adds a column (after the target: the steps find it by name).
+    write(
+        "py/app.py",
+        "import weft_step as weft\n\n@weft.step\ndef main(params):\n    rows = weft.read_csv('table')\n    \
+         for r in rows:\n        r['py'] = r['f0'] * 2\n    weft.write_csv('table', rows)\n",
+    );
+    // JavaScript reads Python's table and adds another.
+    write(
+        "js/app.js",
+        "import * as weft from './weft-step.js';\n\
+         export const run = weft.step(() => {\n\
+           const rows = weft.readCsv('table');\n\
+           for (const r of rows) r.js = r.py + 1;\n\
+           weft.writeCsv('table', rows);\n\
+         });\n",
+    );
+    let built = project.weft(&["build"]);
+    assert!(built.status.success(), "{}", stderr(&built));
+    let outcome = run_json(&project.weft(&["run", "--json"]), 0);
+    assert_eq!(outcome["executed"], 6, "{outcome}");
+    let table = stdout(&project.weft(&["artifacts", "get", "tables/js.table"]));
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header.len(), 33);
+    assert_eq!(&header[29..], ["f29", "target", "py", "js"]);
+    let first: Vec<f64> = lines.next().unwrap().split(',').map(|v| v.parse().unwrap()).collect();
+    assert_eq!((first[0], first[31], first[32]), (17.99, 35.98, 36.98));
+    assert_eq!(lines.count(), 568);
+    let m = metrics(&project, "latest");
+    assert!(m["evaluate"]["accuracy"] > 0.9, "{m:?}");
+}
