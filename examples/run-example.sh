@@ -15,6 +15,8 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2
 fi
 if [ -z "${WEFT:-}" ]; then
+    # The step library weft embeds (steps/) is built inside weft's build.
+    cargo fetch --quiet --manifest-path "$root/steps/Cargo.toml"
     cargo build --release --quiet -p weft-cli --manifest-path "$root/Cargo.toml"
     WEFT="$root/target/release/weft"
 fi

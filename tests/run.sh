@@ -87,6 +87,9 @@ export WEFT_SKIP_LOG="$(mktemp)"
 log="$(mktemp)"
 trap 'rm -f "$log" "$WEFT_SKIP_LOG"; rm -rf "$WEFT_HOME"; stop_postgres; stop_s3; stop_slurm' EXIT
 status=0
+# The step library (steps/) is built by host/library's build script inside
+# the build below; fetch its crates first, outside it.
+cargo fetch --quiet --manifest-path steps/Cargo.toml
 cargo test --release --workspace --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 # The model SDK is guest code outside the workspace; its unit tests run natively.
 cargo test --release --lib --manifest-path sdk/rust-model/Cargo.toml 2>&1 | tee -a "$log" || status=$?
