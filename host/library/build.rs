@@ -17,6 +17,7 @@ const COMPONENTS: &[&str] = &[
     "ml_standardize",
     "ml_logistic_regression",
     "ml_random_forest",
+    "ml_k_nearest_neighbours",
     "ml_evaluate",
     "ml_choose",
     "ml_model_server",

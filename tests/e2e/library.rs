@@ -140,7 +140,7 @@ fn breast_cancer_from_library_steps_alone_reaches_its_accuracy_and_repeats_byte_
 }
 
 #[test]
-fn digits_with_a_random_forest_reaches_95_percent_held_out() {
+fn digits_with_a_random_forest_and_k_nearest_neighbours_reach_95_percent_held_out() {
     let project = example("digits");
     let outcome = run(&project, &["run", "--json"]);
     assert_eq!(outcome["status"], "succeeded", "{outcome}");
@@ -148,6 +148,12 @@ fn digits_with_a_random_forest_reaches_95_percent_held_out() {
     assert_eq!(m["read"]["features"], 64.0);
     let accuracy = m["evaluate"]["accuracy"];
     assert!(accuracy >= 0.95, "digits held-out accuracy {accuracy}");
+    let neighbours = m["evaluate_neighbours"]["accuracy"];
+    assert!(
+        neighbours >= 0.95,
+        "digits k-nearest-neighbours held-out accuracy {neighbours}"
+    );
+    assert_eq!(m["choose"]["accuracy"], accuracy.max(neighbours));
     let report = project.weft(&["artifacts", "get", "digits/evaluate.report"]);
     let report: Value = serde_json::from_slice(&report.stdout).unwrap();
     let confusion = report["confusion"].as_array().unwrap();

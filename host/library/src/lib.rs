@@ -112,6 +112,15 @@ static STEPS: &[LibraryStep] = &[
     },
     LibraryStep {
         kind: Kind::Step,
+        name: "ml/k-nearest-neighbours",
+        summary: "a k-nearest-neighbours classifier (Euclidean), standardized inside the model by default",
+        inputs: &["train"],
+        outputs: &[("model", JSON)],
+        params: &["k=5", "standardize=true", "target=target"],
+        bytes: component!("ml_k_nearest_neighbours"),
+    },
+    LibraryStep {
+        kind: Kind::Step,
         name: "ml/evaluate",
         summary: "accuracy, ROC AUC, precision/recall/F1 per class and the confusion matrix of a model on test",
         inputs: &["model", "test"],

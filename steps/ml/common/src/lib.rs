@@ -358,6 +358,14 @@ pub type Logistic = smartcore::linear::logistic_regression::LogisticRegression<f
 /// smartcore's fitted random forest, as weft's steps use it.
 pub type Forest =
     smartcore::ensemble::random_forest_classifier::RandomForestClassifier<f64, u32, DenseMatrix<f64>, Vec<u32>>;
+/// smartcore's fitted k-nearest-neighbours classifier, as weft's steps use it.
+pub type Knn = smartcore::neighbors::knn_classifier::KNNClassifier<
+    f64,
+    u32,
+    DenseMatrix<f64>,
+    Vec<u32>,
+    smartcore::metrics::distance::euclidian::Euclidian<f64>,
+>;
 type Tree = smartcore::tree::decision_tree_classifier::DecisionTreeClassifier<f64, u32, DenseMatrix<f64>, Vec<u32>>;
 
 impl ModelFile {
@@ -416,6 +424,15 @@ impl ModelFile {
                 sum.into_iter()
                     .map(|row| row.into_iter().map(|v| v / trees.len() as f64).collect())
                     .collect()
+            }
+            "k-nearest-neighbours" => {
+                // Its classes are the training labels, sorted: the model's.
+                let model: Knn = serde_json::from_value(self.fitted.clone()).map_err(bad)?;
+                let p = model.predict_proba(&x).map_err(failed)?;
+                if p.iter().any(|row| row.len() != k) {
+                    return Err(Error::msg("the neighbours know other classes than the model"));
+                }
+                p
             }
             other => return Err(Error::msg(format!("unknown algorithm '{other}'"))),
         };
