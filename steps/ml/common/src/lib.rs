@@ -180,6 +180,23 @@ impl Labelled {
         matrix(&self.x)
     }
 
+    /// The rows a classifier trains on: checked to hold two classes or
+    /// more, and standardized (the scaling returned, for the model to keep)
+    /// if asked.
+    pub fn training_rows(&self, standardize: bool) -> Result<(Option<Scaling>, Vec<Vec<f64>>)> {
+        if self.classes().len() < 2 {
+            return Err(Error::msg(
+                "the training rows hold a single class: there is nothing to learn",
+            ));
+        }
+        if !standardize {
+            return Ok((None, self.x.clone()));
+        }
+        let scaling = Scaling::fit(&self.x, self.features.len());
+        let rows = self.x.iter().map(|r| scaling.apply(r)).collect();
+        Ok((Some(scaling), rows))
+    }
+
     /// The distinct classes, in order.
     pub fn classes(&self) -> Vec<u32> {
         let mut classes = self.y.clone();
@@ -317,6 +334,38 @@ impl ModelFile {
             Some(s) => s.apply(&row),
             None => row,
         }
+    }
+
+    /// The model file of `fitted`, trained on `data` (scaled by `scaling`
+    /// if given).
+    pub fn trained(
+        algorithm: &str,
+        data: &Labelled,
+        target: &str,
+        scaling: Option<Scaling>,
+        fitted: &impl Serialize,
+    ) -> Result<ModelFile> {
+        Ok(ModelFile {
+            format: MODEL_FORMAT.into(),
+            algorithm: algorithm.into(),
+            features: data.features.clone(),
+            target: target.into(),
+            classes: data.classes(),
+            scaling,
+            fitted: serde_json::to_value(fitted).map_err(|e| Error::msg(format!("cannot save the model: {e}")))?,
+        })
+    }
+
+    /// What every training step does last: logs the accuracy on its own
+    /// training rows (`rows`, as the model reads them), says what it
+    /// trained, and writes output `model`.
+    #[cfg(feature = "step")]
+    pub fn write_trained(&self, rows: &[Vec<f64>], labels: &[u32], what: &str) -> Result<()> {
+        let (predicted, _) = self.predict(rows)?;
+        let accuracy = predicted.iter().zip(labels).filter(|(p, y)| p == y).count() as f64 / labels.len() as f64;
+        weft_sdk::log_metric("train_accuracy", accuracy);
+        println!("{what} on {} rows: training accuracy {accuracy:.4}", labels.len());
+        weft_sdk::write_output_json("model", self).map_err(sdk)
     }
 
     #[cfg(feature = "step")]

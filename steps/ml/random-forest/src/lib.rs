@@ -6,7 +6,7 @@
 //! (default 1), `min_samples_split` (default 2), `max_features` (features
 //! tried per split, default √features), `seed` (default 0), `target`.
 
-use ml_common::{Forest, ModelFile, Table, DEFAULT_TARGET, MODEL_FORMAT};
+use ml_common::{Forest, ModelFile, Table, DEFAULT_TARGET};
 use serde::Deserialize;
 use smartcore::ensemble::random_forest_classifier::RandomForestClassifierParameters;
 use weft_sdk::Error;
@@ -56,12 +56,7 @@ fn train(params: Params) -> weft_sdk::Result<()> {
         ));
     }
     let data = Table::read("train")?.features_and_labels(&params.target)?;
-    let classes = data.classes();
-    if classes.len() < 2 {
-        return Err(Error::msg(
-            "the training rows hold a single class: there is nothing to learn",
-        ));
-    }
+    data.training_rows(false)?;
     let d = data.features.len();
     let m = match params.max_features {
         Some(m) if m == 0 || m > d => {
@@ -81,24 +76,8 @@ fn train(params: Params) -> weft_sdk::Result<()> {
     }
     let model =
         Forest::fit(&data.matrix()?, &data.y, settings).map_err(|e| Error::msg(format!("training failed: {e}")))?;
-    let file = ModelFile {
-        format: MODEL_FORMAT.into(),
-        algorithm: "random-forest".into(),
-        features: data.features.clone(),
-        target: params.target.clone(),
-        classes,
-        scaling: None,
-        fitted: serde_json::to_value(&model).map_err(|e| Error::msg(format!("cannot save the model: {e}")))?,
-    };
-    let (predicted, _) = file.predict(&data.x)?;
-    let accuracy = predicted.iter().zip(&data.y).filter(|(p, y)| p == y).count() as f64 / data.y.len() as f64;
-    weft_sdk::log_metric("train_accuracy", accuracy);
-    println!(
-        "random forest of {} trees on {} rows: training accuracy {accuracy:.4}",
-        params.n_trees,
-        data.y.len()
-    );
-    weft_sdk::write_output_json("model", &file)
+    let file = ModelFile::trained("random-forest", &data, &params.target, None, &model)?;
+    Ok(file.write_trained(&data.x, &data.y, &format!("random forest of {} trees", params.n_trees))?)
 }
 
 weft_sdk::export_step!(train);
