@@ -19,6 +19,7 @@ const COMPONENTS: &[&str] = &[
     "ml_random_forest",
     "ml_k_nearest_neighbours",
     "ml_evaluate",
+    "ml_predict",
     "ml_choose",
     "ml_model_server",
 ];

@@ -85,7 +85,7 @@ fn run(project: &Project, args: &[&str]) -> Value {
 fn breast_cancer_from_library_steps_alone_reaches_its_accuracy_and_repeats_byte_for_byte() {
     let project = example("breast-cancer");
     let first = run(&project, &["run", "--json"]);
-    assert_eq!(first["executed"], 7, "{first}");
+    assert_eq!(first["executed"], 8, "{first}");
     let m = metrics(&project, "latest");
     let (forest, logistic) = (m["evaluate_forest"]["accuracy"], m["evaluate_logistic"]["accuracy"]);
     assert!(forest >= 0.94, "random forest held-out accuracy {forest}");
@@ -118,15 +118,23 @@ fn breast_cancer_from_library_steps_alone_reaches_its_accuracy_and_repeats_byte_
     let model: Value = serde_json::from_slice(&chosen.stdout).unwrap();
     assert_eq!(model["format"], "weft-ml-model");
     assert_eq!(model["features"].as_array().unwrap().len(), 30);
+    // ml/predict with the chosen model gives what its evaluation predicted.
+    let predicted = project.weft(&["artifacts", "get", "breast-cancer/predict.predictions"]);
+    let evaluated = project.weft(&[
+        "artifacts",
+        "get",
+        &format!("breast-cancer/evaluate_{better}.predictions"),
+    ]);
+    assert_eq!(stdout(&predicted), stdout(&evaluated));
 
     // A second run is all cache hits; a forced re-execution writes the same bytes.
     let cached = run(&project, &["run", "--json"]);
     assert_eq!(
         (cached["executed"].as_i64(), cached["cached"].as_i64()),
-        (Some(0), Some(7))
+        (Some(0), Some(8))
     );
     let forced = run(&project, &["run", "--json", "--no-cache"]);
-    assert_eq!(forced["executed"], 7);
+    assert_eq!(forced["executed"], 8);
     let digests = digests(&project);
     assert!(digests.len() >= 11, "{digests:?}");
     for (name, versions) in &digests {

@@ -130,6 +130,15 @@ static STEPS: &[LibraryStep] = &[
     },
     LibraryStep {
         kind: Kind::Step,
+        name: "ml/predict",
+        summary: "applies a model to a table (features found by name): each row's class and class probabilities",
+        inputs: &["model", "table"],
+        outputs: &[("predictions", CSV)],
+        params: &[],
+        bytes: component!("ml_predict"),
+    },
+    LibraryStep {
+        kind: Kind::Step,
         name: "ml/choose",
         summary: "keeps the better of two models by a metric of their ml/evaluate reports",
         inputs: &["model_a", "report_a", "model_b", "report_b"],

@@ -380,25 +380,45 @@ impl ModelFile {
         Ok(model)
     }
 
-    /// The rows of `table` in this model's feature order (scaled if the
-    /// model was trained on scaled rows) and their labels.
-    pub fn inputs(&self, table: &Table) -> Result<(Vec<Vec<f64>>, Vec<u32>)> {
-        let labelled = table.features_and_labels(&self.target)?;
-        let mut order = Vec::with_capacity(self.features.len());
-        for feature in &self.features {
-            let at = labelled
-                .features
+    /// The rows of `table` in this model's feature order, found by name
+    /// (other columns, the label's too, are ignored), scaled if the model
+    /// was trained on scaled rows.
+    pub fn rows(&self, table: &Table) -> Result<Vec<Vec<f64>>> {
+        let order =
+            self.features
                 .iter()
-                .position(|f| f == feature)
-                .ok_or_else(|| Error::msg(format!("the table has no column '{feature}', which the model reads")))?;
-            order.push(at);
-        }
-        let rows = labelled
-            .x
+                .map(|feature| {
+                    table.columns.iter().position(|c| c == feature).ok_or_else(|| {
+                        Error::msg(format!("the table has no column '{feature}', which the model reads"))
+                    })
+                })
+                .collect::<Result<Vec<usize>>>()?;
+        Ok(table
+            .rows
             .iter()
             .map(|row| self.scale(order.iter().map(|&j| row[j]).collect()))
-            .collect();
-        Ok((rows, labelled.y))
+            .collect())
+    }
+
+    /// [`ModelFile::rows`] and the rows' labels.
+    pub fn inputs(&self, table: &Table) -> Result<(Vec<Vec<f64>>, Vec<u32>)> {
+        let labels = table.features_and_labels(&self.target)?.y;
+        Ok((self.rows(table)?, labels))
+    }
+
+    /// A table of each row's predicted class (`predicted`) and its
+    /// probability of each class (`p_<class>`).
+    pub fn predictions(&self, labels: &[u32], scores: &[Vec<f64>]) -> Table {
+        let mut columns = vec!["predicted".to_string()];
+        columns.extend(self.classes.iter().map(|c| format!("p_{c}")));
+        Table {
+            columns,
+            rows: labels
+                .iter()
+                .zip(scores)
+                .map(|(p, s)| std::iter::once(*p as f64).chain(s.iter().copied()).collect())
+                .collect(),
+        }
     }
 }
 

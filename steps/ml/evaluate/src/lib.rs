@@ -33,16 +33,7 @@ fn evaluate(_: Params) -> weft_sdk::Result<()> {
         report.accuracy,
         report.roc_auc.map(|a| format!(", ROC AUC {a:.4}")).unwrap_or_default()
     );
-    let mut columns = vec!["predicted".to_string()];
-    columns.extend(model.classes.iter().map(|c| format!("p_{c}")));
-    let predictions = Table {
-        columns,
-        rows: predicted
-            .iter()
-            .zip(&scores)
-            .map(|(p, s)| std::iter::once(*p as f64).chain(s.iter().copied()).collect())
-            .collect(),
-    };
+    let predictions = model.predictions(&predicted, &scores);
     predictions.write("predictions")?;
     weft_sdk::write_output_json("report", &report)
 }
