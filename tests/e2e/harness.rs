@@ -141,8 +141,13 @@ impl Project {
         self.dir.path()
     }
 
+    /// Writes `name` (a path below the project; folders are made).
     pub fn write(&self, name: &str, contents: &str) {
-        std::fs::write(self.path().join(name), contents).expect("write file");
+        let path = self.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("make folders");
+        }
+        std::fs::write(path, contents).expect("write file");
     }
 
     pub fn state(&self) -> PathBuf {

@@ -321,19 +321,14 @@ fn a_table_goes_from_library_steps_through_python_and_javascript_steps_and_back(
         project.path().join("data.csv"),
     )
     .unwrap();
-    let write = |path: &str, text: &str| {
-        let path = project.path().join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    };
     // Python adds a column (after the target: the steps find it by name).
-    write(
+    project.write(
         "py/app.py",
         "import weft_step as weft\n\n@weft.step\ndef main(params):\n    rows = weft.read_csv('table')\n    \
          for r in rows:\n        r['py'] = r['f0'] * 2\n    weft.write_csv('table', rows)\n",
     );
     // JavaScript reads Python's table and adds another.
-    write(
+    project.write(
         "js/app.js",
         "import * as weft from './weft-step.js';\n\
          export const run = weft.step(() => {\n\

@@ -73,26 +73,21 @@ fn python_and_javascript_steps_fail_cleanly_with_their_message() {
          [steps.js-throw]\njs = \"js-throw\"\noutputs = [\"out\"]\n\
          [steps.js-escape]\njs = \"js-escape\"\noutputs = [\"out\"]\n",
     );
-    let write = |path: &str, text: &str| {
-        let path = project.path().join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    };
-    write(
+    project.write(
         "py-raise/app.py",
         "import weft_step as weft\n\n@weft.step\ndef main(params):\n    raise ValueError('the data is bad')\n",
     );
-    write(
+    project.write(
         "py-escape/app.py",
         "import weft_step as weft\n\n@weft.step\ndef main(params):\n    \
          weft.write_output('out', open('/etc/passwd').read())\n",
     );
-    write(
+    project.write(
         "js-throw/app.js",
         "import * as weft from './weft-step.js';\n\
          export const run = weft.step(() => { throw new TypeError('the data is bad'); });\n",
     );
-    write(
+    project.write(
         "js-escape/app.js",
         "import * as weft from './weft-step.js';\n\
          import { getDirectories } from 'wasi:filesystem/preopens@0.2.12';\n\
@@ -160,17 +155,12 @@ fn new_step_templates_build_and_run_in_every_language() {
 #[test]
 fn a_python_step_bundles_its_pinned_pure_python_requirements_and_refuses_native_ones() {
     let project = Project::new("[pipeline]\nname = \"pyreq\"\n[steps.tab]\npython = \"tab\"\noutputs = [\"out\"]\n");
-    let write = |path: &str, text: &str| {
-        let path = project.path().join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    };
-    write(
+    project.write(
         "tab/app.py",
         "import weft_step as weft\nfrom tabulate import tabulate\n\n@weft.step\ndef main(params):\n    \
          weft.write_output('out', tabulate([['iris', 150]], headers=['data', 'rows'], tablefmt='github'))\n",
     );
-    write("tab/requirements.txt", "tabulate==0.9.0  # pure Python\n");
+    project.write("tab/requirements.txt", "tabulate==0.9.0  # pure Python\n");
     let built = project.weft(&["build"]);
     assert!(built.status.success(), "{}", stderr(&built));
     let lock = std::fs::read_to_string(project.path().join("tab/build/requirements.lock")).unwrap();
@@ -183,14 +173,14 @@ fn a_python_step_bundles_its_pinned_pure_python_requirements_and_refuses_native_
     );
 
     // A package with native code is refused at build time, by name.
-    write("tab/requirements.txt", "numpy==2.2.6\n");
+    project.write("tab/requirements.txt", "numpy==2.2.6\n");
     let refused = project.weft(&["build"]);
     assert!(!refused.status.success());
     let message = stderr(&refused);
     assert!(message.contains("numpy 2.2.6 has native extensions"), "{message}");
     assert!(message.contains("pure-Python packages only"), "{message}");
     // So is a requirement that is not pinned.
-    write("tab/requirements.txt", "tabulate>=0.9\n");
+    project.write("tab/requirements.txt", "tabulate>=0.9\n");
     let refused = project.weft(&["build"]);
     assert!(
         stderr(&refused).contains("'tabulate>=0.9' is not pinned"),

@@ -33,6 +33,7 @@ pub struct LibraryStep {
     /// Its params, for `weft library`: `name=default: meaning`.
     pub params: &'static [&'static str],
     bytes: &'static [u8],
+    digest: std::sync::OnceLock<String>,
 }
 
 /// What a library component is.
@@ -53,7 +54,7 @@ macro_rules! component {
     };
 }
 
-static STEPS: &[LibraryStep] = &[
+static STEPS: [LibraryStep; 10] = [
     LibraryStep {
         kind: Kind::Step,
         name: "ml/read-csv",
@@ -64,6 +65,7 @@ static STEPS: &[LibraryStep] = &[
             "target=<last column>: the label column's name or 0-based index",
             "header=auto: names, none, sklearn (n_samples,n_features,class names) or auto",
         ],
+        digest: std::sync::OnceLock::new(),
         bytes: component!("ml_read_csv"),
     },
     LibraryStep {
@@ -73,6 +75,7 @@ static STEPS: &[LibraryStep] = &[
         inputs: &["table"],
         outputs: &[("train", CSV), ("test", CSV)],
         params: &["test_fraction=0.25", "seed=0", "target=target"],
+        digest: std::sync::OnceLock::new(),
         bytes: component!("ml_split"),
     },
     LibraryStep {
@@ -82,6 +85,7 @@ static STEPS: &[LibraryStep] = &[
         inputs: &["train", "test"],
         outputs: &[("train", CSV), ("test", CSV), ("scaling", JSON)],
         params: &["target=target"],
+        digest: std::sync::OnceLock::new(),
         bytes: component!("ml_standardize"),
     },
     LibraryStep {
@@ -91,6 +95,7 @@ static STEPS: &[LibraryStep] = &[
         inputs: &["train"],
         outputs: &[("model", JSON)],
         params: &["alpha=0: L2 penalty", "standardize=true", "target=target"],
+        digest: std::sync::OnceLock::new(),
         bytes: component!("ml_logistic_regression"),
     },
     LibraryStep {
@@ -108,6 +113,7 @@ static STEPS: &[LibraryStep] = &[
             "seed=0",
             "target=target",
         ],
+        digest: std::sync::OnceLock::new(),
         bytes: component!("ml_random_forest"),
     },
     LibraryStep {
@@ -117,6 +123,7 @@ static STEPS: &[LibraryStep] = &[
         inputs: &["train"],
         outputs: &[("model", JSON)],
         params: &["k=5", "standardize=true", "target=target"],
+        digest: std::sync::OnceLock::new(),
         bytes: component!("ml_k_nearest_neighbours"),
     },
     LibraryStep {
@@ -126,6 +133,7 @@ static STEPS: &[LibraryStep] = &[
         inputs: &["model", "test"],
         outputs: &[("report", JSON), ("predictions", CSV)],
         params: &[],
+        digest: std::sync::OnceLock::new(),
         bytes: component!("ml_evaluate"),
     },
     LibraryStep {
@@ -135,6 +143,7 @@ static STEPS: &[LibraryStep] = &[
         inputs: &["model", "table"],
         outputs: &[("predictions", CSV)],
         params: &[],
+        digest: std::sync::OnceLock::new(),
         bytes: component!("ml_predict"),
     },
     LibraryStep {
@@ -144,6 +153,7 @@ static STEPS: &[LibraryStep] = &[
         inputs: &["model_a", "report_a", "model_b", "report_b"],
         outputs: &[("model", JSON), ("choice", JSON)],
         params: &["metric=accuracy: or roc_auc"],
+        digest: std::sync::OnceLock::new(),
         bytes: component!("ml_choose"),
     },
     LibraryStep {
@@ -153,13 +163,14 @@ static STEPS: &[LibraryStep] = &[
         inputs: &[],
         outputs: &[],
         params: &[],
+        digest: std::sync::OnceLock::new(),
         bytes: component!("ml_model_server"),
     },
 ];
 
 /// Every step of the library.
 pub fn all() -> &'static [LibraryStep] {
-    STEPS
+    &STEPS
 }
 
 /// The library component `name` names (`ml/random-forest`).
@@ -191,9 +202,12 @@ impl LibraryStep {
         self.bytes
     }
 
-    /// The component's digest (blake3, hex), as a run records it.
+    /// The component's digest (blake3, hex), as a run records it:
+    /// computed once per process.
     pub fn digest(&self) -> String {
-        blake3::hash(self.bytes).to_hex().to_string()
+        self.digest
+            .get_or_init(|| blake3::hash(self.bytes).to_hex().to_string())
+            .clone()
     }
 
     /// The component as a file in `dir`, named by its digest, written

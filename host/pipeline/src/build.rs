@@ -371,7 +371,6 @@ fn vendor_requirements(step: &str, toolchains: &Path, dir: &Path) -> Result<(), 
              packages published as wheels; one with only a source distribution cannot be checked, and is refused)"
         ))
     })?;
-    let mut lock = String::new();
     let mut names = Vec::new();
     for entry in std::fs::read_dir(&wheels).map_err(|e| fail(e.to_string()))? {
         let path = entry.map_err(|e| fail(e.to_string()))?.path();
@@ -390,19 +389,13 @@ fn vendor_requirements(step: &str, toolchains: &Path, dir: &Path) -> Result<(), 
         let bytes = std::fs::read(&path).map_err(|e| fail(e.to_string()))?;
         let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
         names.push(format!("{name}=={version} sha256={}", hex::encode(digest.as_ref())));
-    }
-    names.sort();
-    for line in &names {
-        lock.push_str(line);
-        lock.push('\n');
-    }
-    // Unpack with the toolchain's own Python (a wheel is a zip file).
-    for entry in std::fs::read_dir(&wheels).map_err(|e| fail(e.to_string()))? {
-        let path = entry.map_err(|e| fail(e.to_string()))?.path();
+        // Unpacked with the toolchain's own Python (a wheel is a zip file).
         let mut unzip = Command::new(toolchains.join("python/bin/python"));
         unzip.args(["-m", "zipfile", "-e"]).arg(&path).arg(&site);
         run(step, unzip)?;
     }
+    names.sort();
+    let lock: String = names.iter().map(|line| format!("{line}\n")).collect();
     std::fs::write(dir.join(REQUIREMENTS_LOCK), lock).map_err(|e| fail(e.to_string()))?;
     eprintln!("{step}: bundling {}", names.join(", "));
     Ok(())
