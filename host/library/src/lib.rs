@@ -54,16 +54,17 @@ macro_rules! component {
     };
 }
 
-static STEPS: [LibraryStep; 10] = [
+static STEPS: [LibraryStep; 12] = [
     LibraryStep {
         kind: Kind::Step,
         name: "ml/read-csv",
-        summary: "reads a CSV file into weft's table (numbers, a header line, the label column named target)",
+        summary: "reads a CSV file into weft's table (numbers, a header line, the label column named target); text features are one-hot encoded",
         inputs: &["raw"],
         outputs: &[("table", CSV)],
         params: &[
             "target=<last column>: the label column's name or 0-based index",
             "header=auto: names, none, sklearn (n_samples,n_features,class names) or auto",
+            "columns=<the header's>: names for the file's columns, in order",
         ],
         digest: std::sync::OnceLock::new(),
         bytes: component!("ml_read_csv"),
@@ -71,10 +72,15 @@ static STEPS: [LibraryStep; 10] = [
     LibraryStep {
         kind: Kind::Step,
         name: "ml/split",
-        summary: "a stratified, seeded split into train and test",
+        summary: "a seeded split into train and test, stratified by class",
         inputs: &["table"],
         outputs: &[("train", CSV), ("test", CSV)],
-        params: &["test_fraction=0.25", "seed=0", "target=target"],
+        params: &[
+            "test_fraction=0.25",
+            "seed=0",
+            "target=target",
+            "stratify=true: false for a numeric target",
+        ],
         digest: std::sync::OnceLock::new(),
         bytes: component!("ml_split"),
     },
@@ -90,6 +96,16 @@ static STEPS: [LibraryStep; 10] = [
     },
     LibraryStep {
         kind: Kind::Step,
+        name: "ml/one-hot",
+        summary: "replaces category columns (coded as numbers) by one 0/1 column per value, name=value",
+        inputs: &["table"],
+        outputs: &[("table", CSV)],
+        params: &["columns=<required>: the columns to encode"],
+        digest: std::sync::OnceLock::new(),
+        bytes: component!("ml_one_hot"),
+    },
+    LibraryStep {
+        kind: Kind::Step,
         name: "ml/logistic-regression",
         summary: "logistic regression (binary or multinomial), standardized inside the model by default",
         inputs: &["train"],
@@ -101,15 +117,16 @@ static STEPS: [LibraryStep; 10] = [
     LibraryStep {
         kind: Kind::Step,
         name: "ml/random-forest",
-        summary: "a seeded random forest classifier",
+        summary: "a seeded random forest: a classifier, or a regressor with task = \"regression\"",
         inputs: &["train"],
         outputs: &[("model", JSON)],
         params: &[
+            "task=classification: or regression",
             "n_trees=100",
             "max_depth=<none>",
             "min_samples_leaf=1",
             "min_samples_split=2",
-            "max_features=<sqrt of the features>",
+            "max_features=<sqrt of the features; a third for regression>",
             "seed=0",
             "target=target",
         ],
@@ -128,8 +145,25 @@ static STEPS: [LibraryStep; 10] = [
     },
     LibraryStep {
         kind: Kind::Step,
+        name: "ml/k-means",
+        summary: "k-means clustering (k-means++ starts, the best of n_init seeds); the label column, if any, only scores it",
+        inputs: &["table"],
+        outputs: &[("model", JSON)],
+        params: &[
+            "k=<required>: the number of clusters",
+            "n_init=10",
+            "max_iter=300",
+            "standardize=false",
+            "seed=0",
+            "target=target",
+        ],
+        digest: std::sync::OnceLock::new(),
+        bytes: component!("ml_k_means"),
+    },
+    LibraryStep {
+        kind: Kind::Step,
         name: "ml/evaluate",
-        summary: "accuracy, ROC AUC, precision/recall/F1 per class and the confusion matrix of a model on test",
+        summary: "scores a model on test: accuracy, ROC AUC, precision/recall/F1 per class, confusion (a classifier); RMSE, MAE, R² (a regressor); inertia, adjusted Rand index, purity (a clustering)",
         inputs: &["model", "test"],
         outputs: &[("report", JSON), ("predictions", CSV)],
         params: &[],
@@ -139,7 +173,7 @@ static STEPS: [LibraryStep; 10] = [
     LibraryStep {
         kind: Kind::Step,
         name: "ml/predict",
-        summary: "applies a model to a table (features found by name): each row's class and class probabilities",
+        summary: "applies a model to a table (features found by name): each row's class and class probabilities, value, or cluster",
         inputs: &["model", "table"],
         outputs: &[("predictions", CSV)],
         params: &[],
@@ -152,14 +186,14 @@ static STEPS: [LibraryStep; 10] = [
         summary: "keeps the better of two models by a metric of their ml/evaluate reports",
         inputs: &["model_a", "report_a", "model_b", "report_b"],
         outputs: &[("model", JSON), ("choice", JSON)],
-        params: &["metric=accuracy: or roc_auc"],
+        params: &["metric=accuracy: or roc_auc, r2 (higher is better), rmse, mae (lower is better)"],
         digest: std::sync::OnceLock::new(),
         bytes: component!("ml_choose"),
     },
     LibraryStep {
         kind: Kind::ModelServer,
         name: "ml/model-server",
-        summary: "serves a model of an ml/* training step: each row's class, or with {\"probabilities\": true} each class's probability",
+        summary: "serves a model of an ml/* training step: each row's class (with {\"probabilities\": true} each class's probability), value or cluster",
         inputs: &[],
         outputs: &[],
         params: &[],

@@ -2,7 +2,8 @@
 //! evaluation reports (from ml/evaluate). Inputs `model_a`, `report_a`,
 //! `model_b`, `report_b`; output `model` (the better one's bytes, as they
 //! are: a tie keeps `a`) and `choice` (JSON: which, and both scores).
-//! Param `metric`: `accuracy` (default) or `roc_auc`.
+//! Param `metric`: `accuracy` (default), `roc_auc` or `r2` (higher is
+//! better), or `rmse` or `mae` (lower is better).
 
 use serde::Deserialize;
 use weft_sdk::Error;
@@ -28,22 +29,26 @@ fn score(report: &str, metric: &str) -> weft_sdk::Result<f64> {
 }
 
 fn choose(params: Params) -> weft_sdk::Result<()> {
-    if !matches!(params.metric.as_str(), "accuracy" | "roc_auc") {
-        return Err(Error::invalid_params(format!(
-            "metric is accuracy or roc_auc, not {:?}",
-            params.metric
-        )));
-    }
+    let lower_is_better = match params.metric.as_str() {
+        "accuracy" | "roc_auc" | "r2" => false,
+        "rmse" | "mae" => true,
+        other => {
+            return Err(Error::invalid_params(format!(
+                "metric is accuracy, roc_auc, r2, rmse or mae, not {other:?}"
+            )))
+        }
+    };
     let a = score("report_a", &params.metric)?;
     let b = score("report_b", &params.metric)?;
-    let (chosen, model) = if b > a { ("b", "model_b") } else { ("a", "model_a") };
+    let b_wins = if lower_is_better { b < a } else { b > a };
+    let (chosen, model) = if b_wins { ("b", "model_b") } else { ("a", "model_a") };
     let algorithm = |name: &str| -> weft_sdk::Result<String> {
         let model: serde_json::Value = weft_sdk::read_input_json(name)?;
         Ok(model["algorithm"].as_str().unwrap_or("model").to_string())
     };
     let (name_a, name_b) = (algorithm("model_a")?, algorithm("model_b")?);
     println!("{}: {name_a} {a:.4}, {name_b} {b:.4}: keeping {chosen}", params.metric);
-    weft_sdk::log_metric(&params.metric, a.max(b));
+    weft_sdk::log_metric(&params.metric, if b_wins { b } else { a });
     weft_sdk::set_tag("chosen", if chosen == "a" { &name_a } else { &name_b });
     weft_sdk::write_output("model", weft_sdk::read_input(model)?)?;
     weft_sdk::write_output_json(

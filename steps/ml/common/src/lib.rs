@@ -130,40 +130,73 @@ impl Table {
         })
     }
 
-    /// The features (every column but `target`, in order) and the labels.
-    pub fn features_and_labels(&self, target: &str) -> Result<Labelled> {
-        let t = self.column(target)?;
-        let features = self
-            .columns
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != t)
-            .map(|(_, c)| c.clone())
-            .collect::<Vec<_>>();
-        if features.is_empty() {
+    /// The features: every column but `target` (all of them when the
+    /// table has no such column), in order, and their rows.
+    pub fn features(&self, target: &str) -> Result<Features> {
+        let t = self.columns.iter().position(|c| c == target);
+        let keep = |j: usize| Some(j) != t;
+        let names: Vec<String> = (0..self.columns.len())
+            .filter(|&j| keep(j))
+            .map(|j| self.columns[j].clone())
+            .collect();
+        if names.is_empty() {
             return Err(Error::msg("the table has no feature column besides its target"));
         }
-        let mut x = Vec::with_capacity(self.rows.len());
-        let mut y = Vec::with_capacity(self.rows.len());
-        for (i, row) in self.rows.iter().enumerate() {
-            let label = row[t];
+        let x = self
+            .rows
+            .iter()
+            .map(|row| (0..row.len()).filter(|&j| keep(j)).map(|j| row[j]).collect())
+            .collect();
+        Ok(Features { names, x })
+    }
+
+    /// The values of column `target`, one per row.
+    pub fn values(&self, target: &str) -> Result<Vec<f64>> {
+        let t = self.column(target)?;
+        Ok(self.rows.iter().map(|row| row[t]).collect())
+    }
+
+    /// The features (every column but `target`, in order) and the labels.
+    pub fn features_and_labels(&self, target: &str) -> Result<Labelled> {
+        let y = labels(&self.values(target)?, target)?;
+        let Features { names, x } = self.features(target)?;
+        Ok(Labelled { features: names, x, y })
+    }
+}
+
+/// `values` as class labels: whole numbers 0, 1, 2, … .
+pub fn labels(values: &[f64], target: &str) -> Result<Vec<u32>> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &label)| {
             if label < 0.0 || label.fract() != 0.0 || label > u32::MAX as f64 {
-                return Err(Error::msg(format!(
+                Err(Error::msg(format!(
                     "row {}: the target '{target}' is {label}; classes are whole numbers 0, 1, 2, …",
                     i + 1
-                )));
+                )))
+            } else {
+                Ok(label as u32)
             }
-            y.push(label as u32);
-            x.push(
-                row.iter()
-                    .enumerate()
-                    .filter(|(j, _)| *j != t)
-                    .map(|(_, v)| *v)
-                    .collect(),
-            );
-        }
-        Ok(Labelled { features, x, y })
+        })
+        .collect()
+}
+
+/// A table's feature columns and rows.
+#[derive(Debug, Clone)]
+pub struct Features {
+    pub names: Vec<String>,
+    pub x: Vec<Vec<f64>>,
+}
+
+/// `rows` standardized if asked, and the scaling (for the model to keep).
+pub fn standardized(rows: &[Vec<f64>], width: usize, standardize: bool) -> (Option<Scaling>, Vec<Vec<f64>>) {
+    if !standardize {
+        return (None, rows.to_vec());
     }
+    let scaling = Scaling::fit(rows, width);
+    let scaled = rows.iter().map(|r| scaling.apply(r)).collect();
+    (Some(scaling), scaled)
 }
 
 /// A table read for training or evaluation.
@@ -189,12 +222,12 @@ impl Labelled {
                 "the training rows hold a single class: there is nothing to learn",
             ));
         }
-        if !standardize {
-            return Ok((None, self.x.clone()));
-        }
-        let scaling = Scaling::fit(&self.x, self.features.len());
-        let rows = self.x.iter().map(|r| scaling.apply(r)).collect();
-        Ok((Some(scaling), rows))
+        Ok(standardized(&self.x, self.features.len(), standardize))
+    }
+
+    /// The labels as the target column's values.
+    pub fn truth(&self) -> Vec<f64> {
+        self.y.iter().map(|&y| y as f64).collect()
     }
 
     /// The distinct classes, in order.
@@ -258,10 +291,16 @@ fn parse_row(record: &csv::StringRecord, line: usize, columns: &[String]) -> Res
 pub struct ModelFile {
     /// Always "weft-ml-model".
     pub format: String,
-    /// `logistic-regression` or `random-forest`.
+    /// `logistic-regression`, `random-forest`, `k-nearest-neighbours`
+    /// (classifiers), `random-forest-regression` or `k-means`.
     pub algorithm: String,
     pub features: Vec<String>,
+    /// The column it predicts (a regressor, a classifier), or the label
+    /// column a clustering left out of its features.
     pub target: String,
+    /// A classifier's classes, or a clustering's clusters (0, 1, …);
+    /// none for a regressor.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<u32>,
     /// Standardization fitted on the training rows and applied before the
     /// model, if the step was asked to (per feature: mean, standard deviation).
@@ -271,6 +310,17 @@ pub struct ModelFile {
 }
 
 pub const MODEL_FORMAT: &str = "weft-ml-model";
+
+/// What a model does with a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// A class and each class's probability.
+    Classification,
+    /// A number.
+    Regression,
+    /// The nearest cluster.
+    Clustering,
+}
 
 /// Per-feature mean and standard deviation.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -305,6 +355,32 @@ impl Scaling {
     }
 }
 
+/// A model's answer for each row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Predicted {
+    /// Each row's class and its probability of each of the model's classes.
+    Classes { labels: Vec<u32>, scores: Vec<Vec<f64>> },
+    /// Each row's value.
+    Values(Vec<f64>),
+    /// Each row's cluster and its squared distance to that cluster's centre.
+    Clusters { clusters: Vec<u32>, distances: Vec<f64> },
+}
+
+impl Predicted {
+    /// How many rows.
+    pub fn len(&self) -> usize {
+        match self {
+            Predicted::Classes { labels, .. } => labels.len(),
+            Predicted::Values(v) => v.len(),
+            Predicted::Clusters { clusters, .. } => clusters.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 impl ModelFile {
     /// Parses a model file's bytes.
     pub fn from_slice(bytes: &[u8]) -> Result<ModelFile> {
@@ -316,7 +392,8 @@ impl ModelFile {
                 model.format
             )));
         }
-        if model.classes.is_empty()
+        let needs_classes = model.task()? != Task::Regression;
+        if model.classes.is_empty() == needs_classes
             || model.features.is_empty()
             || model
                 .scaling
@@ -328,6 +405,16 @@ impl ModelFile {
         Ok(model)
     }
 
+    /// What the model does, by its algorithm.
+    pub fn task(&self) -> Result<Task> {
+        match self.algorithm.as_str() {
+            "logistic-regression" | "random-forest" | "k-nearest-neighbours" => Ok(Task::Classification),
+            "random-forest-regression" => Ok(Task::Regression),
+            "k-means" => Ok(Task::Clustering),
+            other => Err(Error::msg(format!("unknown algorithm '{other}'"))),
+        }
+    }
+
     /// A row in the model's feature order, scaled as the model was trained.
     pub fn scale(&self, row: Vec<f64>) -> Vec<f64> {
         match &self.scaling {
@@ -336,11 +423,12 @@ impl ModelFile {
         }
     }
 
-    /// The model file of `fitted`, trained on `data` (scaled by `scaling`
-    /// if given).
+    /// The model file of `fitted`, trained on `features` (scaled by
+    /// `scaling` if given); `classes` as [`ModelFile::classes`] says.
     pub fn trained(
         algorithm: &str,
-        data: &Labelled,
+        features: &[String],
+        classes: Vec<u32>,
         target: &str,
         scaling: Option<Scaling>,
         fitted: &impl Serialize,
@@ -348,36 +436,31 @@ impl ModelFile {
         Ok(ModelFile {
             format: MODEL_FORMAT.into(),
             algorithm: algorithm.into(),
-            features: data.features.clone(),
+            features: features.to_vec(),
             target: target.into(),
-            classes: data.classes(),
+            classes,
             scaling,
             fitted: serde_json::to_value(fitted).map_err(|e| Error::msg(format!("cannot save the model: {e}")))?,
         })
     }
 
-    /// What every training step does last: logs the accuracy on its own
-    /// training rows (`rows`, as the model reads them), says what it
+    /// What every training step does last: scores the model on its own
+    /// training rows (`rows`, as the model reads them, and their `truth`
+    /// if any) and logs the headline as `train_<metric>`, says what it
     /// trained, and writes output `model`.
     #[cfg(feature = "step")]
-    pub fn write_trained(&self, rows: &[Vec<f64>], labels: &[u32], what: &str) -> Result<()> {
-        let (predicted, _) = self.predict(rows)?;
-        let accuracy = predicted.iter().zip(labels).filter(|(p, y)| p == y).count() as f64 / labels.len() as f64;
-        weft_sdk::log_metric("train_accuracy", accuracy);
-        println!("{what} on {} rows: training accuracy {accuracy:.4}", labels.len());
+    pub fn write_trained(&self, rows: &[Vec<f64>], truth: Option<&[f64]>, what: &str) -> Result<()> {
+        let report = self.report(&self.predict(rows)?, truth)?;
+        let (metric, value) = report.headline();
+        weft_sdk::log_metric(&format!("train_{metric}"), value);
+        println!("{what} on {} rows: training {metric} {value:.4}", rows.len());
         weft_sdk::write_output_json("model", self).map_err(sdk)
     }
 
     #[cfg(feature = "step")]
     pub fn read(name: &str) -> Result<ModelFile> {
-        let model: ModelFile = weft_sdk::read_input_json(name).map_err(sdk)?;
-        if model.format != MODEL_FORMAT {
-            return Err(Error::msg(format!(
-                "input '{name}' is not a model written by an ml/* step (format '{}')",
-                model.format
-            )));
-        }
-        Ok(model)
+        let bytes = weft_sdk::read_input(name).map_err(sdk)?;
+        ModelFile::from_slice(&bytes).map_err(|e| e.context(format!("input '{name}'")))
     }
 
     /// The rows of `table` in this model's feature order, found by name
@@ -400,25 +483,62 @@ impl ModelFile {
             .collect())
     }
 
-    /// [`ModelFile::rows`] and the rows' labels.
-    pub fn inputs(&self, table: &Table) -> Result<(Vec<Vec<f64>>, Vec<u32>)> {
-        let labels = table.features_and_labels(&self.target)?.y;
-        Ok((self.rows(table)?, labels))
+    /// A table of the predictions: `predicted` and each class's
+    /// probability `p_<class>` (a classifier), `predicted` (a regressor),
+    /// or `cluster` and `distance` (a clustering).
+    pub fn predictions(&self, predicted: &Predicted) -> Table {
+        let (columns, rows): (Vec<String>, Vec<Vec<f64>>) = match predicted {
+            Predicted::Classes { labels, scores } => (
+                std::iter::once("predicted".to_string())
+                    .chain(self.classes.iter().map(|c| format!("p_{c}")))
+                    .collect(),
+                labels
+                    .iter()
+                    .zip(scores)
+                    .map(|(p, s)| std::iter::once(*p as f64).chain(s.iter().copied()).collect())
+                    .collect(),
+            ),
+            Predicted::Values(values) => (vec!["predicted".into()], values.iter().map(|v| vec![*v]).collect()),
+            Predicted::Clusters { clusters, distances } => (
+                vec!["cluster".into(), "distance".into()],
+                clusters
+                    .iter()
+                    .zip(distances)
+                    .map(|(c, d)| vec![*c as f64, *d])
+                    .collect(),
+            ),
+        };
+        Table { columns, rows }
     }
 
-    /// A table of each row's predicted class (`predicted`) and its
-    /// probability of each class (`p_<class>`).
-    pub fn predictions(&self, labels: &[u32], scores: &[Vec<f64>]) -> Table {
-        let mut columns = vec!["predicted".to_string()];
-        columns.extend(self.classes.iter().map(|c| format!("p_{c}")));
-        Table {
-            columns,
-            rows: labels
-                .iter()
-                .zip(scores)
-                .map(|(p, s)| std::iter::once(*p as f64).chain(s.iter().copied()).collect())
-                .collect(),
-        }
+    /// Scores `predicted` against `truth` (the target column's values):
+    /// needed for a classifier or regressor; for a clustering, labels to
+    /// compare the clusters with, if any.
+    pub fn report(&self, predicted: &Predicted, truth: Option<&[f64]>) -> Result<Report> {
+        let needs = || {
+            truth.ok_or_else(|| {
+                Error::msg(format!(
+                    "the table has no column '{}' to score the model against",
+                    self.target
+                ))
+            })
+        };
+        Ok(match predicted {
+            Predicted::Classes { labels, scores } => {
+                let truth = crate::labels(needs()?, &self.target)?;
+                Report::Classification(class_report(&self.classes, &truth, labels, scores))
+            }
+            Predicted::Values(values) => Report::Regression(regression_report(needs()?, values)),
+            Predicted::Clusters { clusters, distances } => {
+                let truth = truth.map(|t| crate::labels(t, &self.target)).transpose()?;
+                Report::Clustering(cluster_report(
+                    self.classes.len(),
+                    clusters,
+                    distances,
+                    truth.as_deref(),
+                ))
+            }
+        })
     }
 }
 
@@ -427,6 +547,9 @@ pub type Logistic = smartcore::linear::logistic_regression::LogisticRegression<f
 /// smartcore's fitted random forest, as weft's steps use it.
 pub type Forest =
     smartcore::ensemble::random_forest_classifier::RandomForestClassifier<f64, u32, DenseMatrix<f64>, Vec<u32>>;
+/// smartcore's fitted random forest regressor, as weft's steps use it.
+pub type ForestRegressor =
+    smartcore::ensemble::random_forest_regressor::RandomForestRegressor<f64, f64, DenseMatrix<f64>, Vec<f64>>;
 /// smartcore's fitted k-nearest-neighbours classifier, as weft's steps use it.
 pub type Knn = smartcore::neighbors::knn_classifier::KNNClassifier<
     f64,
@@ -435,12 +558,42 @@ pub type Knn = smartcore::neighbors::knn_classifier::KNNClassifier<
     Vec<u32>,
     smartcore::metrics::distance::euclidian::Euclidian<f64>,
 >;
+/// smartcore's fitted k-means, as weft's steps use it.
+pub type KMeans = smartcore::cluster::kmeans::KMeans<f64, u32, DenseMatrix<f64>, Vec<u32>>;
 type Tree = smartcore::tree::decision_tree_classifier::DecisionTreeClassifier<f64, u32, DenseMatrix<f64>, Vec<u32>>;
 
+/// The centres of a fitted k-means. smartcore keeps them private; its
+/// serialized form holds them.
+pub fn centroids(fitted: &serde_json::Value) -> Result<Vec<Vec<f64>>> {
+    serde_json::from_value(fitted["centroids"].clone())
+        .map_err(|e| Error::msg(format!("the model file does not hold a k-means: {e}")))
+}
+
+/// Each row's nearest centre and its squared distance to it.
+pub fn nearest(rows: &[Vec<f64>], centroids: &[Vec<f64>]) -> (Vec<u32>, Vec<f64>) {
+    rows.iter()
+        .map(|row| {
+            centroids
+                .iter()
+                .enumerate()
+                .map(|(c, centre)| {
+                    (
+                        c as u32,
+                        row.iter().zip(centre).map(|(a, b)| (a - b).powi(2)).sum::<f64>(),
+                    )
+                })
+                .fold(
+                    (0, f64::INFINITY),
+                    |best, this| if this.1 < best.1 { this } else { best },
+                )
+        })
+        .unzip()
+}
+
 impl ModelFile {
-    /// The predicted class of each row and its probability of each of
-    /// `classes` (rows already in the model's feature order and scale).
-    pub fn predict(&self, rows: &[Vec<f64>]) -> Result<(Vec<u32>, Vec<Vec<f64>>)> {
+    /// The model's answer for each row (rows already in the model's
+    /// feature order and scale).
+    pub fn predict(&self, rows: &[Vec<f64>]) -> Result<Predicted> {
         use smartcore::linalg::basic::arrays::Array;
         let x = matrix(rows)?;
         let bad = |e: serde_json::Error| Error::msg(format!("the model file does not hold a {}: {e}", self.algorithm));
@@ -503,6 +656,18 @@ impl ModelFile {
                 }
                 p
             }
+            "random-forest-regression" => {
+                let model: ForestRegressor = serde_json::from_value(self.fitted.clone()).map_err(bad)?;
+                return Ok(Predicted::Values(model.predict(&x).map_err(failed)?));
+            }
+            "k-means" => {
+                let centroids = centroids(&self.fitted)?;
+                if centroids.len() != k || centroids.iter().any(|c| c.len() != self.features.len()) {
+                    return Err(Error::msg("the clustering's centres do not agree with its features"));
+                }
+                let (clusters, distances) = nearest(rows, &centroids);
+                return Ok(Predicted::Clusters { clusters, distances });
+            }
             other => return Err(Error::msg(format!("unknown algorithm '{other}'"))),
         };
         let labels = scores
@@ -512,13 +677,82 @@ impl ModelFile {
                 self.classes[best]
             })
             .collect();
-        Ok((labels, scores))
+        Ok(Predicted::Classes { labels, scores })
+    }
+}
+
+/// A model's scores on a table, as ml/evaluate writes them (JSON).
+#[derive(Debug, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum Report {
+    Classification(ClassReport),
+    Regression(RegressionReport),
+    Clustering(ClusterReport),
+}
+
+impl Report {
+    /// The metric a step names first: accuracy, R² or inertia.
+    pub fn headline(&self) -> (&'static str, f64) {
+        match self {
+            Report::Classification(r) => ("accuracy", r.accuracy),
+            Report::Regression(r) => ("r2", r.r2),
+            Report::Clustering(r) => ("inertia", r.inertia),
+        }
+    }
+
+    /// Every number to log as a metric, by name.
+    pub fn metrics(&self) -> Vec<(String, f64)> {
+        let mut m = Vec::new();
+        match self {
+            Report::Classification(r) => {
+                m.push(("accuracy".to_string(), r.accuracy));
+                m.extend(r.roc_auc.map(|a| ("roc_auc".to_string(), a)));
+                for (class, s) in &r.per_class {
+                    m.push((format!("precision_{class}"), s.precision));
+                    m.push((format!("recall_{class}"), s.recall));
+                    m.push((format!("f1_{class}"), s.f1));
+                }
+            }
+            Report::Regression(r) => {
+                m.extend([
+                    ("rmse".to_string(), r.rmse),
+                    ("mae".to_string(), r.mae),
+                    ("r2".to_string(), r.r2),
+                ]);
+            }
+            Report::Clustering(r) => {
+                m.push(("inertia".to_string(), r.inertia));
+                m.extend(r.adjusted_rand.map(|a| ("adjusted_rand".to_string(), a)));
+                m.extend(r.purity.map(|p| ("purity".to_string(), p)));
+            }
+        }
+        m
+    }
+
+    /// One line for the step's log.
+    pub fn summary(&self) -> String {
+        match self {
+            Report::Classification(r) => format!(
+                "accuracy {:.4}{}",
+                r.accuracy,
+                r.roc_auc.map(|a| format!(", ROC AUC {a:.4}")).unwrap_or_default()
+            ),
+            Report::Regression(r) => format!("RMSE {:.4}, MAE {:.4}, R² {:.4}", r.rmse, r.mae, r.r2),
+            Report::Clustering(r) => format!(
+                "inertia {:.4}, cluster sizes {:?}{}",
+                r.inertia,
+                r.sizes,
+                r.adjusted_rand
+                    .map(|a| format!(", adjusted Rand index {a:.4}"))
+                    .unwrap_or_default()
+            ),
+        }
     }
 }
 
 /// Classification metrics of predictions against labels.
 #[derive(Debug, Serialize, PartialEq)]
-pub struct Report {
+pub struct ClassReport {
     pub rows: usize,
     pub accuracy: f64,
     /// Per class: precision, recall, F1 and how many rows have it.
@@ -539,9 +773,38 @@ pub struct ClassScores {
     pub support: u64,
 }
 
+/// Regression metrics of predicted values against the true ones.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct RegressionReport {
+    pub rows: usize,
+    /// Root mean squared error.
+    pub rmse: f64,
+    /// Mean absolute error.
+    pub mae: f64,
+    /// The coefficient of determination: 1 - residual / total sum of
+    /// squares (1 for a perfect fit, 0 for the mean's, negative below).
+    pub r2: f64,
+}
+
+/// How rows fall into clusters, and how the clusters agree with labels.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct ClusterReport {
+    pub rows: usize,
+    /// The sum of each row's squared distance to its cluster's centre.
+    pub inertia: f64,
+    /// Rows per cluster.
+    pub sizes: Vec<u64>,
+    /// With labels: the adjusted Rand index of clusters against them (1
+    /// when they agree up to naming, about 0 for a random assignment).
+    pub adjusted_rand: Option<f64>,
+    /// With labels: the share of rows whose cluster's most common label
+    /// is their own.
+    pub purity: Option<f64>,
+}
+
 /// Scores `predicted` against `truth`; `scores[r][c]` is row r's
 /// probability of `classes[c]`.
-pub fn report(classes: &[u32], truth: &[u32], predicted: &[u32], scores: &[Vec<f64>]) -> Report {
+pub fn class_report(classes: &[u32], truth: &[u32], predicted: &[u32], scores: &[Vec<f64>]) -> ClassReport {
     let k = classes.len();
     let index = |c: u32| classes.iter().position(|&x| x == c);
     let mut confusion = vec![vec![0u64; k]; k];
@@ -586,7 +849,7 @@ pub fn report(classes: &[u32], truth: &[u32], predicted: &[u32], scores: &[Vec<f
             each.map(|v| v.iter().sum::<f64>() / k as f64)
         }
     };
-    Report {
+    ClassReport {
         rows: truth.len(),
         accuracy: ratio(correct as u64, truth.len() as u64),
         per_class,
@@ -630,6 +893,114 @@ pub fn roc_auc(truth: &[u32], positive: u32, score: &[f64]) -> Option<f64> {
     Some((rank_sum - positives * (positives + 1.0) / 2.0) / (positives * negatives))
 }
 
+/// RMSE, MAE and R² of `predicted` against `truth`.
+pub fn regression_report(truth: &[f64], predicted: &[f64]) -> RegressionReport {
+    let n = truth.len().max(1) as f64;
+    let residual: f64 = truth.iter().zip(predicted).map(|(t, p)| (t - p).powi(2)).sum();
+    let mean = truth.iter().sum::<f64>() / n;
+    let total: f64 = truth.iter().map(|t| (t - mean).powi(2)).sum();
+    RegressionReport {
+        rows: truth.len(),
+        rmse: (residual / n).sqrt(),
+        mae: truth.iter().zip(predicted).map(|(t, p)| (t - p).abs()).sum::<f64>() / n,
+        // A constant truth: a perfect fit scores 1, any other 0 (as
+        // scikit-learn does), never a division by zero.
+        r2: if total > 0.0 {
+            1.0 - residual / total
+        } else if residual == 0.0 {
+            1.0
+        } else {
+            0.0
+        },
+    }
+}
+
+/// How `clusters` (0..k) group the rows, against `truth` labels if given.
+pub fn cluster_report(k: usize, clusters: &[u32], distances: &[f64], truth: Option<&[u32]>) -> ClusterReport {
+    let mut sizes = vec![0u64; k];
+    for &c in clusters {
+        if let Some(s) = sizes.get_mut(c as usize) {
+            *s += 1;
+        }
+    }
+    let (adjusted_rand, purity) = match truth {
+        Some(truth) => {
+            // The contingency table: rows per (label, cluster).
+            let mut table: BTreeMap<(u32, u32), u64> = BTreeMap::new();
+            for (&t, &c) in truth.iter().zip(clusters) {
+                *table.entry((t, c)).or_default() += 1;
+            }
+            let mut by_label: BTreeMap<u32, u64> = BTreeMap::new();
+            let mut by_cluster: BTreeMap<u32, u64> = BTreeMap::new();
+            let mut top: BTreeMap<u32, u64> = BTreeMap::new();
+            for (&(t, c), &n) in &table {
+                *by_label.entry(t).or_default() += n;
+                *by_cluster.entry(c).or_default() += n;
+                let best = top.entry(c).or_default();
+                *best = (*best).max(n);
+            }
+            let pairs = |n: u64| (n * n.saturating_sub(1)) as f64 / 2.0;
+            let index: f64 = table.values().map(|&n| pairs(n)).sum();
+            let a: f64 = by_label.values().map(|&n| pairs(n)).sum();
+            let b: f64 = by_cluster.values().map(|&n| pairs(n)).sum();
+            let all = pairs(truth.len() as u64);
+            let expected = if all > 0.0 { a * b / all } else { 0.0 };
+            let max = (a + b) / 2.0;
+            let ari = if max == expected {
+                1.0
+            } else {
+                (index - expected) / (max - expected)
+            };
+            let purity = top.values().sum::<u64>() as f64 / truth.len().max(1) as f64;
+            (Some(ari), Some(purity))
+        }
+        None => (None, None),
+    };
+    ClusterReport {
+        rows: clusters.len(),
+        inertia: distances.iter().sum(),
+        sizes,
+        adjusted_rand,
+        purity,
+    }
+}
+
+impl Table {
+    /// The table with column `name` replaced by one indicator column per
+    /// distinct value (`name=value`, 1 or 0), in the order of the values.
+    pub fn one_hot(&self, name: &str) -> Result<Table> {
+        let j = self.column(name)?;
+        let mut values: Vec<f64> = self.rows.iter().map(|r| r[j]).collect();
+        values.sort_by(f64::total_cmp);
+        values.dedup();
+        if values.len() > MAX_CATEGORIES {
+            return Err(Error::invalid_params(format!(
+                "column '{name}' has {} distinct values, more than the {MAX_CATEGORIES} one-hot encodes: is it a category?",
+                values.len()
+            )));
+        }
+        let names: Vec<String> = values.iter().map(|v| format!("{name}={v}")).collect();
+        let mut columns = self.columns.clone();
+        columns.splice(j..=j, names);
+        check_columns(&columns)?;
+        let rows = self
+            .rows
+            .iter()
+            .map(|r| {
+                let mut row = r.clone();
+                let v = r[j];
+                row.splice(j..=j, values.iter().map(|u| if *u == v { 1.0 } else { 0.0 }));
+                row
+            })
+            .collect();
+        Ok(Table { columns, rows })
+    }
+}
+
+/// The most distinct values a column one-hot encodes (a guard against
+/// encoding a numeric column by mistake into a table of thousands of columns).
+pub const MAX_CATEGORIES: usize = 1000;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -658,7 +1029,7 @@ mod tests {
 
     #[test]
     fn the_report_counts_per_class() {
-        let r = report(
+        let r = class_report(
             &[0, 1],
             &[0, 0, 1, 1],
             &[0, 1, 1, 1],
@@ -669,5 +1040,70 @@ mod tests {
         assert_eq!(r.per_class[&1].precision, 2.0 / 3.0);
         assert_eq!(r.per_class[&0].recall, 0.5);
         assert_eq!(r.roc_auc, Some(1.0));
+    }
+
+    #[test]
+    fn regression_and_clustering_scores_match_scikit_learn() {
+        // sklearn.metrics.r2_score([3, -0.5, 2, 7], [2.5, 0.0, 2, 8])
+        let r = regression_report(&[3.0, -0.5, 2.0, 7.0], &[2.5, 0.0, 2.0, 8.0]);
+        assert!((r.r2 - 0.9486081370449679).abs() < 1e-12, "{r:?}");
+        assert_eq!((r.mae, r.rmse), (0.5, 0.375f64.sqrt()));
+        assert_eq!(regression_report(&[1.0, 1.0], &[1.0, 1.0]).r2, 1.0);
+        // sklearn.metrics.adjusted_rand_score(truth, clusters)
+        let ari = |t: &[u32], c: &[u32]| {
+            cluster_report(3, c, &vec![1.0; c.len()], Some(t))
+                .adjusted_rand
+                .unwrap()
+        };
+        assert!((ari(&[0, 0, 1, 1], &[0, 0, 1, 2]) - 0.5714285714285714).abs() < 1e-12);
+        assert!((ari(&[0, 0, 0, 1, 1, 1], &[0, 0, 1, 1, 2, 2]) - 0.24242424242424243).abs() < 1e-12);
+        assert_eq!(ari(&[0, 0, 1, 1], &[1, 1, 0, 0]), 1.0);
+        let r = cluster_report(3, &[0, 0, 1, 2], &[0.5, 0.5, 1.0, 2.0], Some(&[0, 1, 1, 1]));
+        assert_eq!((r.inertia, r.sizes.clone(), r.purity), (4.0, vec![2, 1, 1], Some(0.75)));
+    }
+
+    #[test]
+    fn one_hot_replaces_a_column_by_its_values() {
+        let t = Table::from_reader("a,kind,target\n1,2,0\n3,0,1\n5,2,1\n".as_bytes()).unwrap();
+        let t = t.one_hot("kind").unwrap();
+        assert_eq!(t.columns, ["a", "kind=0", "kind=2", "target"]);
+        assert_eq!(
+            t.rows,
+            [
+                vec![1.0, 0.0, 1.0, 0.0],
+                vec![3.0, 1.0, 0.0, 1.0],
+                vec![5.0, 0.0, 1.0, 1.0]
+            ]
+        );
+        assert!(t.one_hot("nope").is_err());
+        let many = Table {
+            columns: vec!["x".into()],
+            rows: (0..=MAX_CATEGORIES).map(|i| vec![i as f64]).collect(),
+        };
+        assert!(many.one_hot("x").is_err());
+    }
+
+    #[test]
+    fn a_model_file_says_its_task_and_is_checked() {
+        let f = |algorithm: &str, classes: &str| {
+            ModelFile::from_slice(
+                format!(
+                    r#"{{"format":"weft-ml-model","algorithm":"{algorithm}","features":["a"],"target":"t",{classes}"fitted":{{}}}}"#
+                )
+                .as_bytes(),
+            )
+        };
+        assert_eq!(
+            f("random-forest", r#""classes":[0,1],"#).unwrap().task(),
+            Ok(Task::Classification)
+        );
+        assert_eq!(f("random-forest-regression", "").unwrap().task(), Ok(Task::Regression));
+        assert_eq!(
+            f("k-means", r#""classes":[0,1,2],"#).unwrap().task(),
+            Ok(Task::Clustering)
+        );
+        assert!(f("random-forest", "").is_err());
+        assert!(f("random-forest-regression", r#""classes":[0,1],"#).is_err());
+        assert!(f("boosting", r#""classes":[0,1],"#).is_err());
     }
 }

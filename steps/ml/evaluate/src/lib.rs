@@ -1,8 +1,10 @@
-//! ml/evaluate: scores `model` (from an ml/* training step) on `test`;
-//! logs accuracy, ROC AUC, and precision, recall and F1 per class
-//! (`precision_<class>`, …), and writes `report` (JSON: those and the
-//! confusion matrix) and `predictions` (a table: each row's class and its
-//! probability of each class).
+//! ml/evaluate: scores `model` (from an ml/* training step) on `test`,
+//! whose target column holds the truth. A classifier: accuracy, ROC AUC,
+//! and precision, recall and F1 per class (`precision_<class>`, …) and the
+//! confusion matrix. A regressor: RMSE, MAE and R². A clustering: inertia,
+//! and with a label column its adjusted Rand index and purity. Logs each
+//! number as a metric and writes `report` (JSON: all of them) and
+//! `predictions` (a table of the model's answer for each row).
 
 use ml_common::{ModelFile, Table};
 use serde::Deserialize;
@@ -14,27 +16,14 @@ struct Params {}
 fn evaluate(_: Params) -> weft_sdk::Result<()> {
     let model = ModelFile::read("model")?;
     let test = Table::read("test")?;
-    let (rows, truth) = model.inputs(&test)?;
-    let (predicted, scores) = model.predict(&rows)?;
-    let report = ml_common::report(&model.classes, &truth, &predicted, &scores);
-    weft_sdk::log_metric("accuracy", report.accuracy);
-    if let Some(auc) = report.roc_auc {
-        weft_sdk::log_metric("roc_auc", auc);
+    let predicted = model.predict(&model.rows(&test)?)?;
+    let truth = test.values(&model.target).ok();
+    let report = model.report(&predicted, truth.as_deref())?;
+    for (name, value) in report.metrics() {
+        weft_sdk::log_metric(&name, value);
     }
-    for (class, s) in &report.per_class {
-        weft_sdk::log_metric(&format!("precision_{class}"), s.precision);
-        weft_sdk::log_metric(&format!("recall_{class}"), s.recall);
-        weft_sdk::log_metric(&format!("f1_{class}"), s.f1);
-    }
-    println!(
-        "{} on {} rows: accuracy {:.4}{}",
-        model.algorithm,
-        report.rows,
-        report.accuracy,
-        report.roc_auc.map(|a| format!(", ROC AUC {a:.4}")).unwrap_or_default()
-    );
-    let predictions = model.predictions(&predicted, &scores);
-    predictions.write("predictions")?;
+    println!("{} on {} rows: {}", model.algorithm, predicted.len(), report.summary());
+    model.predictions(&predicted).write("predictions")?;
     weft_sdk::write_output_json("report", &report)
 }
 

@@ -46,8 +46,15 @@ fn train(params: Params) -> weft_sdk::Result<()> {
         .with_algorithm(KNNAlgorithmName::LinearSearch);
     let model = Knn::fit(&ml_common::matrix(&rows)?, &data.y, settings)
         .map_err(|e| Error::msg(format!("training failed: {e}")))?;
-    let file = ModelFile::trained("k-nearest-neighbours", &data, &params.target, scaling, &model)?;
-    Ok(file.write_trained(&rows, &data.y, &format!("{}-nearest neighbours", params.k))?)
+    let file = ModelFile::trained(
+        "k-nearest-neighbours",
+        &data.features,
+        data.classes(),
+        &params.target,
+        scaling,
+        &model,
+    )?;
+    Ok(file.write_trained(&rows, Some(&data.truth()), &format!("{}-nearest neighbours", params.k))?)
 }
 
 weft_sdk::export_step!(train);

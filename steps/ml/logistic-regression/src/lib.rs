@@ -43,8 +43,15 @@ fn train(params: Params) -> weft_sdk::Result<()> {
         LogisticRegressionParameters::default().with_alpha(params.alpha),
     )
     .map_err(|e| Error::msg(format!("training failed: {e}")))?;
-    let file = ModelFile::trained("logistic-regression", &data, &params.target, scaling, &model)?;
-    Ok(file.write_trained(&rows, &data.y, "logistic regression")?)
+    let file = ModelFile::trained(
+        "logistic-regression",
+        &data.features,
+        data.classes(),
+        &params.target,
+        scaling,
+        &model,
+    )?;
+    Ok(file.write_trained(&rows, Some(&data.truth()), "logistic regression")?)
 }
 
 weft_sdk::export_step!(train);

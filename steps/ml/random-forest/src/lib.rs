@@ -1,19 +1,25 @@
-//! ml/random-forest: fits smartcore's random forest classifier on `train`
-//! (bootstrap samples, a random subset of the features at each split,
-//! seeded: the same seed gives the same forest); writes `model` (weft's ML
-//! model file, JSON) and logs the training accuracy. Params: `n_trees`
-//! (default 100), `max_depth` (default none), `min_samples_leaf`
+//! ml/random-forest: fits smartcore's random forest on `train`: a
+//! classifier, or with `task = "regression"` a regressor of a numeric
+//! target (bootstrap samples, a random subset of the features at each
+//! split, seeded: the same seed gives the same forest); writes `model`
+//! (weft's ML model file, JSON) and logs the training accuracy (or R²).
+//! Params: `task` (`classification`, the default, or `regression`),
+//! `n_trees` (default 100), `max_depth` (default none), `min_samples_leaf`
 //! (default 1), `min_samples_split` (default 2), `max_features` (features
-//! tried per split, default √features), `seed` (default 0), `target`.
+//! tried per split, default √features for a classifier and a third of
+//! them for a regressor), `seed` (default 0), `target`.
 
-use ml_common::{Forest, ModelFile, Table, DEFAULT_TARGET};
+use ml_common::{Forest, ForestRegressor, ModelFile, Table, DEFAULT_TARGET};
 use serde::Deserialize;
 use smartcore::ensemble::random_forest_classifier::RandomForestClassifierParameters;
+use smartcore::ensemble::random_forest_regressor::RandomForestRegressorParameters;
 use weft_sdk::Error;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Params {
+    #[serde(default)]
+    task: Task,
     #[serde(default = "hundred")]
     n_trees: u16,
     #[serde(default)]
@@ -28,6 +34,14 @@ struct Params {
     seed: u64,
     #[serde(default = "target")]
     target: String,
+}
+
+#[derive(Deserialize, Default, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum Task {
+    #[default]
+    Classification,
+    Regression,
 }
 
 fn hundred() -> u16 {
@@ -55,16 +69,43 @@ fn train(params: Params) -> weft_sdk::Result<()> {
             "min_samples_leaf is at least 1 and min_samples_split at least 2",
         ));
     }
-    let data = Table::read("train")?.features_and_labels(&params.target)?;
-    data.training_rows(false)?;
-    let d = data.features.len();
+    let table = Table::read("train")?;
+    let features = table.features(&params.target)?;
+    let d = features.names.len();
     let m = match params.max_features {
         Some(m) if m == 0 || m > d => {
             return Err(Error::invalid_params(format!("max_features is 1..={d}, not {m}")));
         }
         Some(m) => m,
+        None if params.task == Task::Regression => (d / 3).max(1),
         None => ((d as f64).sqrt().floor() as usize).max(1),
     };
+    let failed = |e: smartcore::error::Failed| Error::msg(format!("training failed: {e}"));
+    let what = format!("random forest of {} trees", params.n_trees);
+    if params.task == Task::Regression {
+        let y = table.values(&params.target)?;
+        let mut settings = RandomForestRegressorParameters::default()
+            .with_n_trees(params.n_trees as usize)
+            .with_min_samples_leaf(params.min_samples_leaf)
+            .with_min_samples_split(params.min_samples_split)
+            .with_m(m)
+            .with_seed(params.seed);
+        if let Some(depth) = params.max_depth {
+            settings = settings.with_max_depth(depth);
+        }
+        let model = ForestRegressor::fit(&ml_common::matrix(&features.x)?, &y, settings).map_err(failed)?;
+        let file = ModelFile::trained(
+            "random-forest-regression",
+            &features.names,
+            Vec::new(),
+            &params.target,
+            None,
+            &model,
+        )?;
+        return Ok(file.write_trained(&features.x, Some(&y), &what)?);
+    }
+    let data = table.features_and_labels(&params.target)?;
+    data.training_rows(false)?;
     let mut settings = RandomForestClassifierParameters::default()
         .with_n_trees(params.n_trees)
         .with_min_samples_leaf(params.min_samples_leaf)
@@ -74,10 +115,16 @@ fn train(params: Params) -> weft_sdk::Result<()> {
     if let Some(depth) = params.max_depth {
         settings = settings.with_max_depth(depth);
     }
-    let model =
-        Forest::fit(&data.matrix()?, &data.y, settings).map_err(|e| Error::msg(format!("training failed: {e}")))?;
-    let file = ModelFile::trained("random-forest", &data, &params.target, None, &model)?;
-    Ok(file.write_trained(&data.x, &data.y, &format!("random forest of {} trees", params.n_trees))?)
+    let model = Forest::fit(&data.matrix()?, &data.y, settings).map_err(failed)?;
+    let file = ModelFile::trained(
+        "random-forest",
+        &data.features,
+        data.classes(),
+        &params.target,
+        None,
+        &model,
+    )?;
+    Ok(file.write_trained(&data.x, Some(&data.truth()), &what)?)
 }
 
 weft_sdk::export_step!(train);

@@ -7,13 +7,18 @@
 //!   columns), `"none"` (data from the first line) or `"sklearn"` (a first
 //!   line `n_samples,n_features,class names…`, as scikit-learn's bundled
 //!   data sets have). Unnamed columns become `f0`, `f1`, … .
+//! - `columns`: names for the file's columns, in order (instead of the
+//!   header's, or of `f0`, `f1`, …); `target` may then use one of them.
 //!
 //! A label that is not a number becomes a class number (its rank among the
-//! distinct labels); the names are logged as the metadata `classes`.
+//! distinct labels); the names are logged as the metadata `classes`. A
+//! feature column holding text is a category: it is one-hot encoded, one
+//! `name=value` column (1 or 0) per distinct value, and the encoded columns
+//! are logged as the metadata `one_hot`.
 
 use std::collections::BTreeMap;
 
-use ml_common::{Table, DEFAULT_TARGET};
+use ml_common::{Table, DEFAULT_TARGET, MAX_CATEGORIES};
 use serde::Deserialize;
 use weft_sdk::Error;
 
@@ -24,6 +29,8 @@ struct Params {
     target: Option<Target>,
     #[serde(default = "auto")]
     header: String,
+    #[serde(default)]
+    columns: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -54,7 +61,17 @@ fn read_csv(params: Params) -> weft_sdk::Result<()> {
     if records.is_empty() {
         return Err(Error::msg("the file holds no rows"));
     }
-    let numeric = |row: &[String]| row.iter().all(|c| c.parse::<f64>().is_ok_and(f64::is_finite));
+    let number = |c: &str| c.parse::<f64>().is_ok_and(f64::is_finite);
+    // A header names columns: some column's first cell is text and the
+    // rest numbers, or no column holds numbers at all (a header is assumed).
+    let first_is_header = {
+        let first = &records[0];
+        let rest = &records[1..];
+        let column = |j: usize| rest.iter().filter_map(move |r| r.get(j));
+        let named = (0..first.len()).any(|j| !number(&first[j]) && column(j).all(|c| number(c)));
+        let any_numbers = (0..first.len()).any(|j| column(j).all(|c| number(c)) && number(&first[j]));
+        named || (!any_numbers && !first.iter().all(|c| number(c)))
+    };
     let width_of_data = records.get(1).map(|r| r.len()).unwrap_or(records[0].len());
     // scikit-learn's first line: the number of rows, of features, then names.
     let sklearn = |first: &[String]| {
@@ -64,7 +81,7 @@ fn read_csv(params: Params) -> weft_sdk::Result<()> {
     };
     let header = match params.header.as_str() {
         "auto" if records.len() > 1 && sklearn(&records[0]) => "sklearn",
-        "auto" if !numeric(&records[0][..records[0].len().saturating_sub(1)]) => "names",
+        "auto" if first_is_header => "names",
         "auto" => "none",
         h @ ("names" | "none" | "sklearn") => h,
         other => {
@@ -86,6 +103,15 @@ fn read_csv(params: Params) -> weft_sdk::Result<()> {
         _ => (Vec::new(), &records[..], None),
     };
     let width = data.first().map(|r| r.len()).unwrap_or(names.len());
+    if let Some(columns) = params.columns {
+        if columns.len() != width {
+            return Err(Error::invalid_params(format!(
+                "columns names {} columns; the file has {width}",
+                columns.len()
+            )));
+        }
+        names = columns;
+    }
     if names.is_empty() {
         names = (0..width).map(|j| format!("f{j}")).collect();
     }
@@ -121,15 +147,6 @@ fn read_csv(params: Params) -> weft_sdk::Result<()> {
             *v = i;
         }
     }
-    let mut out = String::new();
-    let mut columns: Vec<String> = names
-        .iter()
-        .enumerate()
-        .filter(|(j, _)| *j != target)
-        .map(|(_, n)| n.clone())
-        .collect();
-    columns.push(DEFAULT_TARGET.to_string());
-    out.push_str(&csv_line(&columns));
     for (i, r) in data.iter().enumerate() {
         if r.len() != width {
             return Err(Error::msg(format!(
@@ -138,12 +155,49 @@ fn read_csv(params: Params) -> weft_sdk::Result<()> {
                 r.len()
             )));
         }
-        let mut row: Vec<String> = r
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != target)
-            .map(|(_, c)| c.clone())
-            .collect();
+    }
+    // A feature column of text is a category: its distinct values, sorted.
+    let categories: Vec<Option<Vec<&str>>> = (0..width)
+        .map(|j| {
+            if j == target || data.iter().all(|r| number(&r[j])) {
+                return None;
+            }
+            let mut values: Vec<&str> = data.iter().map(|r| r[j].as_str()).collect();
+            values.sort_unstable();
+            values.dedup();
+            Some(values)
+        })
+        .collect();
+    let mut encoded = Vec::new();
+    let mut columns: Vec<String> = Vec::new();
+    for (j, name) in names.iter().enumerate() {
+        match &categories[j] {
+            _ if j == target => {}
+            None => columns.push(name.clone()),
+            Some(values) if values.len() > MAX_CATEGORIES => {
+                return Err(Error::msg(format!(
+                    "column '{name}' holds text with {} distinct values, more than the {MAX_CATEGORIES} one-hot encodes: \
+                     is it a category? (fix the column or leave it out of the file)",
+                    values.len()
+                )));
+            }
+            Some(values) => {
+                encoded.push(name.clone());
+                columns.extend(values.iter().map(|v| format!("{name}={v}")));
+            }
+        }
+    }
+    columns.push(DEFAULT_TARGET.to_string());
+    let mut out = csv_line(&columns);
+    for r in data {
+        let mut row: Vec<String> = Vec::with_capacity(columns.len());
+        for (j, cell) in r.iter().enumerate() {
+            match &categories[j] {
+                _ if j == target => {}
+                None => row.push(cell.clone()),
+                Some(values) => row.extend(values.iter().map(|v| if v == cell { "1" } else { "0" }.to_string())),
+            }
+        }
         row.push(match classes.get(&r[target]) {
             Some(class) => class.to_string(),
             None => r[target].clone(),
@@ -152,9 +206,13 @@ fn read_csv(params: Params) -> weft_sdk::Result<()> {
     }
     // Parse what was written: the same checks as every later step's.
     let table = Table::from_reader(out.as_bytes())?;
+    if !encoded.is_empty() {
+        weft_sdk::log_metadata("one_hot", &encoded)?;
+    }
     if !classes.is_empty() {
         weft_sdk::log_metadata("classes", &classes.keys().collect::<Vec<_>>())?;
-    } else if let Some(names) = class_names {
+    } else if let Some(names) = class_names.filter(|_| target == width - 1) {
+        // scikit-learn's class names name the last column's values.
         weft_sdk::log_metadata("classes", &names)?;
     }
     weft_sdk::log_metric("rows", table.rows.len() as f64);

@@ -1,7 +1,8 @@
 //! ml/split: a stratified, seeded split of a table into `train` and
 //! `test`: each class keeps its share in both. Input `table`. Params:
 //! `test_fraction` (default 0.25), `seed` (default 0), `target` (the label
-//! column, default `target`).
+//! column, default `target`), `stratify` (default true; false for a
+//! numeric target or none: the rows are shuffled as one group).
 
 use ml_common::{Table, DEFAULT_TARGET};
 use serde::Deserialize;
@@ -16,6 +17,12 @@ struct Params {
     seed: u64,
     #[serde(default = "target")]
     target: String,
+    #[serde(default = "yes")]
+    stratify: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn quarter() -> f64 {
@@ -52,7 +59,11 @@ fn split(params: Params) -> weft_sdk::Result<()> {
         )));
     }
     let table = Table::read("table")?;
-    let labels = table.features_and_labels(&params.target)?.y;
+    let labels = if params.stratify {
+        table.features_and_labels(&params.target)?.y
+    } else {
+        vec![0; table.rows.len()]
+    };
     let mut classes = labels.clone();
     classes.sort_unstable();
     classes.dedup();
