@@ -8,6 +8,9 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::harness::*;
+use crate::server::start;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// The example `name` copied into a fresh project, nothing else.
 fn example(name: &str) -> Project {
@@ -93,6 +96,14 @@ fn breast_cancer_from_library_steps_alone_reaches_its_accuracy_and_repeats_byte_
     assert!(m["evaluate_forest"]["roc_auc"] > 0.95, "{m:?}");
     assert_eq!(m["choose"]["accuracy"], forest.max(logistic));
     assert_eq!(m["split"]["test_rows"] + m["split"]["train_rows"], 569.0);
+    show_in_dashboard(
+        &project,
+        "breast-cancer",
+        first["run_id"].as_str().unwrap(),
+        8,
+        "roc_auc",
+        "breast-cancer/evaluate_forest.predictions",
+    );
 
     // The better model is the registered one, byte for byte.
     let better = if logistic > forest { "logistic" } else { "forest" };
@@ -172,6 +183,106 @@ fn digits_with_a_random_forest_and_k_nearest_neighbours_reach_95_percent_held_ou
         .map(|v| v.as_u64().unwrap())
         .sum();
     assert_eq!(total as f64, m["split"]["test_rows"]);
+    show_in_dashboard(
+        &project,
+        "digits",
+        outcome["run_id"].as_str().unwrap(),
+        7,
+        "f1_9",
+        "digits/split.test",
+    );
+}
+
+#[test]
+fn wine_regresses_proline_with_a_random_forest_and_finds_the_cultivars_with_k_means() {
+    let project = example("wine");
+    let outcome = run(&project, &["run", "--json"]);
+    assert_eq!(outcome["executed"], 8, "{outcome}");
+    let m = metrics(&project, "latest");
+    // The cultivar, one-hot encoded, is three of the 15 features.
+    assert_eq!(m["encode"]["columns"], 16.0);
+    let (r2, rmse, mae) = (m["evaluate"]["r2"], m["evaluate"]["rmse"], m["evaluate"]["mae"]);
+    assert!(r2 >= 0.75, "held-out R² of proline {r2}");
+    assert!(mae > 0.0 && mae <= rmse, "MAE {mae}, RMSE {rmse}");
+    let ari = m["evaluate_clusters"]["adjusted_rand"];
+    assert!(
+        ari >= 0.85,
+        "adjusted Rand index of the clusters against the cultivars {ari}"
+    );
+    assert!(m["evaluate_clusters"]["purity"] >= 0.9, "{m:?}");
+
+    // R² from the predictions table, against the test table's truth.
+    let get = |name: &str| stdout(&project.weft(&["artifacts", "get", name]));
+    let test = get("wine/split.test");
+    let header: Vec<&str> = test.lines().next().unwrap().split(',').collect();
+    assert!(header.contains(&"cultivar=2"), "{header:?}");
+    let target = header.iter().position(|c| *c == "target").unwrap();
+    let truth: Vec<f64> = test
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(target).unwrap().parse().unwrap())
+        .collect();
+    let predicted = first_column(&get("wine/evaluate.predictions"));
+    let mean = truth.iter().sum::<f64>() / truth.len() as f64;
+    let residual: f64 = truth.iter().zip(&predicted).map(|(t, p)| (t - p).powi(2)).sum();
+    let total: f64 = truth.iter().map(|t| (t - mean).powi(2)).sum();
+    assert!(
+        (1.0 - residual / total - r2).abs() < 1e-9,
+        "R² recomputed from the predictions"
+    );
+
+    // The regressor is registered and served: the values of its evaluation.
+    assert_eq!(served(&project, "models:/wine-proline/latest", &test), predicted);
+    show_in_dashboard(
+        &project,
+        "wine",
+        outcome["run_id"].as_str().unwrap(),
+        8,
+        "adjusted_rand",
+        "wine/encode.table",
+    );
+}
+
+#[test]
+fn text_feature_columns_are_one_hot_encoded_and_text_labels_become_classes() {
+    let project = Project::new(
+        "[pipeline]\nname = \"text\"\n[inputs]\ndata = { path = \"d.csv\" }\n\
+         [steps.read]\nuses = \"ml/read-csv\"\ninputs = { raw = \"inputs.data\" }\nparams = { target = \"verdict\" }\n\
+         [steps.encode]\nuses = \"ml/one-hot\"\ninputs = { table = \"read.table\" }\nparams = { columns = [\"size\"] }\n",
+    );
+    project.write(
+        "d.csv",
+        "colour,size,weight,verdict\nred,1,2.5,keep\nblue,3,1.0,drop\nred,3,0.5,keep\n\"dark, green\",1,4,drop\n",
+    );
+    let outcome = run_json(&bare(&project, &["run", "--json"]).output().unwrap(), 0);
+    assert_eq!(outcome["executed"], 2, "{outcome}");
+    let table = stdout(&project.weft(&["artifacts", "get", "text/encode.table"]));
+    assert_eq!(
+        table,
+        "colour=blue,\"colour=dark, green\",colour=red,size=1,size=3,weight,target\n\
+         0,0,1,1,0,2.5,1\n1,0,0,0,1,1,0\n0,0,1,0,1,0.5,1\n0,1,0,1,0,4,0\n"
+    );
+    let detail = project.run_detail("latest");
+    let metadata: BTreeMap<&str, &str> = detail["metadata"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["key"].as_str().unwrap(), m["value"].as_str().unwrap()))
+        .collect();
+    assert_eq!(metadata["one_hot"], r#"["colour"]"#);
+    assert_eq!(metadata["classes"], r#"["drop","keep"]"#);
+    // A column of numbers with too many values is not taken for a category.
+    let project = Project::new(
+        "[pipeline]\nname = \"many\"\n[inputs]\ndata = { path = \"d.csv\" }\n\
+         [steps.read]\nuses = \"ml/read-csv\"\ninputs = { raw = \"inputs.data\" }\n\
+         [steps.encode]\nuses = \"ml/one-hot\"\ninputs = { table = \"read.table\" }\nparams = { columns = [\"id\"] }\n",
+    );
+    let rows: String = (0..1001).map(|i| format!("{i},{}\n", i % 2)).collect();
+    project.write("d.csv", &format!("id,target\n{rows}"));
+    let outcome = run_json(&bare(&project, &["run", "--json"]).output().unwrap(), 1);
+    let (status, error) = &errors(&outcome)["encode"];
+    assert_eq!(status, "failed");
+    assert!(error.contains("1001 distinct values"), "{error}");
 }
 
 #[test]
@@ -266,18 +377,26 @@ fn the_registered_breast_cancer_model_is_served_with_the_predictions_of_its_eval
     let test = get("breast-cancer/split.test");
     let predictions = get(&format!("breast-cancer/{evaluated}.predictions"));
 
-    let mut child = bare(&project, &["serve", "models:/breast-cancer/latest", "--port", "0"])
+    let served = served(&project, "models:/breast-cancer/latest", &test);
+    let expected = first_column(&predictions);
+    assert_eq!(served.len(), test.lines().count() - 1);
+    assert_eq!(served, expected);
+}
+
+/// What `weft serve MODEL` answers for the rows of `table` (CSV), sent
+/// by column name in another order than the model's, the label included.
+fn served(project: &Project, model: &str, table: &str) -> Vec<f64> {
+    let mut child = bare(project, &["serve", model, "--port", "0"])
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let (base, _) = listening(&mut child);
-    let mut lines = test.lines();
+    let mut lines = table.lines();
     let columns: Vec<&str> = lines.next().unwrap().split(',').collect();
     let rows: Vec<Vec<f64>> = lines
         .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
         .collect();
-    // Columns by name, in another order than the model's, the label included.
     let mut order: Vec<usize> = (0..columns.len()).collect();
     order.reverse();
     let body = serde_json::json!({
@@ -290,19 +409,61 @@ fn the_registered_breast_cancer_model_is_served_with_the_predictions_of_its_eval
     let _ = child.kill();
     let _ = child.wait();
     let answer: Value = answer.expect("predictions").into_json().unwrap();
-    let served: Vec<f64> = answer["predictions"]
+    answer["predictions"]
         .as_array()
         .unwrap()
         .iter()
         .map(|v| v.as_f64().unwrap())
-        .collect();
-    let expected: Vec<f64> = predictions
+        .collect()
+}
+
+/// The first column of a CSV table, as numbers.
+fn first_column(table: &str) -> Vec<f64> {
+    table
         .lines()
         .skip(1)
         .map(|l| l.split(',').next().unwrap().parse().unwrap())
-        .collect();
-    assert_eq!(served.len(), rows.len());
-    assert_eq!(served, expected);
+        .collect()
+}
+
+/// The run page of `run` and the preview of its table `table` in the
+/// dashboard, in a real browser (tests/ui/examples.test.mjs), with
+/// screenshots in target/test-output/examples/.
+fn show_in_dashboard(project: &Project, example: &str, run: &str, steps: usize, metric: &str, table: &str) {
+    let ui = repo_root().join("tests/ui");
+    assert!(
+        std::path::Path::new(CHROMIUM).exists() && ui.join("node_modules/playwright-core").exists(),
+        "the dashboard tests need {CHROMIUM} and tests/ui/node_modules: run `bash tests/run.sh`, which installs both"
+    );
+    let server = start(project, &[]);
+    let shots = repo_root().join("target/test-output/examples");
+    let out = Command::new("node")
+        .args(["--test", "--test-reporter=spec", "--test-concurrency=1"])
+        .arg(ui.join("examples.test.mjs"))
+        .current_dir(&ui)
+        .env("WEFT_URL", &server.base)
+        .env("WEFT_EXAMPLE", example)
+        .env("WEFT_RUN", run)
+        .env("WEFT_STEPS", steps.to_string())
+        .env("WEFT_METRIC", metric)
+        .env("WEFT_TABLE", table)
+        .env("WEFT_SCREENSHOTS", &shots)
+        .env("CHROMIUM", CHROMIUM)
+        .output()
+        .expect("run node (tests/run.sh installs Node.js)");
+    drop(server);
+    assert!(
+        out.status.success(),
+        "browser tests of {example} failed:\n{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    for page in ["run", "table"] {
+        assert!(
+            shots.join(format!("{example}-{page}.png")).exists(),
+            "screenshot of {example}'s {page}"
+        );
+    }
 }
 
 #[test]

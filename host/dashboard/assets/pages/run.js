@@ -167,16 +167,21 @@ function pluginTable(calls) {
 function paramTable(detail) {
   const rows = [];
   for (const st of detail.manifest?.steps || []) {
-    for (const [k, v] of Object.entries(st.params || {})) rows.push([st.name, k, JSON.stringify(v), "pipeline"]);
+    for (const [k, v] of Object.entries(st.params || {})) rows.push([st.name, k, paramText(v), "pipeline"]);
   }
   const names = new Map(detail.steps.map((s) => [s.cached_from || s.id, s.step_name]));
   for (const p of detail.params) rows.push([names.get(p.step_run_id) || short(p.step_run_id), p.key, p.value, "logged"]);
-  return table(["Step", "Param", "Value", "From"], rows.map((r) => h("tr", {}, r.map((c, i) => h("td", { class: i === 3 ? "muted" : "" }, c)))), { empty: "No params." });
+  return table(["Step", "Param", "Value", "From"], rows.map((r) => h("tr", {}, r.map((c, i) => h("td", { class: i === 3 ? "muted" : i === 2 ? "value" : "" }, c)))), { empty: "No params." });
+}
+
+/** A param's JSON on one line, with a space after each comma (long lists wrap). */
+function paramText(v) {
+  return typeof v === "object" && v !== null ? JSON.stringify(v, null, 1).replace(/\n\s*/g, " ") : JSON.stringify(v);
 }
 
 function kvTable(detail, rows, empty) {
   const names = new Map();
   for (const s of detail.steps) names.set(s.cached_from || s.id, s.step_name);
   return table(["Step", "Key", "Value"], rows.map((r) => h("tr", {},
-    h("td", {}, names.get(r.step_run_id) || short(r.step_run_id)), h("td", {}, r.key), h("td", {}, r.value))), { empty });
+    h("td", {}, names.get(r.step_run_id) || short(r.step_run_id)), h("td", {}, r.key), h("td", { class: "value" }, r.value))), { empty });
 }

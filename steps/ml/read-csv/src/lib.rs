@@ -12,7 +12,8 @@
 //!
 //! A label that is not a number becomes a class number (its rank among the
 //! distinct labels); the names are logged as the metadata `classes`. A
-//! feature column holding text is a category: it is one-hot encoded, one
+//! feature column holding text (in most of its rows) is a category: it
+//! is one-hot encoded, one
 //! `name=value` column (1 or 0) per distinct value, and the encoded columns
 //! are logged as the metadata `one_hot`.
 
@@ -159,7 +160,10 @@ fn read_csv(params: Params) -> weft_sdk::Result<()> {
     // A feature column of text is a category: its distinct values, sorted.
     let categories: Vec<Option<Vec<&str>>> = (0..width)
         .map(|j| {
-            if j == target || data.iter().all(|r| number(&r[j])) {
+            // Mostly numbers: a numeric column (a cell that is not a
+            // number fails the step, naming it).
+            let numbers = data.iter().filter(|r| number(&r[j])).count();
+            if j == target || numbers * 2 >= data.len() {
                 return None;
             }
             let mut values: Vec<&str> = data.iter().map(|r| r[j].as_str()).collect();
