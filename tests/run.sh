@@ -55,9 +55,10 @@ fi
 # and the full mlflow package: its `mlflow server` is the reference the
 # differential tests (tests/mlflow/test_parity_*.py) compare weft with;
 # onnx, onnxruntime and skl2onnx for the ONNX model server tests
-# (test_serving.py).
+# (test_serving.py); pandas and pyarrow (which mlflow brings) write the
+# Parquet files of the library tests.
 venv=target/pyenv
-if ! "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('mlflow') == '3.17.2'; assert m.version('onnxruntime') == '1.32.0'; import pytest, moto.server, schemathesis, onnx, skl2onnx" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('mlflow') == '3.17.2'; assert m.version('onnxruntime') == '1.32.0'; import pytest, moto.server, schemathesis, onnx, skl2onnx, pandas, pyarrow" 2>/dev/null; then
     echo "creating $venv with mlflow, pytest, moto (an S3-compatible server), schemathesis, onnx, onnxruntime and skl2onnx" >&2
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "mlflow==3.17.2" "pytest==9.2.0" \

@@ -13,6 +13,7 @@ use std::process::Command;
 /// `STEPS` in lib.rs and the members of steps/Cargo.toml.
 const COMPONENTS: &[&str] = &[
     "ml_read_csv",
+    "ml_read_parquet",
     "ml_split",
     "ml_standardize",
     "ml_one_hot",

@@ -513,3 +513,79 @@ fn a_table_goes_from_library_steps_through_python_and_javascript_steps_and_back(
     let m = metrics(&project, "latest");
     assert!(m["evaluate"]["accuracy"] > 0.9, "{m:?}");
 }
+
+#[test]
+fn a_parquet_file_written_by_pandas_reads_as_the_same_table_as_its_csv_twin() {
+    let python = repo_root().join("target/pyenv/bin/python");
+    assert!(
+        python.exists(),
+        "this test writes Parquet with pandas and pyarrow from target/pyenv: run `bash tests/run.sh`, which creates it"
+    );
+    let project = Project::new(
+        "[pipeline]\nname = \"formats\"\n[inputs]\n\
+         parquet = { path = \"wine.parquet\" }\ncsv = { path = \"wine.csv\", media_type = \"text/csv\" }\n\
+         [steps.from_parquet]\nuses = \"ml/read-parquet\"\ninputs = { raw = \"inputs.parquet\" }\nparams = { target = \"cultivar\" }\n\
+         [steps.from_csv]\nuses = \"ml/read-csv\"\ninputs = { raw = \"inputs.csv\" }\nparams = { target = \"cultivar\" }\n",
+    );
+    // The wine data with names, its cultivars as text, and a text feature;
+    // the same frame as Snappy Parquet (pandas' default), as CSV, and as
+    // zstd Parquet.
+    let wine = repo_root().join("examples/wine/data/wine.csv");
+    let script = format!(
+        "import pandas as pd\n\
+         names = ['alcohol', 'malic_acid', 'ash', 'alcalinity_of_ash', 'magnesium', 'total_phenols', 'flavanoids',\n\
+         \x20        'nonflavanoid_phenols', 'proanthocyanins', 'color_intensity', 'hue', 'od280_od315', 'proline', 'cultivar']\n\
+         df = pd.read_csv({wine:?}, skiprows=1, header=None, names=names)\n\
+         df['cultivar'] = df['cultivar'].map({{0: 'barolo', 1: 'grignolino', 2: 'barbera'}})\n\
+         df.insert(3, 'cask', ['oak', 'steel', 'chestnut'] * (len(df) // 3) + ['oak'] * (len(df) % 3))\n\
+         df.to_parquet('wine.parquet', index=False)\n\
+         df.to_csv('wine.csv', index=False)\n\
+         df.to_parquet('wine.zstd.parquet', index=False, compression='zstd')\n"
+    );
+    let written = Command::new(&python)
+        .args(["-c", &script])
+        .current_dir(project.path())
+        .output()
+        .unwrap();
+    assert!(written.status.success(), "{}", stderr(&written));
+
+    let outcome = run_json(&bare(&project, &["run", "--json"]).output().unwrap(), 0);
+    assert_eq!(outcome["executed"], 2, "{outcome}");
+    let get = |name: &str| stdout(&project.weft(&["artifacts", "get", name]));
+    let (from_parquet, from_csv) = (get("formats/from_parquet.table"), get("formats/from_csv.table"));
+    assert_eq!(from_parquet, from_csv);
+    let header = from_parquet.lines().next().unwrap();
+    assert!(
+        header.starts_with("alcohol,malic_acid,ash,cask=chestnut,cask=oak,cask=steel,alcalinity_of_ash,"),
+        "{header}"
+    );
+    assert!(header.ends_with(",proline,target"), "{header}");
+    assert_eq!(from_parquet.lines().count(), 179);
+    let classes: Vec<String> = project.run_detail("latest")["metadata"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["key"] == "classes")
+        .map(|m| m["value"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(classes, [r#"["barbera","barolo","grignolino"]"#; 2]);
+
+    // zstd is not built in: the step says so and what to write instead.
+    let project = Project::new(
+        "[pipeline]\nname = \"zstd\"\n[inputs]\ndata = { path = \"wine.zstd.parquet\" }\n\
+         [steps.read]\nuses = \"ml/read-parquet\"\ninputs = { raw = \"inputs.data\" }\n",
+    );
+    let written = Command::new(&python)
+        .args(["-c", &script])
+        .current_dir(project.path())
+        .output()
+        .unwrap();
+    assert!(written.status.success(), "{}", stderr(&written));
+    let outcome = run_json(&bare(&project, &["run", "--json"]).output().unwrap(), 1);
+    let (status, error) = &errors(&outcome)["read"];
+    assert_eq!(status, "failed");
+    assert!(
+        error.contains("cannot be read as Parquet") && error.contains("Snappy"),
+        "{error}"
+    );
+}

@@ -54,7 +54,7 @@ macro_rules! component {
     };
 }
 
-static STEPS: [LibraryStep; 12] = [
+static STEPS: [LibraryStep; 13] = [
     LibraryStep {
         kind: Kind::Step,
         name: "ml/read-csv",
@@ -68,6 +68,16 @@ static STEPS: [LibraryStep; 12] = [
         ],
         digest: std::sync::OnceLock::new(),
         bytes: component!("ml_read_csv"),
+    },
+    LibraryStep {
+        kind: Kind::Step,
+        name: "ml/read-parquet",
+        summary: "reads a Parquet file (uncompressed, Snappy, gzip or LZ4) into weft's table; string features are one-hot encoded",
+        inputs: &["raw"],
+        outputs: &[("table", CSV)],
+        params: &["target=<last column>: the label column's name or 0-based index"],
+        digest: std::sync::OnceLock::new(),
+        bytes: component!("ml_read_parquet"),
     },
     LibraryStep {
         kind: Kind::Step,

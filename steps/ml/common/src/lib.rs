@@ -9,6 +9,9 @@
 
 use std::collections::BTreeMap;
 
+mod encode;
+pub use encode::{encode, Encoded, TargetColumn};
+
 use serde::{Deserialize, Serialize};
 use smartcore::linalg::basic::matrix::DenseMatrix;
 

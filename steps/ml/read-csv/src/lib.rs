@@ -17,9 +17,7 @@
 //! `name=value` column (1 or 0) per distinct value, and the encoded columns
 //! are logged as the metadata `one_hot`.
 
-use std::collections::BTreeMap;
-
-use ml_common::{Table, DEFAULT_TARGET, MAX_CATEGORIES};
+use ml_common::TargetColumn;
 use serde::Deserialize;
 use weft_sdk::Error;
 
@@ -27,18 +25,11 @@ use weft_sdk::Error;
 #[serde(deny_unknown_fields)]
 struct Params {
     #[serde(default)]
-    target: Option<Target>,
+    target: Option<TargetColumn>,
     #[serde(default = "auto")]
     header: String,
     #[serde(default)]
     columns: Option<Vec<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Target {
-    Index(usize),
-    Name(String),
 }
 
 fn auto() -> String {
@@ -116,123 +107,14 @@ fn read_csv(params: Params) -> weft_sdk::Result<()> {
     if names.is_empty() {
         names = (0..width).map(|j| format!("f{j}")).collect();
     }
-    if width < 2 {
-        return Err(Error::msg("a table needs at least one feature and a target column"));
-    }
-    let target = match &params.target {
-        None => width - 1,
-        Some(Target::Index(i)) if *i < width => *i,
-        Some(Target::Index(i)) => {
-            return Err(Error::invalid_params(format!(
-                "target column {i} is past the last ({})",
-                width - 1
-            )))
-        }
-        Some(Target::Name(name)) => names
-            .iter()
-            .position(|n| n == name)
-            .ok_or_else(|| Error::invalid_params(format!("no column '{name}' (the columns: {})", names.join(", "))))?,
-    };
-    // Labels that are not numbers become class numbers.
-    let labels_numeric = data
-        .iter()
-        .all(|r| r.get(target).is_some_and(|c| c.parse::<f64>().is_ok()));
-    let mut classes: BTreeMap<String, usize> = BTreeMap::new();
-    if !labels_numeric {
-        for r in data {
-            if let Some(c) = r.get(target) {
-                classes.insert(c.clone(), 0);
-            }
-        }
-        for (i, v) in classes.values_mut().enumerate() {
-            *v = i;
+    let encoded = ml_common::encode(&names, data, params.target.as_ref())?;
+    if encoded.classes.is_empty() && encoded.target == width - 1 {
+        if let Some(names) = class_names {
+            // scikit-learn's class names name the last column's values.
+            weft_sdk::log_metadata("classes", &names)?;
         }
     }
-    for (i, r) in data.iter().enumerate() {
-        if r.len() != width {
-            return Err(Error::msg(format!(
-                "data row {} has {} fields, the first {width}",
-                i + 1,
-                r.len()
-            )));
-        }
-    }
-    // A feature column of text is a category: its distinct values, sorted.
-    let categories: Vec<Option<Vec<&str>>> = (0..width)
-        .map(|j| {
-            // Mostly numbers: a numeric column (a cell that is not a
-            // number fails the step, naming it).
-            let numbers = data.iter().filter(|r| number(&r[j])).count();
-            if j == target || numbers * 2 >= data.len() {
-                return None;
-            }
-            let mut values: Vec<&str> = data.iter().map(|r| r[j].as_str()).collect();
-            values.sort_unstable();
-            values.dedup();
-            Some(values)
-        })
-        .collect();
-    let mut encoded = Vec::new();
-    let mut columns: Vec<String> = Vec::new();
-    for (j, name) in names.iter().enumerate() {
-        match &categories[j] {
-            _ if j == target => {}
-            None => columns.push(name.clone()),
-            Some(values) if values.len() > MAX_CATEGORIES => {
-                return Err(Error::msg(format!(
-                    "column '{name}' holds text with {} distinct values, more than the {MAX_CATEGORIES} one-hot encodes: \
-                     is it a category? (fix the column or leave it out of the file)",
-                    values.len()
-                )));
-            }
-            Some(values) => {
-                encoded.push(name.clone());
-                columns.extend(values.iter().map(|v| format!("{name}={v}")));
-            }
-        }
-    }
-    columns.push(DEFAULT_TARGET.to_string());
-    let mut out = csv_line(&columns);
-    for r in data {
-        let mut row: Vec<String> = Vec::with_capacity(columns.len());
-        for (j, cell) in r.iter().enumerate() {
-            match &categories[j] {
-                _ if j == target => {}
-                None => row.push(cell.clone()),
-                Some(values) => row.extend(values.iter().map(|v| if v == cell { "1" } else { "0" }.to_string())),
-            }
-        }
-        row.push(match classes.get(&r[target]) {
-            Some(class) => class.to_string(),
-            None => r[target].clone(),
-        });
-        out.push_str(&csv_line(&row));
-    }
-    // Parse what was written: the same checks as every later step's.
-    let table = Table::from_reader(out.as_bytes())?;
-    if !encoded.is_empty() {
-        weft_sdk::log_metadata("one_hot", &encoded)?;
-    }
-    if !classes.is_empty() {
-        weft_sdk::log_metadata("classes", &classes.keys().collect::<Vec<_>>())?;
-    } else if let Some(names) = class_names.filter(|_| target == width - 1) {
-        // scikit-learn's class names name the last column's values.
-        weft_sdk::log_metadata("classes", &names)?;
-    }
-    weft_sdk::log_metric("rows", table.rows.len() as f64);
-    weft_sdk::log_metric("features", (table.columns.len() - 1) as f64);
-    println!(
-        "read {} rows of {} features ({header} header)",
-        table.rows.len(),
-        table.columns.len() - 1
-    );
-    Ok(table.write("table")?)
-}
-
-fn csv_line(fields: &[String]) -> String {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let _ = w.write_record(fields);
-    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+    Ok(encoded.write(&format!("{header} header"))?)
 }
 
 weft_sdk::export_step!(read_csv);
