@@ -7,7 +7,7 @@
 set -euo pipefail
 examples="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$examples/.." && pwd)"
-here="$examples/${1:?name the example: iris, polyglot, breast-cancer or digits}"
+here="$examples/${1:?name the example: iris, polyglot, breast-cancer, digits or wine}"
 shift
 
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
