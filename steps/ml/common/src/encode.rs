@@ -164,3 +164,44 @@ impl Encoded {
         self.table.write("table")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(text: &[&str]) -> Vec<Vec<String>> {
+        text.iter()
+            .map(|r| r.split(',').map(str::to_string).collect())
+            .collect()
+    }
+
+    #[test]
+    fn labels_become_classes_and_text_features_categories() {
+        let names: Vec<String> = ["size", "colour", "verdict"].map(String::from).to_vec();
+        let e = encode(&names, &rows(&["1,red,keep", "2,blue,drop", "3,red,keep"]), None).unwrap();
+        assert_eq!(e.table.columns, ["size", "colour=blue", "colour=red", "target"]);
+        assert_eq!(e.table.rows[1], [2.0, 1.0, 0.0, 0.0]);
+        assert_eq!(
+            (e.one_hot, e.classes, e.target),
+            (
+                vec!["colour".to_string()],
+                vec!["drop".to_string(), "keep".to_string()],
+                2
+            )
+        );
+        // The label by name, anywhere; numbers stay numbers.
+        let e = encode(
+            &names[..2].to_vec(),
+            &rows(&["1,red", "2,blue"]),
+            Some(&TargetColumn::Name("size".into())),
+        )
+        .unwrap();
+        assert_eq!(e.table.columns, ["colour=blue", "colour=red", "target"]);
+        assert_eq!(e.table.rows, [vec![0.0, 1.0, 1.0], vec![1.0, 0.0, 2.0]]);
+        // A text cell in a column of numbers is an error that names it.
+        let err = encode(&names, &rows(&["1,red,a", "x,blue,b", "3,red,a"]), None).unwrap_err();
+        assert_eq!(err.message(), "row 2, column 'size': 'x' is not a finite number");
+        assert!(encode(&names, &rows(&["1,red"]), None).is_err());
+        assert!(encode(&names, &rows(&["1,red,a"]), Some(&TargetColumn::Index(3))).is_err());
+    }
+}
