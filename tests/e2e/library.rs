@@ -467,16 +467,19 @@ fn show_in_dashboard(project: &Project, example: &str, run: &str, steps: usize, 
 }
 
 #[test]
-fn a_table_goes_from_library_steps_through_python_and_javascript_steps_and_back() {
-    let project = Project::new(
-        "[pipeline]\nname = \"tables\"\n[inputs]\ndata = { path = \"data.csv\", media_type = \"text/csv\" }\n\
-         [steps.read]\nuses = \"ml/read-csv\"\ninputs = { raw = \"inputs.data\" }\n\
-         [steps.py]\npython = \"py\"\ninputs = { table = \"read.table\" }\noutputs = [{ name = \"table\", media_type = \"text/csv\" }]\n\
-         [steps.js]\njs = \"js\"\ninputs = { table = \"py.table\" }\noutputs = [{ name = \"table\", media_type = \"text/csv\" }]\n\
-         [steps.split]\nuses = \"ml/split\"\ninputs = { table = \"js.table\" }\nparams = { seed = 3 }\n\
-         [steps.forest]\nuses = \"ml/random-forest\"\ninputs = { train = \"split.train\" }\nparams = { n_trees = 20, seed = 3 }\n\
-         [steps.evaluate]\nuses = \"ml/evaluate\"\ninputs = { model = \"forest.model\", test = \"split.test\" }\n",
-    );
+fn a_table_goes_from_library_steps_through_python_javascript_and_rust_steps_and_back() {
+    let rust = toml_path(&guest("table"));
+    let project = Project::new(&format!(
+        "[pipeline]\nname = \"tables\"\n[inputs]\ndata = {{ path = \"data.csv\", media_type = \"text/csv\" }}\n\
+         [steps.read]\nuses = \"ml/read-csv\"\ninputs = {{ raw = \"inputs.data\" }}\n\
+         [steps.py]\npython = \"py\"\ninputs = {{ table = \"read.table\" }}\noutputs = [{{ name = \"table\", media_type = \"text/csv\" }}]\n\
+         [steps.js]\njs = \"js\"\ninputs = {{ table = \"py.table\" }}\noutputs = [{{ name = \"table\", media_type = \"text/csv\" }}]\n\
+         [steps.rs]\ncomponent = {rust}\ninputs = {{ table = \"js.table\" }}\noutputs = [{{ name = \"table\", media_type = \"text/csv\" }}]\n\
+         params = {{ from = \"js\", name = \"rs\", add = 0.5 }}\n\
+         [steps.split]\nuses = \"ml/split\"\ninputs = {{ table = \"rs.table\" }}\nparams = {{ seed = 3 }}\n\
+         [steps.forest]\nuses = \"ml/random-forest\"\ninputs = {{ train = \"split.train\" }}\nparams = {{ n_trees = 20, seed = 3 }}\n\
+         [steps.evaluate]\nuses = \"ml/evaluate\"\ninputs = {{ model = \"forest.model\", test = \"split.test\" }}\n",
+    ));
     std::fs::copy(
         repo_root().join("examples/breast-cancer/data/breast_cancer.csv"),
         project.path().join("data.csv"),
@@ -501,14 +504,17 @@ fn a_table_goes_from_library_steps_through_python_and_javascript_steps_and_back(
     let built = project.weft(&["build"]);
     assert!(built.status.success(), "{}", stderr(&built));
     let outcome = run_json(&project.weft(&["run", "--json"]), 0);
-    assert_eq!(outcome["executed"], 6, "{outcome}");
-    let table = stdout(&project.weft(&["artifacts", "get", "tables/js.table"]));
+    assert_eq!(outcome["executed"], 7, "{outcome}");
+    let table = stdout(&project.weft(&["artifacts", "get", "tables/rs.table"]));
     let mut lines = table.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    assert_eq!(header.len(), 33);
-    assert_eq!(&header[29..], ["f29", "target", "py", "js"]);
+    assert_eq!(header.len(), 34);
+    assert_eq!(&header[29..], ["f29", "target", "py", "js", "rs"]);
     let first: Vec<f64> = lines.next().unwrap().split(',').map(|v| v.parse().unwrap()).collect();
-    assert_eq!((first[0], first[31], first[32]), (17.99, 35.98, 36.98));
+    assert_eq!(
+        (first[0], first[31], first[32], first[33]),
+        (17.99, 35.98, 36.98, 37.48)
+    );
     assert_eq!(lines.count(), 568);
     let m = metrics(&project, "latest");
     assert!(m["evaluate"]["accuracy"] > 0.9, "{m:?}");

@@ -49,6 +49,11 @@ use std::io::{BufReader, BufWriter};
 use std::path::PathBuf;
 
 #[doc(hidden)]
+#[cfg(feature = "csv")]
+mod table;
+#[cfg(feature = "csv")]
+pub use table::{read_csv, write_csv, Table};
+
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit/step",
