@@ -1,7 +1,9 @@
 //! Bundles: `weft bundle` writes the iris pipeline into one file, and
 //! `weft run FILE.weft` runs it in an empty directory with no toolchain on
 //! `PATH` and no network, with the bytes of the run from the sources; a
-//! bundle altered or cut short is refused before anything runs.
+//! bundle altered or cut short is refused before anything runs; a bundle
+//! of library steps (`uses = "ml/…"`) runs where the step library was
+//! never written.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -269,4 +271,38 @@ fn a_signed_bundle_runs_only_under_the_key_it_requires() {
     let out = source.weft(&["bundle", "--sign", public.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("openssl genpkey"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn a_bundle_of_library_steps_runs_where_the_library_was_never_written() {
+    let source = Project::new(
+        "[pipeline]\nname = \"library\"\n[inputs]\ndata = { path = \"data.csv\", media_type = \"text/csv\" }\n\
+         [steps.read]\nuses = \"ml/read-csv\"\ninputs = { raw = \"inputs.data\" }\n\
+         [steps.split]\nuses = \"ml/split\"\ninputs = { table = \"read.table\" }\nparams = { seed = 5 }\n\
+         [steps.forest]\nuses = \"ml/random-forest\"\ninputs = { train = \"split.train\" }\nparams = { n_trees = 10, seed = 5 }\n\
+         [steps.evaluate]\nuses = \"ml/evaluate\"\ninputs = { model = \"forest.model\", test = \"split.test\" }\n",
+    );
+    std::fs::copy(
+        repo_root().join("examples/breast-cancer/data/breast_cancer.csv"),
+        source.path().join("data.csv"),
+    )
+    .unwrap();
+    assert_eq!(run_json(&source.weft(&["run", "--json"]), 0)["executed"], 4);
+    let bundles = tempfile::tempdir().unwrap();
+    let file = bundles.path().join("library.weft");
+    let file_arg = file.to_str().unwrap();
+    let out = source.weft(&["bundle", "-o", file_arg, "--with-data", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let written: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(written["components"].as_object().unwrap().len(), 4, "{written}");
+
+    // A fresh HOME: no library directory, no toolchain, no network.
+    let empty = tempfile::tempdir().unwrap();
+    let Some(run) = isolated(empty.path(), &["run", file_arg, "--json"]) else {
+        return;
+    };
+    assert_eq!(run_json(&run, 0)["executed"], 4);
+    let expected = outcome(&open(source.path()).await).await;
+    assert!(expected.values().all(|(s, o)| s == "succeeded" && !o.is_empty()));
+    assert_eq!(outcome(&open(empty.path()).await).await, expected);
 }
