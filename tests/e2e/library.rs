@@ -548,12 +548,15 @@ fn a_parquet_file_written_by_pandas_reads_as_the_same_table_as_its_csv_twin() {
          df.to_csv('wine.csv', index=False)\n\
          df.to_parquet('wine.zstd.parquet', index=False, compression='zstd')\n"
     );
-    let written = Command::new(&python)
-        .args(["-c", &script])
-        .current_dir(project.path())
-        .output()
-        .unwrap();
-    assert!(written.status.success(), "{}", stderr(&written));
+    let write_files = |project: &Project| {
+        let written = Command::new(&python)
+            .args(["-c", &script])
+            .current_dir(project.path())
+            .output()
+            .unwrap();
+        assert!(written.status.success(), "{}", stderr(&written));
+    };
+    write_files(&project);
 
     let outcome = run_json(&bare(&project, &["run", "--json"]).output().unwrap(), 0);
     assert_eq!(outcome["executed"], 2, "{outcome}");
@@ -581,12 +584,7 @@ fn a_parquet_file_written_by_pandas_reads_as_the_same_table_as_its_csv_twin() {
         "[pipeline]\nname = \"zstd\"\n[inputs]\ndata = { path = \"wine.zstd.parquet\" }\n\
          [steps.read]\nuses = \"ml/read-parquet\"\ninputs = { raw = \"inputs.data\" }\n",
     );
-    let written = Command::new(&python)
-        .args(["-c", &script])
-        .current_dir(project.path())
-        .output()
-        .unwrap();
-    assert!(written.status.success(), "{}", stderr(&written));
+    write_files(&project);
     let outcome = run_json(&bare(&project, &["run", "--json"]).output().unwrap(), 1);
     let (status, error) = &errors(&outcome)["read"];
     assert_eq!(status, "failed");

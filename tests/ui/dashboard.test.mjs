@@ -12,7 +12,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { openPage } from "./browser.mjs";
+import { openPage, need as needOf, visit as visitOn, drawn as drawnOn } from "./browser.mjs";
 
 const base = need("WEFT_URL");
 const firstRun = need("WEFT_FIRST_RUN");
@@ -22,9 +22,7 @@ const shots = need("WEFT_SCREENSHOTS");
 mkdirSync(shots, { recursive: true });
 
 function need(name) {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: run this through tests/e2e/dashboard.rs (cargo test)`);
-  return value;
+  return needOf(name, "tests/e2e/dashboard.rs (cargo test)");
 }
 
 let browser;
@@ -38,16 +36,10 @@ before(async () => {
 after(async () => { await browser?.close(); });
 
 /** Opens a page of the dashboard and waits until it is drawn. */
-async function visit(hash) {
-  pageErrors.length = 0;
-  await page.goto(`${base}/${hash}`);
-  await drawn();
-}
+const visit = (hash) => visitOn(page, pageErrors, base, hash);
 
 /** Waits until the page of the current route is drawn. */
-async function drawn() {
-  await page.waitForFunction(() => document.getElementById("view")?.dataset.ready === location.hash);
-}
+const drawn = () => drawnOn(page);
 
 async function shoot(name) {
   await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });

@@ -15,7 +15,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { openPage } from "./browser.mjs";
+import { openPage, need as needOf, visit as visitOn } from "./browser.mjs";
 
 const base = need("WEFT_URL");
 const example = need("WEFT_EXAMPLE");
@@ -27,9 +27,7 @@ const shots = need("WEFT_SCREENSHOTS");
 mkdirSync(shots, { recursive: true });
 
 function need(name) {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: run this through tests/e2e/library.rs (cargo test)`);
-  return value;
+  return needOf(name, "tests/e2e/library.rs (cargo test)");
 }
 
 let browser;
@@ -42,11 +40,7 @@ before(async () => {
 
 after(async () => { await browser?.close(); });
 
-async function visit(hash) {
-  pageErrors.length = 0;
-  await page.goto(`${base}/${hash}`);
-  await page.waitForFunction(() => document.getElementById("view")?.dataset.ready === location.hash);
-}
+const visit = (hash) => visitOn(page, pageErrors, base, hash);
 
 async function shoot(name) {
   await page.screenshot({ path: join(shots, `${example}-${name}.png`), fullPage: true });

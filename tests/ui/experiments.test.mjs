@@ -13,13 +13,9 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { openPage } from "./browser.mjs";
+import { openPage, need as needOf, visit as visitOn } from "./browser.mjs";
 
-const need = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: run this through tests/mlflow/test_dashboard.py`);
-  return value;
-};
+const need = (name) => needOf(name, "tests/mlflow/test_dashboard.py");
 const base = need("WEFT_URL");
 const experiment = need("WEFT_EXPERIMENT");
 const runId = need("WEFT_RUN");
@@ -38,11 +34,7 @@ before(async () => {
 
 after(async () => { await browser?.close(); });
 
-async function visit(hash) {
-  pageErrors.length = 0;
-  await page.goto(`${base}/${hash}`);
-  await page.waitForFunction(() => document.getElementById("view")?.dataset.ready === location.hash);
-}
+const visit = (hash) => visitOn(page, pageErrors, base, hash);
 
 test("the experiments page lists client experiments beside pipelines, deleted ones on request, and restores them", async () => {
   await visit("#/experiments");
