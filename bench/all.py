@@ -318,8 +318,9 @@ def write(problems, quick):
             f"100 trees, √features per split, on the same {ml['rows']['train']} training rows "
             f"(held-out: {ml['rows']['test']}); median seconds. The sandbox's time is the whole step "
             "(reading its table, writing its model); the native one is the same smartcore code fitting "
-            "alone. smartcore's seeded generator differs between 32- and 64-bit targets, so the two "
-            "forests are not the same trees.",
+            "alone. smartcore is built with `std_rand` (rand's StdRng, the same stream on every target), "
+            "so both grow the same forest from the same seed. scikit-learn's is its own forest "
+            "(the accuracy of its last seed).",
             "",
             "| | weft sandbox (wasm32) | same crate, native | scikit-learn |",
             "|---|---|---|---|",
