@@ -27,6 +27,57 @@ pub struct Encoded {
     pub classes: Vec<String>,
 }
 
+/// What the first line of a CSV file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Header {
+    /// Column names.
+    Names,
+    /// Data: the file has no header.
+    None,
+    /// scikit-learn's: the number of rows, of features, then class names.
+    Sklearn,
+}
+
+impl Header {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Header::Names => "names",
+            Header::None => "none",
+            Header::Sklearn => "sklearn",
+        }
+    }
+}
+
+/// Guesses what the first of `records` (a file's non-empty lines, split
+/// into cells) is. scikit-learn's line gives the count of the other lines
+/// and of their features; a line of names has, in some column, text above
+/// numbers, or no column of numbers under it at all (a header is then
+/// assumed, as pandas does); anything else is data.
+pub fn detect_header(records: &[Vec<String>]) -> Header {
+    let Some(first) = records.first() else {
+        return Header::None;
+    };
+    let rest = &records[1..];
+    let width_of_data = rest.first().map_or(first.len(), Vec::len);
+    if !rest.is_empty()
+        && first.len() >= 2
+        && first[0].parse::<usize>().ok() == Some(rest.len())
+        && first[1].parse::<usize>().ok() == Some(width_of_data.saturating_sub(1))
+        // Not a data line that happens to start with those counts.
+        && (first.len() != width_of_data || !first[2..].iter().all(|c| number(c)))
+    {
+        return Header::Sklearn;
+    }
+    let column_is_numbers = |j: usize| rest.iter().filter_map(|r| r.get(j)).all(|c| number(c));
+    let named = (0..first.len()).any(|j| !number(&first[j]) && column_is_numbers(j));
+    let numbers_under_numbers = (0..first.len()).any(|j| number(&first[j]) && column_is_numbers(j));
+    if named || (!numbers_under_numbers && !first.iter().all(|c| number(c))) {
+        Header::Names
+    } else {
+        Header::None
+    }
+}
+
 fn number(cell: &str) -> bool {
     cell.parse::<f64>().is_ok_and(f64::is_finite)
 }
@@ -173,6 +224,21 @@ mod tests {
         text.iter()
             .map(|r| r.split(',').map(str::to_string).collect())
             .collect()
+    }
+
+    #[test]
+    fn the_header_is_told_from_the_data() {
+        let h = |text: &[&str]| detect_header(&rows(text));
+        assert_eq!(h(&["2,2,no,yes", "1,2,0", "3,4,1"]), Header::Sklearn);
+        assert_eq!(h(&["a,b,label", "1,2,yes", "3,4,no"]), Header::Names);
+        assert_eq!(h(&["colour,size,label", "red,1,yes", "blue,2,no"]), Header::Names);
+        assert_eq!(h(&["5,6,0", "3,4,1"]), Header::None);
+        assert_eq!(h(&["red,1,yes", "blue,2,no"]), Header::None);
+        assert_eq!(h(&["colour,label", "red,yes"]), Header::Names);
+        assert_eq!(h(&["1.5,2,0"]), Header::None);
+        // A data line that starts with the counts scikit-learn's would give.
+        assert_eq!(h(&["1,2,0", "3,4,1"]), Header::None);
+        assert_eq!(h(&["1,2", "3,4,1"]), Header::Sklearn);
     }
 
     #[test]

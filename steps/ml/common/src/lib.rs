@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 mod encode;
-pub use encode::{encode, Encoded, TargetColumn};
+pub use encode::{detect_header, encode, Encoded, Header, TargetColumn};
 
 use serde::{Deserialize, Serialize};
 use smartcore::linalg::basic::matrix::DenseMatrix;

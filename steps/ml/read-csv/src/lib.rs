@@ -53,28 +53,8 @@ fn read_csv(params: Params) -> weft_sdk::Result<()> {
     if records.is_empty() {
         return Err(Error::msg("the file holds no rows"));
     }
-    let number = |c: &str| c.parse::<f64>().is_ok_and(f64::is_finite);
-    // A header names columns: some column's first cell is text and the
-    // rest numbers, or no column holds numbers at all (a header is assumed).
-    let first_is_header = {
-        let first = &records[0];
-        let rest = &records[1..];
-        let column = |j: usize| rest.iter().filter_map(move |r| r.get(j));
-        let named = (0..first.len()).any(|j| !number(&first[j]) && column(j).all(|c| number(c)));
-        let any_numbers = (0..first.len()).any(|j| column(j).all(|c| number(c)) && number(&first[j]));
-        named || (!any_numbers && !first.iter().all(|c| number(c)))
-    };
-    let width_of_data = records.get(1).map(|r| r.len()).unwrap_or(records[0].len());
-    // scikit-learn's first line: the number of rows, of features, then names.
-    let sklearn = |first: &[String]| {
-        first.len() >= 2
-            && first[0].parse::<usize>().ok() == Some(records.len() - 1)
-            && first[1].parse::<usize>().ok() == Some(width_of_data.saturating_sub(1))
-    };
     let header = match params.header.as_str() {
-        "auto" if records.len() > 1 && sklearn(&records[0]) => "sklearn",
-        "auto" if first_is_header => "names",
-        "auto" => "none",
+        "auto" => ml_common::detect_header(&records).as_str(),
         h @ ("names" | "none" | "sklearn") => h,
         other => {
             return Err(Error::invalid_params(format!(
