@@ -233,6 +233,23 @@ impl Labelled {
         self.y.iter().map(|&y| y as f64).collect()
     }
 
+    /// What every classifier step does last: the model file of `fitted`,
+    /// trained on these rows (as `rows`, scaled by `scaling` if given),
+    /// scored on them and written ([`ModelFile::write_trained`]).
+    #[cfg(feature = "step")]
+    pub fn write_classifier(
+        &self,
+        algorithm: &str,
+        target: &str,
+        scaling: Option<Scaling>,
+        rows: &[Vec<f64>],
+        fitted: &impl Serialize,
+        what: &str,
+    ) -> Result<()> {
+        let file = ModelFile::trained(algorithm, &self.features, self.classes(), target, scaling, fitted)?;
+        file.write_trained(rows, Some(&self.truth()), what)
+    }
+
     /// The distinct classes, in order.
     pub fn classes(&self) -> Vec<u32> {
         let mut classes = self.y.clone();

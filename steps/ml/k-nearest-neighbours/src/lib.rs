@@ -4,7 +4,7 @@
 //! accuracy. Params: `k` (default 5), `standardize` (default true: scale
 //! matters to distances), `target` (default `target`).
 
-use ml_common::{Knn, ModelFile, Table, DEFAULT_TARGET};
+use ml_common::{Knn, Table, DEFAULT_TARGET};
 use serde::Deserialize;
 use smartcore::algorithm::neighbour::KNNAlgorithmName;
 use smartcore::neighbors::knn_classifier::KNNClassifierParameters;
@@ -46,15 +46,14 @@ fn train(params: Params) -> weft_sdk::Result<()> {
         .with_algorithm(KNNAlgorithmName::LinearSearch);
     let model = Knn::fit(&ml_common::matrix(&rows)?, &data.y, settings)
         .map_err(|e| Error::msg(format!("training failed: {e}")))?;
-    let file = ModelFile::trained(
+    Ok(data.write_classifier(
         "k-nearest-neighbours",
-        &data.features,
-        data.classes(),
         &params.target,
         scaling,
+        &rows,
         &model,
-    )?;
-    Ok(file.write_trained(&rows, Some(&data.truth()), &format!("{}-nearest neighbours", params.k))?)
+        &format!("{}-nearest neighbours", params.k),
+    )?)
 }
 
 weft_sdk::export_step!(train);

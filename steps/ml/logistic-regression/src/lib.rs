@@ -4,7 +4,7 @@
 //! penalty, default 0), `standardize` (fit a per-feature scaling first and
 //! keep it in the model; default true), `target` (default `target`).
 
-use ml_common::{Logistic, ModelFile, Table, DEFAULT_TARGET};
+use ml_common::{Logistic, Table, DEFAULT_TARGET};
 use serde::Deserialize;
 use smartcore::linear::logistic_regression::LogisticRegressionParameters;
 use weft_sdk::Error;
@@ -43,15 +43,14 @@ fn train(params: Params) -> weft_sdk::Result<()> {
         LogisticRegressionParameters::default().with_alpha(params.alpha),
     )
     .map_err(|e| Error::msg(format!("training failed: {e}")))?;
-    let file = ModelFile::trained(
+    Ok(data.write_classifier(
         "logistic-regression",
-        &data.features,
-        data.classes(),
         &params.target,
         scaling,
+        &rows,
         &model,
-    )?;
-    Ok(file.write_trained(&rows, Some(&data.truth()), "logistic regression")?)
+        "logistic regression",
+    )?)
 }
 
 weft_sdk::export_step!(train);

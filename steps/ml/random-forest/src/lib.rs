@@ -116,15 +116,7 @@ fn train(params: Params) -> weft_sdk::Result<()> {
         settings = settings.with_max_depth(depth);
     }
     let model = Forest::fit(&data.matrix()?, &data.y, settings).map_err(failed)?;
-    let file = ModelFile::trained(
-        "random-forest",
-        &data.features,
-        data.classes(),
-        &params.target,
-        None,
-        &model,
-    )?;
-    Ok(file.write_trained(&data.x, Some(&data.truth()), &what)?)
+    Ok(data.write_classifier("random-forest", &params.target, None, &data.x, &model, &what)?)
 }
 
 weft_sdk::export_step!(train);
