@@ -14,7 +14,7 @@
 
 use std::fs;
 use std::hash::{Hash, Hasher};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::RuntimeError;
@@ -61,14 +61,20 @@ impl CompiledCache {
     /// Returns the compiled bytes of an entry if it exists and its seal
     /// verifies. A bad entry is removed.
     pub(crate) fn get(&self, path: &Path) -> Option<Vec<u8>> {
-        let mut bytes = fs::read(path).ok()?;
-        if bytes.len() < MAC_LEN {
+        // The seal and the body are read apart, so that the body (tens of
+        // megabytes for an interpreter) is read once into its own buffer,
+        // never copied out of a buffer that also holds the seal.
+        let mut file = fs::File::open(path).ok()?;
+        let mut seal = [0u8; MAC_LEN];
+        if file.read_exact(&mut seal).is_err() {
             let _ = fs::remove_file(path);
             return None;
         }
-        let body = bytes.split_off(MAC_LEN);
+        let size = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
+        let mut body = Vec::with_capacity(size.saturating_sub(MAC_LEN));
+        file.read_to_end(&mut body).ok()?;
         let expected = blake3::keyed_hash(&self.key, &body);
-        if expected != blake3::Hash::from_bytes(bytes[..MAC_LEN].try_into().ok()?) {
+        if expected != blake3::Hash::from_bytes(seal) {
             tracing::warn!(path = %path.display(), "discarding a compiled component whose seal does not verify");
             let _ = fs::remove_file(path);
             return None;
@@ -151,6 +157,12 @@ mod tests {
         fs::write(&path, &bytes).unwrap();
         assert_eq!(cache.get(&path), None);
         assert!(!path.exists(), "a bad entry is removed");
+
+        // Shorter than its seal: removed too; a missing entry is a miss.
+        fs::write(&path, b"short").unwrap();
+        assert_eq!(cache.get(&path), None);
+        assert!(!path.exists(), "a truncated entry is removed");
+        assert_eq!(cache.get(&path), None);
     }
 
     #[test]
