@@ -8,10 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-
 use weft_artifacts::{ArtifactKind, ArtifactStore};
-use weft_runtime::{Cancel, LoadedStep, Runtime, SandboxDirs, StepCall, StepFailure, TrackerEvent};
+use weft_runtime::{Cancel, ComponentBytes, LoadedStep, Runtime, SandboxDirs, StepCall, StepFailure, TrackerEvent};
 use weft_store::{new_id, status, ArtifactLink, CacheHit, NewArtifact, StepRunRecord, Store};
 
 use crate::cache_key::{SpecInput, SpecLimits, SpecOutput, StepSpec};
@@ -85,7 +83,7 @@ pub(crate) struct RunContext {
 
 /// Component files, read once per run and archived once per process.
 pub(crate) struct Components {
-    read: Mutex<HashMap<PathBuf, (String, Bytes)>>,
+    read: Mutex<HashMap<PathBuf, ComponentBytes>>,
     /// Digests known to be in the artifact store (shared by the runs of a
     /// process).
     archived: Arc<Mutex<HashSet<String>>>,
@@ -99,31 +97,30 @@ impl Components {
         }
     }
 
-    /// The digest and bytes of a component file.
-    fn get(&self, path: &Path) -> Result<(String, Bytes), ExecError> {
+    /// A component file's bytes and digest.
+    fn get(&self, path: &Path) -> Result<ComponentBytes, ExecError> {
         let mut read = self.read.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((digest, bytes)) = read.get(path) {
-            return Ok((digest.clone(), bytes.clone()));
+        if let Some(component) = read.get(path) {
+            return Ok(component.clone());
         }
-        let bytes = weft_runtime::read_component(path).map_err(|e| ExecError::Io(e.to_string()))?;
-        let digest = weft_runtime::component_digest(&bytes);
-        let bytes = Bytes::from(bytes);
-        read.insert(path.to_owned(), (digest.clone(), bytes.clone()));
-        Ok((digest, bytes))
+        let component = ComponentBytes::read(path).map_err(|e| ExecError::Io(e.to_string()))?;
+        read.insert(path.to_owned(), component.clone());
+        Ok(component)
     }
 
     /// Keeps the component in the artifact store under its digest, so a
     /// step run can be re-executed without the source tree (`weft verify`,
     /// another machine). Paid once per component: a digest already stored
     /// is remembered.
-    async fn archive(&self, artifacts: &ArtifactStore, digest: &str, bytes: &Bytes) -> Result<(), ExecError> {
+    async fn archive(&self, artifacts: &ArtifactStore, component: &ComponentBytes) -> Result<(), ExecError> {
+        let digest = component.digest();
         if self.archived.lock().unwrap_or_else(|p| p.into_inner()).contains(digest) {
             return Ok(());
         }
         let stored = artifacts.contains(digest, ArtifactKind::File).await.unwrap_or(false);
         if !stored {
             artifacts
-                .put_bytes(bytes.clone())
+                .put_bytes(component.bytes().clone())
                 .await
                 .map_err(|e| ExecError::Io(format!("archiving the component {digest}: {e}")))?;
         }
@@ -222,8 +219,9 @@ async fn try_run_step(
     inputs: Vec<(String, Resolved)>,
     started: Instant,
 ) -> Result<StepResult, ExecError> {
-    let (digest, bytes) = ctx.components.get(&step.component)?;
-    ctx.components.archive(&ctx.artifacts, &digest, &bytes).await?;
+    let component = ctx.components.get(&step.component)?;
+    ctx.components.archive(&ctx.artifacts, &component).await?;
+    let digest = component.digest().to_string();
     let spec = spec_of(step, &digest, &inputs);
     let key = spec.key();
     let spec_json = spec.to_json();
@@ -261,7 +259,7 @@ async fn try_run_step(
     let started_ms = weft_store::now_ms();
     // The step run is recorded as running only if it takes a while: a
     // short step is written once, when it ends.
-    let work = execute(ctx, step, &spec, &key, &digest, bytes);
+    let work = execute(ctx, step, &spec, &key, component);
     tokio::pin!(work);
     let executed = tokio::select! {
         executed = &mut work => executed,
@@ -355,16 +353,15 @@ async fn execute(
     step: &Step,
     spec: &StepSpec,
     key: &str,
-    digest: &str,
-    bytes: Bytes,
+    component: ComponentBytes,
 ) -> Result<Executed, ExecError> {
-    let loaded = match ctx.runtime.loaded(digest) {
+    let loaded = match ctx.runtime.loaded(component.digest()) {
         Some(loaded) => loaded,
         None => {
             // Compiling is CPU-bound: keep it off the async workers.
             let runtime = ctx.runtime.clone();
             let path = step.component.clone();
-            let loaded = tokio::task::spawn_blocking(move || runtime.load_bytes(&path, &bytes))
+            let loaded = tokio::task::spawn_blocking(move || runtime.load_component(&path, &component))
                 .await
                 .map_err(|e| ExecError::Io(format!("loading the component: {e}")))?;
             match loaded {

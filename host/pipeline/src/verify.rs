@@ -5,7 +5,7 @@
 //! tree, no build output.
 
 use weft_artifacts::ArtifactStore;
-use weft_runtime::{Cancel, Runtime, StepFailure};
+use weft_runtime::{Cancel, ComponentBytes, Runtime, StepFailure};
 use weft_store::{status, verification, OutputCheck, StepRun, Store};
 
 use crate::cache_key::StepSpec;
@@ -175,8 +175,8 @@ impl Verifier {
         };
 
         // The component, from the archive, checked against its digest.
-        let bytes = match self.artifacts.get_bytes(&spec.component).await {
-            Ok(bytes) => bytes,
+        let component = match self.artifacts.get_bytes(&spec.component).await {
+            Ok(bytes) => ComponentBytes::new(bytes),
             Err(e) => {
                 return Ok(verdict(
                     verification::ERROR,
@@ -185,7 +185,7 @@ impl Verifier {
                 ))
             }
         };
-        if weft_runtime::component_digest(&bytes) != spec.component {
+        if component.digest() != spec.component {
             return Ok(verdict(
                 verification::MISMATCH,
                 Some(format!(
@@ -221,7 +221,7 @@ impl Verifier {
         let label = std::path::PathBuf::from(format!("archived component {}", spec.component));
         let loaded = {
             let runtime = self.runtime.clone();
-            tokio::task::spawn_blocking(move || runtime.load_bytes(&label, &bytes))
+            tokio::task::spawn_blocking(move || runtime.load_component(&label, &component))
                 .await
                 .map_err(|e| ExecError::Io(format!("loading the component: {e}")))?
         };

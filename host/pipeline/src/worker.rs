@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use weft_artifacts::{ArtifactKind, ArtifactStore};
-use weft_runtime::{Cancel, Runtime, StepFailure};
+use weft_runtime::{Cancel, ComponentBytes, Runtime, StepFailure};
 use weft_store::{status, Claim, StepRun, StepRunRecord, Store};
 
 use crate::cache_key::StepSpec;
@@ -199,13 +199,13 @@ impl Worker {
                 "its recorded sandbox does not hash to its cache key (the record was changed)".into(),
             ));
         }
-        let bytes = self.artifacts.get_bytes(&spec.component).await.map_err(|e| {
+        let component = ComponentBytes::new(self.artifacts.get_bytes(&spec.component).await.map_err(|e| {
             ExecError::Io(format!(
                 "its archived component {} is not readable: {e}",
                 spec.component
             ))
-        })?;
-        if weft_runtime::component_digest(&bytes) != spec.component {
+        })?);
+        if component.digest() != spec.component {
             return Err(ExecError::Io(format!(
                 "the archived component no longer hashes to its digest {}",
                 spec.component
@@ -216,7 +216,7 @@ impl Worker {
             None => {
                 let runtime = self.runtime.clone();
                 let label = std::path::PathBuf::from(format!("archived component {}", spec.component));
-                tokio::task::spawn_blocking(move || runtime.load_bytes(&label, &bytes))
+                tokio::task::spawn_blocking(move || runtime.load_component(&label, &component))
                     .await
                     .map_err(|e| ExecError::Io(format!("loading the component: {e}")))?
                     .map_err(|e| ExecError::Io(e.to_string()))?

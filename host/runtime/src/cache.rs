@@ -73,8 +73,7 @@ impl CompiledCache {
         let size = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
         let mut body = Vec::with_capacity(size.saturating_sub(MAC_LEN));
         file.read_to_end(&mut body).ok()?;
-        let expected = blake3::keyed_hash(&self.key, &body);
-        if expected != blake3::Hash::from_bytes(seal) {
+        if self.seal(&body) != blake3::Hash::from_bytes(seal) {
             tracing::warn!(path = %path.display(), "discarding a compiled component whose seal does not verify");
             let _ = fs::remove_file(path);
             return None;
@@ -82,9 +81,16 @@ impl CompiledCache {
         Some(body)
     }
 
+    /// The seal of compiled bytes: their blake3 MAC under this host's key.
+    fn seal(&self, compiled: &[u8]) -> blake3::Hash {
+        let mut hasher = blake3::Hasher::new_keyed(&self.key);
+        crate::hash_into(&mut hasher, compiled);
+        hasher.finalize()
+    }
+
     /// Seals and stores compiled bytes.
     pub(crate) fn put(&self, path: &Path, compiled: &[u8]) -> Result<(), RuntimeError> {
-        let mac = blake3::keyed_hash(&self.key, compiled);
+        let mac = self.seal(compiled);
         let mut sealed = Vec::with_capacity(MAC_LEN + compiled.len());
         sealed.extend_from_slice(mac.as_bytes());
         sealed.extend_from_slice(compiled);

@@ -45,5 +45,85 @@ pub const STEP_WIT_DIGEST: &str = env!("WEFT_STEP_WIT_DIGEST");
 
 /// Hex-encoded blake3 digest of a component's bytes.
 pub fn component_digest(bytes: &[u8]) -> String {
-    blake3::hash(bytes).to_hex().to_string()
+    let mut hasher = blake3::Hasher::new();
+    hash_into(&mut hasher, bytes);
+    hasher.finalize().to_hex().to_string()
+}
+
+/// A component's bytes and their digest ([`component_digest`]), hashed
+/// once where the bytes were read: loading and archiving the component
+/// use this digest instead of hashing tens of megabytes again.
+#[derive(Clone)]
+pub struct ComponentBytes {
+    bytes: bytes::Bytes,
+    digest: String,
+}
+
+impl ComponentBytes {
+    /// The bytes, hashed.
+    pub fn new(bytes: impl Into<bytes::Bytes>) -> Self {
+        let bytes = bytes.into();
+        let digest = component_digest(&bytes);
+        Self { bytes, digest }
+    }
+
+    /// A component file, read (see [`read_component`]) and hashed.
+    pub fn read(path: &std::path::Path) -> Result<Self, RuntimeError> {
+        Ok(Self::new(read_component(path)?))
+    }
+
+    /// The hex blake3 digest of the bytes.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// The bytes (a cheap clone).
+    pub fn bytes(&self) -> &bytes::Bytes {
+        &self.bytes
+    }
+}
+
+impl std::fmt::Debug for ComponentBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComponentBytes")
+            .field("digest", &self.digest)
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// Bytes from which blake3 hashes faster on all cores than on one (an
+/// interpreter component or its compiled code: tens of megabytes).
+const PARALLEL_HASH_BYTES: usize = 1 << 20;
+
+/// Feeds `bytes` to `hasher`, on all cores when they are many: the digest
+/// is the same either way.
+pub(crate) fn hash_into(hasher: &mut blake3::Hasher, bytes: &[u8]) {
+    if bytes.len() >= PARALLEL_HASH_BYTES {
+        hasher.update_rayon(bytes);
+    } else {
+        hasher.update(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Hashed on all cores or on one, a digest is blake3's of the bytes.
+    #[test]
+    fn digests_are_blake3_at_every_size() {
+        for size in [
+            0,
+            1,
+            super::PARALLEL_HASH_BYTES - 1,
+            super::PARALLEL_HASH_BYTES,
+            5 << 20,
+        ] {
+            let bytes: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+            assert_eq!(
+                super::component_digest(&bytes),
+                blake3::hash(&bytes).to_hex().to_string(),
+                "size {size}"
+            );
+        }
+    }
 }

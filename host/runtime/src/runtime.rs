@@ -17,7 +17,9 @@ use crate::determinism::{Virtual, VirtualView};
 use crate::logs::LogPipe;
 use crate::sandbox::{panic_message, Guard, Guarded, Interrupt, EPOCH_TICK};
 use crate::tracker::Tracker;
-use crate::{component_digest, Cancel, Determinism, Limits, RuntimeError, SandboxDirs, StepFailure, StepOutcome};
+use crate::{
+    component_digest, Cancel, ComponentBytes, Determinism, Limits, RuntimeError, SandboxDirs, StepFailure, StepOutcome,
+};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -212,8 +214,8 @@ impl Runtime {
                     return;
                 }
                 if let Some(path) = first {
-                    if let Ok(bytes) = read_component(&path) {
-                        let _ = runtime.load_with(&path, &bytes, false);
+                    if let Ok(component) = ComponentBytes::read(&path) {
+                        let _ = runtime.load_with(&path, component.bytes(), component.digest(), false);
                     }
                 }
             });
@@ -243,15 +245,29 @@ impl Runtime {
     /// Like [`Runtime::load`], from bytes already in memory; `path` only
     /// names the component in errors.
     pub fn load_bytes(&self, path: &Path, bytes: &[u8]) -> Result<LoadedStep, RuntimeError> {
-        self.load_with(path, bytes, true)?
+        self.load_with(path, bytes, &component_digest(bytes), true)?
             .ok_or_else(|| RuntimeError::Engine("the component was neither compiled nor loaded".into()))
     }
 
-    /// [`Runtime::load_bytes`], or with `compile` false only from the
-    /// compiled cache (`None` when it is not there or does not verify).
-    fn load_with(&self, path: &Path, bytes: &[u8], compile: bool) -> Result<Option<LoadedStep>, RuntimeError> {
+    /// Like [`Runtime::load_bytes`], with the digest computed when the
+    /// bytes were read.
+    pub fn load_component(&self, path: &Path, component: &ComponentBytes) -> Result<LoadedStep, RuntimeError> {
+        self.load_with(path, component.bytes(), component.digest(), true)?
+            .ok_or_else(|| RuntimeError::Engine("the component was neither compiled nor loaded".into()))
+    }
+
+    /// [`Runtime::load_bytes`] of `bytes`, whose digest is `digest`, or
+    /// with `compile` false only from the compiled cache (`None` when it
+    /// is not there or does not verify).
+    fn load_with(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        digest: &str,
+        compile: bool,
+    ) -> Result<Option<LoadedStep>, RuntimeError> {
         let inner = self.inner()?;
-        let digest = component_digest(bytes);
+        let digest = digest.to_string();
         if let Some(step) = self.loaded(&digest) {
             return Ok(Some(step));
         }
