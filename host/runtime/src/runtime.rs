@@ -238,27 +238,19 @@ impl Runtime {
     /// returns the same [`LoadedStep`]. This is CPU-bound: call it from a
     /// blocking context.
     pub fn load(&self, path: &Path) -> Result<LoadedStep, RuntimeError> {
-        let bytes = read_component(path)?;
-        self.load_bytes(path, &bytes)
+        self.load_component(path, &ComponentBytes::read(path)?)
     }
 
-    /// Like [`Runtime::load`], from bytes already in memory; `path` only
-    /// names the component in errors.
-    pub fn load_bytes(&self, path: &Path, bytes: &[u8]) -> Result<LoadedStep, RuntimeError> {
-        self.load_with(path, bytes, &component_digest(bytes), true)?
-            .ok_or_else(|| RuntimeError::Engine("the component was neither compiled nor loaded".into()))
-    }
-
-    /// Like [`Runtime::load_bytes`], with the digest computed when the
-    /// bytes were read.
+    /// Like [`Runtime::load`], from a component already in memory (its
+    /// digest computed when it was read); `path` only names it in errors.
     pub fn load_component(&self, path: &Path, component: &ComponentBytes) -> Result<LoadedStep, RuntimeError> {
         self.load_with(path, component.bytes(), component.digest(), true)?
             .ok_or_else(|| RuntimeError::Engine("the component was neither compiled nor loaded".into()))
     }
 
-    /// [`Runtime::load_bytes`] of `bytes`, whose digest is `digest`, or
-    /// with `compile` false only from the compiled cache (`None` when it
-    /// is not there or does not verify).
+    /// [`Runtime::load_component`] of `bytes`, whose digest is `digest`,
+    /// or with `compile` false only from the compiled cache (`None` when
+    /// it is not there or does not verify).
     fn load_with(
         &self,
         path: &Path,
