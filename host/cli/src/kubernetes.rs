@@ -624,6 +624,8 @@ mod tests {
                 namespace: Some("gpu".into()),
                 ..Default::default()
             },
+            after: Vec::new(),
+            reporter: Default::default(),
         };
         let made = dispatcher.job_for(&job);
         let text = serde_json::to_string(&made).unwrap();

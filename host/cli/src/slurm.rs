@@ -1,6 +1,8 @@
 //! The `slurm` orchestrator: each step that is not a cache hit becomes one
 //! batch job (`sbatch`) running `weft step exec` with the step's
-//! resources; the run follows its jobs (one `squeue` for all of them, at
+//! resources, submitted as soon as the jobs of the steps it reads from
+//! are (held on them with `--dependency=afterok`, cancelled by Slurm when
+//! one fails); the run follows its jobs (one `squeue` for all of them, at
 //! most four times a second, however many there are) and cancels them
 //! (`scancel`). The job needs what the run's stack names to be reachable
 //! from the compute node (PostgreSQL and S3-compatible storage for a real
@@ -201,18 +203,26 @@ impl SlurmDispatcher {
         }
     }
 
-    /// `sbatch` for `job`: its id and its log.
+    /// `sbatch` for `job`, held until the jobs it comes after succeed
+    /// (and cancelled by Slurm if one fails): its id and its log.
     async fn submit(&self, job: &StepJob) -> Result<(String, PathBuf), String> {
         let command = self.worker.args_for(job);
+        let mut flags = Vec::new();
+        if !job.after.is_empty() {
+            flags.push(format!("--dependency=afterok:{}", job.after.join(":")));
+            flags.push("--kill-on-invalid-dep=yes".to_string());
+        }
+        flags.extend(job.resources.sbatch_args());
         let id = sbatch(
             &self.worker,
             &self.logs,
             &format!("{}-%j.log", job.step_run_id),
             &format!("weft-{}", job.step),
             &command,
-            job.resources.sbatch_args(),
+            flags,
         )
         .await?;
+        job.reporter.submitted(&id);
         let log = self.logs.join(format!("{}-{id}.log", job.step_run_id));
         Ok((id, log))
     }
@@ -306,6 +316,13 @@ impl Dispatcher for SlurmDispatcher {
     /// reads all their states with one `squeue`.
     fn default_parallel(&self) -> Option<usize> {
         Some(256)
+    }
+
+    /// `--dependency=afterok` with `--kill-on-invalid-dep=yes`: a run
+    /// queues a step's job as soon as the jobs of the steps it reads from
+    /// are queued.
+    fn holds_jobs(&self) -> bool {
+        true
     }
 }
 

@@ -20,8 +20,9 @@ use crate::context::{CliError, CliResult, Stack, Stores};
 use crate::exit;
 
 /// `weft step exec`: claims, executes and records one prepared step run.
-/// Exit 0 when it succeeded or had already been taken, 1 when it failed,
-/// 130 when it was cancelled.
+/// Exit 0 when it succeeded (or was served from the cache) or had already
+/// been taken, 1 when it failed or cannot run (a step run it reads from
+/// did not succeed), 130 when it was cancelled.
 pub async fn exec(state: &Path, stores: &Stores, id: &str, retry: Retry) -> CliResult<u8> {
     let runtime = open_runtime(state)?;
     let worker = Worker::new(
@@ -41,13 +42,17 @@ pub async fn exec(state: &Path, stores: &Stores, id: &str, retry: Retry) -> CliR
             eprintln!("step run {id} is {now}: another worker has it, or it ended; nothing to do");
             Ok(exit::OK)
         }
+        WorkerOutcome::NotReady(why) => {
+            eprintln!("step run {id} cannot run: {why}; nothing to do");
+            Ok(exit::RUN_FAILED)
+        }
         WorkerOutcome::Recorded { status: s, error } => {
             match &error {
                 Some(error) => eprintln!("step run {id}: {s}: {error}"),
                 None => eprintln!("step run {id}: {s}"),
             }
             Ok(match s.as_str() {
-                status::SUCCEEDED => exit::OK,
+                status::SUCCEEDED | status::CACHED => exit::OK,
                 status::CANCELLED => exit::CANCELLED,
                 _ => exit::RUN_FAILED,
             })

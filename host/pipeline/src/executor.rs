@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use weft_artifacts::ArtifactStore;
 use weft_runtime::{Cancel, Runtime};
@@ -22,9 +23,11 @@ use crate::hooks::{HookContext, RunHook};
 use crate::ledger::Ledger;
 use crate::manifest::InputSource;
 use crate::recorder::default_media_type;
-use crate::runner::{run_step, Components, Resolved, RunContext, StepResult};
+use crate::deferred::UpstreamInput;
+use crate::runner::{run_step, Components, PendingInput, Resolved, RunContext, StepResult, StepTask};
 use crate::sandbox::SandboxPool;
-use crate::scheduler::Scheduler;
+use crate::scheduler::{Scheduler, StepState};
+use crate::worker::{Dispatcher, Flight, Reporter};
 use crate::{canonical_json, ExecError, Manifest};
 
 /// Something that happened during a run, for progress displays.
@@ -373,29 +376,79 @@ impl Executor {
             }
         }
 
+        // Where each step handed to an orchestrator is (its job), for the
+        // steps held on it; `changed` wakes this loop when one is submitted.
+        let flights: Vec<Arc<watch::Sender<Flight>>> = steps
+            .iter()
+            .map(|_| Arc::new(watch::channel(Flight::Unsent).0))
+            .collect();
+        let changed = Arc::new(Notify::new());
+        // A step can be held on a running one when both go to the same
+        // orchestrator, which holds jobs and has that one's job. (Gates
+        // read outputs in this process: with gates, steps wait here.)
+        let holding: Vec<Option<Arc<dyn Dispatcher>>> = steps
+            .iter()
+            .map(|s| {
+                let dispatcher = ctx.dispatchers.for_step(s).ok().flatten()?;
+                (dispatcher.holds_jobs() && manifest.gates.is_empty()).then(|| dispatcher.clone())
+            })
+            .collect();
+        let held = |u: usize, i: usize| match (&holding[u], &holding[i]) {
+            (Some(up), Some(down)) => {
+                Arc::ptr_eq(up, down) && matches!(*flights[u].borrow(), Flight::Job(_))
+            }
+            _ => false,
+        };
+
         let mut produced: HashMap<(String, String), Resolved> = HashMap::new();
         let mut tasks: JoinSet<(usize, StepResult)> = JoinSet::new();
         loop {
             if !options.cancel.is_cancelled() {
-                for i in scheduler.start_ready(max_parallel - tasks.len()) {
-                    let inputs: Vec<(String, Resolved)> = steps[i]
-                        .inputs
-                        .iter()
-                        .filter_map(|(slot, src)| {
-                            let r = match src {
-                                InputSource::External(name) => external.get(name),
-                                InputSource::Step { step, output } => produced.get(&(step.clone(), output.clone())),
-                            };
-                            r.map(|r| (slot.clone(), r.clone()))
-                        })
-                        .collect();
+                for i in scheduler.start_ready_or_held(max_parallel - tasks.len(), held) {
+                    let mut inputs: Vec<(String, Resolved)> = Vec::new();
+                    let mut pending: Vec<PendingInput> = Vec::new();
+                    for (slot, src) in &steps[i].inputs {
+                        match src {
+                            InputSource::External(name) => {
+                                if let Some(r) = external.get(name) {
+                                    inputs.push((slot.clone(), r.clone()));
+                                }
+                            }
+                            InputSource::Step { step, output } => {
+                                if let Some(r) = produced.get(&(step.clone(), output.clone())) {
+                                    inputs.push((slot.clone(), r.clone()));
+                                } else if let Some(&u) = index.get(step.as_str()) {
+                                    debug_assert_eq!(scheduler.state(u), StepState::Running);
+                                    pending.push(PendingInput {
+                                        input: UpstreamInput {
+                                            input: slot.clone(),
+                                            step: step.clone(),
+                                            step_run: step_run_ids[u].clone(),
+                                            output: output.clone(),
+                                        },
+                                        flight: flights[u].subscribe(),
+                                    });
+                                }
+                            }
+                        }
+                    }
                     let ctx = ctx.clone();
-                    let step = steps[i].clone();
-                    let step_run_id = step_run_ids[i].clone();
-                    tasks.spawn(async move { (i, run_step(&ctx, &step, &step_run_id, inputs).await) });
+                    let task = StepTask {
+                        step: steps[i].clone(),
+                        step_run_id: step_run_ids[i].clone(),
+                        inputs,
+                        pending,
+                        reporter: Reporter::new(flights[i].clone(), changed.clone()),
+                    };
+                    tasks.spawn(async move { (i, run_step(&ctx, task).await) });
                 }
             }
-            let Some(joined) = tasks.join_next().await else { break };
+            let joined = tokio::select! {
+                joined = tasks.join_next() => joined,
+                // A step was submitted: the steps that read it may be held on it.
+                _ = changed.notified(), if !tasks.is_empty() => continue,
+            };
+            let Some(joined) = joined else { break };
             let (i, mut result) = joined.map_err(|e| ExecError::Io(format!("a step task failed: {e}")))?;
             // Gates on the step's outputs: a rejection fails the step, so
             // nothing downstream reads what it wrote. (A gate reads the
@@ -423,11 +476,15 @@ impl Executor {
                 }
             }
             let ok = result.status == status::SUCCEEDED || result.status == status::CACHED;
+            flights[i].send_replace(Flight::Ended(ok));
             for (output, resolved) in &result.outputs {
                 produced.insert((steps[i].name.clone(), output.clone()), resolved.clone());
             }
-            for hook in &options.hooks {
-                hook.step_finished(hooks, &step_run_ids[i]).await;
+            // (A step held on one that failed ends skipped, never having run.)
+            if result.status != status::SKIPPED {
+                for hook in &options.hooks {
+                    hook.step_finished(hooks, &step_run_ids[i]).await;
+                }
             }
             finish(&mut summaries, i, &result);
             // Everything downstream of a failed step is skipped.

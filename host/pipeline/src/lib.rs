@@ -21,6 +21,7 @@
 mod build;
 pub mod bundle;
 mod cache_key;
+mod deferred;
 mod error;
 mod executor;
 mod hooks;
@@ -50,4 +51,4 @@ pub use manifest::{
 pub use models::{register_model, register_model_file, ModelRegistration};
 pub use resources::{is_dns_label, is_dns_subdomain, Resources, Toleration};
 pub use verify::{StepVerification, Verifier, SKIPPED as VERIFY_SKIPPED};
-pub use worker::{Dispatcher, Dispatchers, StepJob, Worker, WorkerOutcome, WORKER_TAG};
+pub use worker::{Dispatcher, Dispatchers, Flight, Reporter, StepJob, Worker, WorkerOutcome, WORKER_TAG};

@@ -18,7 +18,8 @@ use crate::ledger::Ledger;
 use crate::manifest::{Retry, Step};
 use crate::recorder::{self, Keep, Output};
 use crate::sandbox::SandboxPool;
-use crate::worker::{run_dispatched, Dispatchers, Prepared};
+use crate::deferred::{Deferred, UpstreamInput};
+use crate::worker::{run_dispatched, Dispatchers, Handout, Reporter, Upstream};
 use crate::ExecError;
 
 /// An artifact as the scheduler passes it between steps.
@@ -181,16 +182,32 @@ pub(crate) fn determinism_name(spec: &StepSpec) -> &'static str {
     }
 }
 
+/// An input of a step that a step still in flight at the same dispatcher
+/// produces (the step is handed out deferred, see [`crate::deferred`]).
+pub(crate) struct PendingInput {
+    pub input: UpstreamInput,
+    pub flight: tokio::sync::watch::Receiver<crate::worker::Flight>,
+}
+
+/// One step of a run, as the executor hands it to the runner.
+pub(crate) struct StepTask {
+    pub step: Step,
+    pub step_run_id: String,
+    /// Its inputs that exist.
+    pub inputs: Vec<(String, Resolved)>,
+    /// Its inputs that steps in flight will produce (then it is handed
+    /// to their dispatcher, held on their jobs).
+    pub pending: Vec<PendingInput>,
+    /// Where its dispatcher reports its jobs.
+    pub reporter: Reporter,
+}
+
 /// Runs one step of a run to its recorded end. Never fails: a failure of
 /// weft itself (database, disk) is recorded against the step.
-pub(crate) async fn run_step(
-    ctx: &RunContext,
-    step: &Step,
-    step_run_id: &str,
-    inputs: Vec<(String, Resolved)>,
-) -> StepResult {
+pub(crate) async fn run_step(ctx: &RunContext, task: StepTask) -> StepResult {
     let started = Instant::now();
-    match try_run_step(ctx, step, step_run_id, inputs, started).await {
+    let step_run_id = &task.step_run_id;
+    match try_run_step(ctx, &task, started).await {
         Ok(result) => result,
         Err(error) => {
             // Interrupted while it was being set up (its compiler process
@@ -212,22 +229,53 @@ pub(crate) async fn run_step(
     }
 }
 
-async fn try_run_step(
-    ctx: &RunContext,
-    step: &Step,
-    step_run_id: &str,
-    inputs: Vec<(String, Resolved)>,
-    started: Instant,
-) -> Result<StepResult, ExecError> {
+async fn try_run_step(ctx: &RunContext, task: &StepTask, started: Instant) -> Result<StepResult, ExecError> {
+    let StepTask {
+        step,
+        step_run_id,
+        inputs,
+        pending,
+        reporter,
+    } = task;
+    let step_run_id = step_run_id.as_str();
     let component = ctx.components.get(&step.component)?;
     ctx.components.archive(&ctx.artifacts, &component).await?;
     let digest = component.digest().to_string();
-    let spec = spec_of(step, &digest, &inputs);
+    let spec = spec_of(step, &digest, inputs);
+    let input_ids: Vec<(String, String)> = inputs.iter().map(|(slot, r)| (slot.clone(), r.id.clone())).collect();
+    let lookup = step.cache && !ctx.no_cache && !step.nondeterministic;
+
+    if !pending.is_empty() {
+        let dispatcher = ctx.dispatchers.for_step(step)?.ok_or_else(|| {
+            ExecError::Io(format!(
+                "step '{}' was handed out before its inputs existed, with no orchestrator to hold it",
+                step.name
+            ))
+        })?;
+        let deferred = Deferred {
+            spec,
+            known: input_ids,
+            upstream: pending.iter().map(|p| p.input.clone()).collect(),
+            lookup,
+            trust_imported: ctx.trust_imported,
+        };
+        let upstream: Vec<Upstream> = pending
+            .iter()
+            .map(|p| Upstream {
+                step: p.input.step.clone(),
+                flight: p.flight.clone(),
+            })
+            .collect();
+        let handout = Handout::Deferred {
+            deferred: &deferred,
+            upstream: &upstream,
+        };
+        return run_dispatched(ctx, dispatcher.as_ref(), step, step_run_id, handout, reporter.clone(), started).await;
+    }
+
     let key = spec.key();
     let spec_json = spec.to_json();
-    let input_ids: Vec<(String, String)> = inputs.iter().map(|(slot, r)| (slot.clone(), r.id.clone())).collect();
-
-    if step.cache && !ctx.no_cache && !step.nondeterministic {
+    if lookup {
         let lookup = Lookup {
             step,
             step_run_id,
@@ -243,14 +291,14 @@ async fn try_run_step(
     }
 
     if let Some(dispatcher) = ctx.dispatchers.for_step(step)? {
-        let prepared = Prepared {
+        let handout = Handout::Prepared {
             digest: &digest,
             key: &key,
             spec_json: &spec_json,
             determinism: determinism_name(&spec),
             input_ids: &input_ids,
         };
-        return run_dispatched(ctx, dispatcher.as_ref(), step, step_run_id, prepared, started).await;
+        return run_dispatched(ctx, dispatcher.as_ref(), step, step_run_id, handout, reporter.clone(), started).await;
     }
 
     (ctx.on_event)(Event::StepStarted {
@@ -565,40 +613,9 @@ async fn serve_from(
         input_ids,
         started,
     } = *lookup;
-    let mut outputs: Vec<(String, String, NewArtifact)> = Vec::with_capacity(spec.outputs.len());
-    let mut resolved = Vec::with_capacity(spec.outputs.len());
-    for declared in &spec.outputs {
-        let Some(link) = links.iter().find(|l| l.slot == declared.name) else {
-            return Ok(None);
-        };
-        let a = &link.artifact;
-        let kind = ArtifactKind::parse(&a.kind).unwrap_or(ArtifactKind::File);
-        // A hit whose bytes are gone is a miss.
-        if !ctx.artifacts.contains(&a.digest, kind).await.unwrap_or(false) {
-            return Ok(None);
-        }
-        let id = new_id();
-        resolved.push((
-            declared.name.clone(),
-            Resolved {
-                id: id.clone(),
-                digest: a.digest.clone(),
-                kind,
-            },
-        ));
-        outputs.push((
-            declared.name.clone(),
-            id,
-            NewArtifact {
-                name: format!("{}/{}.{}", ctx.pipeline, step.name, declared.name),
-                digest: a.digest.clone(),
-                kind: a.kind.clone(),
-                media_type: a.media_type.clone(),
-                size: a.size,
-                source_uri: None,
-            },
-        ));
-    }
+    let Some((outputs, resolved)) = hit_outputs(&ctx.artifacts, &ctx.pipeline, &step.name, spec, links).await else {
+        return Ok(None);
+    };
     let full = ctx.ledger.push_hit(CacheHit {
         step_run_id: step_run_id.to_string(),
         run_id: ctx.run_id.clone(),
@@ -622,6 +639,53 @@ async fn serve_from(
         outputs: resolved,
         cached_from: Some(original.to_string()),
     }))
+}
+
+/// The outputs that serving `pipeline`'s step `step` (sandbox `spec`)
+/// from a step run with the output `links` gives it: for each declared
+/// output, its new artifact (`(output, new id, artifact)`: the same bytes
+/// under this step's name) and what the steps after it read. `None` when
+/// a declared output is missing or its bytes are gone (a miss).
+#[allow(clippy::type_complexity)]
+pub(crate) async fn hit_outputs(
+    artifacts: &ArtifactStore,
+    pipeline: &str,
+    step: &str,
+    spec: &StepSpec,
+    links: &[ArtifactLink],
+) -> Option<(Vec<(String, String, NewArtifact)>, Vec<(String, Resolved)>)> {
+    let mut outputs = Vec::with_capacity(spec.outputs.len());
+    let mut resolved = Vec::with_capacity(spec.outputs.len());
+    for declared in &spec.outputs {
+        let link = links.iter().find(|l| l.slot == declared.name)?;
+        let a = &link.artifact;
+        let kind = ArtifactKind::parse(&a.kind).unwrap_or(ArtifactKind::File);
+        if !artifacts.contains(&a.digest, kind).await.unwrap_or(false) {
+            return None;
+        }
+        let id = new_id();
+        resolved.push((
+            declared.name.clone(),
+            Resolved {
+                id: id.clone(),
+                digest: a.digest.clone(),
+                kind,
+            },
+        ));
+        outputs.push((
+            declared.name.clone(),
+            id,
+            NewArtifact {
+                name: format!("{pipeline}/{step}.{}", declared.name),
+                digest: a.digest.clone(),
+                kind: a.kind.clone(),
+                media_type: a.media_type.clone(),
+                size: a.size,
+                source_uri: None,
+            },
+        ));
+    }
+    Some((outputs, resolved))
 }
 
 /// One execution of a step in a sandbox.

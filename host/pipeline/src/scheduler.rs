@@ -56,13 +56,27 @@ impl Scheduler {
     /// Marks up to `room` steps whose upstream steps have all succeeded as
     /// running, and returns them in index order.
     pub fn start_ready(&mut self, room: usize) -> Vec<usize> {
+        self.start_ready_or_held(room, |_, _| false)
+    }
+
+    /// As [`Scheduler::start_ready`], and also starts a step whose
+    /// upstream steps have each either succeeded or are running where
+    /// `held(upstream, step)` says the step can wait for it (an
+    /// orchestrator that starts the step once that upstream succeeded).
+    /// Such a step is running from then on, and the executor ends it
+    /// (skipped) if an upstream step fails.
+    pub fn start_ready_or_held(&mut self, room: usize, held: impl Fn(usize, usize) -> bool) -> Vec<usize> {
         let mut started = Vec::new();
         for i in 0..self.state.len() {
             if started.len() >= room {
                 break;
             }
             let ready = self.state[i] == StepState::Waiting
-                && self.upstream[i].iter().all(|&u| self.state[u] == StepState::Succeeded);
+                && self.upstream[i].iter().all(|&u| match self.state[u] {
+                    StepState::Succeeded => true,
+                    StepState::Running => held(u, i),
+                    _ => false,
+                });
             if ready {
                 self.state[i] = StepState::Running;
                 started.push(i);
@@ -217,6 +231,24 @@ mod tests {
         assert_eq!(s.state(0), StepState::Running);
         assert!(s.finish(0, true).is_empty());
         assert!(s.start_ready(4).is_empty());
+    }
+
+    #[test]
+    fn a_step_starts_held_on_running_upstream_steps_only_where_it_can_be() {
+        // 0 -> 1 -> 2, and 3 reads 0 and 1; 1 cannot be held on 0.
+        let mut s = Scheduler::new(vec![vec![], vec![0], vec![1], vec![0, 1]]);
+        let holdable = |u: usize, i: usize| (u, i) != (0, 1);
+        assert_eq!(s.start_ready_or_held(8, holdable), vec![0]);
+        assert!(s.start_ready_or_held(8, holdable).is_empty(), "1 waits for 0 to succeed");
+        assert!(s.finish(0, true).is_empty());
+        assert_eq!(s.start_ready_or_held(8, holdable), vec![1, 2, 3], "2 and 3 held on running 1");
+        // 1 fails: nothing is waiting any more; the held steps are the
+        // executor's to end.
+        assert!(s.finish(1, false).is_empty());
+        assert_eq!(s.state(2), StepState::Running);
+        // The room counts held steps too.
+        let mut s = Scheduler::new(vec![vec![], vec![0], vec![0]]);
+        assert_eq!(s.start_ready_or_held(2, |_, _| true), vec![0, 1]);
     }
 
     #[test]

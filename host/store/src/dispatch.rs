@@ -3,9 +3,18 @@
 //! claims it, executes it and records how it ended. A step run is claimed
 //! by one conditional update, so a duplicate or late worker finds it taken
 //! or finished and changes nothing.
+//!
+//! A step run can also be handed out *deferred*, before the step runs it
+//! reads from have finished (a Slurm job held until its upstream jobs
+//! succeed): it is prepared with what its worker needs to complete the
+//! sandbox spec from their outputs, and the worker that claims it records
+//! the spec, the cache key and the inputs ([`Store::resolve_deferred_step_run`]),
+//! then executes it or serves it from the cache
+//! ([`Store::finish_claimed_as_hit`]).
 
+use crate::pipeline_runs::{write_runs, RunScope};
 use crate::store::{link_inputs, write_step_tracking_run};
-use crate::{new_id, now_ms, status, StepRunRecord, Store, StoreError};
+use crate::{new_id, now_ms, status, CacheHit, StepRunRecord, Store, StoreError};
 
 /// What a worker found when it tried to claim a step run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +67,106 @@ impl Store {
         Ok(())
     }
 
+    /// Records what a worker needs to execute step run `id` once the step
+    /// runs it reads from have ended (`deferred`, JSON written by the
+    /// executor), keeping it pending. Fails if it is not pending or was
+    /// prepared already.
+    pub async fn prepare_deferred_step_run(&self, id: &str, deferred: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let updated = sqlx::query(
+            "UPDATE step_runs SET deferred = $1 WHERE id = $2 AND status = $3 AND sandbox IS NULL AND deferred IS NULL",
+        )
+        .bind(deferred)
+        .bind(id)
+        .bind(status::PENDING)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated != 1 {
+            return Err(StoreError::InvalidState(format!(
+                "step run {id} cannot be deferred: it is not a pending step run that was never prepared"
+            )));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// What a deferred step run's worker needs (see
+    /// [`Store::prepare_deferred_step_run`]), while its sandbox spec is
+    /// not recorded yet; `None` once it is, or when it was not deferred.
+    pub async fn step_run_deferred(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT deferred FROM step_runs WHERE id = $1 AND sandbox IS NULL")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.and_then(|(d,)| d))
+    }
+
+    /// Records the sandbox spec of a deferred step run that this worker
+    /// claimed (`claim`), completed from its upstream step runs' outputs:
+    /// as [`Store::prepare_step_run`] records it. Returns whether it is
+    /// still this worker's.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn resolve_deferred_step_run(
+        &self,
+        id: &str,
+        claim: &str,
+        component_digest: &str,
+        cache_key: &str,
+        sandbox: &str,
+        determinism: &str,
+        inputs: &[(String, String)],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let updated = sqlx::query(
+            "UPDATE step_runs SET component_digest = $1, cache_key = $2, sandbox = $3, determinism = $4 \
+             WHERE id = $5 AND status = $6 AND claim = $7 AND sandbox IS NULL",
+        )
+        .bind(component_digest)
+        .bind(cache_key)
+        .bind(sandbox)
+        .bind(determinism)
+        .bind(id)
+        .bind(status::RUNNING)
+        .bind(claim)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        link_inputs(&mut tx, self.backend, id, inputs).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Records a claimed step run (`claim`) as served from the cache, as a
+    /// run records its own hits (see [`Store::record_cache_hits`]), if it
+    /// is still this worker's. Its inputs were linked when it was
+    /// prepared or resolved: `hit.inputs` stays empty. Returns whether it
+    /// was recorded.
+    pub async fn finish_claimed_as_hit(&self, claim: &str, hit: &CacheHit) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let released = sqlx::query("UPDATE step_runs SET claim = NULL WHERE id = $1 AND status = $2 AND claim = $3")
+            .bind(&hit.step_run_id)
+            .bind(status::RUNNING)
+            .bind(claim)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if released != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        debug_assert!(hit.inputs.is_empty(), "linked when prepared");
+        self.insert_cache_hits(&mut tx, &[hit]).await?;
+        write_runs(&mut tx, self.backend, &hit.run_id, RunScope::Steps(&[hit.step_run_id.clone()])).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Takes prepared step run `id` for this worker: pending becomes
     /// running, once. See [`Claim`].
     pub async fn claim_step_run(&self, id: &str) -> Result<Claim, StoreError> {
@@ -65,7 +174,7 @@ impl Store {
         let token = new_id();
         let updated = sqlx::query(
             "UPDATE step_runs SET status = $1, started_at = $2, claim = $3 \
-             WHERE id = $4 AND status = $5 AND sandbox IS NOT NULL",
+             WHERE id = $4 AND status = $5 AND (sandbox IS NOT NULL OR deferred IS NOT NULL)",
         )
         .bind(status::RUNNING)
         .bind(now_ms())
@@ -125,7 +234,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let updated = sqlx::query(
             "UPDATE step_runs SET status = $1, claim = NULL, started_at = NULL, attempts = attempts + 1 \
-             WHERE id = $2 AND status IN ($1, $3) AND sandbox IS NOT NULL",
+             WHERE id = $2 AND status IN ($1, $3) AND (sandbox IS NOT NULL OR deferred IS NOT NULL)",
         )
         .bind(status::PENDING)
         .bind(id)
