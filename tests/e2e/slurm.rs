@@ -183,6 +183,112 @@ async fn independent_steps_run_as_concurrent_jobs() {
     );
 }
 
+/// `first` busy for `iterations` (its `note` param changes its cache key,
+/// not its output), then two steps reading one another's output.
+fn chain_manifest(iterations: u64) -> String {
+    format!(
+        "[pipeline]\nname = \"chain\"\n[inputs]\nraw = {{ path = \"raw.txt\" }}\n\
+         [steps.first]\ncomponent = {h}\ninputs = {{ in = \"inputs.raw\" }}\noutputs = [\"out\"]\n\
+         params = {{ attack = \"spin\", steps = {iterations}, note = \"a\" }}\n\
+         [steps.second]\ncomponent = {e}\ninputs = {{ in = \"first.out\" }}\noutputs = [\"out\"]\n\
+         [steps.third]\ncomponent = {e}\ninputs = {{ in = \"second.out\", raw = \"inputs.raw\" }}\noutputs = [\"out\"]\n",
+        h = toml_path(&guest("hostile")),
+        e = toml_path(&guest("echo")),
+    )
+}
+
+/// Each step run of the latest run by step name, with the artifact ids
+/// of its inputs and outputs.
+async fn step_links(store: &Store) -> std::collections::BTreeMap<String, (String, Vec<String>, Vec<String>)> {
+    let run = store.run("latest").await.unwrap();
+    let mut steps = std::collections::BTreeMap::new();
+    for s in store.step_runs(&run.id).await.unwrap() {
+        let ids = |links: Vec<weft_store::ArtifactLink>| {
+            let mut ids: Vec<String> = links.into_iter().map(|l| l.artifact.id).collect();
+            ids.sort();
+            ids
+        };
+        let inputs = ids(store.step_run_inputs(&s.id).await.unwrap());
+        let outputs = ids(store.step_run_outputs(&s.id).await.unwrap());
+        steps.insert(s.step_name, (s.id, inputs, outputs));
+    }
+    steps
+}
+
+#[tokio::test]
+async fn a_step_is_queued_held_on_the_jobs_it_reads_from_and_its_worker_completes_it() {
+    let Some(_) = cluster() else { return };
+    let project = Project::new(&chain_manifest(1_500_000_000));
+    project.write("raw.txt", "data");
+    slurm_stack(&project);
+
+    // While `first` runs, the two steps after it already wait in Slurm's
+    // queue, each held on the job before it.
+    let child = project
+        .command(&["run", "--json", "--stack", "hpc"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let names = "weft-first,weft-second,weft-third";
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let held = loop {
+        let out = Command::new("squeue")
+            .args(["-h", "-n", names, "-o", "%j|%T|%r"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let has = |line: &str| text.lines().any(|l| l.trim() == line);
+        if has("weft-first|RUNNING|None")
+            && has("weft-second|PENDING|Dependency")
+            && has("weft-third|PENDING|Dependency")
+        {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "never saw the chain queued at once: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().unwrap();
+    let ran = run_json(&out, 0);
+    assert_eq!(ran["executed"], 3, "{held}\n{}", stderr(&out));
+    assert!(statuses(&ran).values().all(|s| s == "succeeded"), "{ran}");
+    let store = Store::open(&format!("sqlite://{}", project.state().join("weft.db").display()))
+        .await
+        .unwrap();
+    // Lineage: each step read what the one before it wrote in this run.
+    let links = step_links(&store).await;
+    assert!(links["second"].1 == links["first"].2, "{links:?}");
+    assert!(links["third"].1.contains(&links["second"].2[0]), "{links:?}");
+    assert_eq!(links["third"].1.len(), 2, "{links:?}");
+
+    // The workers recorded the cache keys this process computes: a run
+    // on this machine is all cache hits.
+    let local = run_json(&project.weft(&["run", "--json"]), 0);
+    assert_eq!((local["executed"].as_u64(), local["cached"].as_u64()), (Some(0), Some(3)));
+
+    // `first` again under another key, with the same output: the held
+    // steps' workers find their completed keys in the cache and serve
+    // them, as new step runs of this run reading this run's outputs.
+    let before = jobs(&project.state()).len();
+    let again = run_json(
+        &project.weft(&["run", "--json", "--stack", "hpc", "-p", "first.note=b"]),
+        0,
+    );
+    let s = statuses(&again);
+    assert_eq!(
+        (s["first"].as_str(), s["second"].as_str(), s["third"].as_str()),
+        ("succeeded", "cached", "cached"),
+        "{again}"
+    );
+    let links = step_links(&store).await;
+    let ran_jobs: BTreeSet<String> = jobs(&project.state())[before..].iter().map(|(s, _)| s.clone()).collect();
+    for name in ["first", "second", "third"] {
+        assert!(ran_jobs.contains(&links[name].0), "{name} ran in a job: {ran_jobs:?}");
+    }
+    assert!(links["second"].1 == links["first"].2, "{links:?}");
+    assert!(links["third"].1.contains(&links["second"].2[0]), "{links:?}");
+}
+
 /// The id of step `name`'s step run in the latest run once it is running.
 pub(crate) fn running_step_run(project: &Project, name: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -303,6 +409,14 @@ fn a_killed_job_is_retried_by_policy_and_its_reason_recorded_when_retries_run_ou
     assert!(
         error.contains(&format!("Slurm job {job} ended CANCELLED")) && error.contains("lost 2 times"),
         "{error}"
+    );
+    // `last` was queued held on doomed's jobs: Slurm never started it.
+    let last = step(&detail, "last");
+    let last_id = last["id"].as_str().unwrap();
+    assert!(jobs(&project.state()).iter().all(|(s, _)| s != last_id), "a job of last ran");
+    assert_eq!(
+        last["error"].as_str(),
+        Some("skipped: upstream step 'doomed' did not succeed")
     );
 }
 

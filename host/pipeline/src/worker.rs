@@ -261,6 +261,13 @@ impl Worker {
                 }
             }
         }
+        // What it runs is what was recorded: a deferred step run's, as
+        // its worker completed it.
+        let step_run = if deferred.is_some() {
+            self.store.step_run(id).await?
+        } else {
+            step_run
+        };
         let mut record = match self.run(&step_run, retry, cancel).await {
             Ok(record) => record,
             // Interrupted while it was being set up (the signal reached
