@@ -3,6 +3,7 @@
 
     python3 bench/all.py            # about 30-40 minutes on 2 cores
     python3 bench/all.py --quick    # smaller workloads, to check the setup
+    python3 bench/all.py --only orchestrators   # rerun some, keep the rest
 
 Installs what it needs: the wasm32-wasip2 target, ZenML into
 target/bench-zenml and MLflow into target/bench-venv (from PyPI, each in its
@@ -113,7 +114,11 @@ def verdict(ok):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", help="rerun only these benchmarks (comma-separated: pipelines, tracking, languages, "
+                    "hermetic, bundle, serve, ml, orchestrators, criterion); the other sections keep the "
+                    "results of the last run (target/bench-results), and the header says so")
     args = ap.parse_args()
+    only = set(args.only.split(",")) if args.only else None
     OUT.mkdir(parents=True, exist_ok=True)
 
     installed = subprocess.run(["rustup", "target", "list", "--installed"], capture_output=True, text=True).stdout
@@ -123,40 +128,58 @@ def main():
     sh("cargo", "build", "--release", "--quiet", "--target", "wasm32-wasip2", cwd=ROOT / "tests/guests")
 
     q = args.quick
-    problems = [p for p in [
-        attempt("pipelines", sys.executable, "bench/pipelines.py", "--repeat", 1 if q else 3, "--json", OUT / "pipelines.json"),
-        attempt("tracking", sys.executable, "bench/tracking.py", "--runs", 1000 if q else 10000, "--artifact-mib", 10 if q else 100,
-                "--json", OUT / "tracking.json"),
-        attempt("languages", sys.executable, "bench/languages.py", "--runs", 2 if q else 5, "--steps", 5 if q else 20,
-                "--json", OUT / "languages.json"),
-        attempt("hermetic", sys.executable, "bench/hermetic.py", "--repeat", 3 if q else 7, "--json", OUT / "hermetic.json"),
-        attempt("bundle", sys.executable, "bench/bundle.py", "--repeat", 2 if q else 5, "--json", OUT / "bundle.json"),
-        attempt("serve", sys.executable, "bench/serve.py", "--seconds", 2 if q else 5, "--json", OUT / "serve.json"),
-        attempt("ml", sys.executable, "bench/ml.py", "--repeat", 3 if q else 7, "--json", OUT / "ml.json"),
+    benches = [
+        ("pipelines", sys.executable, "bench/pipelines.py", "--repeat", 1 if q else 3, "--json", OUT / "pipelines.json"),
+        ("tracking", sys.executable, "bench/tracking.py", "--runs", 1000 if q else 10000, "--artifact-mib", 10 if q else 100,
+         "--json", OUT / "tracking.json"),
+        ("languages", sys.executable, "bench/languages.py", "--runs", 2 if q else 5, "--steps", 5 if q else 20,
+         "--json", OUT / "languages.json"),
+        ("hermetic", sys.executable, "bench/hermetic.py", "--repeat", 3 if q else 7, "--json", OUT / "hermetic.json"),
+        ("bundle", sys.executable, "bench/bundle.py", "--repeat", 2 if q else 5, "--json", OUT / "bundle.json"),
+        ("serve", sys.executable, "bench/serve.py", "--seconds", 2 if q else 5, "--json", OUT / "serve.json"),
+        ("ml", sys.executable, "bench/ml.py", "--repeat", 3 if q else 7, "--json", OUT / "ml.json"),
         # On a private single-node Slurm cluster, started and stopped here.
-        attempt("orchestrators", "bash", "-c",
-                'source tests/slurm.sh && trap stop_slurm EXIT && "$0" bench/orchestrators.py "$@"',
-                sys.executable, "--repeat", 1 if q else 3, "--json", OUT / "orchestrators.json"),
-    ] if p]
-    crit_args = ["cargo", "bench", "-p", "weft-bench", "--bench", "hot_paths", "--"]
-    if q:
-        crit_args += ["--warm-up-time", "1", "--measurement-time", "2"]
+        ("orchestrators", "bash", "-c",
+         'source tests/slurm.sh && trap stop_slurm EXIT && "$0" bench/orchestrators.py "$@"',
+         sys.executable, "--repeat", 1 if q else 3, "--json", OUT / "orchestrators.json"),
+    ]
+    known = {b[0] for b in benches} | {"criterion"}
+    if only and not only <= known:
+        sys.exit(f"--only: unknown benchmark {', '.join(sorted(only - known))} (known: {', '.join(sorted(known))})")
+    problems = [p for p in [attempt(*b) for b in benches if not only or b[0] in only] if p]
+    if not only or "criterion" in only:
+        crit_args = ["cargo", "bench", "-p", "weft-bench", "--bench", "hot_paths", "--"]
+        if q:
+            crit_args += ["--warm-up-time", "1", "--measurement-time", "2"]
+        try:
+            sh(*crit_args, cwd=ROOT)
+        except subprocess.CalledProcessError:
+            problems.append("criterion benchmarks failed; see their output above")
+
+    write(problems, q, only)
+
+
+def last_full_run():
+    """When the BENCHMARKS.md being replaced was produced (its header)."""
     try:
-        sh(*crit_args, cwd=ROOT)
-    except subprocess.CalledProcessError:
-        problems.append("criterion benchmarks failed; see their output above")
+        header = (ROOT / "BENCHMARKS.md").read_text().splitlines()[2]
+    except (OSError, IndexError):
+        return "an earlier run"
+    if " on " not in header:
+        return "an earlier run"
+    return header.split(" on ", 1)[1].split(";")[0].rstrip(".")
 
-    write(problems, q)
 
-
-def write(problems, quick):
+def write(problems, quick, only=None):
     pipes, track, langs, crit = load("pipelines"), load("tracking"), load("languages"), criterion()
     hermetic = load("hermetic")
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Benchmarks",
         "",
-        f"Produced by `{COMMAND}`{' --quick' if quick else ''} on {now}.",
+        (f"Produced by `{COMMAND}`{' --quick' if quick else ''} on {now}." if not only else
+         f"Produced by `{COMMAND}` on {last_full_run()}; rerun with `--only {','.join(sorted(only))}` on {now}, "
+         "the other sections keeping the results of that run."),
         "",
         f"- Machine: {machine()}",
         f"- weft {version([str(ROOT / 'target/release/weft'), '--version']).split()[-1]} "
@@ -354,8 +377,18 @@ def write(problems, quick):
             "(the worker process: opening the stores, claiming, loading the compiled component, recording)"
             + ("; below the noise of Slurm's scheduling, which started weft's jobs sooner than the plain ones."
                if orch["weft_overhead_per_step_ms"] < 0 else "."),
-            "",
         ]
+        chain = orch.get("chain")
+        if chain:
+            c = chain["steps"]
+            lines += [
+                f"- A chain of {c} steps, each reading the one before, on Slurm: weft {chain['weft_slurm_wall_s']:.2f} s "
+                f"end to end, against {chain['slurm_alone_wall_s']:.2f} s for {c} plain `sbatch --wrap=true` jobs "
+                f"chained with `--dependency=afterok` and submitted at once: "
+                f"{chain['weft_overhead_per_step_ms']:.0f} ms per step more (weft queues each step held on the job "
+                "before it, and its worker completes the step's inputs and cache key when it starts).",
+            ]
+        lines.append("")
 
     if langs:
         lines += [

@@ -264,7 +264,10 @@ async fn a_step_is_queued_held_on_the_jobs_it_reads_from_and_its_worker_complete
     // The workers recorded the cache keys this process computes: a run
     // on this machine is all cache hits.
     let local = run_json(&project.weft(&["run", "--json"]), 0);
-    assert_eq!((local["executed"].as_u64(), local["cached"].as_u64()), (Some(0), Some(3)));
+    assert_eq!(
+        (local["executed"].as_u64(), local["cached"].as_u64()),
+        (Some(0), Some(3))
+    );
 
     // `first` again under another key, with the same output: the held
     // steps' workers find their completed keys in the cache and serve
@@ -281,7 +284,10 @@ async fn a_step_is_queued_held_on_the_jobs_it_reads_from_and_its_worker_complete
         "{again}"
     );
     let links = step_links(&store).await;
-    let ran_jobs: BTreeSet<String> = jobs(&project.state())[before..].iter().map(|(s, _)| s.clone()).collect();
+    let ran_jobs: BTreeSet<String> = jobs(&project.state())[before..]
+        .iter()
+        .map(|(s, _)| s.clone())
+        .collect();
     for name in ["first", "second", "third"] {
         assert!(ran_jobs.contains(&links[name].0), "{name} ran in a job: {ran_jobs:?}");
     }
@@ -413,7 +419,10 @@ fn a_killed_job_is_retried_by_policy_and_its_reason_recorded_when_retries_run_ou
     // `last` was queued held on doomed's jobs: Slurm never started it.
     let last = step(&detail, "last");
     let last_id = last["id"].as_str().unwrap();
-    assert!(jobs(&project.state()).iter().all(|(s, _)| s != last_id), "a job of last ran");
+    assert!(
+        jobs(&project.state()).iter().all(|(s, _)| s != last_id),
+        "a job of last ran"
+    );
     assert_eq!(
         last["error"].as_str(),
         Some("skipped: upstream step 'doomed' did not succeed")

@@ -65,8 +65,11 @@ impl Deferred {
     }
 
     pub(crate) fn from_json(text: &str) -> Result<Self, ExecError> {
-        serde_json::from_str(text)
-            .map_err(|e| ExecError::Io(format!("the recorded deferred spec of this step run is unreadable: {e}")))
+        serde_json::from_str(text).map_err(|e| {
+            ExecError::Io(format!(
+                "the recorded deferred spec of this step run is unreadable: {e}"
+            ))
+        })
     }
 
     /// The spec completed from the upstream step runs' outputs; `Err`

@@ -19,11 +19,11 @@ use weft_artifacts::ArtifactStore;
 use weft_runtime::{Cancel, Runtime};
 use weft_store::{status, NewArtifact, Store};
 
+use crate::deferred::UpstreamInput;
 use crate::hooks::{HookContext, RunHook};
 use crate::ledger::Ledger;
 use crate::manifest::InputSource;
 use crate::recorder::default_media_type;
-use crate::deferred::UpstreamInput;
 use crate::runner::{run_step, Components, PendingInput, Resolved, RunContext, StepResult, StepTask};
 use crate::sandbox::SandboxPool;
 use crate::scheduler::{Scheduler, StepState};
@@ -394,9 +394,7 @@ impl Executor {
             })
             .collect();
         let held = |u: usize, i: usize| match (&holding[u], &holding[i]) {
-            (Some(up), Some(down)) => {
-                Arc::ptr_eq(up, down) && matches!(*flights[u].borrow(), Flight::Job(_))
-            }
+            (Some(up), Some(down)) => Arc::ptr_eq(up, down) && matches!(*flights[u].borrow(), Flight::Job(_)),
             _ => false,
         };
 

@@ -13,12 +13,12 @@ use weft_runtime::{Cancel, ComponentBytes, LoadedStep, Runtime, SandboxDirs, Ste
 use weft_store::{new_id, status, ArtifactLink, CacheHit, NewArtifact, StepRunRecord, Store};
 
 use crate::cache_key::{SpecInput, SpecLimits, SpecOutput, StepSpec};
+use crate::deferred::{Deferred, UpstreamInput};
 use crate::executor::Event;
 use crate::ledger::Ledger;
 use crate::manifest::{Retry, Step};
 use crate::recorder::{self, Keep, Output};
 use crate::sandbox::SandboxPool;
-use crate::deferred::{Deferred, UpstreamInput};
 use crate::worker::{run_dispatched, Dispatchers, Handout, Reporter, Upstream};
 use crate::ExecError;
 
@@ -270,7 +270,16 @@ async fn try_run_step(ctx: &RunContext, task: &StepTask, started: Instant) -> Re
             deferred: &deferred,
             upstream: &upstream,
         };
-        return run_dispatched(ctx, dispatcher.as_ref(), step, step_run_id, handout, reporter.clone(), started).await;
+        return run_dispatched(
+            ctx,
+            dispatcher.as_ref(),
+            step,
+            step_run_id,
+            handout,
+            reporter.clone(),
+            started,
+        )
+        .await;
     }
 
     let key = spec.key();
@@ -298,7 +307,16 @@ async fn try_run_step(ctx: &RunContext, task: &StepTask, started: Instant) -> Re
             determinism: determinism_name(&spec),
             input_ids: &input_ids,
         };
-        return run_dispatched(ctx, dispatcher.as_ref(), step, step_run_id, handout, reporter.clone(), started).await;
+        return run_dispatched(
+            ctx,
+            dispatcher.as_ref(),
+            step,
+            step_run_id,
+            handout,
+            reporter.clone(),
+            started,
+        )
+        .await;
     }
 
     (ctx.on_event)(Event::StepStarted {

@@ -239,9 +239,16 @@ mod tests {
         let mut s = Scheduler::new(vec![vec![], vec![0], vec![1], vec![0, 1]]);
         let holdable = |u: usize, i: usize| (u, i) != (0, 1);
         assert_eq!(s.start_ready_or_held(8, holdable), vec![0]);
-        assert!(s.start_ready_or_held(8, holdable).is_empty(), "1 waits for 0 to succeed");
+        assert!(
+            s.start_ready_or_held(8, holdable).is_empty(),
+            "1 waits for 0 to succeed"
+        );
         assert!(s.finish(0, true).is_empty());
-        assert_eq!(s.start_ready_or_held(8, holdable), vec![1, 2, 3], "2 and 3 held on running 1");
+        assert_eq!(
+            s.start_ready_or_held(8, holdable),
+            vec![1, 2, 3],
+            "2 and 3 held on running 1"
+        );
         // 1 fails: nothing is waiting any more; the held steps are the
         // executor's to end.
         assert!(s.finish(1, false).is_empty());

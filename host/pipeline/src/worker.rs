@@ -95,7 +95,11 @@ impl Reporter {
 
 impl std::fmt::Debug for Reporter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.to.is_some() { "Reporter" } else { "Reporter(none)" })
+        f.write_str(if self.to.is_some() {
+            "Reporter"
+        } else {
+            "Reporter(none)"
+        })
     }
 }
 

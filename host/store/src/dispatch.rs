@@ -162,7 +162,13 @@ impl Store {
         }
         debug_assert!(hit.inputs.is_empty(), "linked when prepared");
         self.insert_cache_hits(&mut tx, &[hit]).await?;
-        write_runs(&mut tx, self.backend, &hit.run_id, RunScope::Steps(&[hit.step_run_id.clone()])).await?;
+        write_runs(
+            &mut tx,
+            self.backend,
+            &hit.run_id,
+            RunScope::Steps(std::slice::from_ref(&hit.step_run_id)),
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -701,7 +701,11 @@ impl Store {
     }
 
     /// The statements of [`Store::record_cache_hits`], in `tx`.
-    pub(crate) async fn insert_cache_hits(&self, tx: &mut Transaction<'_, Any>, hits: &[&CacheHit]) -> Result<(), StoreError> {
+    pub(crate) async fn insert_cache_hits(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        hits: &[&CacheHit],
+    ) -> Result<(), StoreError> {
         let now = now_ms();
         let outputs: Vec<(&CacheHit, &(String, String, NewArtifact))> = hits
             .iter()

@@ -328,3 +328,104 @@ async fn one_tracking_model(store: &Store) {
     let detail = store.run_detail(&run2.id).await.unwrap();
     assert_eq!(detail.metrics.len(), 3, "the hit shows its original's points");
 }
+
+#[tokio::test]
+async fn a_deferred_step_run_is_claimed_completed_by_its_worker_and_served_from_the_cache_once() {
+    for t in common::stores().await {
+        eprintln!("backend: {}", t.backend);
+        deferred_lifecycle(&t.store).await;
+    }
+}
+
+async fn deferred_lifecycle(store: &Store) {
+    use weft_store::Claim;
+    let pipeline = store.ensure_pipeline("chain").await.unwrap();
+    let run = store.create_run(&pipeline, "{}", "host", 1).await.unwrap();
+    let ids = store
+        .create_step_runs(&run.id, &[("first".into(), "{}".into()), ("second".into(), "{}".into())])
+        .await
+        .unwrap();
+    // An earlier step run with the key the worker will compute.
+    let earlier = store.create_run(&pipeline, "{}", "host", 1).await.unwrap();
+    let old = store
+        .create_step_runs(&earlier.id, &[("second".into(), "{}".into())])
+        .await
+        .unwrap();
+    store.start_step_run(&old[0], "d", "key-second", "{}", "virtual").await.unwrap();
+    let done = StepRunRecord {
+        status: status::SUCCEEDED.into(),
+        attempts: 1,
+        outputs: vec![("out".into(), artifact("chain/second.out", 'c'))],
+        ..Default::default()
+    };
+    store.complete_step_run(&earlier.id, &old[0], &done).await.unwrap();
+
+    // Not claimable before it is prepared; deferred once, not twice.
+    assert_eq!(store.claim_step_run(&ids[1]).await.unwrap(), Claim::NotPrepared);
+    store.prepare_deferred_step_run(&ids[1], "{\"spec\":1}").await.unwrap();
+    assert!(store.prepare_deferred_step_run(&ids[1], "{}").await.is_err());
+    assert!(store.prepare_step_run(&ids[1], "d", "k", "{}", "virtual", &[]).await.is_err());
+    assert_eq!(
+        store.step_run_deferred(&ids[1]).await.unwrap().as_deref(),
+        Some("{\"spec\":1}")
+    );
+
+    // Its worker claims it and records the completed spec and inputs.
+    let Claim::Claimed(claim) = store.claim_step_run(&ids[1]).await.unwrap() else {
+        panic!("a deferred step run is claimable");
+    };
+    assert!(!store
+        .resolve_deferred_step_run(&ids[1], "not-the-claim", "d", "key-second", "{}", "virtual", &[])
+        .await
+        .unwrap());
+    let input = store
+        .record_run_input(&run.id, "raw", &artifact("chain/inputs.raw", 'a'))
+        .await
+        .unwrap();
+    let inputs = vec![("in".to_string(), input.id.clone())];
+    assert!(store
+        .resolve_deferred_step_run(&ids[1], &claim, "d", "key-second", "{\"resolved\":true}", "virtual", &inputs)
+        .await
+        .unwrap());
+    assert_eq!(store.step_run_deferred(&ids[1]).await.unwrap(), None, "resolved");
+    assert_eq!(
+        store.step_run_sandbox(&ids[1]).await.unwrap().as_deref(),
+        Some("{\"resolved\":true}")
+    );
+
+    // A cache hit recorded under the claim, once.
+    let (original, links) = store.cache_candidates("key-second", false).await.unwrap().remove(0);
+    assert_eq!(original, old[0]);
+    let hit = CacheHit {
+        step_run_id: ids[1].clone(),
+        run_id: run.id.clone(),
+        step_name: "second".into(),
+        params: "{}".into(),
+        original: original.clone(),
+        component_digest: "d".into(),
+        cache_key: "key-second".into(),
+        sandbox: "{\"resolved\":true}".into(),
+        determinism: "virtual".into(),
+        inputs: Vec::new(),
+        outputs: vec![(
+            "out".into(),
+            weft_store::new_id(),
+            artifact("chain/second.out", links[0].artifact.digest.chars().next().unwrap()),
+        )],
+    };
+    assert!(!store.finish_claimed_as_hit("not-the-claim", &hit).await.unwrap());
+    assert!(store.finish_claimed_as_hit(&claim, &hit).await.unwrap());
+    assert!(!store.finish_claimed_as_hit(&claim, &hit).await.unwrap(), "once");
+    let now = store.step_run(&ids[1]).await.unwrap();
+    assert_eq!(now.status, status::CACHED);
+    assert_eq!(now.cached_from.as_deref(), Some(original.as_str()));
+    assert_eq!(now.cache_key.as_deref(), Some("key-second"));
+    let read = store.step_run_inputs(&ids[1]).await.unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].artifact.id, input.id);
+    let out = store.step_run_outputs(&ids[1]).await.unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].artifact.name, "chain/second.out");
+    assert_eq!(out[0].artifact.version, 2, "a version of its own, the same bytes");
+    assert_eq!(out[0].artifact.digest, links[0].artifact.digest);
+}
