@@ -46,7 +46,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let updated = sqlx::query(
             "UPDATE step_runs SET component_digest = $1, cache_key = $2, sandbox = $3, determinism = $4 \
-             WHERE id = $5 AND status = $6 AND sandbox IS NULL",
+             WHERE id = $5 AND status = $6 AND sandbox IS NULL AND deferred IS NULL",
         )
         .bind(component_digest)
         .bind(cache_key)

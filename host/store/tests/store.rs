@@ -342,7 +342,10 @@ async fn deferred_lifecycle(store: &Store) {
     let pipeline = store.ensure_pipeline("chain").await.unwrap();
     let run = store.create_run(&pipeline, "{}", "host", 1).await.unwrap();
     let ids = store
-        .create_step_runs(&run.id, &[("first".into(), "{}".into()), ("second".into(), "{}".into())])
+        .create_step_runs(
+            &run.id,
+            &[("first".into(), "{}".into()), ("second".into(), "{}".into())],
+        )
         .await
         .unwrap();
     // An earlier step run with the key the worker will compute.
@@ -351,7 +354,10 @@ async fn deferred_lifecycle(store: &Store) {
         .create_step_runs(&earlier.id, &[("second".into(), "{}".into())])
         .await
         .unwrap();
-    store.start_step_run(&old[0], "d", "key-second", "{}", "virtual").await.unwrap();
+    store
+        .start_step_run(&old[0], "d", "key-second", "{}", "virtual")
+        .await
+        .unwrap();
     let done = StepRunRecord {
         status: status::SUCCEEDED.into(),
         attempts: 1,
@@ -364,7 +370,10 @@ async fn deferred_lifecycle(store: &Store) {
     assert_eq!(store.claim_step_run(&ids[1]).await.unwrap(), Claim::NotPrepared);
     store.prepare_deferred_step_run(&ids[1], "{\"spec\":1}").await.unwrap();
     assert!(store.prepare_deferred_step_run(&ids[1], "{}").await.is_err());
-    assert!(store.prepare_step_run(&ids[1], "d", "k", "{}", "virtual", &[]).await.is_err());
+    assert!(store
+        .prepare_step_run(&ids[1], "d", "k", "{}", "virtual", &[])
+        .await
+        .is_err());
     assert_eq!(
         store.step_run_deferred(&ids[1]).await.unwrap().as_deref(),
         Some("{\"spec\":1}")
@@ -384,7 +393,15 @@ async fn deferred_lifecycle(store: &Store) {
         .unwrap();
     let inputs = vec![("in".to_string(), input.id.clone())];
     assert!(store
-        .resolve_deferred_step_run(&ids[1], &claim, "d", "key-second", "{\"resolved\":true}", "virtual", &inputs)
+        .resolve_deferred_step_run(
+            &ids[1],
+            &claim,
+            "d",
+            "key-second",
+            "{\"resolved\":true}",
+            "virtual",
+            &inputs
+        )
         .await
         .unwrap());
     assert_eq!(store.step_run_deferred(&ids[1]).await.unwrap(), None, "resolved");
