@@ -6,7 +6,8 @@
 # target the guest components build for, a Python venv with the mlflow
 # client, Debian's PostgreSQL server, moto's S3-compatible server and
 # Debian's Slurm (slurmctld, slurmd, munge: all started privately for the
-# run), and
+# run), the x86_64-unknown-linux-musl target and musl-tools (the static
+# build is made and checked), and
 # Node.js, clang and wasi-libc, Chromium and playwright-core when missing (the Python and JavaScript guest toolchains are set
 # up by `weft build` itself, under target/guest-toolchains).
 set -euo pipefail
@@ -37,6 +38,20 @@ if ! command -v openssl >/dev/null 2>&1; then
     echo "installing openssl (Debian package) for the bundle-signing tests" >&2
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+fi
+
+# The static musl build of weft (README: "One static binary"), made while
+# the mlflow suite runs and checked after it: the Rust target and musl-gcc
+# (for SQLite's and ring's C parts).
+musl_target=x86_64-unknown-linux-musl
+if ! rustup target list --installed 2>/dev/null | grep -qx "$musl_target"; then
+    echo "installing the $musl_target Rust target" >&2
+    rustup target add "$musl_target"
+fi
+if ! command -v musl-gcc >/dev/null 2>&1; then
+    echo "installing musl-tools (Debian package) for the static musl build" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-tools >/dev/null
 fi
 
 # Headless Chromium and playwright-core drive the dashboard tests
@@ -97,9 +112,28 @@ cargo test --release --lib --manifest-path sdk/rust-model/Cargo.toml 2>&1 | tee 
 # So is the step library's shared code (tables, model files, metrics).
 cargo test --release --lib --manifest-path steps/Cargo.toml -p ml-common 2>&1 | tee -a "$log" || status=$?
 
+# The static musl build compiles meanwhile (the suite mostly waits on
+# its servers); no other cargo command runs until it is done.
+musl_log="$(mktemp)"
+nice -n 10 cargo build --quiet --profile musl-check -p weft-cli --target "$musl_target" >"$musl_log" 2>&1 &
+musl_pid=$!
+
 # The mlflow client suite and the API fuzzing (schemathesis) drive the
 # `weft` binary that cargo just built.
 WEFT_BIN="$PWD/target/release/weft" "$venv/bin/python" -m pytest -q -rs tests/mlflow tests/fuzz 2>&1 | tee -a "$log" || status=$?
+
+# The musl binary runs the iris bundle (tests/e2e/musl.rs, ignored in the
+# run above for want of the binary).
+if wait "$musl_pid"; then
+    WEFT_MUSL_BIN="$PWD/target/$musl_target/musl-check/weft" \
+        cargo test --release -p weft-cli --test e2e -- --ignored musl:: 2>&1 | tee -a "$log" || status=$?
+else
+    echo "the static musl build failed:" | tee -a "$log"
+    tail -n 40 "$musl_log" | tee -a "$log"
+    echo "test result: FAILED. 0 passed; 1 failed" | tee -a "$log"
+    status=1
+fi
+rm -f "$musl_log"
 
 # cargo prints one summary per test binary, pytest one line; close with
 # the totals. A Rust test that skipped itself passed for cargo: move it.

@@ -19,6 +19,11 @@ use crate::workers::outcome;
 /// under `unshare -n` the process has no network but a loopback that is
 /// down. `None` (and a skip) where network namespaces are not allowed.
 fn isolated(dir: &Path, args: &[&str]) -> Option<Output> {
+    isolated_with(&weft_bin(), dir, args)
+}
+
+/// [`isolated`], with the `weft` executable `bin`.
+pub(crate) fn isolated_with(bin: &Path, dir: &Path, args: &[&str]) -> Option<Output> {
     let probe = Command::new("unshare").args(["-n", "true"]).output();
     if !probe.map(|o| o.status.success()).unwrap_or(false) {
         skip("`unshare -n` is not permitted here (needs root or user namespaces)");
@@ -33,7 +38,7 @@ fn isolated(dir: &Path, args: &[&str]) -> Option<Output> {
     std::fs::create_dir_all(&empty_path).unwrap();
     let out = Command::new(unshare)
         .arg("-n")
-        .arg(weft_bin())
+        .arg(bin)
         .args(args)
         .current_dir(dir)
         .env_clear()
@@ -44,7 +49,7 @@ fn isolated(dir: &Path, args: &[&str]) -> Option<Output> {
     Some(out)
 }
 
-async fn open(dir: &Path) -> Store {
+pub(crate) async fn open(dir: &Path) -> Store {
     Store::open(&format!("sqlite://{}", dir.join(".weft/weft.db").display()))
         .await
         .unwrap()

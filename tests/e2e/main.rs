@@ -17,6 +17,7 @@ mod kubernetes;
 mod library;
 mod limits;
 mod manifests;
+mod musl;
 mod plugins;
 mod polyglot;
 mod recovery;
