@@ -61,25 +61,28 @@ fn flip(bytes: &[u8], at: usize) -> Vec<u8> {
     changed
 }
 
-#[tokio::test]
-async fn a_bundle_runs_in_an_empty_directory_without_toolchains_or_network_and_tampering_is_refused() {
+/// The iris project, run from its sources, and its bundle with the data
+/// (`<dir>/iris.weft`, the directory kept alive by the returned guard).
+pub(crate) fn iris_bundle() -> (Project, tempfile::TempDir, PathBuf) {
     let source = iris_project();
     assert_eq!(run_json(&source.weft(&["run", "--json"]), 0)["executed"], 4);
     let bundles = tempfile::tempdir().unwrap();
     let file = bundles.path().join("iris.weft");
-    let file_arg = file.to_str().unwrap();
-    let out = source.weft(&["bundle", "-o", file_arg, "--with-data", "--json"]);
+    let out = source.weft(&["bundle", "-o", file.to_str().unwrap(), "--with-data", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let written: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(written["pipeline"], "iris");
     assert_eq!(written["components"].as_object().unwrap().len(), 4, "{written}");
     assert_eq!(written["inputs"].as_object().unwrap().len(), 1, "{written}");
+    (source, bundles, file)
+}
 
-    // An empty directory, no toolchain, no network: the same bytes.
-    let empty = tempfile::tempdir().unwrap();
-    let Some(first) = isolated(empty.path(), &["run", file_arg, "--json"]) else {
-        return;
-    };
+/// `bin run FILE` twice in `empty`, [isolated](isolated_with): first the
+/// bytes of the run from the sources, then all cache hits. `None` (a
+/// skip) where the isolation is not allowed.
+pub(crate) async fn runs_as_from_the_sources(bin: &Path, source: &Project, file: &Path, empty: &Path) -> Option<()> {
+    let file_arg = file.to_str().unwrap();
+    let first = isolated_with(bin, empty, &["run", file_arg, "--json"])?;
     let first = run_json(&first, 0);
     assert_eq!(
         (first["executed"].as_u64(), first["cached"].as_u64()),
@@ -87,16 +90,33 @@ async fn a_bundle_runs_in_an_empty_directory_without_toolchains_or_network_and_t
     );
     let expected = outcome(&open(source.path()).await).await;
     assert!(expected.values().all(|(s, o)| s == "succeeded" && !o.is_empty()));
-    assert_eq!(outcome(&open(empty.path()).await).await, expected);
-    let opened = std::fs::read_dir(empty.path().join(".weft/bundles")).unwrap().count();
-    assert_eq!(opened, 0, "a bundle's files go when its run ends");
-
-    // Again: all cache hits; then a param changed as usual runs what it changes.
-    let again = run_json(&isolated(empty.path(), &["run", file_arg, "--json"]).unwrap(), 0);
+    assert_eq!(outcome(&open(empty).await).await, expected);
+    let again = run_json(&isolated_with(bin, empty, &["run", file_arg, "--json"]).unwrap(), 0);
     assert_eq!(
         (again["executed"].as_u64(), again["cached"].as_u64()),
         (Some(0), Some(4))
     );
+    Some(())
+}
+
+#[tokio::test]
+async fn a_bundle_runs_in_an_empty_directory_without_toolchains_or_network_and_tampering_is_refused() {
+    let (source, bundles, file) = iris_bundle();
+    let file_arg = file.to_str().unwrap();
+
+    // An empty directory, no toolchain, no network: the same bytes; again,
+    // all cache hits.
+    let empty = tempfile::tempdir().unwrap();
+    if runs_as_from_the_sources(&weft_bin(), &source, &file, empty.path())
+        .await
+        .is_none()
+    {
+        return;
+    }
+    let opened = std::fs::read_dir(empty.path().join(".weft/bundles")).unwrap().count();
+    assert_eq!(opened, 0, "a bundle's files go when its run ends");
+
+    // A param changed as usual runs what it changes.
     let changed = isolated(empty.path(), &["run", file_arg, "--json", "-p", "train.epochs=20"]).unwrap();
     let changed = run_json(&changed, 0);
     assert_eq!(

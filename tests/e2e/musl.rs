@@ -8,10 +8,8 @@
 
 use std::path::Path;
 
-use crate::bundle::{isolated_with, open};
+use crate::bundle::{iris_bundle, isolated_with, runs_as_from_the_sources};
 use crate::harness::*;
-use crate::slurm::iris_project;
-use crate::workers::outcome;
 
 /// Whether the ELF executable at `path` names a program interpreter
 /// (`PT_INTERP`): a dynamically linked one does.
@@ -39,33 +37,14 @@ async fn the_static_musl_binary_runs_the_iris_bundle_with_the_bytes_of_the_usual
     assert!(!has_interpreter(musl), "{} is statically linked", musl.display());
     assert!(has_interpreter(&weft_bin()), "the check tells the two apart");
 
-    let source = iris_project();
-    assert_eq!(run_json(&source.weft(&["run", "--json"]), 0)["executed"], 4);
-    let bundles = tempfile::tempdir().unwrap();
-    let file = bundles.path().join("iris.weft");
-    let file_arg = file.to_str().unwrap();
-    let out = source.weft(&["bundle", "-o", file_arg, "--with-data"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-
+    let (source, _bundles, file) = iris_bundle();
     let empty = tempfile::tempdir().unwrap();
-    let Some(first) = isolated_with(musl, empty.path(), &["run", file_arg, "--json"]) else {
+    if runs_as_from_the_sources(musl, &source, &file, empty.path())
+        .await
+        .is_none()
+    {
         return;
-    };
-    let first = run_json(&first, 0);
-    assert_eq!(
-        (first["executed"].as_u64(), first["cached"].as_u64()),
-        (Some(4), Some(0))
-    );
-    let expected = outcome(&open(source.path()).await).await;
-    assert!(expected.values().all(|(s, o)| s == "succeeded" && !o.is_empty()));
-    assert_eq!(outcome(&open(empty.path()).await).await, expected);
-
-    let again = isolated_with(musl, empty.path(), &["run", file_arg, "--json"]).unwrap();
-    let again = run_json(&again, 0);
-    assert_eq!(
-        (again["executed"].as_u64(), again["cached"].as_u64()),
-        (Some(0), Some(4))
-    );
+    }
     let verified = isolated_with(musl, empty.path(), &["verify", "latest"]).unwrap();
     assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
     assert!(
