@@ -159,15 +159,24 @@ def main():
     write(problems, q, only)
 
 
-def last_full_run():
-    """When the BENCHMARKS.md being replaced was produced (its header)."""
+def header_after(only, now):
+    """The header line of an `--only` run: when the last full run was (from
+    the BENCHMARKS.md being replaced) and every section rerun since, these
+    ones now."""
+    base, reruns = "an earlier run", {}
     try:
         header = (ROOT / "BENCHMARKS.md").read_text().splitlines()[2]
     except (OSError, IndexError):
-        return "an earlier run"
-    if " on " not in header:
-        return "an earlier run"
-    return header.split(" on ", 1)[1].split(";")[0].rstrip(".")
+        header = ""
+    if " on " in header:
+        base = header.split(" on ", 1)[1].split(";")[0].split(". ")[0].rstrip(".")
+    if "rerun since with `--only`: " in header:
+        for item in header.split("rerun since with `--only`: ", 1)[1].rstrip(".").split("), "):
+            name, _, when = item.partition(" (")
+            reruns[name] = when.rstrip(")")
+    reruns.update({name: now for name in only})
+    listed = ", ".join(f"{name} ({when})" for name, when in sorted(reruns.items()))
+    return f"Produced by `{COMMAND}` on {base}. Sections rerun since with `--only`: {listed}."
 
 
 def write(problems, quick, only=None):
@@ -177,9 +186,7 @@ def write(problems, quick, only=None):
     lines = [
         "# Benchmarks",
         "",
-        (f"Produced by `{COMMAND}`{' --quick' if quick else ''} on {now}." if not only else
-         f"Produced by `{COMMAND}` on {last_full_run()}; rerun with `--only {','.join(sorted(only))}` on {now}, "
-         "the other sections keeping the results of that run."),
+        (f"Produced by `{COMMAND}`{' --quick' if quick else ''} on {now}." if not only else header_after(only, now)),
         "",
         f"- Machine: {machine()}",
         f"- weft {version([str(ROOT / 'target/release/weft'), '--version']).split()[-1]} "
