@@ -235,7 +235,7 @@ async fn try_run_step(ctx: &RunContext, task: &StepTask, started: Instant) -> Re
         step_run_id,
         inputs,
         pending,
-        reporter,
+        reporter: _,
     } = task;
     let step_run_id = step_run_id.as_str();
     let component = ctx.components.get(&step.component)?;
@@ -245,8 +245,9 @@ async fn try_run_step(ctx: &RunContext, task: &StepTask, started: Instant) -> Re
     let input_ids: Vec<(String, String)> = inputs.iter().map(|(slot, r)| (slot.clone(), r.id.clone())).collect();
     let lookup = step.cache && !ctx.no_cache && !step.nondeterministic;
 
+    let dispatcher = ctx.dispatchers.for_step(step)?;
     if !pending.is_empty() {
-        let dispatcher = ctx.dispatchers.for_step(step)?.ok_or_else(|| {
+        let dispatcher = dispatcher.ok_or_else(|| {
             ExecError::Io(format!(
                 "step '{}' was handed out before its inputs existed, with no orchestrator to hold it",
                 step.name
@@ -270,16 +271,7 @@ async fn try_run_step(ctx: &RunContext, task: &StepTask, started: Instant) -> Re
             deferred: &deferred,
             upstream: &upstream,
         };
-        return run_dispatched(
-            ctx,
-            dispatcher.as_ref(),
-            step,
-            step_run_id,
-            handout,
-            reporter.clone(),
-            started,
-        )
-        .await;
+        return run_dispatched(ctx, dispatcher.as_ref(), task, handout, started).await;
     }
 
     let key = spec.key();
@@ -299,7 +291,7 @@ async fn try_run_step(ctx: &RunContext, task: &StepTask, started: Instant) -> Re
         }
     }
 
-    if let Some(dispatcher) = ctx.dispatchers.for_step(step)? {
+    if let Some(dispatcher) = dispatcher {
         let handout = Handout::Prepared {
             digest: &digest,
             key: &key,
@@ -307,16 +299,7 @@ async fn try_run_step(ctx: &RunContext, task: &StepTask, started: Instant) -> Re
             determinism: determinism_name(&spec),
             input_ids: &input_ids,
         };
-        return run_dispatched(
-            ctx,
-            dispatcher.as_ref(),
-            step,
-            step_run_id,
-            handout,
-            reporter.clone(),
-            started,
-        )
-        .await;
+        return run_dispatched(ctx, dispatcher.as_ref(), task, handout, started).await;
     }
 
     (ctx.on_event)(Event::StepStarted {

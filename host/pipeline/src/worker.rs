@@ -35,7 +35,7 @@ use crate::recorder;
 use crate::resources::Resources;
 use crate::runner::{
     attempt_in, backoff, determinism_name, hit_outputs, sleep_unless_cancelled, Resolved, Retrying, RunContext,
-    StepResult,
+    StepResult, StepTask,
 };
 use crate::sandbox::SandboxPool;
 use crate::ExecError;
@@ -544,12 +544,11 @@ async fn lost_hold(upstream: &[Upstream], held: &[Option<String>], cancel: &Canc
 pub(crate) async fn run_dispatched(
     ctx: &RunContext,
     dispatcher: &dyn Dispatcher,
-    step: &Step,
-    step_run_id: &str,
+    task: &StepTask,
     handout: Handout<'_>,
-    reporter: Reporter,
     started: Instant,
 ) -> Result<StepResult, ExecError> {
+    let (step, step_run_id) = (&task.step, task.step_run_id.as_str());
     // The artifacts it reads are linked when it is prepared (or when its
     // worker completes it): they must be written, not queued.
     ctx.ledger.flush().await?;
@@ -582,7 +581,7 @@ pub(crate) async fn run_dispatched(
         retry: step.retry.clone(),
         resources: step.resources.clone(),
         after: Vec::new(),
-        reporter,
+        reporter: task.reporter.clone(),
     };
     let mut held: Vec<Option<String>> = vec![None; upstream.len()];
     // A worker that ends without recording (its job killed, its node
